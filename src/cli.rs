@@ -1,0 +1,118 @@
+//! Command-line definitions only: parsing produces plain data, nothing here does work.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::stage_name::StageName;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jeeves",
+    version,
+    about = "Stands up Rocket.Chat (microservices) on MicroK8s on AWS: terraform, bootstrap, tls, tunnel, deploy, dns.",
+    after_help = "Exit codes: 0 success, 1 a stage failed, 2 usage or configuration error (nothing remote touched), 3 another run holds the lock."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Pipeline file (TOML).
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "pipelines/rocketchat.toml",
+        env = "JEEVES_PIPELINE"
+    )]
+    pub pipeline: PathBuf,
+    /// Environment file loaded before reading the environment; a missing file is fine.
+    #[arg(long, global = true, default_value = ".env")]
+    pub env_file: PathBuf,
+    /// How progress is shown. auto: progress bars on a terminal, plain lines otherwise or when CI is set.
+    #[arg(long, global = true, value_enum, default_value_t = OutputMode::Auto)]
+    pub output: OutputMode,
+    /// Also write a JUnit XML report (one testcase per stage) to this file.
+    #[arg(long, global = true)]
+    pub junit: Option<PathBuf>,
+    /// Show remote and tool output as it arrives.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Wait this long for another run's lock (e.g. 30s, 5m) instead of exiting 3 at once.
+    #[arg(long, global = true, value_parser = parse_duration, default_value = "0s")]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputMode {
+    Auto,
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline: probe each stage, plan, apply what changed.
+    Up(UpArgs),
+    /// Probe every stage and print what `up` would change; changes nothing.
+    Plan(SelectArgs),
+    /// Inventory, per-stage last result and time, lock holder if any.
+    Status,
+    /// Tear the stack down: the DNS record, then terraform destroy.
+    Down(DownArgs),
+    /// Render every template with the current configuration.
+    Render(RenderArgs),
+    /// Hold the tunnel to the MicroK8s API open in the foreground.
+    Tunnel,
+    /// Check tools, SSH key, AWS credentials and the configuration.
+    Doctor,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct SelectArgs {
+    /// Run only these stages (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    pub only: Vec<StageName>,
+    /// Start at this stage; the ones before it are skipped.
+    #[arg(long, value_name = "STAGE")]
+    pub from: Option<StageName>,
+    /// Skip these stages (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    pub skip: Vec<StageName>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Apply these stages even when their probe finds nothing to change (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    pub force: Vec<StageName>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Leave the DNS record in place (e.g. when the zone is managed elsewhere).
+    #[arg(long)]
+    pub keep_dns: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Directory to write the rendered files to (default: the state directory's `rendered/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30s or 5m: {e}"))
+}

@@ -1,0 +1,123 @@
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::process::Command;
+
+use crate::cli::GlobalArgs;
+use crate::config::{Env, Settings, Tools};
+use crate::exit_code;
+
+/// Checks what a run needs, prints one line per check, and exits 1 when any check fails
+/// (2 when the configuration itself is invalid).
+pub async fn run(g: &GlobalArgs, env: &Env) -> Result<u8> {
+    let mut failed = 0;
+    let mut report = |ok: bool, what: &str, detail: String| {
+        if !ok {
+            failed += 1;
+        }
+        println!("{} {:<12} {}", if ok { "✓" } else { "✗" }, what, detail);
+    };
+    let settings = Settings::load(&g.pipeline, env);
+    let tools = match &settings {
+        Ok(s) => s.tools.clone(),
+        Err(_) => toml::from_str::<Tools>("").expect("defaults"),
+    };
+    for (name, setting, args) in [
+        ("terraform", &tools.terraform, &["version"][..]),
+        ("helm", &tools.helm, &["version", "--short"][..]),
+        ("kubectl", &tools.kubectl, &["version", "--client"][..]),
+    ] {
+        match which::which(setting) {
+            Err(_) => report(
+                false,
+                name,
+                format!("`{setting}` not found on PATH (set tools.{name} to its path)"),
+            ),
+            Ok(path) => {
+                let version = tokio::time::timeout(
+                    Duration::from_secs(20),
+                    Command::new(&path).args(args).output(),
+                )
+                .await;
+                match version {
+                    Ok(Ok(out)) if out.status.success() => {
+                        let text = String::from_utf8_lossy(&out.stdout);
+                        let first = text
+                            .lines()
+                            .find(|l| !l.trim().is_empty())
+                            .unwrap_or("")
+                            .trim()
+                            .to_string();
+                        report(true, name, format!("{first} ({})", path.display()));
+                    }
+                    _ => report(
+                        false,
+                        name,
+                        format!("{} does not answer `{}`", path.display(), args.join(" ")),
+                    ),
+                }
+            }
+        }
+    }
+    match &settings {
+        Ok(s) => match s.check_ssh_key() {
+            Ok(()) => report(
+                true,
+                "ssh key",
+                format!("{} (private)", s.ssh.key_path.display()),
+            ),
+            Err(e) => report(
+                false,
+                "ssh key",
+                e.0.iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        },
+        Err(_) => report(
+            false,
+            "ssh key",
+            "not checked: the configuration is invalid".into(),
+        ),
+    }
+    match crate::aws::identity(Duration::from_secs(20)).await {
+        Ok(id) => report(
+            true,
+            "aws",
+            format!(
+                "{} (account {}, region {})",
+                id.arn,
+                id.account,
+                id.region.as_deref().unwrap_or("not set")
+            ),
+        ),
+        Err(e) => report(false, "aws", format!("{e:#}")),
+    }
+    match settings {
+        Ok(s) => {
+            report(
+                true,
+                "config",
+                format!(
+                    "{} is valid (domain {})",
+                    s.pipeline_file.display(),
+                    s.domain
+                ),
+            );
+            Ok(if failed == 0 {
+                exit_code::SUCCESS
+            } else {
+                exit_code::STAGE_FAILED
+            })
+        }
+        Err(e) => {
+            report(
+                false,
+                "config",
+                format!("{} problem(s), listed below", e.0.len()),
+            );
+            Err(e.into())
+        }
+    }
+}

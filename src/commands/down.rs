@@ -1,0 +1,140 @@
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+
+use super::Session;
+use crate::cli::{DownArgs, GlobalArgs};
+use crate::config::Settings;
+use crate::exit_code::{self, UsageError};
+use crate::report::{Event, Redactor};
+use crate::stage::StageContext;
+use crate::stage_name::StageName;
+use crate::stages::terraform::Terraform;
+use crate::state::{Inventory, StageResult};
+
+/// Teardown: the DNS record (only while it points at this stack), then terraform destroy.
+pub async fn run(
+    g: &GlobalArgs,
+    settings: &Settings,
+    redactor: Redactor,
+    args: &DownArgs,
+) -> Result<u8> {
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(UsageError(
+                "`jeeves down` destroys the stack; pass --yes to confirm when stdin is not a terminal".into(),
+            )
+            .into());
+        }
+        eprint!(
+            "Destroy every resource of pipeline `{}` ({})? Type the pipeline name to confirm: ",
+            settings.name, settings.domain
+        );
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != settings.name {
+            return Err(UsageError("not confirmed; nothing was destroyed".into()).into());
+        }
+    }
+    let session = Session::open(g, settings, redactor, "down")?;
+    let reporter = &session.reporter;
+    let started = Instant::now();
+    let mut state = session.state_dir.load()?;
+    reporter.emit(Event::RunStarted {
+        command: "down".into(),
+        pipeline: settings.name.clone(),
+        stages: if args.keep_dns {
+            vec![StageName::Terraform]
+        } else {
+            vec![StageName::Dns, StageName::Terraform]
+        },
+    });
+    let result = teardown(settings, &session, &mut state, args.keep_dns).await;
+    let code = match &result {
+        Ok(()) => exit_code::SUCCESS,
+        Err(e) => exit_code::for_error(e),
+    };
+    reporter.emit(Event::RunFinished {
+        result: if code == 0 {
+            "success".into()
+        } else {
+            "failed".into()
+        },
+        duration_ms: started.elapsed().as_millis() as u64,
+        exit_code: code,
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+    });
+    reporter.finish()?;
+    result.map(|()| code)
+}
+
+async fn teardown(
+    settings: &Settings,
+    session: &Session,
+    state: &mut crate::state::State,
+    keep_dns: bool,
+) -> Result<()> {
+    let reporter = &session.reporter;
+    let step = |stage: StageName, result: StageResult, started: Instant, error: Option<String>| {
+        reporter.emit(Event::StageFinished {
+            stage,
+            result,
+            duration_ms: started.elapsed().as_millis() as u64,
+            error,
+        });
+    };
+    if !keep_dns {
+        let started = Instant::now();
+        reporter.emit(Event::StageStarted {
+            stage: StageName::Dns,
+        });
+        let msg = "removing the DNS record is not implemented in this version of Jeeves; nothing was destroyed (pass --keep-dns to destroy the machines and leave the record)";
+        step(
+            StageName::Dns,
+            StageResult::Failed,
+            started,
+            Some(msg.into()),
+        );
+        bail!("{msg}");
+    }
+    let started = Instant::now();
+    reporter.emit(Event::StageStarted {
+        stage: StageName::Terraform,
+    });
+    let cx = StageContext {
+        settings,
+        state_dir: &session.state_dir,
+        state,
+        reporter,
+        stage: StageName::Terraform,
+        force: false,
+    };
+    let outcome = async {
+        let tf = Terraform::new(settings, &session.state_dir, reporter, StageName::Terraform)?;
+        tf.init().await?;
+        tf.destroy(&cx).await
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            step(StageName::Terraform, StageResult::Changed, started, None);
+            state.inventory = Inventory::default();
+            state.stages.clear();
+            session.state_dir.save(state)?;
+            Ok(())
+        }
+        Err(e) => {
+            step(
+                StageName::Terraform,
+                StageResult::Failed,
+                started,
+                Some(format!("{e:#}")),
+            );
+            Err(e.context(
+                "terraform destroy failed; the state is unchanged, re-run `jeeves down` to retry",
+            ))
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! One module per command. Settings are loaded here, once; commands get plain data.
+
+mod doctor;
+mod down;
+mod plan;
+mod render;
+mod status;
+mod tunnel;
+mod up;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::config::{ConfigErrors, Env, Settings};
+use crate::report::{Redactor, Reporter, ReporterOptions};
+use crate::state::{RunLock, StateDir};
+
+pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
+    let g = cli.global;
+    match cli.command {
+        Command::Doctor => doctor::run(&g, &env).await,
+        command => {
+            let settings = Settings::load(&g.pipeline, &env)?;
+            redactor_extend(&redactor, &settings);
+            match command {
+                Command::Up(args) => up::run(&g, &settings, redactor, &args).await,
+                Command::Plan(args) => plan::run(&g, &settings, redactor, &args).await,
+                Command::Status => status::run(&g, &settings),
+                Command::Down(args) => down::run(&g, &settings, redactor, &args).await,
+                Command::Render(args) => render::run(&settings, &args),
+                Command::Tunnel => tunnel::run(&settings),
+                Command::Doctor => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+fn redactor_extend(redactor: &Redactor, settings: &Settings) {
+    for s in &settings.secrets {
+        redactor.add(s.clone());
+    }
+}
+
+/// The state directory, the lock and a reporter with a log file: what `up`, `plan` and `down`
+/// share.
+struct Session {
+    state_dir: StateDir,
+    reporter: Reporter,
+    _lock: RunLock,
+    log_file: PathBuf,
+}
+
+impl Session {
+    fn open(
+        g: &GlobalArgs,
+        settings: &Settings,
+        redactor: Redactor,
+        command: &str,
+    ) -> Result<Session> {
+        let state_dir = StateDir::open(&settings.state_dir)?;
+        let lock = RunLock::acquire(&state_dir.file("lock"), command, g.lock_timeout)?;
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "");
+        let log_file = state_dir
+            .path()
+            .join("logs")
+            .join(format!("{stamp}-{command}.log"));
+        let reporter = Reporter::new(
+            ReporterOptions {
+                output: g.output,
+                verbose: g.verbose,
+                junit: g.junit.clone(),
+                log_file: Some(log_file.clone()),
+                pipeline: settings.name.clone(),
+            },
+            redactor,
+        )?;
+        Ok(Session {
+            state_dir,
+            reporter,
+            _lock: lock,
+            log_file,
+        })
+    }
+}
+
+/// Checks the SSH key only when a selected stage logs in to hosts.
+fn check_ssh_key_for(
+    settings: &Settings,
+    stages: &[crate::stage_name::StageName],
+) -> Result<(), ConfigErrors> {
+    if stages.iter().any(|s| s.uses_ssh()) {
+        settings.check_ssh_key()
+    } else {
+        Ok(())
+    }
+}

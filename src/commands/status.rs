@@ -1,0 +1,95 @@
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::{GlobalArgs, OutputMode};
+use crate::config::Settings;
+use crate::exit_code;
+use crate::stage_name::StageName;
+use crate::stages::inputs_fingerprint;
+use crate::state::{RunLock, StateDir};
+
+pub fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
+    let dir = StateDir::existing(&settings.state_dir);
+    let state = dir.load()?;
+    let holder = RunLock::holder(&dir.file("lock"));
+    if g.output == OutputMode::Json {
+        let stages: serde_json::Map<String, serde_json::Value> = state
+            .stages
+            .iter()
+            .map(|(name, rec)| {
+                let mut v = serde_json::to_value(rec).unwrap_or_default();
+                v["inputs_changed"] = json!(rec.inputs != inputs_fingerprint(*name, settings));
+                (name.to_string(), v)
+            })
+            .collect();
+        let doc = json!({
+            "pipeline": settings.name,
+            "state_dir": settings.state_dir,
+            "lock": holder,
+            "inventory": state.inventory,
+            "stages": stages,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(exit_code::SUCCESS);
+    }
+    println!(
+        "pipeline   {} ({})",
+        settings.name,
+        settings.pipeline_file.display()
+    );
+    println!("state      {}", settings.state_dir.display());
+    match holder {
+        Some(h) => println!("lock       held by {h}"),
+        None => println!("lock       free"),
+    }
+    println!("\nINVENTORY");
+    match &state.inventory.controller {
+        None if state.inventory.workers.is_empty() => {
+            println!("  (empty: run `jeeves up --only terraform`)")
+        }
+        controller => {
+            println!(
+                "  {:<11} {:<24} {:<16} {:<16} ID",
+                "ROLE", "HOSTNAME", "PUBLIC IP", "PRIVATE IP"
+            );
+            let rows = controller
+                .iter()
+                .map(|h| ("controller", h))
+                .chain(state.inventory.workers.iter().map(|h| ("worker", h)));
+            for (role, h) in rows {
+                println!(
+                    "  {:<11} {:<24} {:<16} {:<16} {}",
+                    role, h.hostname, h.public_ip, h.private_ip, h.id
+                );
+            }
+        }
+    }
+    println!("\nSTAGES");
+    println!(
+        "  {:<10} {:<10} {:<21} {:>8}  NOTE",
+        "STAGE", "RESULT", "FINISHED", "TIME"
+    );
+    for name in StageName::ALL {
+        match state.stages.get(&name) {
+            None => println!("  {:<10} {:<10}", name.as_str(), "never run"),
+            Some(rec) => {
+                let mut note = String::new();
+                if rec.inputs != inputs_fingerprint(name, settings) {
+                    note.push_str("configuration changed since; ");
+                }
+                if let Some(e) = &rec.error {
+                    note.push_str(e.lines().next().unwrap_or_default());
+                }
+                println!(
+                    "  {:<10} {:<10} {:<21} {:>7.1}s  {}",
+                    name.as_str(),
+                    rec.result.as_str(),
+                    rec.finished_at,
+                    rec.duration_ms as f64 / 1000.0,
+                    note.trim_end_matches("; ")
+                );
+            }
+        }
+    }
+    Ok(exit_code::SUCCESS)
+}

@@ -1,0 +1,72 @@
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::{Session, check_ssh_key_for};
+use crate::cli::{GlobalArgs, UpArgs};
+use crate::config::Settings;
+use crate::exit_code::{self, UsageError};
+use crate::report::{Event, Redactor};
+use crate::runner::{self, Mode, Runner};
+
+pub async fn run(
+    g: &GlobalArgs,
+    settings: &Settings,
+    redactor: Redactor,
+    args: &UpArgs,
+) -> Result<u8> {
+    let stages = runner::select(&args.select)?;
+    if let Some(f) = args.force.iter().find(|f| !stages.contains(f)) {
+        return Err(UsageError(format!(
+            "--force {f}: stage `{f}` is not selected for this run"
+        ))
+        .into());
+    }
+    check_ssh_key_for(settings, &stages)?;
+    let session = Session::open(g, settings, redactor, "up")?;
+    execute(settings, &session, Mode::Up, &stages, &args.force, "up").await
+}
+
+/// Shared by `up` and `plan`: run the stages and report the run.
+pub(super) async fn execute(
+    settings: &Settings,
+    session: &Session,
+    mode: Mode,
+    stages: &[crate::stage_name::StageName],
+    force: &[crate::stage_name::StageName],
+    command: &str,
+) -> Result<u8> {
+    let started = Instant::now();
+    let reporter = &session.reporter;
+    let mut state = session.state_dir.load()?;
+    reporter.emit(Event::RunStarted {
+        command: command.to_string(),
+        pipeline: settings.name.clone(),
+        stages: stages.to_vec(),
+    });
+    let runner = Runner {
+        settings,
+        state_dir: &session.state_dir,
+        reporter,
+    };
+    let report = runner.run(mode, stages, force, &mut state).await;
+    let result = report.into_result();
+    let code = match &result {
+        Ok(()) => exit_code::SUCCESS,
+        Err(e) => exit_code::for_error(e),
+    };
+    reporter.emit(Event::RunFinished {
+        result: if code == 0 {
+            "success".into()
+        } else {
+            "failed".into()
+        },
+        duration_ms: started.elapsed().as_millis() as u64,
+        exit_code: code,
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+    });
+    reporter.finish()?;
+    result
+        .map(|()| code)
+        .map_err(|e| e.context(format!("full log: {}", session.log_file.display())))
+}

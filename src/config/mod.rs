@@ -1,0 +1,18 @@
+//! Configuration: the pipeline file, `.env` and the environment, merged once into `Settings`.
+
+mod config_error;
+mod env;
+mod pipeline;
+mod settings;
+pub mod validate;
+
+pub use config_error::{ConfigError, ConfigErrors};
+pub use env::{Env, is_secret_name};
+pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
+pub use settings::{
+    DnsSettings, HaproxySettings, HelmSettings, Microk8sSettings, ProjectSettings, Settings,
+    SshSettings, TerraformSettings, TlsSettings,
+};
+
+#[cfg(test)]
+mod tests;

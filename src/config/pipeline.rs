@@ -1,0 +1,358 @@
+//! The pipeline file as written: plain serde data with defaults. Values that need parsing
+//! (durations, paths) stay strings here; `settings.rs` turns them into checked types and names
+//! the key when one is wrong.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    pub project: Project,
+    #[serde(default)]
+    pub terraform: Terraform,
+    #[serde(default)]
+    pub ssh: Ssh,
+    #[serde(default)]
+    pub microk8s: Microk8s,
+    #[serde(default)]
+    pub tls: Tls,
+    #[serde(default)]
+    pub haproxy: Haproxy,
+    #[serde(default)]
+    pub tunnel: Tunnel,
+    #[serde(default)]
+    pub traefik: Traefik,
+    #[serde(default)]
+    pub helm: Helm,
+    #[serde(default)]
+    pub dns: Dns,
+    #[serde(default)]
+    pub tools: Tools,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    pub name: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default = "d::templates")]
+    pub templates: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Terraform {
+    #[serde(default = "d::terraform_dir")]
+    pub dir: String,
+    #[serde(default)]
+    pub vars: toml::Table,
+    #[serde(default)]
+    pub backend_config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ssh {
+    #[serde(default = "d::ssh_user")]
+    pub user: String,
+    #[serde(default = "d::ssh_key")]
+    pub key_path: String,
+    #[serde(default = "d::ssh_port")]
+    pub port: u16,
+    /// Empty: `known_hosts` in the state directory.
+    #[serde(default)]
+    pub known_hosts: String,
+    #[serde(default = "d::connect_timeout")]
+    pub connect_timeout: String,
+    #[serde(default = "d::command_timeout")]
+    pub command_timeout: String,
+    #[serde(default = "d::keepalive")]
+    pub keepalive: String,
+    /// Run privileged commands through `sudo -n` (EC2 Ubuntu logs in as `ubuntu`).
+    #[serde(default = "d::yes")]
+    pub sudo: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Microk8s {
+    #[serde(default = "d::channel")]
+    pub channel: String,
+    #[serde(default = "d::addons")]
+    pub addons: Vec<String>,
+    #[serde(default = "d::token_ttl")]
+    pub token_ttl: String,
+    #[serde(default = "d::ready_timeout")]
+    pub ready_timeout: String,
+    /// How many workers are bootstrapped at once.
+    #[serde(default = "d::concurrency")]
+    pub concurrency: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Usually from the environment (DOMAIN).
+    #[serde(default)]
+    pub domain: String,
+    /// Usually from the environment (CERT_EMAIL).
+    #[serde(default)]
+    pub email: String,
+    /// ACME directory URL; empty: Let's Encrypt production (or staging with `staging`).
+    #[serde(default)]
+    pub acme_server: String,
+    #[serde(default)]
+    pub staging: bool,
+    #[serde(default = "d::renew_before")]
+    pub renew_before: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Haproxy {
+    #[serde(default = "d::haproxy_cfg")]
+    pub config_path: String,
+    /// Empty: `/etc/haproxy/certs/<domain>.pem`.
+    #[serde(default)]
+    pub pem_path: String,
+    #[serde(default = "d::loopback")]
+    pub backend_address: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tunnel {
+    #[serde(default = "d::api_port")]
+    pub local_port: u16,
+    #[serde(default = "d::api_port")]
+    pub remote_port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traefik {
+    #[serde(default = "d::traefik_image")]
+    pub image: String,
+    /// URL or path of the Traefik CRD bundle, pinned to the image's minor version.
+    #[serde(default = "d::traefik_crds")]
+    pub crds: String,
+    #[serde(default = "d::traefik_ns")]
+    pub namespace: String,
+    #[serde(default = "d::web_nodeport")]
+    pub web_nodeport: u16,
+    #[serde(default = "d::websecure_nodeport")]
+    pub websecure_nodeport: u16,
+    #[serde(default = "d::one")]
+    pub replicas: u32,
+    #[serde(default = "d::storage_class")]
+    pub storage_class: String,
+    #[serde(default = "d::storage_size")]
+    pub storage_size: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Helm {
+    #[serde(default = "d::chart_repo")]
+    pub repo: String,
+    #[serde(default = "d::chart")]
+    pub chart: String,
+    #[serde(default = "d::chart_version")]
+    pub version: String,
+    #[serde(default = "d::release")]
+    pub release: String,
+    #[serde(default = "d::app_ns")]
+    pub namespace: String,
+    #[serde(default = "d::helm_timeout")]
+    pub timeout: String,
+    #[serde(default = "d::yes")]
+    pub microservices: bool,
+    /// `external` (a secret made from MONGO_URI / MONGO_OPLOG_URI) or `bundled` (the chart's MongoDB).
+    #[serde(default = "d::mongodb")]
+    pub mongodb: String,
+    #[serde(default = "d::mongodb_secret")]
+    pub mongodb_secret: String,
+    #[serde(default)]
+    pub replicas: Replicas,
+    /// Extra chart values, passed as a second values file after the rendered one.
+    #[serde(default)]
+    pub values: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replicas {
+    #[serde(default = "d::one")]
+    pub rocketchat: u32,
+    #[serde(default = "d::one")]
+    pub accounts: u32,
+    #[serde(default = "d::one")]
+    pub authorization: u32,
+    #[serde(default = "d::one")]
+    pub ddp_streamer: u32,
+    #[serde(default = "d::one")]
+    pub presence: u32,
+    #[serde(default = "d::one")]
+    pub stream_hub: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// Hosted zone id; empty: the zone whose name is the longest suffix of the domain.
+    #[serde(default)]
+    pub zone_id: String,
+    #[serde(default = "d::ttl")]
+    pub ttl: u32,
+    #[serde(default = "d::dns_wait")]
+    pub wait_timeout: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tools {
+    #[serde(default = "d::terraform")]
+    pub terraform: String,
+    #[serde(default = "d::helm")]
+    pub helm: String,
+    #[serde(default = "d::kubectl")]
+    pub kubectl: String,
+}
+
+macro_rules! default_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                // Every field has a serde default, so an empty table is the default value.
+                toml::from_str("").expect(concat!(stringify!($t), " has defaults for every field"))
+            }
+        }
+    )*};
+}
+default_from_serde!(
+    Terraform, Ssh, Microk8s, Haproxy, Tunnel, Traefik, Helm, Replicas, Dns, Tools
+);
+
+/// Defaults, one function per value (serde wants functions).
+mod d {
+    pub fn templates() -> String {
+        "../templates".into()
+    }
+    pub fn terraform_dir() -> String {
+        "../terraform/aws".into()
+    }
+    pub fn ssh_user() -> String {
+        "ubuntu".into()
+    }
+    pub fn ssh_key() -> String {
+        "~/.ssh/id_ed25519".into()
+    }
+    pub fn ssh_port() -> u16 {
+        22
+    }
+    pub fn connect_timeout() -> String {
+        "10m".into()
+    }
+    pub fn command_timeout() -> String {
+        "20m".into()
+    }
+    pub fn keepalive() -> String {
+        "30s".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn channel() -> String {
+        "1.32/stable".into()
+    }
+    pub fn addons() -> Vec<String> {
+        vec!["dns".into(), "hostpath-storage".into(), "rbac".into()]
+    }
+    pub fn token_ttl() -> String {
+        "10m".into()
+    }
+    pub fn ready_timeout() -> String {
+        "10m".into()
+    }
+    pub fn concurrency() -> u32 {
+        16
+    }
+    pub fn renew_before() -> String {
+        "30days".into()
+    }
+    pub fn haproxy_cfg() -> String {
+        "/etc/haproxy/haproxy.cfg".into()
+    }
+    pub fn loopback() -> String {
+        "127.0.0.1".into()
+    }
+    pub fn api_port() -> u16 {
+        16443
+    }
+    pub fn traefik_image() -> String {
+        "docker.io/library/traefik:v3.3.4".into()
+    }
+    pub fn traefik_crds() -> String {
+        "https://raw.githubusercontent.com/traefik/traefik/v3.3.4/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml".into()
+    }
+    pub fn traefik_ns() -> String {
+        "traefik".into()
+    }
+    pub fn web_nodeport() -> u16 {
+        30080
+    }
+    pub fn websecure_nodeport() -> u16 {
+        30443
+    }
+    pub fn one() -> u32 {
+        1
+    }
+    pub fn storage_class() -> String {
+        "microk8s-hostpath".into()
+    }
+    pub fn storage_size() -> String {
+        "1Gi".into()
+    }
+    pub fn chart_repo() -> String {
+        "https://rocketchat.github.io/helm-charts".into()
+    }
+    pub fn chart() -> String {
+        "rocketchat".into()
+    }
+    pub fn chart_version() -> String {
+        "6.25.1".into()
+    }
+    pub fn release() -> String {
+        "rocketchat".into()
+    }
+    pub fn app_ns() -> String {
+        "psautoinfra".into()
+    }
+    pub fn helm_timeout() -> String {
+        "15m".into()
+    }
+    pub fn mongodb() -> String {
+        "external".into()
+    }
+    pub fn mongodb_secret() -> String {
+        "rocketchat-mongodb".into()
+    }
+    pub fn ttl() -> u32 {
+        60
+    }
+    pub fn dns_wait() -> String {
+        "120s".into()
+    }
+    pub fn terraform() -> String {
+        "terraform".into()
+    }
+    pub fn helm() -> String {
+        "helm".into()
+    }
+    pub fn kubectl() -> String {
+        "kubectl".into()
+    }
+}

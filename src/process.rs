@@ -1,0 +1,120 @@
+//! Local tools (terraform, helm, kubectl) as child processes whose output streams into the
+//! event stream line by line. Knows nothing of stages.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+
+use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::report::{Level, Reporter};
+use crate::stage_name::StageName;
+
+/// Finds a tool with `which`: a bare name on PATH, or a path as given.
+pub fn find_tool(setting: &str, key: &str) -> Result<PathBuf> {
+    which::which(setting).with_context(|| {
+        format!("`{setting}` was not found on PATH; install it or set `{key}` in the pipeline file to its path")
+    })
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The last lines of stderr (or stdout), for an error message a person can act on.
+    pub fn tail(&self, lines: usize) -> String {
+        let text = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Runs `cmd`, streaming each stdout line to `on_stdout` and each stderr line to the log, and
+/// returns the whole output. The child is killed if the future is dropped.
+pub async fn run(
+    cmd: &mut Command,
+    stage: StageName,
+    reporter: &Reporter,
+    mut on_stdout: impl FnMut(&str),
+) -> Result<Output> {
+    let program = describe(cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {program}"))?;
+    let mut out = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut err = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let (mut out_open, mut err_open) = (true, true);
+    while out_open || err_open {
+        tokio::select! {
+            line = out.next_line(), if out_open => match line? {
+                Some(l) => { on_stdout(&l); stdout.push_str(&l); stdout.push('\n'); }
+                None => out_open = false,
+            },
+            line = err.next_line(), if err_open => match line? {
+                Some(l) => {
+                    reporter.log(Some(stage), Level::Output, l.clone());
+                    stderr.push_str(&l); stderr.push('\n');
+                }
+                None => err_open = false,
+            },
+        }
+    }
+    let status = child
+        .wait()
+        .await
+        .with_context(|| format!("waiting for {program}"))?;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Like `run`, with stdout lines logged; fails unless the exit status is one of `ok`.
+pub async fn run_checked(
+    cmd: &mut Command,
+    stage: StageName,
+    reporter: &Reporter,
+    ok: &[i32],
+) -> Result<Output> {
+    let program = describe(cmd);
+    let output = run(cmd, stage, reporter, |l| {
+        reporter.log(Some(stage), Level::Output, l.to_string())
+    })
+    .await?;
+    match output.status.code() {
+        Some(code) if ok.contains(&code) => Ok(output),
+        Some(code) => bail!("{program} exited with status {code}:\n{}", output.tail(20)),
+        None => bail!("{program} was killed by a signal"),
+    }
+}
+
+/// `terraform plan` — the program's file name and the first argument, for messages.
+pub fn describe(cmd: &Command) -> String {
+    let std = cmd.as_std();
+    let prog = Path::new(std.get_program())
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let first = std
+        .get_args()
+        .map(|a| a.to_string_lossy())
+        .find(|a| !a.starts_with('-'))
+        .map(|a| format!(" {a}"))
+        .unwrap_or_default();
+    format!("`{prog}{first}`")
+}

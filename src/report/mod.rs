@@ -1,0 +1,17 @@
+//! One event stream, several views: progress bars on a terminal, plain timestamped lines for
+//! Jenkins, JSON lines for machines, JUnit XML, and the full log file. Stages only emit events;
+//! they never print.
+
+mod event;
+mod json;
+mod junit;
+mod log_file;
+mod plain;
+mod redactor;
+mod reporter;
+mod summary;
+mod tty;
+
+pub use event::{Change, Event, Level};
+pub use redactor::Redactor;
+pub use reporter::{Reporter, ReporterOptions};

@@ -1,0 +1,110 @@
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use anyhow::Result;
+
+use super::event::{Event, Level};
+use super::redactor::Redactor;
+use super::{json, junit, log_file, plain, tty};
+use crate::cli::OutputMode;
+
+/// A view of the event stream.
+pub(super) trait Sink: Send {
+    fn event(&mut self, ts: SystemTime, event: &Event);
+    /// Flushes files at the end of a run.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+pub struct ReporterOptions {
+    pub output: OutputMode,
+    pub verbose: bool,
+    pub junit: Option<PathBuf>,
+    /// The run's log file; `None` for commands that keep no log (render, status).
+    pub log_file: Option<PathBuf>,
+    pub pipeline: String,
+}
+
+/// The one place events go. Cheap to clone and safe to use from worker threads.
+#[derive(Clone)]
+pub struct Reporter {
+    sinks: Arc<Mutex<Vec<Box<dyn Sink>>>>,
+    redactor: Redactor,
+}
+
+impl Reporter {
+    pub fn new(opts: ReporterOptions, redactor: Redactor) -> Result<Reporter> {
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        let mode = match opts.output {
+            OutputMode::Auto
+                if std::env::var_os("CI").is_none()
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr()) =>
+            {
+                OutputMode::Auto
+            }
+            OutputMode::Auto => OutputMode::Plain,
+            m => m,
+        };
+        match mode {
+            OutputMode::Auto => sinks.push(Box::new(tty::TtySink::new(opts.verbose))),
+            OutputMode::Plain => sinks.push(Box::new(plain::PlainSink::stdout(opts.verbose))),
+            OutputMode::Json => sinks.push(Box::new(json::JsonSink::stdout())),
+        }
+        if let Some(path) = opts.junit {
+            sinks.push(Box::new(junit::JunitSink::new(path, opts.pipeline.clone())));
+        }
+        if let Some(path) = opts.log_file {
+            sinks.push(Box::new(log_file::LogFileSink::create(&path)?));
+        }
+        Ok(Reporter {
+            sinks: Arc::new(Mutex::new(sinks)),
+            redactor,
+        })
+    }
+
+    /// A reporter that shows nothing (tests).
+    pub fn silent() -> Reporter {
+        Reporter {
+            sinks: Arc::new(Mutex::new(Vec::new())),
+            redactor: Redactor::default(),
+        }
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    pub fn emit(&self, mut event: Event) {
+        for text in event.texts_mut() {
+            *text = self.redactor.redact(text);
+        }
+        let ts = SystemTime::now();
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        for sink in sinks.iter_mut() {
+            sink.event(ts, &event);
+        }
+    }
+
+    pub fn log(
+        &self,
+        stage: Option<crate::stage_name::StageName>,
+        level: Level,
+        message: impl Into<String>,
+    ) {
+        self.emit(Event::Log {
+            stage,
+            level,
+            message: message.into(),
+        });
+    }
+
+    pub fn finish(&self) -> Result<()> {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        for sink in sinks.iter_mut() {
+            sink.finish()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! Runs stages in the fixed order and records their results. Knows nothing of SSH or AWS.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::cli::SelectArgs;
+use crate::config::Settings;
+use crate::exit_code::UsageError;
+use crate::report::{Event, Reporter};
+use crate::stage::{Stage, StageContext};
+use crate::stage_name::StageName;
+use crate::stages;
+use crate::state::{StageRecord, StageResult, State, StateDir, now_rfc3339};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Probe, then apply what changed.
+    Up,
+    /// Probe only; nothing is changed and state is not written.
+    Plan,
+}
+
+/// Which stages a run covers, from `--only`, `--from` and `--skip`.
+pub fn select(args: &SelectArgs) -> Result<Vec<StageName>> {
+    let mut stages: Vec<StageName> = if args.only.is_empty() {
+        StageName::ALL.to_vec()
+    } else {
+        StageName::ALL
+            .iter()
+            .copied()
+            .filter(|s| args.only.contains(s))
+            .collect()
+    };
+    if let Some(from) = args.from {
+        stages.retain(|s| *s >= from);
+    }
+    stages.retain(|s| !args.skip.contains(s));
+    if stages.is_empty() {
+        return Err(UsageError("--only, --from and --skip leave no stage to run".into()).into());
+    }
+    Ok(stages)
+}
+
+/// The outcome of a run: each stage's result, in order.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub results: Vec<(StageName, StageResult)>,
+    pub failed: Option<(StageName, anyhow::Error)>,
+}
+
+pub struct Runner<'a> {
+    pub settings: &'a Settings,
+    pub state_dir: &'a StateDir,
+    pub reporter: &'a Reporter,
+}
+
+impl Runner<'_> {
+    pub async fn run(
+        &self,
+        mode: Mode,
+        selected: &[StageName],
+        force: &[StageName],
+        state: &mut State,
+    ) -> RunReport {
+        let mut report = RunReport::default();
+        for name in StageName::ALL {
+            if !selected.contains(&name) || report.failed.is_some() {
+                self.reporter.emit(Event::StageFinished {
+                    stage: name,
+                    result: StageResult::Skipped,
+                    duration_ms: 0,
+                    error: None,
+                });
+                report.results.push((name, StageResult::Skipped));
+                continue;
+            }
+            let mut stage = stages::build(name);
+            let started = Instant::now();
+            self.reporter.emit(Event::StageStarted { stage: name });
+            let outcome = self
+                .run_stage(stage.as_mut(), mode, force.contains(&name), state)
+                .await;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            let (result, error) = match &outcome {
+                Ok(r) => (*r, None),
+                Err(e) => (StageResult::Failed, Some(format!("{e:#}"))),
+            };
+            self.reporter.emit(Event::StageFinished {
+                stage: name,
+                result,
+                duration_ms,
+                error: error.clone(),
+            });
+            report.results.push((name, result));
+            if mode == Mode::Up {
+                state.stages.insert(
+                    name,
+                    StageRecord {
+                        result,
+                        finished_at: now_rfc3339(),
+                        duration_ms,
+                        inputs: stages::inputs_fingerprint(name, self.settings),
+                        error: error.map(|e| self.reporter.redactor().redact(&e)),
+                    },
+                );
+                // Saved after every stage, so a failure later in the run loses nothing.
+                if let Err(e) = self.state_dir.save(state) {
+                    report.failed = Some((name, e));
+                    continue;
+                }
+            }
+            if let Err(e) = outcome {
+                report.failed = Some((name, e));
+            }
+        }
+        report
+    }
+
+    async fn run_stage(
+        &self,
+        stage: &mut dyn Stage,
+        mode: Mode,
+        force: bool,
+        state: &mut State,
+    ) -> Result<StageResult> {
+        let name = stage.name();
+        let mut cx = StageContext {
+            settings: self.settings,
+            state_dir: self.state_dir,
+            state,
+            reporter: self.reporter,
+            stage: name,
+            force,
+        };
+        let changes = stage.probe(&mut cx).await?;
+        let unchanged = changes.is_empty();
+        self.reporter.emit(Event::StagePlanned {
+            stage: name,
+            changes,
+        });
+        if mode == Mode::Plan {
+            return Ok(if unchanged {
+                StageResult::Unchanged
+            } else {
+                StageResult::Changed
+            });
+        }
+        if unchanged && !force {
+            return Ok(StageResult::Unchanged);
+        }
+        stage.apply(&mut cx).await?;
+        Ok(StageResult::Changed)
+    }
+}
+
+impl RunReport {
+    /// `Err` with the failed stage's error chain when a stage failed (exit 1).
+    pub fn into_result(self) -> Result<()> {
+        match self.failed {
+            None => Ok(()),
+            Some((stage, e)) => Err(e.context(format!("stage `{stage}` failed"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(only: &[StageName], from: Option<StageName>, skip: &[StageName]) -> SelectArgs {
+        SelectArgs {
+            only: only.to_vec(),
+            from,
+            skip: skip.to_vec(),
+        }
+    }
+
+    #[test]
+    fn selection_keeps_the_fixed_order() {
+        use StageName::*;
+        assert_eq!(
+            select(&args(&[], None, &[])).unwrap(),
+            StageName::ALL.to_vec()
+        );
+        assert_eq!(
+            select(&args(&[Dns, Terraform], None, &[])).unwrap(),
+            vec![Terraform, Dns]
+        );
+        assert_eq!(
+            select(&args(&[], Some(Tunnel), &[])).unwrap(),
+            vec![Tunnel, Deploy, Dns]
+        );
+        assert_eq!(
+            select(&args(&[], Some(Tls), &[Deploy])).unwrap(),
+            vec![Tls, Tunnel, Dns]
+        );
+        assert!(select(&args(&[Terraform], None, &[Terraform])).is_err());
+    }
+}

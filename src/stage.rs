@@ -1,0 +1,53 @@
+//! The shape every stage has: probe the real world, say what would change, then change it.
+
+use anyhow::Result;
+use async_trait::async_trait;
+
+use crate::config::Settings;
+use crate::report::{Change, Event, Level, Reporter};
+use crate::stage_name::StageName;
+use crate::state::{State, StateDir};
+
+/// What a stage gets to work with.
+pub struct StageContext<'a> {
+    pub settings: &'a Settings,
+    pub state_dir: &'a StateDir,
+    /// The inventory and stage records; saved by the runner after each stage of `up`,
+    /// discarded by `plan`.
+    pub state: &'a mut State,
+    pub reporter: &'a Reporter,
+    pub stage: StageName,
+    /// `up --force STAGE`: apply even when the probe found nothing to change.
+    pub force: bool,
+}
+
+impl StageContext<'_> {
+    pub fn info(&self, message: impl Into<String>) {
+        self.reporter.log(Some(self.stage), Level::Info, message);
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        self.reporter.log(Some(self.stage), Level::Warn, message);
+    }
+
+    pub fn host(&self, host: impl Into<String>, message: impl Into<String>) {
+        self.reporter.emit(Event::HostProgress {
+            stage: self.stage,
+            host: host.into(),
+            message: message.into(),
+        });
+    }
+}
+
+#[async_trait]
+pub trait Stage: Send {
+    fn name(&self) -> StageName;
+
+    /// Looks at the real world and returns what `apply` would change (empty: unchanged).
+    /// Changes nothing remote.
+    async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>>;
+
+    /// Makes the changes the probe found. Called only after a probe, and only when it found
+    /// changes or the stage is forced.
+    async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()>;
+}

@@ -1,0 +1,54 @@
+use std::fmt;
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+/// The stages of `jeeves up`, in the order they run.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum StageName {
+    Terraform,
+    Bootstrap,
+    Tls,
+    Tunnel,
+    Deploy,
+    Dns,
+}
+
+impl StageName {
+    pub const ALL: [StageName; 6] = [
+        StageName::Terraform,
+        StageName::Bootstrap,
+        StageName::Tls,
+        StageName::Tunnel,
+        StageName::Deploy,
+        StageName::Dns,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageName::Terraform => "terraform",
+            StageName::Bootstrap => "bootstrap",
+            StageName::Tls => "tls",
+            StageName::Tunnel => "tunnel",
+            StageName::Deploy => "deploy",
+            StageName::Dns => "dns",
+        }
+    }
+
+    /// Whether the stage logs in to the hosts over SSH (and so needs a usable key).
+    pub fn uses_ssh(self) -> bool {
+        matches!(
+            self,
+            StageName::Bootstrap | StageName::Tls | StageName::Tunnel | StageName::Deploy
+        )
+    }
+}
+
+impl fmt::Display for StageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,31 @@
+//! One file per stage. `build` is the only place that knows which stages exist.
+
+mod not_built;
+pub mod terraform;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Settings;
+use crate::stage::Stage;
+use crate::stage_name::StageName;
+
+pub fn build(name: StageName) -> Box<dyn Stage> {
+    match name {
+        StageName::Terraform => Box::new(terraform::TerraformStage::default()),
+        other => Box::new(not_built::NotBuilt(other)),
+    }
+}
+
+/// SHA-256 of the settings a stage reads, so `status` can say when they changed since the
+/// stage last ran. Informational only: what a stage does is decided by its probe.
+pub fn inputs_fingerprint(name: StageName, s: &Settings) -> String {
+    let inputs = match name {
+        StageName::Terraform => serde_json::json!([s.project, s.terraform]),
+        StageName::Bootstrap => serde_json::json!([s.ssh, s.microk8s]),
+        StageName::Tls => serde_json::json!([s.domain, s.tls, s.haproxy]),
+        StageName::Tunnel => serde_json::json!([s.tunnel]),
+        StageName::Deploy => serde_json::json!([s.domain, s.traefik, s.helm]),
+        StageName::Dns => serde_json::json!([s.domain, s.dns]),
+    };
+    hex::encode(Sha256::digest(inputs.to_string().as_bytes()))
+}

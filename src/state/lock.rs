@@ -1,0 +1,167 @@
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Who holds the lock, written into the lock file by the holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub host: String,
+    pub started_at: String,
+    pub command: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`jeeves {}` (pid {} on {}, started {})",
+            self.command, self.pid, self.host, self.started_at
+        )
+    }
+}
+
+/// Another run holds the lock (exit 3).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "another run holds the lock {path}: {holder}; wait for it, or pass --lock-timeout to wait automatically"
+)]
+pub struct LockBusy {
+    pub path: PathBuf,
+    pub holder: String,
+}
+
+/// An exclusive OS file lock (`flock`) on `<state dir>/lock`, released when dropped or when the
+/// process dies, so a crashed run never leaves a stale lock behind.
+#[derive(Debug)]
+pub struct RunLock {
+    file: File,
+}
+
+impl RunLock {
+    pub fn acquire(path: &Path, command: &str, timeout: Duration) -> Result<RunLock> {
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut file = opts
+            .open(path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(LockBusy {
+                        path: path.to_path_buf(),
+                        holder: describe_holder(&mut file),
+                    }
+                    .into());
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+                }
+            }
+        }
+        let holder = LockHolder {
+            pid: std::process::id(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            started_at: super::state_file::now_rfc3339(),
+            command: command.to_string(),
+        };
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
+            .and_then(|()| {
+                file.write_all(
+                    serde_json::to_string(&holder)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                )
+            })
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cannot write the lock file {}", path.display()))?;
+        Ok(RunLock { file })
+    }
+
+    /// The current holder, if any run holds the lock (for `status`).
+    pub fn holder(path: &Path) -> Option<LockHolder> {
+        let mut file = File::open(path).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                None
+            }
+            Err(_) => {
+                let mut text = String::new();
+                file.read_to_string(&mut text).ok()?;
+                serde_json::from_str(&text).ok()
+            }
+        }
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Clear the holder before unlocking so nobody reads a stale one.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+fn describe_holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    match serde_json::from_str::<LockHolder>(&text) {
+        Ok(h) => h.to_string(),
+        Err(_) => "a run that has not written its details yet".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_is_refused_with_the_holder_then_free_after_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let first = RunLock::acquire(&path, "up", Duration::ZERO).unwrap();
+        let holder = RunLock::holder(&path).expect("held");
+        assert_eq!(holder.pid, std::process::id());
+        assert_eq!(holder.command, "up");
+        let err = RunLock::acquire(&path, "down", Duration::ZERO).unwrap_err();
+        let busy = err.downcast_ref::<LockBusy>().expect("LockBusy");
+        assert!(
+            busy.holder.contains(&format!("pid {}", std::process::id())),
+            "{}",
+            busy.holder
+        );
+        drop(first);
+        assert!(RunLock::holder(&path).is_none());
+        RunLock::acquire(&path, "down", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn waits_up_to_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let first = RunLock::acquire(&path, "up", Duration::ZERO).unwrap();
+        let p = path.clone();
+        let waiter = std::thread::spawn(move || {
+            RunLock::acquire(&p, "up", Duration::from_secs(30)).map(drop)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        drop(first);
+        waiter
+            .join()
+            .unwrap()
+            .expect("acquired after the first run released it");
+    }
+}

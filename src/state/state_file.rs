@@ -1,0 +1,294 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::stage_name::StageName;
+
+const STATE_VERSION: u32 = 1;
+
+/// One machine of the stack, as terraform reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// Instance id (`i-…` on AWS).
+    pub id: String,
+    /// The machine's hostname, which MicroK8s uses as the node name.
+    pub hostname: String,
+    pub public_ip: String,
+    pub private_ip: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub controller: Option<Host>,
+    #[serde(default)]
+    pub workers: Vec<Host>,
+}
+
+impl Inventory {
+    pub fn is_empty(&self) -> bool {
+        self.controller.is_none() && self.workers.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageResult {
+    Changed,
+    Unchanged,
+    Failed,
+    Skipped,
+}
+
+impl StageResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageResult::Changed => "changed",
+            StageResult::Unchanged => "unchanged",
+            StageResult::Failed => "failed",
+            StageResult::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub result: StageResult,
+    /// RFC 3339, UTC.
+    pub finished_at: String,
+    pub duration_ms: u64,
+    /// SHA-256 of the settings the stage read, to tell "configuration changed since" in status.
+    pub inputs: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    #[serde(default)]
+    pub inventory: Inventory,
+    #[serde(default)]
+    pub stages: BTreeMap<StageName, StageRecord>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            version: STATE_VERSION,
+            inventory: Inventory::default(),
+            stages: BTreeMap::new(),
+        }
+    }
+}
+
+/// The private state directory of one pipeline.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Creates the directory (and `logs/`) with mode 0700 when missing, and tightens it when
+    /// it exists with looser permissions.
+    pub fn open(path: &Path) -> Result<StateDir> {
+        for dir in [path.to_path_buf(), path.join("logs")] {
+            fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+            set_mode(&dir, 0o700)?;
+        }
+        Ok(StateDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The directory without creating it (read-only commands such as `status`).
+    pub fn existing(path: &Path) -> StateDir {
+        StateDir {
+            path: path.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.file("state.json")
+    }
+
+    /// Reads `state.json`; a missing file is an empty state, a corrupt one a clear error.
+    pub fn load(&self) -> Result<State> {
+        let file = self.state_file();
+        let text = match fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+        };
+        let state: State = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the state file {} is corrupt; move it aside (mv {0} {0}.bad) and run `jeeves up --only terraform` to rebuild the inventory from terraform outputs",
+                file.display()
+            )
+        })?;
+        if state.version != STATE_VERSION {
+            bail!(
+                "the state file {} has version {}, this Jeeves reads version {STATE_VERSION}",
+                file.display(),
+                state.version
+            );
+        }
+        Ok(state)
+    }
+
+    pub fn save(&self, state: &State) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(state).context("cannot serialise the state")?;
+        text.push(b'\n');
+        write_private(&self.state_file(), &text)
+    }
+}
+
+/// Writes `contents` to `path` atomically with mode 0600: a temporary file in the same
+/// directory, fsync, rename, then fsync of the directory. A crash leaves the old or the new
+/// file, never a torn one.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(private_file_permissions())
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Ok(d) = fs::File::open(dir) {
+        // Makes the rename itself durable; not all filesystems support it, hence no error.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn private_file_permissions() -> fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    fs::Permissions::from_mode(0o600)
+}
+
+#[cfg(not(unix))]
+fn private_file_permissions() -> fs::Permissions {
+    fs::metadata(".")
+        .map(|m| m.permissions())
+        .expect("metadata of .")
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set mode {mode:o} on {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> Result<()> {
+    Ok(())
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_state_is_empty_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(&dir.path().join("p")).unwrap();
+        assert_eq!(sd.load().unwrap(), State::default());
+        let mut s = State::default();
+        s.inventory.controller = Some(Host {
+            id: "i-1".into(),
+            hostname: "controller".into(),
+            public_ip: "203.0.113.10".into(),
+            private_ip: "10.0.0.10".into(),
+        });
+        s.stages.insert(
+            StageName::Terraform,
+            StageRecord {
+                result: StageResult::Changed,
+                finished_at: now_rfc3339(),
+                duration_ms: 12,
+                inputs: "abc".into(),
+                error: None,
+            },
+        );
+        sd.save(&s).unwrap();
+        assert_eq!(sd.load().unwrap(), s);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p");
+        fs::create_dir_all(&p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        let sd = StateDir::open(&p).unwrap();
+        sd.save(&State::default()).unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o700, "an existing loose directory is tightened");
+        assert_eq!(mode(&p.join("logs")), 0o700);
+        assert_eq!(mode(&p.join("state.json")), 0o600);
+    }
+
+    #[test]
+    fn corrupt_state_says_how_to_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        fs::write(sd.file("state.json"), "{\"version\": 1, \"inventory\": ").unwrap();
+        let err = format!("{:#}", sd.load().unwrap_err());
+        assert!(err.contains("corrupt"), "{err}");
+        assert!(err.contains("--only terraform"), "{err}");
+    }
+
+    #[test]
+    fn an_interrupted_write_leaves_the_old_state() {
+        // A write that dies before the rename leaves only a temporary file behind: the state
+        // file itself is either the old or the new content, never partial.
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        let old = State::default();
+        sd.save(&old).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir.path())
+            .unwrap();
+        fs::write(tmp.path(), b"{ torn").unwrap();
+        std::mem::forget(tmp); // as if the process died here
+        assert_eq!(sd.load().unwrap(), old);
+        let mut new = State::default();
+        new.inventory.workers.push(Host {
+            id: "i-2".into(),
+            hostname: "w1".into(),
+            public_ip: "203.0.113.11".into(),
+            private_ip: "10.0.0.11".into(),
+        });
+        sd.save(&new).unwrap();
+        assert_eq!(sd.load().unwrap(), new);
+    }
+}

@@ -1,0 +1,168 @@
+//! Handlebars templates for haproxy.cfg, the Traefik resources and the Helm values. Strict mode
+//! (a missing variable is an error, not an empty string) and no HTML escaping: these are
+//! configuration files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use handlebars::Handlebars;
+use serde::Serialize;
+
+use crate::config::{Replicas, Settings};
+
+pub const HAPROXY_CFG: &str = "haproxy.cfg";
+pub const ROCKETCHAT_VALUES: &str = "rocketchat-values.yaml";
+pub const TRAEFIK_DIR: &str = "traefik";
+
+pub struct Templates {
+    hb: Handlebars<'static>,
+    /// Template names (file paths relative to the templates directory, without `.hbs`), sorted.
+    names: Vec<String>,
+}
+
+impl Templates {
+    /// Registers every `*.hbs` file below `dir`.
+    pub fn load(dir: &Path) -> Result<Templates> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        let mut names = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let entries = std::fs::read_dir(&d)
+                .with_context(|| format!("cannot read the templates directory {}", d.display()))?;
+            for entry in entries {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "hbs") {
+                    let rel = path
+                        .strip_prefix(dir)
+                        .expect("below dir")
+                        .with_extension("");
+                    let name = rel.to_string_lossy().replace('\\', "/");
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    hb.register_template_string(&name, text)
+                        .with_context(|| format!("template {} does not parse", path.display()))?;
+                    names.push(name);
+                }
+            }
+        }
+        names.sort();
+        for required in [HAPROXY_CFG, ROCKETCHAT_VALUES] {
+            if !names.iter().any(|n| n == required) {
+                bail!(
+                    "the templates directory {} has no {required}.hbs",
+                    dir.display()
+                );
+            }
+        }
+        Ok(Templates { hb, names })
+    }
+
+    pub fn render(&self, name: &str, ctx: &TemplateContext) -> Result<String> {
+        self.hb
+            .render(name, ctx)
+            .with_context(|| format!("cannot render template {name}.hbs"))
+    }
+
+    /// The Traefik manifests, in file-name order (which is the order they are applied in).
+    pub fn traefik_names(&self) -> impl Iterator<Item = &str> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| n.starts_with("traefik/"))
+    }
+
+    /// Every template rendered: (relative output path, contents).
+    pub fn render_all(&self, ctx: &TemplateContext) -> Result<Vec<(PathBuf, String)>> {
+        self.names
+            .iter()
+            .map(|n| Ok((PathBuf::from(n), self.render(n, ctx)?)))
+            .collect()
+    }
+}
+
+/// Everything a template may use. Deliberately no secrets: rendered files may be shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateContext {
+    pub domain: String,
+    pub project: String,
+    pub haproxy: HaproxyContext,
+    pub traefik: TraefikContext,
+    pub app: AppContext,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HaproxyContext {
+    pub pem_path: String,
+    pub backend_address: String,
+    pub backend_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TraefikContext {
+    pub image: String,
+    pub namespace: String,
+    pub web_nodeport: u16,
+    pub websecure_nodeport: u16,
+    pub replicas: u32,
+    pub storage_class: String,
+    pub storage_size: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppContext {
+    pub namespace: String,
+    pub release: String,
+    /// The chart's main Service (`rocketchat.fullname`), port 80.
+    pub service: String,
+    /// The ddp-streamer Service in microservices mode (`<release>-ddp-streamer`), port 3000.
+    pub ddp_service: String,
+    pub microservices: bool,
+    pub replicas: Replicas,
+    pub bundled_mongodb: bool,
+    pub mongodb_secret: String,
+}
+
+impl TemplateContext {
+    pub fn new(s: &Settings) -> TemplateContext {
+        let release = &s.helm.release;
+        // The chart's `rocketchat.fullname`: the release name when it already contains the
+        // chart name, else `<release>-<chart name>`.
+        let service = if release.contains("rocketchat") {
+            release.clone()
+        } else {
+            format!("{release}-rocketchat")
+        };
+        TemplateContext {
+            domain: s.domain.clone(),
+            project: s.project.name.clone(),
+            haproxy: HaproxyContext {
+                pem_path: s.haproxy.pem_path.clone(),
+                backend_address: s.haproxy.backend_address.clone(),
+                backend_port: s.traefik.web_nodeport,
+            },
+            traefik: TraefikContext {
+                image: s.traefik.image.clone(),
+                namespace: s.traefik.namespace.clone(),
+                web_nodeport: s.traefik.web_nodeport,
+                websecure_nodeport: s.traefik.websecure_nodeport,
+                replicas: s.traefik.replicas,
+                storage_class: s.traefik.storage_class.clone(),
+                storage_size: s.traefik.storage_size.clone(),
+            },
+            app: AppContext {
+                namespace: s.helm.namespace.clone(),
+                release: release.clone(),
+                service,
+                ddp_service: format!("{release}-ddp-streamer"),
+                microservices: s.helm.microservices,
+                replicas: s.helm.replicas.clone(),
+                bundled_mongodb: s.helm.bundled_mongodb,
+                mongodb_secret: s.helm.mongodb_secret.clone(),
+            },
+        }
+    }
+}

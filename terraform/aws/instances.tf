@@ -1,0 +1,79 @@
+data "aws_ami" "ubuntu" {
+  most_recent = true
+  owners      = ["099720109477"] # Canonical
+
+  filter {
+    name   = "name"
+    values = ["ubuntu/images/hvm-ssd-gp3/ubuntu-${var.ubuntu_release}-amd64-server-*"]
+  }
+
+  filter {
+    name   = "virtualization-type"
+    values = ["hvm"]
+  }
+}
+
+resource "aws_key_pair" "this" {
+  key_name   = "${var.project}-jeeves"
+  public_key = var.ssh_public_key
+}
+
+# Tags used by Jeeves: Project = var.project and Role = controller | worker (the dns stage finds
+# the controller by exactly these when state is missing).
+resource "aws_instance" "controller" {
+  ami                    = data.aws_ami.ubuntu.id
+  instance_type          = var.controller_instance_type
+  subnet_id              = local.subnet_id
+  key_name               = aws_key_pair.this.key_name
+  vpc_security_group_ids = [aws_security_group.cluster.id, aws_security_group.web.id]
+
+  root_block_device {
+    volume_size = var.root_volume_gb
+    volume_type = "gp3"
+    encrypted   = true
+  }
+
+  metadata_options {
+    http_tokens = "required"
+  }
+
+  tags = {
+    Name = "${var.project}-controller"
+    Role = "controller"
+  }
+}
+
+resource "aws_instance" "worker" {
+  count                  = var.worker_count
+  ami                    = data.aws_ami.ubuntu.id
+  instance_type          = var.worker_instance_type
+  subnet_id              = local.subnet_id
+  key_name               = aws_key_pair.this.key_name
+  vpc_security_group_ids = [aws_security_group.cluster.id]
+
+  root_block_device {
+    volume_size = var.root_volume_gb
+    volume_type = "gp3"
+    encrypted   = true
+  }
+
+  metadata_options {
+    http_tokens = "required"
+  }
+
+  tags = {
+    Name = "${var.project}-worker-${count.index + 1}"
+    Role = "worker"
+  }
+}
+
+# A stable public address for the controller: DNS points at it and it survives stop/start.
+resource "aws_eip" "controller" {
+  domain   = "vpc"
+  instance = aws_instance.controller.id
+
+  tags = {
+    Name = "${var.project}-controller"
+    Role = "controller"
+  }
+}

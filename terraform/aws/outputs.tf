@@ -1,0 +1,24 @@
+# The shape Jeeves reads (terraform/lab has the same): `controller` and `workers`, each host
+# with id, hostname (the node name MicroK8s uses), public_ip and private_ip.
+
+output "controller" {
+  description = "The controller: id, hostname, public_ip, private_ip."
+  value = {
+    id         = aws_instance.controller.id
+    hostname   = split(".", aws_instance.controller.private_dns)[0]
+    public_ip  = aws_eip.controller.public_ip
+    private_ip = aws_instance.controller.private_ip
+  }
+}
+
+output "workers" {
+  description = "The workers, each with id, hostname, public_ip, private_ip."
+  value = [
+    for w in aws_instance.worker : {
+      id         = w.id
+      hostname   = split(".", w.private_dns)[0]
+      public_ip  = w.public_ip
+      private_ip = w.private_ip
+    }
+  ]
+}

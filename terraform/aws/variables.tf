@@ -1,0 +1,78 @@
+variable "project" {
+  type        = string
+  description = "Project name: the Project tag on every resource and the prefix of every Name."
+}
+
+variable "tags" {
+  type        = map(string)
+  default     = {}
+  description = "Extra tags for every resource."
+}
+
+variable "region" {
+  type        = string
+  default     = "eu-west-1"
+  description = "AWS region."
+}
+
+variable "worker_count" {
+  type        = number
+  default     = 2
+  description = "Number of MicroK8s worker nodes."
+
+  validation {
+    condition     = var.worker_count >= 0 && var.worker_count <= 1000 && floor(var.worker_count) == var.worker_count
+    error_message = "worker_count must be a whole number from 0 to 1000."
+  }
+}
+
+variable "controller_instance_type" {
+  type        = string
+  default     = "t3.large"
+  description = "Instance type of the controller (MicroK8s control plane, HAProxy)."
+}
+
+variable "worker_instance_type" {
+  type        = string
+  default     = "t3.large"
+  description = "Instance type of the workers."
+}
+
+variable "root_volume_gb" {
+  type        = number
+  default     = 40
+  description = "Root volume size of every node, in GiB."
+}
+
+variable "admin_cidr" {
+  type        = string
+  description = "CIDR allowed to reach SSH (22), e.g. your office or Jenkins agent range. The MicroK8s API is never opened publicly: Jeeves reaches it through an SSH tunnel."
+
+  validation {
+    condition     = can(cidrhost(var.admin_cidr, 0))
+    error_message = "admin_cidr must be a CIDR block such as 203.0.113.0/24."
+  }
+}
+
+variable "ssh_public_key" {
+  type        = string
+  description = "OpenSSH public key installed for the login user (the private half is ssh.key_path)."
+}
+
+variable "create_vpc" {
+  type        = bool
+  default     = false
+  description = "true: a new VPC with one public subnet; false: the region's default VPC."
+}
+
+variable "vpc_cidr" {
+  type        = string
+  default     = "10.42.0.0/16"
+  description = "CIDR of the new VPC (create_vpc = true)."
+}
+
+variable "ubuntu_release" {
+  type        = string
+  default     = "noble-24.04"
+  description = "Ubuntu release of the AMI (Canonical's images)."
+}
