@@ -177,7 +177,14 @@ impl Settings {
                     source: sources.of(&key),
                     key,
                     // toml appends "in `section`"; the key already says where.
-                    message: e.inner().to_string().split("\nin `").next().unwrap_or_default().trim().to_string(),
+                    message: e
+                        .inner()
+                        .to_string()
+                        .split("\nin `")
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
                 })
             })?;
 
@@ -440,15 +447,15 @@ impl Checker {
             Ok(serde_json::Value::Object(m)) => m,
             _ => serde_json::Map::new(),
         };
-        if let Some(v) = tf_vars.get("worker_count") {
-            if v.as_u64().is_none_or(|n| n > 1000) {
-                c.check::<()>(
-                    "terraform.vars.worker_count",
-                    Err(format!(
-                        "{v} is not a worker count (a whole number from 0 to 1000)"
-                    )),
-                );
-            }
+        if let Some(v) = tf_vars.get("worker_count")
+            && v.as_u64().is_none_or(|n| n > 1000)
+        {
+            c.check::<()>(
+                "terraform.vars.worker_count",
+                Err(format!(
+                    "{v} is not a worker count (a whole number from 0 to 1000)"
+                )),
+            );
         }
 
         let ssh = &raw.ssh;
@@ -515,13 +522,13 @@ impl Checker {
         } else {
             c.check("haproxy.pem_path", validate::remote_path(&hp.pem_path))
         };
-        if let Some(pem) = &pem_path {
-            if pem.starts_with("/etc/letsencrypt/") {
-                c.check::<()>(
-                    "haproxy.pem_path",
-                    Err("must be outside /etc/letsencrypt (certbot owns that tree)".into()),
-                );
-            }
+        if let Some(pem) = &pem_path
+            && pem.starts_with("/etc/letsencrypt/")
+        {
+            c.check::<()>(
+                "haproxy.pem_path",
+                Err("must be outside /etc/letsencrypt (certbot owns that tree)".into()),
+            );
         }
         let backend_address = c.check(
             "haproxy.backend_address",
@@ -705,10 +712,10 @@ impl Checker {
 
 /// `~/x` → `$HOME/x`; relative → relative to the pipeline file's directory.
 fn resolve_path(value: &str, base: &Path) -> PathBuf {
-    if let Some(rest) = value.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
+    if let Some(rest) = value.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
     }
     let p = PathBuf::from(value);
     if p.is_absolute() { p } else { base.join(p) }

@@ -103,10 +103,9 @@ impl Sink for PlainSink {
             level: Level::Output,
             ..
         } = event
+            && !self.verbose
         {
-            if !self.verbose {
-                return;
-            }
+            return;
         }
         if let Event::StageFinished {
             stage,

@@ -14,7 +14,7 @@ variable "project" {
 variable "tags" {
   type        = map(string)
   default     = {}
-  description = "Extra tags (unused here; declared so both configurations take the same variables)."
+  description = "Extra tags, kept on each host record as the AWS configuration puts them on each instance."
 }
 
 variable "controller" {
@@ -37,10 +37,10 @@ variable "workers" {
 }
 
 resource "terraform_data" "controller" {
-  input = merge(var.controller, { role = "controller", project = var.project })
+  input = merge(var.controller, { role = "controller", project = var.project, tags = var.tags })
 }
 
 resource "terraform_data" "worker" {
   count = length(var.workers)
-  input = merge(var.workers[count.index], { role = "worker", project = var.project })
+  input = merge(var.workers[count.index], { role = "worker", project = var.project, tags = var.tags })
 }

@@ -1,0 +1,157 @@
+//! A small builder that runs the real `jeeves` binary in a throwaway copy of the repository's
+//! pipelines, templates and lab terraform configuration, with a clean environment.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct Test {
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The `--output json` event lines, parsed.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+            })
+            .collect()
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        // Never copy terraform's working files from the checkout.
+        if name == ".terraform" || name.to_string_lossy().contains("tfstate") {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+impl Test {
+    /// A workspace with `pipelines/`, `templates/` and `terraform/lab/` copied from the repo.
+    pub fn new() -> Test {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo().join("pipelines"), &dir.path().join("pipelines"));
+        copy_dir(&repo().join("templates"), &dir.path().join("templates"));
+        copy_dir(
+            &repo().join("terraform/lab"),
+            &dir.path().join("terraform/lab"),
+        );
+        Test {
+            dir,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, contents: &str) -> &Test {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+        self
+    }
+
+    /// Creates a private (0600) SSH key file where the lab pipeline expects one.
+    pub fn with_key(&self) -> &Test {
+        let p = self.path(".jeeves/lab-hosts/id_ed25519");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(
+            &p,
+            "not a real key; the stages that read it are not built\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        self
+    }
+
+    pub fn env(&mut self, k: &str, v: &str) -> &mut Test {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jeeves"));
+        cmd.current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "HOME",
+                std::env::var("HOME").unwrap_or_else(|_| "/root".into()),
+            )
+            .args(["-p", "pipelines/lab.toml"])
+            .args(&self.args)
+            .args(args)
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("run jeeves");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(self.path(".jeeves/lab/state.json")).expect("state.json");
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// Runs a program and returns (status code, stdout + stderr); panics if it cannot start, so a
+/// missing tool fails the test instead of skipping it.
+pub fn tool(program: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (install it: see .ci/run): {e}"));
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}

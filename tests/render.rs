@@ -1,0 +1,173 @@
+//! `jeeves render`: the rendered haproxy.cfg passes the real `haproxy -c`, and every Kubernetes
+//! document passes `kubernetes-validate` (built-in kinds).
+
+mod common;
+
+use common::{Test, tool};
+
+/// A throwaway self-signed certificate + key in one PEM, as HAProxy wants it.
+fn throwaway_pem(t: &Test) -> String {
+    let key = t.path("tls.key");
+    let crt = t.path("tls.crt");
+    let (code, out) = tool(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=chat.jeeves.test",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            crt.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let pem = t.path("haproxy.pem");
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(&key).unwrap(),
+        std::fs::read_to_string(&crt).unwrap()
+    );
+    std::fs::write(&pem, both).unwrap();
+    pem.to_string_lossy().into_owned()
+}
+
+#[test]
+fn rendered_haproxy_cfg_passes_haproxy_check() {
+    let mut t = Test::new();
+    let pem = throwaway_pem(&t);
+    t.env("JEEVES_HAPROXY_PEM_PATH", &pem);
+    let run = t.run(&["render", "--out", "out"]).expect(0);
+    assert!(run.stdout.contains("haproxy.cfg"), "{}", run.stdout);
+    let cfg = t.path("out/haproxy.cfg");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    for needle in [
+        "frontend http_in",
+        "frontend https_in",
+        "backend traefik_backend",
+        "127.0.0.1:30080",
+        "X-Forwarded-Proto",
+        &format!("ssl crt {pem}"),
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let (code, out) = tool("haproxy", &["-c", "-f", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "haproxy -c failed:\n{out}\n{text}");
+
+    // The check can fail: a config pointing at a missing certificate is refused.
+    std::fs::write(&cfg, text.replace(&pem, "/nonexistent/cert.pem")).unwrap();
+    let (code, _) = tool("haproxy", &["-c", "-f", cfg.to_str().unwrap()]);
+    assert_ne!(code, 0, "haproxy accepted a missing certificate");
+}
+
+#[test]
+fn rendered_kubernetes_documents_validate() {
+    let t = Test::new();
+    t.run(&["render", "--out", "out"]).expect(0);
+    let dir = t.path("out/traefik");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "{files:?}");
+    let mut kinds = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for doc in text.split("\n---\n") {
+            let kind = doc
+                .lines()
+                .find_map(|l| l.strip_prefix("kind: "))
+                .unwrap_or_else(|| panic!("no kind in {}", f.display()));
+            kinds.push(kind.to_string());
+            if kind == "IngressRoute" {
+                // A Traefik CRD: kubernetes-validate knows only the built-in kinds.
+                assert!(doc.contains("Host(`chat.jeeves.test`)"), "{doc}");
+                assert!(
+                    doc.contains("rocketchat-ddp-streamer")
+                        && doc.contains("PathPrefix(`/websocket`)"),
+                    "{doc}"
+                );
+                continue;
+            }
+            let single = t.path("doc.yaml");
+            std::fs::write(&single, doc).unwrap();
+            let (code, out) = tool(
+                "kubernetes-validate",
+                &["--strict", single.to_str().unwrap()],
+            );
+            assert_eq!(
+                code,
+                0,
+                "{} ({kind}) is invalid:\n{out}\n{doc}",
+                f.display()
+            );
+        }
+    }
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+        "IngressRoute",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} not rendered: {kinds:?}"
+        );
+    }
+
+    // The validator can fail: a Service with a string port is refused.
+    let bad = t.path("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports:\n    - port: eighty\n").unwrap();
+    let (code, _) = tool("kubernetes-validate", &["--strict", bad.to_str().unwrap()]);
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn helm_values_follow_the_mongodb_choice() {
+    let mut t = Test::new();
+    t.run(&["render", "--out", "bundled"]).expect(0);
+    let bundled = std::fs::read_to_string(t.path("bundled/rocketchat-values.yaml")).unwrap();
+    assert!(bundled.contains("host: \"chat.jeeves.test\""), "{bundled}");
+    assert!(
+        bundled.contains("mongodb:\n  enabled: true") && !bundled.contains("existingMongodbSecret"),
+        "{bundled}"
+    );
+    t.env("JEEVES_HELM_MONGODB", "external");
+    t.run(&["render", "--out", "external"]).expect(0);
+    let external = std::fs::read_to_string(t.path("external/rocketchat-values.yaml")).unwrap();
+    assert!(
+        external.contains("existingMongodbSecret: \"rocketchat-mongodb\""),
+        "{external}"
+    );
+    assert!(
+        external.contains("ingress:\n  enabled: false"),
+        "{external}"
+    );
+    assert!(
+        external.contains("microservices:\n  enabled: true"),
+        "{external}"
+    );
+}
+
+#[test]
+fn a_template_with_an_unknown_variable_fails() {
+    let t = Test::new();
+    t.write(
+        "templates/haproxy.cfg.hbs",
+        "bind *:443 ssl crt {{haproxy.no_such_field}}\n",
+    );
+    let run = t.run(&["render", "--out", "out"]).expect(1);
+    assert!(run.stderr.contains("haproxy.cfg.hbs"), "{}", run.stderr);
+}

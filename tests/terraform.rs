@@ -1,0 +1,368 @@
+//! The terraform stage with the real terraform binary on the local configuration, plus what
+//! every run shares: state, lock, JSON events, JUnit, log file and redaction.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Test;
+
+fn event_names(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn stage_result<'a>(events: &'a [serde_json::Value], stage: &str) -> &'a str {
+    events
+        .iter()
+        .find(|e| e["event"] == "stage_finished" && e["stage"] == stage)
+        .and_then(|e| e["result"].as_str())
+        .unwrap_or_else(|| panic!("no stage_finished for {stage}"))
+}
+
+#[test]
+fn applies_then_is_a_no_op_and_status_shows_the_inventory() {
+    let t = Test::new();
+    let first = t
+        .run(&["--output", "json", "up", "--only", "terraform"])
+        .expect(0);
+    let events = first.events();
+    assert_eq!(stage_result(&events, "terraform"), "changed");
+    let planned = events
+        .iter()
+        .find(|e| e["event"] == "stage_planned")
+        .unwrap();
+    assert_eq!(planned["changes"].as_array().unwrap().len(), 3, "{planned}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "host_progress" && e["host"] == "terraform_data.controller")
+    );
+    for e in &events {
+        assert!(e["ts"].is_string(), "{e}");
+    }
+    let names = event_names(&events);
+    assert_eq!(names.first().unwrap(), "run_started");
+    assert_eq!(names.last().unwrap(), "run_finished");
+    for stage in ["bootstrap", "tls", "tunnel", "deploy", "dns"] {
+        assert_eq!(stage_result(&events, stage), "skipped");
+    }
+
+    let state = t.state();
+    assert_eq!(state["inventory"]["controller"]["public_ip"], "10.77.0.10");
+    assert_eq!(state["inventory"]["workers"].as_array().unwrap().len(), 2);
+    let tfstate_before =
+        std::fs::read_to_string(t.path("terraform/lab/terraform.tfstate")).unwrap();
+
+    let second = t
+        .run(&["--output", "json", "up", "--only", "terraform"])
+        .expect(0);
+    let events = second.events();
+    assert_eq!(stage_result(&events, "terraform"), "unchanged");
+    let planned = events
+        .iter()
+        .find(|e| e["event"] == "stage_planned")
+        .unwrap();
+    assert!(planned["changes"].as_array().unwrap().is_empty());
+    assert!(
+        !events.iter().any(|e| e["event"] == "host_progress"),
+        "nothing was applied"
+    );
+    let tfstate_after = std::fs::read_to_string(t.path("terraform/lab/terraform.tfstate")).unwrap();
+    assert_eq!(
+        tfstate_before, tfstate_after,
+        "the terraform state was not written again"
+    );
+
+    let status = t.run(&["status"]).expect(0);
+    for needle in [
+        "controller",
+        "10.77.0.10",
+        "worker-1",
+        "10.77.0.12",
+        "terraform  unchanged",
+    ] {
+        assert!(
+            status.stdout.contains(needle),
+            "{needle}:\n{}",
+            status.stdout
+        );
+    }
+    let json = t.run(&["--output", "json", "status"]).expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["inventory"]["workers"][1]["hostname"], "worker-2");
+    assert_eq!(doc["lock"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_changed_variable_is_planned_and_applied() {
+    let t = Test::new();
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    let text = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
+    t.write(
+        "pipelines/lab.toml",
+        &text.replace("10.77.0.12", "10.77.0.13"),
+    );
+    let plan = t
+        .run(&["--output", "json", "plan", "--only", "terraform"])
+        .expect(0);
+    let planned = plan
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "stage_planned")
+        .unwrap();
+    let changes = planned["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{planned}");
+    assert_eq!(changes[0]["target"], "terraform_data.worker[1]");
+    assert_eq!(
+        t.state()["inventory"]["workers"][1]["public_ip"],
+        "10.77.0.12",
+        "plan changes nothing"
+    );
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    assert_eq!(
+        t.state()["inventory"]["workers"][1]["public_ip"],
+        "10.77.0.13"
+    );
+}
+
+#[test]
+fn plain_output_has_no_terminal_codes_and_a_summary() {
+    let t = Test::new();
+    let run = t
+        .run(&["--output", "auto", "up", "--only", "terraform"])
+        .expect(0);
+    assert!(!run.stdout.contains('\u{1b}'), "ANSI codes in plain output");
+    assert!(run.stdout.contains("[terraform] changed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("STAGE") && run.stdout.contains("RESULT"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_stage_that_is_not_built_fails_and_is_recorded() {
+    let t = Test::new();
+    t.with_key();
+    let run = t
+        .run(&["--junit", "junit.xml", "up", "--from", "bootstrap"])
+        .expect(1);
+    assert!(
+        run.stderr.contains("`bootstrap` stage is not implemented"),
+        "{}",
+        run.stderr
+    );
+    let state = t.state();
+    assert_eq!(state["stages"]["bootstrap"]["result"], "failed");
+    let junit = std::fs::read_to_string(t.path("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 6, "{junit}");
+    assert!(junit.contains("failures=\"1\""), "{junit}");
+    assert!(
+        junit.contains("<failure message=\"the `bootstrap` stage is not implemented"),
+        "{junit}"
+    );
+    assert!(junit.contains("skipped=\"5\""), "{junit}");
+}
+
+#[test]
+fn a_failing_terraform_fails_the_stage_with_its_message() {
+    let t = Test::new();
+    let text = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
+    // A variable of the wrong shape: terraform itself rejects it.
+    t.write(
+        "pipelines/lab.toml",
+        &text.replace(
+            "controller = { hostname = \"controller\",",
+            "controller = { name = \"controller\",",
+        ),
+    );
+    let run = t.run(&["up", "--only", "terraform"]).expect(1);
+    assert!(
+        run.stderr.contains("stage `terraform` failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hostname"),
+        "terraform's message is shown: {}",
+        run.stderr
+    );
+    assert_eq!(t.state()["stages"]["terraform"]["result"], "failed");
+}
+
+#[test]
+fn the_lock_refuses_a_second_run_then_waits_with_a_timeout() {
+    let t = Test::new();
+    // A terraform that takes a while: the real binary behind a wrapper that sleeps first.
+    let real = which_terraform();
+    let wrapper = t.path("slow-terraform");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\ntouch \"$SLOW_MARK\"\nsleep 3\nexec {real} \"$@\"\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mark = t.path("slow-started");
+    let mut first = t.command(&["up", "--only", "terraform"]);
+    first
+        .env("JEEVES_TOOLS_TERRAFORM", &wrapper)
+        .env("SLOW_MARK", &mark)
+        .stdout(std::process::Stdio::null());
+    let mut first = first.spawn().unwrap();
+    let started = Instant::now();
+    while !mark.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the first run never reached terraform"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let busy = t.run(&["up", "--only", "terraform"]).expect(3);
+    assert!(
+        busy.stderr.contains(&format!("pid {}", first.id())),
+        "{}",
+        busy.stderr
+    );
+    let status = t.run(&["status"]).expect(0);
+    assert!(
+        status.stdout.contains("held by `jeeves up`"),
+        "{}",
+        status.stdout
+    );
+    let waited = t
+        .run(&["--lock-timeout", "2m", "up", "--only", "terraform"])
+        .expect(0);
+    assert!(first.wait().unwrap().success());
+    assert!(
+        waited.stdout.contains("[terraform] unchanged"),
+        "{}",
+        waited.stdout
+    );
+}
+
+#[test]
+fn secrets_never_reach_output_logs_or_state() {
+    let mut t = Test::new();
+    let secret = "mongodb://rc:hunter2-s3cret@db.internal/rocketchat";
+    t.env("MONGO_URI", secret).env(
+        "AWS_SECRET_ACCESS_KEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    );
+    // Route the secret into terraform's own output: its plan prints the tags of every host.
+    let text = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
+    t.write(
+        "pipelines/lab.toml",
+        &text.replace("Owner = \"lab\"", &format!("Owner = \"{secret}\"")),
+    );
+    let run = t.run(&["-v", "up", "--only", "terraform"]);
+    let mut everything = format!("{}{}", run.stdout, run.stderr);
+    for entry in std::fs::read_dir(t.path(".jeeves/lab/logs")).unwrap() {
+        everything.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    everything.push_str(&std::fs::read_to_string(t.path(".jeeves/lab/state.json")).unwrap());
+    assert!(
+        everything.contains("[redacted]"),
+        "the secret went through the output and was redacted:\n{everything}"
+    );
+    assert!(
+        !everything.contains("hunter2"),
+        "secret leaked:\n{everything}"
+    );
+    assert!(!everything.contains("wJalrXUtnFEMI"), "secret leaked");
+}
+
+#[test]
+fn state_and_logs_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Test::new();
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    let mode = |rel: &str| std::fs::metadata(t.path(rel)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(".jeeves/lab"), 0o700);
+    assert_eq!(mode(".jeeves/lab/state.json"), 0o600);
+    assert_eq!(mode(".jeeves/lab/lock"), 0o600);
+    assert_eq!(mode(".jeeves/lab/terraform.tfplan"), 0o600);
+    assert_eq!(mode(".jeeves/lab/terraform.tfvars.json"), 0o600);
+    for entry in std::fs::read_dir(t.path(".jeeves/lab/logs")).unwrap() {
+        let m = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, 0o600);
+    }
+}
+
+#[test]
+fn a_corrupt_state_file_is_a_clear_error() {
+    let t = Test::new();
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    t.write(
+        ".jeeves/lab/state.json",
+        "{ \"version\": 1, \"inventory\": ",
+    );
+    let run = t.run(&["up", "--only", "terraform"]).expect(1);
+    assert!(
+        run.stderr.contains("corrupt") && run.stderr.contains("mv "),
+        "{}",
+        run.stderr
+    );
+    let run = t.run(&["status"]).expect(1);
+    assert!(run.stderr.contains("corrupt"), "{}", run.stderr);
+}
+
+#[test]
+fn separate_processes_share_state_stage_by_stage() {
+    // Jenkins runs one stage per step: the inventory written by one process is read by the next.
+    let t = Test::new();
+    t.with_key();
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    let run = t
+        .run(&["--output", "json", "up", "--only", "bootstrap"])
+        .expect(1);
+    let events = run.events();
+    assert_eq!(stage_result(&events, "bootstrap"), "failed");
+    assert_eq!(
+        t.state()["stages"]["terraform"]["result"],
+        "changed",
+        "earlier results are kept"
+    );
+    assert_eq!(
+        t.state()["inventory"]["controller"]["hostname"],
+        "controller"
+    );
+}
+
+#[test]
+fn down_destroys_with_keep_dns_and_refuses_to_skip_dns_silently() {
+    let t = Test::new();
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    let run = t.run(&["down", "--yes"]).expect(1);
+    assert!(run.stderr.contains("--keep-dns"), "{}", run.stderr);
+    assert_eq!(
+        t.state()["inventory"]["workers"].as_array().unwrap().len(),
+        2,
+        "nothing destroyed"
+    );
+    t.run(&["down", "--yes", "--keep-dns"]).expect(0);
+    assert_eq!(
+        t.state()["inventory"]["controller"],
+        serde_json::Value::Null
+    );
+    let tfstate = std::fs::read_to_string(t.path("terraform/lab/terraform.tfstate")).unwrap();
+    assert!(
+        !tfstate.contains("terraform_data"),
+        "resources remain:\n{tfstate}"
+    );
+    // And a fresh `up` brings it back.
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    assert_eq!(
+        t.state()["inventory"]["workers"].as_array().unwrap().len(),
+        2
+    );
+}
+
+fn which_terraform() -> String {
+    let (code, out) = common::tool("sh", &["-c", "command -v terraform"]);
+    assert_eq!(code, 0, "terraform is not on PATH");
+    out.trim().to_string()
+}
