@@ -30,6 +30,12 @@ impl TtySink {
         }
     }
 
+    /// A permanent line above the live bars, written at once (`MultiProgress::println` queues
+    /// lines behind its rate limiter and drops them when no bar is drawn again).
+    fn line(&self, text: impl AsRef<str>) {
+        self.multi.suspend(|| eprintln!("{}", text.as_ref()));
+    }
+
     fn stage_style() -> ProgressStyle {
         ProgressStyle::with_template("{spinner:.cyan} {prefix:<10.bold} {wide_msg} {elapsed:>4}")
             .expect("valid template")
@@ -59,7 +65,7 @@ impl Sink for TtySink {
                     } else {
                         bar.set_message(format!("{} change(s)", changes.len()));
                         for c in changes {
-                            bar.println(format!("  {stage}: {} {}", c.action, c.target));
+                            self.line(format!("  {stage}: {} {}", c.action, c.target));
                         }
                     }
                 }
@@ -93,12 +99,12 @@ impl Sink for TtySink {
                 Level::Info => match stage.and_then(|s| self.stages.get(&s)) {
                     Some(bar) => bar.set_message(message.clone()),
                     None => {
-                        let _ = self.multi.println(message);
+                        self.line(message);
                     }
                 },
                 _ => {
                     let prefix = stage.map(|s| format!("{s}: ")).unwrap_or_default();
-                    let _ = self.multi.println(format!("{prefix}{message}"));
+                    self.line(format!("{prefix}{message}"));
                 }
             },
             Event::StageFinished {
@@ -122,22 +128,13 @@ impl Sink for TtySink {
                     .collect();
                 for key in hosts {
                     if let Some(bar) = self.hosts.remove(&key) {
-                        bar.finish();
+                        bar.finish_and_clear();
                     }
                 }
-                let bar = match self.stages.remove(stage) {
-                    Some(bar) => bar,
-                    None => {
-                        let bar = self.multi.add(ProgressBar::new_spinner());
-                        bar.set_style(Self::stage_style());
-                        bar.set_prefix(stage.as_str());
-                        bar
-                    }
-                };
-                bar.set_style(
-                    ProgressStyle::with_template("  {prefix:<10.bold} {wide_msg}")
-                        .expect("valid template"),
-                );
+                if let Some(bar) = self.stages.remove(stage) {
+                    bar.finish_and_clear();
+                }
+                // Finished stages become permanent lines above the live bars.
                 let text = match error {
                     Some(e) => format!(
                         "{mark} ({}): {}",
@@ -146,10 +143,9 @@ impl Sink for TtySink {
                     ),
                     None => format!("{mark} ({})", format_ms(*duration_ms)),
                 };
-                bar.finish_with_message(text);
+                self.line(format!("  {:<10} {text}", stage.as_str()));
             }
             Event::RunFinished { .. } => {
-                let _ = self.multi.clear();
                 eprintln!();
                 eprint!("{}", self.summary.render());
             }
