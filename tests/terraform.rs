@@ -332,35 +332,6 @@ fn separate_processes_share_state_stage_by_stage() {
     );
 }
 
-#[test]
-fn down_destroys_with_keep_dns_and_refuses_to_skip_dns_silently() {
-    let t = Test::new();
-    t.run(&["up", "--only", "terraform"]).expect(0);
-    let run = t.run(&["down", "--yes"]).expect(1);
-    assert!(run.stderr.contains("--keep-dns"), "{}", run.stderr);
-    assert_eq!(
-        t.state()["inventory"]["workers"].as_array().unwrap().len(),
-        2,
-        "nothing destroyed"
-    );
-    t.run(&["down", "--yes", "--keep-dns"]).expect(0);
-    assert_eq!(
-        t.state()["inventory"]["controller"],
-        serde_json::Value::Null
-    );
-    let tfstate = std::fs::read_to_string(t.path("terraform/lab/terraform.tfstate")).unwrap();
-    assert!(
-        !tfstate.contains("terraform_data"),
-        "resources remain:\n{tfstate}"
-    );
-    // And a fresh `up` brings it back.
-    t.run(&["up", "--only", "terraform"]).expect(0);
-    assert_eq!(
-        t.state()["inventory"]["workers"].as_array().unwrap().len(),
-        2
-    );
-}
-
 fn which_terraform() -> String {
     let (code, out) = common::tool("sh", &["-c", "command -v terraform"]);
     assert_eq!(code, 0, "terraform is not on PATH");

@@ -1,7 +1,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::Session;
 use crate::cli::{DownArgs, GlobalArgs};
@@ -10,6 +10,7 @@ use crate::exit_code::{self, UsageError};
 use crate::report::{Event, Redactor};
 use crate::stage::StageContext;
 use crate::stage_name::StageName;
+use crate::stages::dns;
 use crate::stages::terraform::Terraform;
 use crate::state::{Inventory, StageResult};
 
@@ -90,14 +91,26 @@ async fn teardown(
         reporter.emit(Event::StageStarted {
             stage: StageName::Dns,
         });
-        let msg = "removing the DNS record is not implemented in this version of Jeeves; nothing was destroyed (pass --keep-dns to destroy the machines and leave the record)";
-        step(
-            StageName::Dns,
-            StageResult::Failed,
-            started,
-            Some(msg.into()),
-        );
-        bail!("{msg}");
+        let mut cx = StageContext {
+            settings,
+            state_dir: &session.state_dir,
+            state,
+            reporter,
+            stage: StageName::Dns,
+            force: false,
+        };
+        if let Err(e) = dns::remove_record(&mut cx).await {
+            step(
+                StageName::Dns,
+                StageResult::Failed,
+                started,
+                Some(format!("{e:#}")),
+            );
+            return Err(e.context(
+                "removing the DNS record failed; nothing was destroyed (re-run, or pass --keep-dns to leave the record)",
+            ));
+        }
+        step(StageName::Dns, StageResult::Changed, started, None);
     }
     let started = Instant::now();
     reporter.emit(Event::StageStarted {

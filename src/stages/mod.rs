@@ -1,5 +1,6 @@
 //! One file per stage. `build` is the only place that knows which stages exist.
 
+pub mod dns;
 mod not_built;
 pub mod terraform;
 
@@ -12,6 +13,7 @@ use crate::stage_name::StageName;
 pub fn build(name: StageName) -> Box<dyn Stage> {
     match name {
         StageName::Terraform => Box::new(terraform::TerraformStage::default()),
+        StageName::Dns => Box::new(dns::DnsStage::default()),
         other => Box::new(not_built::NotBuilt(other)),
     }
 }

@@ -155,3 +155,77 @@ pub fn tool(program: &str, args: &[&str]) -> (i32, String) {
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
+
+/// A moto server (AWS emulator, PyPI `moto[server]`) on a free loopback port, killed on drop.
+pub struct Moto {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server (pip install 'moto[server]'): {e}")
+            });
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "moto_server did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Moto { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment Jeeves needs to use this server: endpoint and dummy credentials.
+    pub fn env_for(&self, t: &mut Test) {
+        t.env("AWS_ENDPOINT_URL", &self.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1");
+    }
+
+    /// An SDK configuration for setting up and inspecting the emulated account in tests.
+    pub fn sdk(&self) -> aws_config::SdkConfig {
+        let creds =
+            aws_sdk_route53::config::Credentials::new("testing", "testing", None, None, "test");
+        block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(self.endpoint())
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(creds)
+                .load(),
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a future to completion on a small runtime (tests are synchronous).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}

@@ -1,0 +1,108 @@
+//! Finding the stack's instances by the tags terraform/aws sets on them.
+
+use anyhow::{Context, Result, bail};
+
+use super::describe;
+use crate::state::Host;
+
+/// Tag keys and the controller's role value, exactly as terraform/aws sets them (a test reads
+/// the terraform files to keep the two in step).
+pub const TAG_PROJECT: &str = "Project";
+pub const TAG_ROLE: &str = "Role";
+pub const ROLE_CONTROLLER: &str = "controller";
+
+pub struct Ec2 {
+    client: aws_sdk_ec2::Client,
+}
+
+impl Ec2 {
+    pub fn new(config: &aws_config::SdkConfig) -> Ec2 {
+        Ec2 {
+            client: aws_sdk_ec2::Client::new(config),
+        }
+    }
+
+    /// The one running instance tagged `Project=<project>` and `Role=controller`.
+    pub async fn find_controller(&self, project: &str) -> Result<Host> {
+        use aws_sdk_ec2::types::Filter;
+        let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(filter(&format!("tag:{TAG_PROJECT}"), project))
+            .filters(filter(&format!("tag:{TAG_ROLE}"), ROLE_CONTROLLER))
+            .filters(filter("instance-state-name", "running"))
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(describe)
+                .context("EC2 DescribeInstances failed")?;
+            for reservation in page.reservations() {
+                found.extend(reservation.instances().iter().cloned());
+            }
+        }
+        let selector =
+            format!("{TAG_PROJECT}={project}, {TAG_ROLE}={ROLE_CONTROLLER}, state running");
+        match found.as_slice() {
+            [] => bail!(
+                "no EC2 instance matches {selector}; run `jeeves up --only terraform` to create (or find) the controller"
+            ),
+            [one] => {
+                let id = one.instance_id().unwrap_or_default().to_string();
+                let public_ip = one
+                    .public_ip_address()
+                    .with_context(|| format!("the controller {id} has no public IP address"))?
+                    .to_string();
+                let private_dns = one.private_dns_name().unwrap_or_default();
+                Ok(Host {
+                    hostname: private_dns
+                        .split('.')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                    private_ip: one.private_ip_address().unwrap_or_default().to_string(),
+                    public_ip,
+                    id,
+                })
+            }
+            many => {
+                let ids: Vec<&str> = many.iter().filter_map(|i| i.instance_id()).collect();
+                bail!(
+                    "{} EC2 instances match {selector}: {}; there must be exactly one (terminate the stray ones, or fix their tags)",
+                    ids.len(),
+                    ids.join(", ")
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The original tool looked for a tag its own provisioning never set: keep the lookup and the
+    /// terraform configuration in step.
+    #[test]
+    fn tag_names_match_the_terraform_configuration() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/terraform/aws");
+        let versions = std::fs::read_to_string(format!("{dir}/versions.tf")).unwrap();
+        let instances = std::fs::read_to_string(format!("{dir}/instances.tf")).unwrap();
+        let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            squash(&versions).contains(&format!("{TAG_PROJECT} = var.project")),
+            "terraform/aws must tag every resource {TAG_PROJECT} = var.project"
+        );
+        let controller = instances
+            .split("resource \"aws_instance\" \"controller\"")
+            .nth(1)
+            .and_then(|rest| rest.split("\nresource ").next())
+            .expect("aws_instance.controller");
+        assert!(
+            squash(controller).contains(&format!("{TAG_ROLE} = \"{ROLE_CONTROLLER}\"")),
+            "aws_instance.controller must be tagged {TAG_ROLE} = \"{ROLE_CONTROLLER}\""
+        );
+    }
+}

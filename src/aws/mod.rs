@@ -1,0 +1,67 @@
+//! AWS through the SDK. Configuration from the standard chain: environment, shared config and
+//! credentials files (profiles, SSO, credential_process), instance roles; `AWS_ENDPOINT_URL`
+//! and the service-specific endpoint variables are honoured, which is how the lab points Jeeves
+//! at moto. Knows nothing of stages.
+
+pub mod ec2;
+pub mod route53;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// Throttling (`Throttling`, `PriorRequestNotComplete`, …) and transient errors are retried by
+/// the SDK's standard strategy: exponential backoff with full jitter.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_initial_backoff(Duration::from_millis(500))
+        .with_max_backoff(Duration::from_secs(20))
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .load()
+        .await
+}
+
+/// An SDK error as the user should see it: the AWS error code and message for service errors
+/// (`AccessDenied: User … is not authorized …`), the whole cause chain for anything else
+/// (no credentials, endpoint unreachable, timeouts).
+pub fn describe<E, R>(e: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match e.code() {
+        Some(code) => anyhow::anyhow!("{code}: {}", e.message().unwrap_or("(no message)")),
+        None => anyhow::anyhow!("{}", DisplayErrorContext(&e)),
+    }
+}
+
+/// The caller's identity (ARN and account), as `jeeves doctor` shows it.
+pub struct Identity {
+    pub arn: String,
+    pub account: String,
+    pub region: Option<String>,
+}
+
+pub async fn identity(timeout: Duration) -> Result<Identity> {
+    let config = sdk_config().await;
+    let region = config.region().map(|r| r.to_string());
+    let sts = aws_sdk_sts::Client::new(&config);
+    let reply = tokio::time::timeout(timeout, sts.get_caller_identity().send())
+        .await
+        .context("no answer from AWS STS")?
+        .map_err(describe)
+        .context("GetCallerIdentity failed (check AWS_PROFILE / credentials)")?;
+    Ok(Identity {
+        arn: reply.arn().unwrap_or_default().to_string(),
+        account: reply.account().unwrap_or_default().to_string(),
+        region,
+    })
+}

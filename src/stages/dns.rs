@@ -1,0 +1,194 @@
+//! The dns stage: the domain's A record → the controller's public IP. `ensure_record` is also
+//! what the tls stage calls before asking for a certificate, and `remove_record` what `down`
+//! calls before destroying the machines.
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+
+use crate::aws::ec2::Ec2;
+use crate::aws::route53::{ARecord, Route53, Zone};
+use crate::aws::sdk_config;
+use crate::config::Settings;
+use crate::report::Change;
+use crate::stage::{Stage, StageContext};
+use crate::stage_name::StageName;
+use crate::state::State;
+
+/// What the probe found: where the record lives, what it is, what it should be.
+pub struct RecordProbe {
+    route53: Route53,
+    zone: Zone,
+    current: Option<ARecord>,
+    ip: String,
+}
+
+impl RecordProbe {
+    pub async fn run(settings: &Settings, state: &mut State) -> Result<RecordProbe> {
+        let config = sdk_config().await;
+        let ip = controller_ip(settings, state, &config).await?;
+        let route53 = Route53::new(&config);
+        let zone = route53
+            .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
+            .await?;
+        let current = route53.a_record(&zone, &settings.domain).await?;
+        Ok(RecordProbe {
+            route53,
+            zone,
+            current,
+            ip,
+        })
+    }
+
+    pub fn changes(&self, settings: &Settings) -> Vec<Change> {
+        let ttl = i64::from(settings.dns.ttl);
+        match &self.current {
+            Some(r) if r.is(&self.ip, ttl) => Vec::new(),
+            current => {
+                let was = match current {
+                    None => String::new(),
+                    Some(r) if r.alias => ", was an alias".to_string(),
+                    Some(r) => format!(
+                        ", was {} ttl {}",
+                        r.values.join(","),
+                        r.ttl.unwrap_or_default()
+                    ),
+                };
+                vec![Change::new(
+                    if current.is_some() {
+                        "update"
+                    } else {
+                        "create"
+                    },
+                    format!(
+                        "A {} → {} (ttl {ttl}, zone {}{was})",
+                        settings.domain, self.ip, self.zone.name
+                    ),
+                )]
+            }
+        }
+    }
+
+    /// UPSERTs the record and waits until Route 53 reports it INSYNC.
+    pub async fn apply(&self, settings: &Settings, cx: &StageContext<'_>) -> Result<()> {
+        let comment = format!("jeeves {}", settings.name);
+        let change = self
+            .route53
+            .upsert_a(
+                &self.zone,
+                &settings.domain,
+                &self.ip,
+                i64::from(settings.dns.ttl),
+                &comment,
+            )
+            .await?;
+        cx.info(format!("change {change} submitted; waiting for INSYNC"));
+        self.route53
+            .wait_insync(&change, settings.dns.wait_timeout)
+            .await
+    }
+}
+
+/// The controller's public IP: from the inventory, or (state lost) from EC2 by the tags the
+/// terraform configuration sets, which also repairs the inventory.
+async fn controller_ip(
+    settings: &Settings,
+    state: &mut State,
+    config: &aws_config::SdkConfig,
+) -> Result<String> {
+    if let Some(c) = &state.inventory.controller {
+        return Ok(c.public_ip.clone());
+    }
+    let host = Ec2::new(config)
+        .find_controller(&settings.project.name)
+        .await
+        .context("the inventory has no controller, and looking it up in EC2 failed")?;
+    let ip = host.public_ip.clone();
+    state.inventory.controller = Some(host);
+    Ok(ip)
+}
+
+/// Makes sure the record points at the controller; true when it had to change it.
+pub async fn ensure_record(cx: &mut StageContext<'_>) -> Result<bool> {
+    let probe = RecordProbe::run(cx.settings, cx.state).await?;
+    if probe.changes(cx.settings).is_empty() {
+        return Ok(false);
+    }
+    probe.apply(cx.settings, cx).await?;
+    Ok(true)
+}
+
+/// For `down`: deletes the record only while it still points at this stack's controller.
+pub async fn remove_record(cx: &mut StageContext<'_>) -> Result<()> {
+    let settings = cx.settings;
+    let config = sdk_config().await;
+    let ip = match controller_ip(settings, cx.state, &config).await {
+        Ok(ip) => ip,
+        Err(e) => {
+            cx.warn(format!(
+                "record {} left in place: cannot tell this stack's controller ({e:#})",
+                settings.domain
+            ));
+            return Ok(());
+        }
+    };
+    let route53 = Route53::new(&config);
+    let zone = route53
+        .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
+        .await?;
+    match route53.a_record(&zone, &settings.domain).await? {
+        None => cx.info(format!(
+            "no A record {} in zone {}",
+            settings.domain, zone.name
+        )),
+        Some(r) if !r.alias && r.values == [ip.as_str()] => {
+            let change = route53
+                .delete_a(
+                    &zone,
+                    &settings.domain,
+                    &r,
+                    &format!("jeeves {} down", settings.name),
+                )
+                .await?;
+            route53
+                .wait_insync(&change, settings.dns.wait_timeout)
+                .await?;
+            cx.host(&settings.domain, format!("deleted (pointed at {ip})"));
+        }
+        Some(r) => cx.warn(format!(
+            "record {} left in place: it points at {}, not at this stack's controller {ip}",
+            settings.domain,
+            if r.alias {
+                "an alias".to_string()
+            } else {
+                r.values.join(",")
+            }
+        )),
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct DnsStage {
+    probe: Option<RecordProbe>,
+}
+
+#[async_trait]
+impl Stage for DnsStage {
+    fn name(&self) -> StageName {
+        StageName::Dns
+    }
+
+    async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
+        let probe = RecordProbe::run(cx.settings, cx.state).await?;
+        let changes = probe.changes(cx.settings);
+        self.probe = Some(probe);
+        Ok(changes)
+    }
+
+    async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
+        let probe = self.probe.as_ref().context("apply without probe")?;
+        probe.apply(cx.settings, cx).await?;
+        cx.host(&cx.settings.domain, format!("A → {}", probe.ip));
+        Ok(())
+    }
+}
