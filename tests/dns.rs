@@ -383,3 +383,26 @@ fn every_page_of_zones_is_read() {
     let z4 = block_on(r53.find_zone("chat.z4.example.net", None)).unwrap();
     assert_eq!(z4.name, "z4.example.net");
 }
+
+#[test]
+fn doctor_shows_the_aws_identity_and_region() {
+    let moto = Moto::start();
+    let mut t = Test::new();
+    moto.env_for(&mut t);
+    // The lab's SSH key does not exist here, so doctor fails overall (exit 1) but still checks AWS.
+    let run = t.run(&["doctor"]).expect(1);
+    let aws = run
+        .stdout
+        .lines()
+        .find(|l| l.contains(" aws "))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        aws.starts_with('✓')
+            && aws.contains("account 123456789012")
+            && aws.contains("region us-east-1"),
+        "{aws}"
+    );
+    assert!(run.stdout.contains("✓ terraform"), "{}", run.stdout);
+    assert!(run.stdout.contains("✗ ssh key"), "{}", run.stdout);
+    assert!(run.stdout.contains("✓ config"), "{}", run.stdout);
+}

@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::Session;
 use crate::cli::{DownArgs, GlobalArgs};
 use crate::config::Settings;
-use crate::exit_code::{self, UsageError};
+use crate::exit_code::UsageError;
 use crate::report::{Event, Redactor};
 use crate::stage::StageContext;
 use crate::stage_name::StageName;
@@ -53,22 +53,7 @@ pub async fn run(
         },
     });
     let result = teardown(settings, &session, &mut state, args.keep_dns).await;
-    let code = match &result {
-        Ok(()) => exit_code::SUCCESS,
-        Err(e) => exit_code::for_error(e),
-    };
-    reporter.emit(Event::RunFinished {
-        result: if code == 0 {
-            "success".into()
-        } else {
-            "failed".into()
-        },
-        duration_ms: started.elapsed().as_millis() as u64,
-        exit_code: code,
-        error: result.as_ref().err().map(|e| format!("{e:#}")),
-    });
-    reporter.finish()?;
-    result.map(|()| code)
+    super::finish_run(&session, started, result)
 }
 
 async fn teardown(

@@ -14,7 +14,8 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{ConfigErrors, Env, Settings};
-use crate::report::{Redactor, Reporter, ReporterOptions};
+use crate::exit_code;
+use crate::report::{Event, Redactor, Reporter, ReporterOptions};
 use crate::state::{RunLock, StateDir};
 
 pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
@@ -85,6 +86,30 @@ impl Session {
             log_file,
         })
     }
+}
+
+/// Emits `run_finished`, writes the reports, and turns the run's outcome into an exit code.
+fn finish_run(session: &Session, started: std::time::Instant, result: Result<()>) -> Result<u8> {
+    let code = match &result {
+        Ok(()) => exit_code::SUCCESS,
+        Err(e) => exit_code::for_error(e),
+    };
+    session.reporter.emit(Event::RunFinished {
+        result: if code == exit_code::SUCCESS {
+            "success"
+        } else {
+            "failed"
+        }
+        .to_string(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        exit_code: code,
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+    });
+    session.reporter.finish()?;
+    if result.is_err() {
+        eprintln!("full log: {}", session.log_file.display());
+    }
+    result.map(|()| code)
 }
 
 /// Checks the SSH key only when a selected stage logs in to hosts.

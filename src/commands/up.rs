@@ -5,7 +5,7 @@ use anyhow::Result;
 use super::{Session, check_ssh_key_for};
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::config::Settings;
-use crate::exit_code::{self, UsageError};
+use crate::exit_code::UsageError;
 use crate::report::{Event, Redactor};
 use crate::runner::{self, Mode, Runner};
 
@@ -50,23 +50,5 @@ pub(super) async fn execute(
         reporter,
     };
     let report = runner.run(mode, stages, force, &mut state).await;
-    let result = report.into_result();
-    let code = match &result {
-        Ok(()) => exit_code::SUCCESS,
-        Err(e) => exit_code::for_error(e),
-    };
-    reporter.emit(Event::RunFinished {
-        result: if code == 0 {
-            "success".into()
-        } else {
-            "failed".into()
-        },
-        duration_ms: started.elapsed().as_millis() as u64,
-        exit_code: code,
-        error: result.as_ref().err().map(|e| format!("{e:#}")),
-    });
-    reporter.finish()?;
-    result
-        .map(|()| code)
-        .map_err(|e| e.context(format!("full log: {}", session.log_file.display())))
+    super::finish_run(session, started, report.into_result())
 }

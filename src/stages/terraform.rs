@@ -124,16 +124,16 @@ impl<'a> Terraform<'a> {
 
     /// `apply -auto-approve` without a saved plan (forced runs, where the plan was empty).
     pub async fn apply_fresh(&self, cx: &StageContext<'_>) -> Result<()> {
-        let vars = self.write_vars()?;
-        let mut cmd = self.command("apply");
-        cmd.args(["-input=false", "-json", "-auto-approve"])
-            .arg(format!("-var-file={}", vars.display()));
-        self.run_json(cmd, cx).await
+        self.run_unplanned("apply", cx).await
     }
 
     pub async fn destroy(&self, cx: &StageContext<'_>) -> Result<()> {
+        self.run_unplanned("destroy", cx).await
+    }
+
+    async fn run_unplanned(&self, subcommand: &str, cx: &StageContext<'_>) -> Result<()> {
         let vars = self.write_vars()?;
-        let mut cmd = self.command("destroy");
+        let mut cmd = self.command(subcommand);
         cmd.args(["-input=false", "-json", "-auto-approve"])
             .arg(format!("-var-file={}", vars.display()));
         self.run_json(cmd, cx).await
