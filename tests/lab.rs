@@ -148,6 +148,39 @@ fn lab_hosts_certificates_and_a_clean_teardown() {
         "the certificate does not chain to Pebble's root:\n{out}"
     );
 
+    // The MicroK8s stand-in: a join with a bad token fails like the real tool, a fresh token
+    // joins once the controller resolves the worker's name.
+    let controller = |cmd: &str| lab.ssh("10.77.0.10", &known_hosts, cmd);
+    let worker = |cmd: &str| lab.ssh("10.77.0.11", &known_hosts, cmd);
+    let (code, out) = controller(
+        "snap install microk8s --classic --channel=1.32/stable && microk8s status --wait-ready --timeout 30 && microk8s enable dns",
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = worker("snap install microk8s --classic --channel=1.32/stable");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) =
+        worker("microk8s join 10.77.0.10:25000/0123456789abcdef0123456789abcdef --worker");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Connection failed. Invalid token (500)."),
+        "{out}"
+    );
+    let (code, out) = controller(
+        "echo '10.77.0.11 worker-1' >> /etc/hosts && microk8s add-node --token-ttl 300 --format json",
+    );
+    assert_eq!(code, 0, "{out}");
+    let add: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let url = add["urls"][0].as_str().unwrap().to_string();
+    let (code, out) = worker(&format!("microk8s join {url} --worker"));
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = worker(&format!("microk8s join {url} --worker"));
+    assert_eq!(code, 1, "a token is single-use: {out}");
+    let (code, out) = controller("microk8s kubectl get node worker-1");
+    assert_eq!(code, 0, "{out}");
+    let (_, out) = worker("microk8s status");
+    assert!(out.contains("acting as a node in a cluster"), "{out}");
+
     // `lab env` points Jeeves at all of it.
     let (_, env) = sh(&mut lab.cmd(&["env"]));
     for needle in [
