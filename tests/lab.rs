@@ -26,7 +26,7 @@ struct Lab {
 impl Lab {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(repo().join("tests/lab/lab"));
-        c.args(args).env("JEEVES_LAB_DIR", self.dir.path());
+        c.args(args).env("LAB_DIR", self.dir.path());
         c
     }
 
