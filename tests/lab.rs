@@ -181,6 +181,32 @@ fn lab_hosts_certificates_and_a_clean_teardown() {
     let (_, out) = worker("microk8s status");
     assert!(out.contains("acting as a node in a cluster"), "{out}");
 
+    // systemctl drives the real haproxy: a bad config refuses to start, a good one serves.
+    let (code, out) =
+        controller("apt-get install -y haproxy certbot && systemctl is-active haproxy");
+    assert_eq!(code, 3, "installed but inactive: {out}");
+    let (code, out) = controller(
+        "printf 'defaults\\n  mode http\\nfrontend f\\n  bind *:80\\n  no_such_keyword\\n' > /etc/haproxy/haproxy.cfg && systemctl start haproxy",
+    );
+    assert_ne!(code, 0, "{out}");
+    let (code, out) = controller(
+        "printf 'defaults\\n  mode http\\n  timeout client 5s\\n  timeout connect 5s\\n  timeout server 5s\\nfrontend f\\n  bind *:80\\n  http-request return status 204\\n' > /etc/haproxy/haproxy.cfg && systemctl start haproxy && systemctl is-active haproxy && curl -s -o /dev/null -w '%{http_code}' http://10.77.0.10/",
+    );
+    assert_eq!(
+        (code, out.trim().lines().last().unwrap_or_default()),
+        (0, "204"),
+        "{out}"
+    );
+    let (code, out) = controller("systemctl start nginx");
+    assert_eq!(code, 5, "{out}");
+
+    // The lab describes its hosts to terraform/lab.
+    let tfvars: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path("terraform.tfvars.json")).unwrap())
+            .unwrap();
+    assert_eq!(tfvars["workers"].as_array().unwrap().len(), 2);
+    assert_eq!(tfvars["controller"]["private_ip"], "10.77.0.10");
+
     // `lab env` points Jeeves at all of it.
     let (_, env) = sh(&mut lab.cmd(&["env"]));
     for needle in [

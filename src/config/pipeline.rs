@@ -51,6 +51,9 @@ pub struct Terraform {
     pub vars: toml::Table,
     #[serde(default)]
     pub backend_config: BTreeMap<String, String>,
+    /// Extra variable files, passed after Jeeves' own (so their values win).
+    #[serde(default)]
+    pub var_files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -66,6 +66,7 @@ pub struct TerraformSettings {
     /// Passed to terraform as a JSON variables file.
     pub vars: serde_json::Map<String, serde_json::Value>,
     pub backend_config: BTreeMap<String, String>,
+    pub var_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,9 +135,12 @@ struct Sources {
 }
 
 impl Sources {
+    /// `tls.domain` → its source; `terraform.var_files[0]` → the source of `terraform.var_files`.
     fn of(&self, key: &str) -> String {
+        let whole = key.split('[').next().unwrap_or(key);
         self.overrides
             .get(key)
+            .or_else(|| self.overrides.get(whole))
             .cloned()
             .unwrap_or_else(|| self.file.clone())
     }
@@ -458,6 +462,22 @@ impl Checker {
             );
         }
 
+        let var_files: Vec<PathBuf> = raw
+            .terraform
+            .var_files
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let key = format!("terraform.var_files[{i}]");
+                let path = c.local_path(&key, f, &base, false)?;
+                if path.is_file() {
+                    Some(path)
+                } else {
+                    c.check(&key, Err(format!("{} is not a file", path.display())))
+                }
+            })
+            .collect();
+
         let ssh = &raw.ssh;
         let user = c.check("ssh.user", validate::unix_user(&ssh.user));
         let key_path = c.local_path("ssh.key_path", &ssh.key_path, &base, false);
@@ -654,6 +674,7 @@ impl Checker {
                 dir: tf_dir.expect(missing),
                 vars: tf_vars,
                 backend_config: raw.terraform.backend_config,
+                var_files,
             },
             ssh: SshSettings {
                 user: user.expect(missing),

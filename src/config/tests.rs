@@ -291,3 +291,34 @@ fn secrets_come_from_the_environment_for_redaction() {
     assert!(s.secrets.contains(&"mongodb://u:p@db/rc".to_string()));
     assert!(!s.secrets.contains(&"/root".to_string()));
 }
+
+#[test]
+fn extra_terraform_var_files_must_exist() {
+    let f = Fixture::new();
+    let vars = f.dir.path().join("hosts.tfvars.json");
+    std::fs::write(&vars, "{}").unwrap();
+    let s = f
+        .load(
+            BASE,
+            &[("JEEVES_TERRAFORM_VAR_FILES", vars.to_str().unwrap())],
+        )
+        .unwrap();
+    assert_eq!(s.terraform.var_files, [vars.clone()]);
+    let err = assert_rejected(
+        &f,
+        BASE,
+        &[("JEEVES_TERRAFORM_VAR_FILES", "/nope.json")],
+        "terraform.var_files[0]",
+    );
+    assert!(
+        err.to_string()
+            .contains("environment variable JEEVES_TERRAFORM_VAR_FILES"),
+        "{err}"
+    );
+    assert_rejected(
+        &f,
+        &with("terraform", "var_files = ['missing.json']"),
+        &[],
+        "terraform.var_files[0]",
+    );
+}

@@ -63,6 +63,17 @@ impl<'a> Terraform<'a> {
         std::path::absolute(self.state_dir.file(name)).context("cannot resolve the state directory")
     }
 
+    /// `-var-file` arguments: Jeeves' own file, then the pipeline's `var_files` (later wins).
+    fn var_file_args(&self) -> Result<Vec<String>> {
+        let mut args = vec![format!("-var-file={}", self.write_vars()?.display())];
+        for f in &self.settings.terraform.var_files {
+            let abs = std::path::absolute(f)
+                .with_context(|| format!("cannot resolve {}", f.display()))?;
+            args.push(format!("-var-file={}", abs.display()));
+        }
+        Ok(args)
+    }
+
     /// Writes the variables file (pipeline vars + project name and tags), mode 0600.
     fn write_vars(&self) -> Result<PathBuf> {
         let mut vars = self.settings.terraform.vars.clone();
@@ -87,11 +98,10 @@ impl<'a> Terraform<'a> {
 
     /// `plan -detailed-exitcode -out=…`: the changes, empty when there are none.
     pub async fn plan(&self) -> Result<Vec<Change>> {
-        let vars = self.write_vars()?;
         let plan = self.abs(PLAN_FILE)?;
         let mut cmd = self.command("plan");
         cmd.args(["-input=false", "-no-color", "-detailed-exitcode"])
-            .arg(format!("-var-file={}", vars.display()))
+            .args(self.var_file_args()?)
             .arg(format!("-out={}", plan.display()));
         let out = process::run_checked(&mut cmd, self.stage, self.reporter, &[0, 2]).await?;
         // A saved plan holds variable values in clear text.
@@ -132,10 +142,9 @@ impl<'a> Terraform<'a> {
     }
 
     async fn run_unplanned(&self, subcommand: &str, cx: &StageContext<'_>) -> Result<()> {
-        let vars = self.write_vars()?;
         let mut cmd = self.command(subcommand);
         cmd.args(["-input=false", "-json", "-auto-approve"])
-            .arg(format!("-var-file={}", vars.display()));
+            .args(self.var_file_args()?);
         self.run_json(cmd, cx).await
     }
 
