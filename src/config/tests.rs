@@ -303,7 +303,7 @@ fn extra_terraform_var_files_must_exist() {
             &[("JEEVES_TERRAFORM_VAR_FILES", vars.to_str().unwrap())],
         )
         .unwrap();
-    assert_eq!(s.terraform.var_files, [vars.clone()]);
+    assert_eq!(s.terraform.var_files, std::slice::from_ref(&vars));
     let err = assert_rejected(
         &f,
         BASE,
