@@ -8,6 +8,7 @@ pub mod exit_code;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod ssh;
 pub mod stage;
 pub mod stage_name;
 pub mod stages;

@@ -229,3 +229,78 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+pub fn sh(cmd: &mut Command) -> (i32, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A lab in its own directory, taken down when dropped (even when the test fails).
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(repo().join("tests/lab/lab"));
+        c.args(args).env("LAB_DIR", self.dir.path());
+        c
+    }
+
+    pub fn up(workers: u32) -> Lab {
+        let (_, me) = sh(Command::new("id").arg("-u"));
+        assert_eq!(
+            me.trim(),
+            "0",
+            "the lab tests need root (CI runs as root): run tests/run as root"
+        );
+        let lab = Lab {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let (code, out) = sh(&mut lab.cmd(&["up", "--workers", &workers.to_string()]));
+        assert_eq!(code, 0, "lab up failed:\n{out}");
+        lab
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn ssh(&self, ip: &str, known_hosts: &Path, command: &str) -> (i32, String) {
+        sh(Command::new("ssh")
+            .args(["-i", self.path("id_ed25519").to_str().unwrap()])
+            .args([
+                "-o",
+                &format!("UserKnownHostsFile={}", known_hosts.display()),
+            ])
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+            ])
+            .args(["-o", "ConnectTimeout=10"])
+            .arg(format!("root@{ip}"))
+            .arg(command))
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.path("pids"))
+            .unwrap()
+            .lines()
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["down"]).output();
+    }
+}

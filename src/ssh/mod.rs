@@ -1,0 +1,11 @@
+//! SSH to the stack's hosts (ssh2/libssh2): strict host keys, key-file and agent auth,
+//! commands built from quoted arguments, streamed output, per-command timeouts, atomic uploads.
+//! Knows nothing of stages.
+
+mod host_keys;
+mod remote_command;
+mod session;
+
+pub use host_keys::HostKeyPolicy;
+pub use remote_command::RemoteCommand;
+pub use session::{ExecOutput, SshOptions, SshSession, Stream, Target};

@@ -1,0 +1,105 @@
+use anyhow::{Result, bail};
+
+/// A remote command as a list of arguments, each quoted for the remote shell. Nothing is ever
+/// pasted into a command line unquoted: a value such as `$(touch /tmp/pwned)` reaches the
+/// program as those literal characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCommand {
+    args: Vec<String>,
+    sudo: bool,
+    stdin: Option<Vec<u8>>,
+}
+
+impl RemoteCommand {
+    pub fn new(program: impl Into<String>) -> RemoteCommand {
+        RemoteCommand {
+            args: vec![program.into()],
+            sudo: false,
+            stdin: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> RemoteCommand {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> RemoteCommand
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Runs through `sudo -n` (no password prompt: a missing sudo rule fails at once).
+    pub fn sudo(mut self, sudo: bool) -> RemoteCommand {
+        self.sudo = sudo;
+        self
+    }
+
+    /// Bytes written to the command's standard input (then EOF).
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> RemoteCommand {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    pub fn input(&self) -> Option<&[u8]> {
+        self.stdin.as_deref()
+    }
+
+    /// The command line for the remote shell. Fails on a NUL byte, which no shell can carry.
+    pub fn to_shell(&self) -> Result<String> {
+        let mut words: Vec<String> = Vec::new();
+        if self.sudo {
+            words.extend(["sudo", "-n", "--"].map(String::from));
+        }
+        for a in &self.args {
+            match shlex::try_quote(a) {
+                Ok(q) => words.push(q.into_owned()),
+                Err(_) => bail!(
+                    "argument {a:?} contains a NUL byte and cannot be passed to a remote command"
+                ),
+            }
+        }
+        Ok(words.join(" "))
+    }
+
+    /// The command for messages: the program and its first argument only (arguments may be
+    /// secrets; the full line never reaches logs unredacted).
+    pub fn describe(&self) -> String {
+        self.args
+            .iter()
+            .take(2)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_argument_is_quoted() {
+        let cmd = RemoteCommand::new("printf")
+            .arg("%s")
+            .arg("$(touch /tmp/pwned); `id` 'q' \"d\"\nnext");
+        let line = cmd.to_shell().unwrap();
+        assert_eq!(
+            line,
+            r#"printf %s '$(touch /tmp/pwned); `id` '"'"'q'"'"' "d"
+next'"#
+        );
+        let sudo = RemoteCommand::new("systemctl")
+            .args(["reload", "haproxy"])
+            .sudo(true);
+        assert_eq!(
+            sudo.to_shell().unwrap(),
+            "sudo -n -- systemctl reload haproxy"
+        );
+        assert!(RemoteCommand::new("echo").arg("a\0b").to_shell().is_err());
+    }
+}

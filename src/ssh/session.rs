@@ -1,0 +1,374 @@
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use ssh2::{BlockDirections, Channel, Session};
+
+use super::host_keys::{self, HostKeyPolicy};
+use super::remote_command::RemoteCommand;
+
+/// A host to log in to: a name for messages and the address to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+}
+
+/// How to log in, from the pipeline's `[ssh]` settings.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    pub user: String,
+    pub key_path: PathBuf,
+    /// From JEEVES_SSH_KEY_PASSPHRASE; never logged.
+    pub passphrase: Option<String>,
+    pub known_hosts: PathBuf,
+    pub host_keys: HostKeyPolicy,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub keepalive: Duration,
+    /// Prefix privileged commands with `sudo -n` (when the user is not root).
+    pub sudo: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    /// The last non-empty lines of stderr (or stdout), for error messages.
+    pub fn tail(&self, lines: usize) -> String {
+        let text = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// One SSH session to one host, reused for all of a stage's commands on it.
+///
+/// libssh2 holds one lock per session, so a blocking read on one channel would stall every
+/// other channel of the session. The session is therefore non-blocking: every operation that
+/// would block waits in `poll(2)` on the socket for the direction libssh2 asks for.
+pub struct SshSession {
+    session: Session,
+    stream: TcpStream,
+    pub target: Target,
+    opts: SshOptions,
+}
+
+impl SshSession {
+    /// Connects, verifies the host key and logs in. Fresh machines take minutes to accept SSH,
+    /// so refused or unanswered connections are retried with backoff until `connect_timeout`;
+    /// a host-key or authentication problem is final at once.
+    pub fn connect(target: &Target, opts: &SshOptions) -> Result<SshSession> {
+        let deadline = Instant::now() + opts.connect_timeout;
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match Self::try_connect(target, opts, deadline) {
+                Ok(s) => return Ok(s),
+                Err(Attempt::Final(e)) => return Err(e),
+                Err(Attempt::Retry(e)) => {
+                    if Instant::now() + delay >= deadline {
+                        return Err(e.context(format!(
+                            "cannot reach {} ({}:{}) within {}s (ssh.connect_timeout)",
+                            target.name,
+                            target.address,
+                            target.port,
+                            opts.connect_timeout.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    fn try_connect(
+        target: &Target,
+        opts: &SshOptions,
+        deadline: Instant,
+    ) -> Result<SshSession, Attempt> {
+        let addr = (target.address.as_str(), target.port)
+            .to_socket_addrs()
+            .map_err(|e| Attempt::Final(anyhow!("cannot resolve {}: {e}", target.address)))?
+            .next()
+            .ok_or_else(|| Attempt::Final(anyhow!("no address for {}", target.address)))?;
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let stream = TcpStream::connect_timeout(&addr, left.min(Duration::from_secs(10)))
+            .map_err(|e| Attempt::Retry(anyhow!("connect to {addr}: {e}")))?;
+        stream.set_nodelay(true).ok();
+        let mut session = Session::new().map_err(|e| Attempt::Final(e.into()))?;
+        session.set_tcp_stream(stream.try_clone().map_err(|e| Attempt::Final(e.into()))?);
+        session.set_timeout(left.as_millis().min(u32::MAX as u128) as u32);
+        session
+            .handshake()
+            .map_err(|e| Attempt::Retry(anyhow!("SSH handshake with {addr}: {e}")))?;
+        host_keys::verify(
+            &session,
+            &target.address,
+            target.port,
+            &opts.known_hosts,
+            opts.host_keys,
+        )
+        .map_err(Attempt::Final)?;
+        authenticate(&session, opts).map_err(|e| {
+            Attempt::Final(e.context(format!("logging in to {} as {}", target.name, opts.user)))
+        })?;
+        session.set_keepalive(true, opts.keepalive.as_secs().max(1) as u32);
+        session.set_timeout(0);
+        session.set_blocking(false);
+        Ok(SshSession {
+            session,
+            stream,
+            target: target.clone(),
+            opts: opts.clone(),
+        })
+    }
+
+    pub fn options(&self) -> &SshOptions {
+        &self.opts
+    }
+
+    /// Runs a command, calling `on_line` for every line of output as it arrives, and returns
+    /// the whole output and the exit status. Fails only when the command cannot be run or runs
+    /// past `ssh.command_timeout`; a non-zero status is for the caller to judge.
+    pub fn exec(
+        &self,
+        cmd: &RemoteCommand,
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) -> Result<ExecOutput> {
+        let line = cmd.to_shell()?;
+        let deadline = Instant::now() + self.opts.command_timeout;
+        let what = || format!("`{}` on {}", cmd.describe(), self.target.name);
+        let mut ch: Channel = self
+            .retry(deadline, || self.session.channel_session())
+            .with_context(what)?;
+        self.retry(deadline, || ch.exec(&line)).with_context(what)?;
+        if let Some(mut input) = cmd.input() {
+            while !input.is_empty() {
+                match ch.write(input) {
+                    Ok(n) => input = &input[n..],
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        self.wait(deadline).with_context(what)?
+                    }
+                    Err(e) => return Err(e).with_context(what),
+                }
+            }
+            self.retry(deadline, || ch.send_eof()).with_context(what)?;
+        }
+        let mut out = Collector::default();
+        let mut err = Collector::default();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let mut progressed = false;
+            for (stream, collector) in [(Stream::Stdout, &mut out), (Stream::Stderr, &mut err)] {
+                let read = match stream {
+                    Stream::Stdout => ch.read(&mut buf),
+                    Stream::Stderr => ch.stderr().read(&mut buf),
+                };
+                match read {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        progressed = true;
+                        collector.push(&buf[..n], |l| on_line(stream, l));
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e).with_context(what),
+                }
+            }
+            if ch.eof() && !progressed {
+                break;
+            }
+            if !progressed {
+                self.wait(deadline).with_context(|| {
+                    format!(
+                        "{} ran longer than {}s (ssh.command_timeout)",
+                        what(),
+                        self.opts.command_timeout.as_secs()
+                    )
+                })?;
+            }
+        }
+        out.finish(|l| on_line(Stream::Stdout, l));
+        err.finish(|l| on_line(Stream::Stderr, l));
+        self.retry(deadline, || ch.wait_close())
+            .with_context(what)?;
+        let status = ch.exit_status().with_context(what)?;
+        Ok(ExecOutput {
+            status,
+            stdout: out.text,
+            stderr: err.text,
+        })
+    }
+
+    /// `exec` that fails on a non-zero exit status with the command's own message.
+    pub fn run(&self, cmd: &RemoteCommand) -> Result<ExecOutput> {
+        let out = self.exec(cmd, &mut |_, _| {})?;
+        if out.status != 0 {
+            bail!(
+                "`{}` on {} exited with status {}:\n{}",
+                cmd.describe(),
+                self.target.name,
+                out.status,
+                out.tail(20)
+            );
+        }
+        Ok(out)
+    }
+
+    /// Writes `contents` to `path` with `mode`, atomically: a temporary file beside it, then a
+    /// rename, so readers see the old file or the new one, never a partial one.
+    pub fn upload(&self, path: &str, contents: &[u8], mode: u32) -> Result<()> {
+        let tmp = format!("{path}.jeeves-tmp");
+        let cmd = RemoteCommand::new("sh")
+            .arg("-c")
+            .arg(r#"umask 077 && cat > "$1" && chmod "$2" "$1" && mv -f "$1" "$3""#)
+            .args(["sh", tmp.as_str(), &format!("{mode:o}"), path])
+            .sudo(self.opts.sudo && self.opts.user != "root")
+            .stdin(contents.to_vec());
+        self.run(&cmd)
+            .with_context(|| format!("uploading {path} to {}", self.target.name))?;
+        Ok(())
+    }
+
+    /// Retries a libssh2 call that would block, waiting on the socket in between.
+    fn retry<T>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut() -> Result<T, ssh2::Error>,
+    ) -> Result<T> {
+        loop {
+            match f() {
+                Ok(v) => return Ok(v),
+                Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => self.wait(deadline)?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Waits until the socket is ready in the direction libssh2 is blocked on.
+    fn wait(&self, deadline: Instant) -> Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("timed out");
+        }
+        let events = match self.session.block_directions() {
+            BlockDirections::Inbound => libc::POLLIN,
+            BlockDirections::Outbound => libc::POLLOUT,
+            BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
+            BlockDirections::None => libc::POLLIN,
+        };
+        let mut fd = libc::pollfd {
+            fd: self.stream.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // Bounded so keepalives go out on long, silent commands.
+        let ms = left
+            .min(self.opts.keepalive.max(Duration::from_secs(1)))
+            .as_millis() as i32;
+        // SAFETY: one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut fd, 1, ms) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != ErrorKind::Interrupted {
+                return Err(e).context("poll on the SSH socket");
+            }
+        }
+        if rc == 0 {
+            let _ = self.session.keepalive_send();
+        }
+        Ok(())
+    }
+}
+
+enum Attempt {
+    Retry(anyhow::Error),
+    Final(anyhow::Error),
+}
+
+fn authenticate(session: &Session, opts: &SshOptions) -> Result<()> {
+    let mut tried = Vec::new();
+    if opts.key_path.is_file() {
+        match session.userauth_pubkey_file(
+            &opts.user,
+            None,
+            &opts.key_path,
+            opts.passphrase.as_deref(),
+        ) {
+            Ok(()) if session.authenticated() => return Ok(()),
+            Ok(()) => tried.push(format!("key {}", opts.key_path.display())),
+            Err(e) => tried.push(format!("key {} ({})", opts.key_path.display(), e.message())),
+        }
+    }
+    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        let mut agent = session.agent()?;
+        if agent.connect().is_ok() && agent.list_identities().is_ok() {
+            let ids = agent.identities()?;
+            for id in &ids {
+                if agent.userauth(&opts.user, id).is_ok() && session.authenticated() {
+                    return Ok(());
+                }
+            }
+            tried.push(format!(
+                "{} ssh-agent identit{}",
+                ids.len(),
+                if ids.len() == 1 { "y" } else { "ies" }
+            ));
+        }
+    }
+    if tried.is_empty() {
+        bail!(
+            "no credentials: {} does not exist and no ssh-agent is running (SSH_AUTH_SOCK)",
+            opts.key_path.display()
+        );
+    }
+    bail!("authentication failed; tried {}", tried.join(", "))
+}
+
+/// Accumulates a stream and hands out complete lines as they arrive.
+#[derive(Default)]
+struct Collector {
+    text: String,
+    partial: Vec<u8>,
+}
+
+impl Collector {
+    fn push(&mut self, bytes: &[u8], mut on_line: impl FnMut(&str)) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line);
+            on_line(line.trim_end_matches(['\n', '\r']));
+            self.text.push_str(&line);
+        }
+    }
+
+    fn finish(&mut self, mut on_line: impl FnMut(&str)) {
+        if !self.partial.is_empty() {
+            let line = String::from_utf8_lossy(&self.partial).into_owned();
+            on_line(&line);
+            self.text.push_str(&line);
+            self.partial.clear();
+        }
+    }
+}

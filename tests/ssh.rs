@@ -1,0 +1,246 @@
+//! The SSH engine against the lab's real OpenSSH servers: output and status, hostile arguments
+//! passed literally, atomic uploads, timeouts, strict host keys, retries and auth failures.
+//! One test function: the lab is one per machine.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Lab;
+use jeeves::ssh::{HostKeyPolicy, RemoteCommand, SshOptions, SshSession, Stream, Target};
+
+fn target(name: &str, ip: &str) -> Target {
+    Target {
+        name: name.into(),
+        address: ip.into(),
+        port: 22,
+    }
+}
+
+fn options(lab: &Lab, known_hosts: &Path) -> SshOptions {
+    SshOptions {
+        user: "root".into(),
+        key_path: lab.path("id_ed25519"),
+        passphrase: None,
+        known_hosts: known_hosts.to_path_buf(),
+        host_keys: HostKeyPolicy::Strict,
+        connect_timeout: Duration::from_secs(10),
+        command_timeout: Duration::from_secs(30),
+        keepalive: Duration::from_secs(5),
+        sudo: false,
+    }
+}
+
+#[test]
+fn the_ssh_engine_on_real_openssh() {
+    let lab = Lab::up(1);
+    let known_hosts = lab.path("known_hosts");
+    let opts = options(&lab, &known_hosts);
+    let controller =
+        SshSession::connect(&target("controller", "10.77.0.10"), &opts).expect("connect");
+
+    // stdout, stderr and the status come back apart, and lines stream in order.
+    let mut lines = Vec::new();
+    let out = controller
+        .exec(
+            &RemoteCommand::new("sh")
+                .arg("-c")
+                .arg("echo one; echo warn >&2; echo two; exit 3"),
+            &mut |s, l| lines.push((s, l.to_string())),
+        )
+        .unwrap();
+    assert_eq!(
+        (out.status, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "one\ntwo\n", "warn\n")
+    );
+    assert!(
+        lines.contains(&(Stream::Stdout, "one".into()))
+            && lines.contains(&(Stream::Stderr, "warn".into()))
+    );
+    let err = controller
+        .run(
+            &RemoteCommand::new("sh")
+                .arg("-c")
+                .arg("echo boom >&2; exit 4"),
+        )
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("status 4") && format!("{err:#}").contains("boom"),
+        "{err:#}"
+    );
+
+    // Hostile values reach the program literally and are never executed.
+    let marker = "/tmp/jeeves-pwned";
+    let _ = std::fs::remove_file(marker);
+    for hostile in [
+        format!("$(touch {marker})"),
+        format!("`touch {marker}`"),
+        format!("; touch {marker}"),
+        format!("' ; touch {marker}; echo '"),
+        format!("\" ; touch {marker}; echo \""),
+        format!("line1\ntouch {marker}\nline3"),
+        "$HOME * ~ && || | > <".to_string(),
+    ] {
+        let out = controller
+            .run(&RemoteCommand::new("printf").arg("%s").arg(hostile.as_str()))
+            .unwrap();
+        assert_eq!(out.stdout, hostile, "passed literally");
+    }
+    let (code, _) = lab.ssh("10.77.0.10", &known_hosts, &format!("test ! -e {marker}"));
+    assert_eq!(code, 0, "a hostile value was executed on the host");
+    assert!(!Path::new(marker).exists());
+    assert!(
+        RemoteCommand::new("echo").arg("a\0b").to_shell().is_err(),
+        "NUL bytes are rejected before sending"
+    );
+
+    // Uploads land whole, with their mode, and leave no temporary file.
+    let body = "global\n  maxconn 10\n".repeat(5000);
+    controller
+        .upload("/etc/haproxy/uploaded.cfg", body.as_bytes(), 0o640)
+        .unwrap();
+    let out = controller
+        .run(
+            &RemoteCommand::new("sh")
+                .arg("-c")
+                .arg("stat -c %a /etc/haproxy/uploaded.cfg; ls /etc/haproxy"),
+        )
+        .unwrap();
+    assert_eq!(out.stdout, "640\nuploaded.cfg\n");
+    let back = controller
+        .run(&RemoteCommand::new("cat").arg("/etc/haproxy/uploaded.cfg"))
+        .unwrap();
+    assert_eq!(back.stdout, body);
+    // Standard input of any size goes through the non-blocking loop.
+    let big = "x".repeat(3 * 1024 * 1024);
+    let out = controller
+        .run(
+            &RemoteCommand::new("wc")
+                .arg("-c")
+                .stdin(big.as_bytes().to_vec()),
+        )
+        .unwrap();
+    assert_eq!(out.stdout.trim(), big.len().to_string());
+
+    // A command past its timeout is stopped with a clear error.
+    let quick = SshOptions {
+        command_timeout: Duration::from_secs(1),
+        ..opts.clone()
+    };
+    let s = SshSession::connect(&target("controller", "10.77.0.10"), &quick).unwrap();
+    let started = Instant::now();
+    let err = s
+        .exec(&RemoteCommand::new("sleep").arg("30"), &mut |_, _| {})
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("ssh.command_timeout"),
+        "{err:#}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Many commands at once on one session's host, from parallel sessions.
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let opts = &opts;
+            scope.spawn(move || {
+                let s = SshSession::connect(&target("worker-1", "10.77.0.11"), opts).unwrap();
+                for j in 0..5 {
+                    let out = s
+                        .run(&RemoteCommand::new("echo").arg(format!("{i}-{j}")))
+                        .unwrap();
+                    assert_eq!(out.stdout.trim(), format!("{i}-{j}"));
+                }
+            });
+        }
+    });
+
+    // A host key that is not the pinned one aborts before anything runs, naming both keys.
+    let wrong = lab.path("wrong_known_hosts");
+    let other =
+        std::fs::read_to_string(lab.path("hosts/worker-1/ssh_host_ed25519_key.pub")).unwrap();
+    let f: Vec<&str> = other.split_whitespace().collect();
+    std::fs::write(&wrong, format!("10.77.0.10 {} {}\n", f[0], f[1])).unwrap();
+    let started = Instant::now();
+    let err = SshSession::connect(&target("controller", "10.77.0.10"), &options(&lab, &wrong))
+        .err()
+        .expect("mismatch refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("host key mismatch for 10.77.0.10:22"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("SHA256:").count(),
+        2,
+        "expected and offered fingerprints: {text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a mismatch is not retried"
+    );
+
+    // An unknown host: refused by default, pinned with trust-on-first-use when asked.
+    let empty = lab.path("tofu_known_hosts");
+    let err = SshSession::connect(&target("controller", "10.77.0.10"), &options(&lab, &empty))
+        .err()
+        .expect("unknown refused");
+    assert!(
+        format!("{err:#}").contains("--accept-new-host-keys"),
+        "{err:#}"
+    );
+    let tofu = SshOptions {
+        host_keys: HostKeyPolicy::AcceptNew,
+        ..options(&lab, &empty)
+    };
+    SshSession::connect(&target("controller", "10.77.0.10"), &tofu).unwrap();
+    SshSession::connect(&target("controller", "10.77.0.10"), &options(&lab, &empty))
+        .expect("pinned now");
+
+    // Nobody listening: retried with backoff until the connect timeout, then a clear error.
+    let short = SshOptions {
+        connect_timeout: Duration::from_secs(2),
+        ..opts.clone()
+    };
+    let started = Instant::now();
+    let err = SshSession::connect(
+        &Target {
+            port: 2222,
+            ..target("controller", "10.77.0.10")
+        },
+        &short,
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        format!("{err:#}").contains("ssh.connect_timeout"),
+        "{err:#}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1) && started.elapsed() < Duration::from_secs(6)
+    );
+
+    // A key the host does not accept fails at once, naming what was tried.
+    let stranger = lab.path("stranger");
+    let (code, out) = common::sh(std::process::Command::new("ssh-keygen").args([
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-f",
+        stranger.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}");
+    let bad = SshOptions {
+        key_path: stranger.clone(),
+        ..opts.clone()
+    };
+    let err = SshSession::connect(&target("controller", "10.77.0.10"), &bad)
+        .err()
+        .expect("auth refused");
+    assert!(
+        format!("{err:#}").contains("authentication failed"),
+        "{err:#}"
+    );
+}
