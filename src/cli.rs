@@ -94,6 +94,10 @@ pub struct UpArgs {
     /// Apply these stages even when their probe finds nothing to change (repeatable).
     #[arg(long, value_name = "STAGE")]
     pub force: Vec<StageName>,
+    /// Trust hosts whose keys are not in known_hosts yet, and pin them (trust on first use).
+    /// A changed key is still refused.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ use crate::cli::SelectArgs;
 use crate::config::Settings;
 use crate::exit_code::UsageError;
 use crate::report::{Event, Reporter};
+use crate::ssh::HostKeyPolicy;
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::stages;
@@ -53,6 +54,7 @@ pub struct Runner<'a> {
     pub settings: &'a Settings,
     pub state_dir: &'a StateDir,
     pub reporter: &'a Reporter,
+    pub host_keys: HostKeyPolicy,
 }
 
 impl Runner<'_> {
@@ -132,6 +134,7 @@ impl Runner<'_> {
             reporter: self.reporter,
             stage: name,
             force,
+            host_keys: self.host_keys,
         };
         let changes = stage.probe(&mut cx).await?;
         let unchanged = changes.is_empty();

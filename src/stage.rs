@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use crate::config::Settings;
 use crate::report::{Change, Event, Level, Reporter};
+use crate::ssh::HostKeyPolicy;
 use crate::stage_name::StageName;
 use crate::state::{State, StateDir};
 
@@ -19,6 +20,8 @@ pub struct StageContext<'a> {
     pub stage: StageName,
     /// `up --force STAGE`: apply even when the probe found nothing to change.
     pub force: bool,
+    /// `up --accept-new-host-keys` turns this to trust-on-first-use.
+    pub host_keys: HostKeyPolicy,
 }
 
 impl StageContext<'_> {

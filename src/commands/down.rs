@@ -8,6 +8,7 @@ use crate::cli::{DownArgs, GlobalArgs};
 use crate::config::Settings;
 use crate::exit_code::UsageError;
 use crate::report::{Event, Redactor};
+use crate::ssh::HostKeyPolicy;
 use crate::stage::StageContext;
 use crate::stage_name::StageName;
 use crate::stages::dns;
@@ -83,6 +84,7 @@ async fn teardown(
             reporter,
             stage: StageName::Dns,
             force: false,
+            host_keys: HostKeyPolicy::Strict,
         };
         if let Err(e) = dns::remove_record(&mut cx).await {
             step(
@@ -108,6 +110,7 @@ async fn teardown(
         reporter,
         stage: StageName::Terraform,
         force: false,
+        host_keys: HostKeyPolicy::Strict,
     };
     let outcome = async {
         let tf = Terraform::new(settings, &session.state_dir, reporter, StageName::Terraform)?;

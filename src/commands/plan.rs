@@ -5,6 +5,7 @@ use crate::cli::{GlobalArgs, SelectArgs};
 use crate::config::Settings;
 use crate::report::Redactor;
 use crate::runner::{self, Mode};
+use crate::ssh::HostKeyPolicy;
 
 /// Probes only. It takes the lock too: terraform's plan file and state lock are shared with `up`.
 pub async fn run(
@@ -16,5 +17,14 @@ pub async fn run(
     let stages = runner::select(args)?;
     super::check_ssh_key_for(settings, &stages)?;
     let session = Session::open(g, settings, redactor, "plan")?;
-    super::up::execute(settings, &session, Mode::Plan, &stages, &[], "plan").await
+    super::up::execute(
+        settings,
+        &session,
+        Mode::Plan,
+        &stages,
+        &[],
+        HostKeyPolicy::Strict,
+        "plan",
+    )
+    .await
 }

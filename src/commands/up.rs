@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::exit_code::UsageError;
 use crate::report::{Event, Redactor};
 use crate::runner::{self, Mode, Runner};
+use crate::ssh::HostKeyPolicy;
 
 pub async fn run(
     g: &GlobalArgs,
@@ -24,7 +25,21 @@ pub async fn run(
     }
     check_ssh_key_for(settings, &stages)?;
     let session = Session::open(g, settings, redactor, "up")?;
-    execute(settings, &session, Mode::Up, &stages, &args.force, "up").await
+    let host_keys = if args.accept_new_host_keys {
+        HostKeyPolicy::AcceptNew
+    } else {
+        HostKeyPolicy::Strict
+    };
+    execute(
+        settings,
+        &session,
+        Mode::Up,
+        &stages,
+        &args.force,
+        host_keys,
+        "up",
+    )
+    .await
 }
 
 /// Shared by `up` and `plan`: run the stages and report the run.
@@ -34,6 +49,7 @@ pub(super) async fn execute(
     mode: Mode,
     stages: &[crate::stage_name::StageName],
     force: &[crate::stage_name::StageName],
+    host_keys: HostKeyPolicy,
     command: &str,
 ) -> Result<u8> {
     let started = Instant::now();
@@ -48,6 +64,7 @@ pub(super) async fn execute(
         settings,
         state_dir: &session.state_dir,
         reporter,
+        host_keys,
     };
     let report = runner.run(mode, stages, force, &mut state).await;
     super::finish_run(session, started, report.into_result())

@@ -79,6 +79,9 @@ pub struct SshSettings {
     pub command_timeout: Duration,
     pub keepalive: Duration,
     pub sudo: bool,
+    /// From JEEVES_SSH_KEY_PASSPHRASE (never serialised).
+    #[serde(skip)]
+    pub key_passphrase: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -685,6 +688,7 @@ impl Checker {
                 command_timeout: command_timeout.expect(missing),
                 keepalive: keepalive.expect(missing),
                 sudo: raw.ssh.sudo,
+                key_passphrase: None,
             },
             microk8s: Microk8sSettings {
                 channel: channel.expect(missing),

@@ -17,6 +17,12 @@ pub enum HostKeyPolicy {
     AcceptNew,
 }
 
+/// The host's key is not the pinned one, or not pinned at all (strict mode): never retried,
+/// and a stage stops before running anything anywhere.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HostKeyRejected(pub String);
+
 /// Serialises writes of known_hosts by parallel connections.
 static WRITE: Mutex<()> = Mutex::new(());
 
@@ -58,7 +64,7 @@ pub fn verify(
                 .filter_map(|h| STANDARD.decode(h.key()).ok())
                 .map(|k| fingerprint(&k))
                 .collect();
-            bail!(
+            bail!(HostKeyRejected(format!(
                 "host key mismatch for {host}:{port}: known_hosts {} expects {}, the server offered {offered}. \
                  Either the host was rebuilt (remove its line from known_hosts and pin the new key) or someone is \
                  intercepting the connection; nothing was run",
@@ -68,7 +74,7 @@ pub fn verify(
                 } else {
                     expected.join(" or ")
                 }
-            )
+            )))
         }
         CheckResult::NotFound if policy == HostKeyPolicy::AcceptNew => {
             let _guard = WRITE.lock().unwrap_or_else(|e| e.into_inner());
@@ -95,11 +101,11 @@ pub fn verify(
                 .with_context(|| format!("cannot write {}", known_hosts.display()))?;
             Ok(())
         }
-        CheckResult::NotFound => bail!(
+        CheckResult::NotFound => bail!(HostKeyRejected(format!(
             "the host key of {host}:{port} ({offered}) is not in known_hosts {}; pin it first (Jeeves pins AWS hosts \
              from their console output), or pass --accept-new-host-keys to trust it on first use; nothing was run",
             known_hosts.display()
-        ),
+        ))),
         CheckResult::Failure => bail!(
             "cannot check the host key of {host}:{port} against {}",
             known_hosts.display()

@@ -6,6 +6,6 @@ mod host_keys;
 mod remote_command;
 mod session;
 
-pub use host_keys::HostKeyPolicy;
+pub use host_keys::{HostKeyPolicy, HostKeyRejected};
 pub use remote_command::RemoteCommand;
 pub use session::{ExecOutput, SshOptions, SshSession, Stream, Target};

@@ -34,6 +34,27 @@ pub struct SshOptions {
     pub sudo: bool,
 }
 
+impl SshOptions {
+    pub fn from_settings(s: &crate::config::SshSettings, host_keys: HostKeyPolicy) -> SshOptions {
+        SshOptions {
+            user: s.user.clone(),
+            key_path: s.key_path.clone(),
+            passphrase: s.key_passphrase.clone(),
+            known_hosts: s.known_hosts.clone(),
+            host_keys,
+            connect_timeout: s.connect_timeout,
+            command_timeout: s.command_timeout,
+            keepalive: s.keepalive,
+            sudo: s.sudo,
+        }
+    }
+
+    /// Whether privileged commands need `sudo -n`.
+    pub fn needs_sudo(&self) -> bool {
+        self.sudo && self.user != "root"
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     Stdout,
@@ -243,7 +264,7 @@ impl SshSession {
             .arg("-c")
             .arg(r#"umask 077 && cat > "$1" && chmod "$2" "$1" && mv -f "$1" "$3""#)
             .args(["sh", tmp.as_str(), &format!("{mode:o}"), path])
-            .sudo(self.opts.sudo && self.opts.user != "root")
+            .sudo(self.opts.needs_sudo())
             .stdin(contents.to_vec());
         self.run(&cmd)
             .with_context(|| format!("uploading {path} to {}", self.target.name))?;

@@ -1,5 +1,6 @@
 //! One file per stage. `build` is the only place that knows which stages exist.
 
+pub mod bootstrap;
 pub mod dns;
 mod not_built;
 pub mod terraform;
@@ -13,6 +14,7 @@ use crate::stage_name::StageName;
 pub fn build(name: StageName) -> Box<dyn Stage> {
     match name {
         StageName::Terraform => Box::new(terraform::TerraformStage::default()),
+        StageName::Bootstrap => Box::new(bootstrap::BootstrapStage::default()),
         StageName::Dns => Box::new(dns::DnsStage::default()),
         other => Box::new(not_built::NotBuilt(other)),
     }

@@ -304,3 +304,22 @@ impl Drop for Lab {
         let _ = self.cmd(&["down"]).output();
     }
 }
+
+impl Lab {
+    /// The lab's environment (`lab env`) on a Test: endpoint, credentials, key, known_hosts…
+    pub fn env_for(&self, t: &mut Test) {
+        let (code, out) = sh(&mut self.cmd(&["env"]));
+        assert_eq!(code, 0, "{out}");
+        for line in out.lines() {
+            if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+                t.env(k, v);
+            }
+        }
+    }
+
+    /// Runs a `lab` subcommand and asserts it succeeds.
+    pub fn must(&self, args: &[&str]) {
+        let (code, out) = sh(&mut self.cmd(args));
+        assert_eq!(code, 0, "lab {args:?}:\n{out}");
+    }
+}

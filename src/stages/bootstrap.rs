@@ -1,0 +1,571 @@
+//! The bootstrap stage: MicroK8s on the controller (snap at the configured channel, the SSH user
+//! in the `microk8s` group, addons one per command, hosts entries for the workers), then the
+//! workers join it in parallel. The probe costs one command per host.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use async_trait::async_trait;
+
+use crate::config::Settings;
+use crate::report::{Change, Reporter};
+use crate::ssh::{HostKeyRejected, RemoteCommand, SshOptions, SshSession, Stream, Target};
+use crate::stage::{Stage, StageContext};
+use crate::stage_name::StageName;
+use crate::state::{Host, Inventory};
+
+/// One round trip that tells everything the plan needs about a host. Values come in as
+/// positional parameters, never pasted into the script.
+const PROBE: &str = r#"
+u="$1"; shift
+if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1; fi
+echo "@snap"; snap list microk8s 2>/dev/null | awk 'NR==2 {print $4}'
+echo "@groups"; id -nG "$u" 2>/dev/null
+echo "@status"; microk8s status --format yaml 2>/dev/null
+echo "@nodes"; microk8s kubectl get nodes -o json 2>/dev/null
+echo "@hosts"
+while [ $# -ge 2 ]; do
+  ip=$(getent hosts "$1" | awk '{print $1; exit}'); [ "$ip" = "$2" ] && echo "$1"; shift 2
+done
+echo "@end"
+"#;
+
+/// An idempotent /etc/hosts entry: $1 = address, $2 = name.
+const HOSTS_ENTRY: &str =
+    r#"grep -Eq "^$1[[:space:]]+$2\$" /etc/hosts || printf '%s %s\n' "$1" "$2" >> /etc/hosts"#;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct HostFacts {
+    /// Tracking channel of the microk8s snap; `None` when not installed.
+    channel: Option<String>,
+    in_group: bool,
+    addons: BTreeSet<String>,
+    /// Node name → Ready (controller only).
+    nodes: BTreeMap<String, bool>,
+    /// Worker names the host resolves to the right address.
+    resolves: BTreeSet<String>,
+}
+
+fn parse_facts(text: &str) -> HostFacts {
+    let mut facts = HostFacts::default();
+    let mut section = "";
+    let mut nodes_json = String::new();
+    let mut addon: Option<String> = None;
+    for line in text.lines() {
+        if let Some(s) = line.strip_prefix('@') {
+            section = match s {
+                "snap" | "groups" | "status" | "nodes" | "hosts" | "end" => s,
+                _ => section,
+            };
+            if section == s {
+                continue;
+            }
+        }
+        match section {
+            "snap" if !line.trim().is_empty() => facts.channel = Some(line.trim().to_string()),
+            "groups" => facts.in_group |= line.split_whitespace().any(|g| g == "microk8s"),
+            "status" => {
+                let t = line.trim();
+                if let Some(name) = t.strip_prefix("- name: ") {
+                    addon = Some(name.trim().to_string());
+                } else if let Some(status) = t.strip_prefix("status: ") {
+                    if status.trim() == "enabled" {
+                        if let Some(a) = addon.take() {
+                            facts.addons.insert(a);
+                        }
+                    }
+                }
+            }
+            "nodes" => {
+                nodes_json.push_str(line);
+                nodes_json.push('\n');
+            }
+            "hosts" if !line.trim().is_empty() => {
+                facts.resolves.insert(line.trim().to_string());
+            }
+            _ => {}
+        }
+    }
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&nodes_json) {
+        for item in v["items"].as_array().into_iter().flatten() {
+            let name = item["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let ready = item["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            facts.nodes.insert(name, ready);
+        }
+    }
+    facts
+}
+
+fn target(host: &Host, port: u16) -> Target {
+    Target {
+        name: host.hostname.clone(),
+        address: host.public_ip.clone(),
+        port,
+    }
+}
+
+fn probe_host(session: &SshSession, user: &str, pairs: &[(String, String)]) -> Result<HostFacts> {
+    let mut cmd = RemoteCommand::new("sh")
+        .arg("-c")
+        .arg(PROBE)
+        .args(["probe", user]);
+    for (name, ip) in pairs {
+        cmd = cmd.args([name.as_str(), ip.as_str()]);
+    }
+    let out = session.exec(&cmd.sudo(session.options().needs_sudo()), &mut |_, _| {})?;
+    if !out.stdout.contains("@end") {
+        bail!(
+            "probing {} failed (status {}):\n{}",
+            session.target.name,
+            out.status,
+            out.tail(10)
+        );
+    }
+    Ok(parse_facts(&out.stdout))
+}
+
+/// Runs `f` for every item on at most `limit` threads; returns the errors by item name.
+fn parallel<T: Sync>(
+    items: &[T],
+    limit: usize,
+    name: impl Fn(&T) -> String + Sync,
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Vec<(String, anyhow::Error)> {
+    let queue = Mutex::new(items.iter().collect::<VecDeque<_>>());
+    let errors = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..limit.min(items.len()).max(1) {
+            scope.spawn(|| {
+                loop {
+                    // Its own statement: the queue's lock must not be held while `f` runs.
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                    let Some(item) = next else { break };
+                    if let Err(e) = f(item) {
+                        errors
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((name(item), e));
+                    }
+                }
+            });
+        }
+    });
+    let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
+    errors.sort_by(|a, b| a.0.cmp(&b.0));
+    errors
+}
+
+/// What the probe found, kept for apply.
+struct Probe {
+    controller: Host,
+    facts: HostFacts,
+    /// Workers with their facts, or the error that stopped probing them.
+    workers: Vec<(Host, Result<HostFacts, String>)>,
+}
+
+#[derive(Default)]
+pub struct BootstrapStage {
+    probe: Option<Probe>,
+}
+
+fn inventory(inv: &Inventory) -> Result<(Host, Vec<Host>)> {
+    let controller = inv
+        .controller
+        .clone()
+        .context("the inventory has no controller; run `jeeves up --only terraform` first")?;
+    Ok((controller, inv.workers.clone()))
+}
+
+impl BootstrapStage {
+    fn plan(settings: &Settings, p: &Probe) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let c = &p.controller.hostname;
+        let channel = &settings.microk8s.channel;
+        match &p.facts.channel {
+            None => changes.push(Change::new("install", format!("{c}: microk8s {channel}"))),
+            Some(have) if have != channel => changes.push(Change::new(
+                "refresh",
+                format!("{c}: microk8s {have} → {channel}"),
+            )),
+            Some(_) => {}
+        }
+        if settings.ssh.user != "root" && !p.facts.in_group {
+            changes.push(Change::new(
+                "add",
+                format!("{c}: user {} to group microk8s", settings.ssh.user),
+            ));
+        }
+        for addon in &settings.microk8s.addons {
+            let name = addon.split(':').next().unwrap_or(addon);
+            if !p.facts.addons.contains(name) {
+                changes.push(Change::new("enable", format!("{c}: addon {addon}")));
+            }
+        }
+        for (w, facts) in &p.workers {
+            if !p.facts.resolves.contains(&w.hostname) {
+                changes.push(Change::new(
+                    "add",
+                    format!("{c}: hosts entry {} {}", w.private_ip, w.hostname),
+                ));
+            }
+            match facts {
+                Err(e) => changes.push(Change::new(
+                    "repair",
+                    format!("{}: unreachable ({e})", w.hostname),
+                )),
+                Ok(f) => {
+                    if f.channel.is_none() {
+                        changes.push(Change::new(
+                            "install",
+                            format!("{}: microk8s {channel}", w.hostname),
+                        ));
+                    }
+                    if p.facts.nodes.get(&w.hostname) != Some(&true) {
+                        changes.push(Change::new("join", format!("{} → {}", w.hostname, c)));
+                    }
+                }
+            }
+        }
+        changes
+    }
+}
+
+#[async_trait]
+impl Stage for BootstrapStage {
+    fn name(&self) -> StageName {
+        StageName::Bootstrap
+    }
+
+    async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
+        let (controller, workers) = inventory(&cx.state.inventory)?;
+        let opts = SshOptions::from_settings(&cx.settings.ssh, cx.host_keys);
+        let port = cx.settings.ssh.port;
+        let limit = cx.settings.microk8s.concurrency as usize;
+        let reporter = cx.reporter.clone();
+        let probe = tokio::task::spawn_blocking(move || -> Result<Probe> {
+            let pairs: Vec<(String, String)> = workers
+                .iter()
+                .map(|w| (w.hostname.clone(), w.private_ip.clone()))
+                .collect();
+            let session = SshSession::connect(&target(&controller, port), &opts)?;
+            let facts = probe_host(&session, &opts.user, &pairs)?;
+            let results = Mutex::new(BTreeMap::new());
+            let fatal = parallel(
+                &workers,
+                limit,
+                |w| w.hostname.clone(),
+                |w| {
+                    let r = SshSession::connect(&target(w, port), &opts)
+                        .and_then(|s| probe_host(&s, &opts.user, &[]));
+                    // A wrong or unknown host key stops the stage before anything runs
+                    // anywhere; an unreachable worker only stops itself.
+                    if let Err(e) = &r
+                        && e.chain().any(|c| c.is::<HostKeyRejected>())
+                    {
+                        return Err(anyhow!("{e:#}"));
+                    }
+                    let r = r.map_err(|e| format!("{e:#}"));
+                    if let Err(e) = &r {
+                        host_progress(&reporter, &w.hostname, &format!("probe failed: {e}"));
+                    }
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(w.hostname.clone(), r);
+                    Ok(())
+                },
+            );
+            if let Some((host, e)) = fatal.into_iter().next() {
+                return Err(e.context(format!(
+                    "{host}: host key rejected; nothing was changed on any host"
+                )));
+            }
+            let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+            let workers = workers.into_iter().map(|w| {
+                let r = results
+                    .remove(&w.hostname)
+                    .unwrap_or_else(|| Err("not probed".into()));
+                (w, r)
+            });
+            Ok(Probe {
+                controller,
+                facts,
+                workers: workers.collect(),
+            })
+        })
+        .await
+        .context("the probe thread panicked")??;
+        let changes = Self::plan(cx.settings, &probe);
+        self.probe = Some(probe);
+        Ok(changes)
+    }
+
+    async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
+        let probe = self.probe.take().context("apply without probe")?;
+        let settings = cx.settings.clone();
+        let opts = SshOptions::from_settings(&cx.settings.ssh, cx.host_keys);
+        let reporter = cx.reporter.clone();
+        tokio::task::spawn_blocking(move || apply(&settings, &opts, &reporter, probe))
+            .await
+            .context("the bootstrap thread panicked")?
+    }
+}
+
+fn host_progress(reporter: &Reporter, host: &str, message: &str) {
+    reporter.emit(crate::report::Event::HostProgress {
+        stage: StageName::Bootstrap,
+        host: host.to_string(),
+        message: message.to_string(),
+    });
+}
+
+fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) -> Result<()> {
+    let port = settings.ssh.port;
+    let sudo = opts.needs_sudo();
+    let mk = &settings.microk8s;
+    let cname = p.controller.hostname.clone();
+    let progress = |host: &str, msg: &str| host_progress(reporter, host, msg);
+    let controller = SshSession::connect(&target(&p.controller, port), opts)?;
+    let run = |s: &SshSession, cmd: RemoteCommand| run_logged(s, &cmd.sudo(sudo), reporter);
+
+    match &p.facts.channel {
+        None => {
+            progress(&cname, &format!("installing microk8s {}", mk.channel));
+            run(&controller, snap("install", &mk.channel))?;
+        }
+        Some(have) if *have != mk.channel => {
+            progress(&cname, &format!("refreshing microk8s to {}", mk.channel));
+            run(&controller, snap("refresh", &mk.channel))?;
+        }
+        Some(_) => {}
+    }
+    if opts.user != "root" && !p.facts.in_group {
+        run(
+            &controller,
+            RemoteCommand::new("usermod").args(["-a", "-G", "microk8s", opts.user.as_str()]),
+        )?;
+    }
+    progress(&cname, "waiting for microk8s to be ready");
+    run(&controller, wait_ready(mk.ready_timeout))?;
+    for addon in &mk.addons {
+        let name = addon.split(':').next().unwrap_or(addon);
+        if !p.facts.addons.contains(name) {
+            progress(&cname, &format!("enabling {addon}"));
+            run(
+                &controller,
+                RemoteCommand::new("microk8s").args(["enable", addon.as_str()]),
+            )?;
+        }
+    }
+    for (w, _) in &p.workers {
+        if !p.facts.resolves.contains(&w.hostname) {
+            run(
+                &controller,
+                RemoteCommand::new("sh").args([
+                    "-c",
+                    HOSTS_ENTRY,
+                    "hosts-entry",
+                    w.private_ip.as_str(),
+                    w.hostname.as_str(),
+                ]),
+            )?;
+        }
+    }
+    progress(&cname, "ready");
+
+    // Workers in parallel. Tokens come from the controller one at a time (its session is shared).
+    let controller = Mutex::new(controller);
+    let joined = |w: &Host| -> Result<()> {
+        let needs_join = p.facts.nodes.get(&w.hostname) != Some(&true);
+        let probed = p
+            .workers
+            .iter()
+            .find(|(h, _)| h == w)
+            .and_then(|(_, f)| f.as_ref().ok().cloned());
+        let session = SshSession::connect(&target(w, port), opts)?;
+        // Unreachable at probe time: look again now.
+        let facts = match probed {
+            Some(f) => f,
+            None => probe_host(&session, &opts.user, &[])?,
+        };
+        if facts.channel.is_none() {
+            progress(&w.hostname, &format!("installing microk8s {}", mk.channel));
+            run(&session, snap("install", &mk.channel))?;
+        }
+        if !needs_join {
+            progress(&w.hostname, "already in the cluster");
+            return Ok(());
+        }
+        let url = {
+            let c = controller.lock().unwrap_or_else(|e| e.into_inner());
+            join_url(&c, sudo, mk.token_ttl, &p.controller.private_ip, reporter)?
+        };
+        progress(&w.hostname, "joining");
+        run(
+            &session,
+            RemoteCommand::new("microk8s").args(["join", url.as_str(), "--worker"]),
+        )
+        .map_err(|e| anyhow!("{}", reporter.redactor().redact(&format!("{e:#}"))))?;
+        progress(&w.hostname, "waiting for the node to be Ready");
+        let c = &controller;
+        wait_node_ready(
+            || {
+                let c = c.lock().unwrap_or_else(|e| e.into_inner());
+                let out = c.run(
+                    &RemoteCommand::new("microk8s")
+                        .args(["kubectl", "get", "nodes", "-o", "json"])
+                        .sudo(sudo),
+                )?;
+                Ok(parse_facts(&format!("@nodes\n{}", out.stdout))
+                    .nodes
+                    .get(&w.hostname)
+                    == Some(&true))
+            },
+            mk.ready_timeout,
+        )
+        .with_context(|| format!("{} joined but is not Ready", w.hostname))?;
+        progress(&w.hostname, "joined, Ready");
+        Ok(())
+    };
+    let hosts: Vec<Host> = p.workers.iter().map(|(h, _)| h.clone()).collect();
+    let failed = parallel(
+        &hosts,
+        mk.concurrency as usize,
+        |w| w.hostname.clone(),
+        |w| joined(w).inspect_err(|e| progress(&w.hostname, &format!("failed: {}", first_line(e)))),
+    );
+    if !failed.is_empty() {
+        let list: Vec<String> = failed.iter().map(|(h, e)| format!("{h}: {e:#}")).collect();
+        bail!(
+            "{} of {} worker(s) failed (the others are in the cluster; a re-run retries only these):\n  {}",
+            failed.len(),
+            hosts.len(),
+            list.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs a command, streaming its output into the log (redacted there), failing on a non-zero
+/// status with the command's own message.
+fn run_logged(s: &SshSession, cmd: &RemoteCommand, reporter: &Reporter) -> Result<()> {
+    let host = s.target.name.clone();
+    let out = s.exec(cmd, &mut |stream, line| {
+        let tag = if stream == Stream::Stderr { "!" } else { "" };
+        reporter.log(
+            Some(StageName::Bootstrap),
+            crate::report::Level::Output,
+            format!("{host}{tag}: {line}"),
+        );
+    })?;
+    if out.status != 0 {
+        bail!(
+            "`{}` on {host} exited with status {}:\n{}",
+            cmd.describe(),
+            out.status,
+            reporter.redactor().redact(&out.tail(20))
+        );
+    }
+    Ok(())
+}
+
+fn first_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn snap(verb: &str, channel: &str) -> RemoteCommand {
+    let cmd = RemoteCommand::new("snap").args([verb, "microk8s"]);
+    let cmd = if verb == "install" {
+        cmd.arg("--classic")
+    } else {
+        cmd
+    };
+    cmd.arg(format!("--channel={channel}"))
+}
+
+fn wait_ready(timeout: Duration) -> RemoteCommand {
+    RemoteCommand::new("microk8s")
+        .args(["status", "--wait-ready", "--timeout"])
+        .arg(timeout.as_secs().max(1).to_string())
+}
+
+/// A fresh single-use join URL `<controller private ip>:25000/<token>/<check>`. The token is
+/// registered with the redactor before anything can print it.
+fn join_url(
+    controller: &SshSession,
+    sudo: bool,
+    ttl: Duration,
+    private_ip: &str,
+    reporter: &Reporter,
+) -> Result<String> {
+    let out = controller.run(
+        &RemoteCommand::new("microk8s")
+            .args(["add-node", "--token-ttl"])
+            .arg(ttl.as_secs().max(1).to_string())
+            .args(["--format", "json"])
+            .sudo(sudo),
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)
+        .context("`microk8s add-node --format json` printed no JSON")?;
+    let token = v["token"]
+        .as_str()
+        .context("`microk8s add-node` printed no token")?;
+    let (secret, check) = token.split_once('/').unwrap_or((token, ""));
+    reporter.redactor().add(secret.to_string());
+    reporter.redactor().add(token.to_string());
+    Ok(if check.is_empty() {
+        format!("{private_ip}:25000/{secret}")
+    } else {
+        format!("{private_ip}:25000/{secret}/{check}")
+    })
+}
+
+fn wait_node_ready(mut ready: impl FnMut() -> Result<bool>, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(500);
+    loop {
+        if ready()? {
+            return Ok(());
+        }
+        if Instant::now() + delay > deadline {
+            bail!(
+                "not Ready after {}s (microk8s.ready_timeout)",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_output_becomes_facts() {
+        let text = "@snap\n1.32/stable\n@groups\nubuntu adm microk8s\n@status\nmicrok8s:\n  running: true\naddons:\n- name: dns\n  status: enabled\n- name: rbac\n  repository: core\n  status: disabled\n@nodes\n{\"items\": [{\"metadata\": {\"name\": \"controller\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"True\"}]}}, {\"metadata\": {\"name\": \"worker-1\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"False\"}]}}]}\n@hosts\nworker-1\n@end\n";
+        let f = parse_facts(text);
+        assert_eq!(f.channel.as_deref(), Some("1.32/stable"));
+        assert!(f.in_group);
+        assert_eq!(f.addons, BTreeSet::from(["dns".to_string()]));
+        assert_eq!(f.nodes.get("worker-1"), Some(&false));
+        assert_eq!(f.nodes.get("controller"), Some(&true));
+        assert!(f.resolves.contains("worker-1"));
+        let empty = parse_facts("@snap\n@groups\nroot\n@status\n@nodes\n@hosts\n@end\n");
+        assert_eq!(empty, HostFacts::default());
+    }
+}

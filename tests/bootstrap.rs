@@ -1,0 +1,136 @@
+//! The bootstrap stage on the lab: real OpenSSH, the MicroK8s stand-ins (tests/lab/standins).
+//! One test function: the lab is one per machine.
+
+mod common;
+
+use common::{Lab, Test};
+
+fn planned_targets(run: &common::Run) -> Vec<String> {
+    run.events()
+        .iter()
+        .filter(|e| e["event"] == "stage_planned" && e["stage"] == "bootstrap")
+        .flat_map(|e| e["changes"].as_array().unwrap().clone())
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["action"].as_str().unwrap(),
+                c["target"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn result(run: &common::Run) -> String {
+    run.events()
+        .iter()
+        .find(|e| e["event"] == "stage_finished" && e["stage"] == "bootstrap")
+        .map(|e| e["result"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// Node name → Ready, as the controller's `microk8s kubectl get nodes -o json` reports.
+fn nodes(lab: &Lab) -> Vec<String> {
+    let (code, out) = lab.ssh(
+        "10.77.0.10",
+        &lab.path("known_hosts"),
+        "microk8s kubectl get nodes -o json",
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut names: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"]["conditions"][0]["status"] == "True")
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn bootstrap_joins_what_is_missing_and_nothing_else() {
+    let lab = Lab::up(3);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    t.env("JEEVES_SSH_CONNECT_TIMEOUT", "3s");
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    let mut outputs = String::new();
+
+    // A host key that is not the pinned one stops the stage before any command runs anywhere.
+    let known_hosts = lab.path("known_hosts");
+    let good = std::fs::read_to_string(&known_hosts).unwrap();
+    let key_of = |ip: &str| {
+        good.lines()
+            .find(|l| l.starts_with(&format!("{ip} ")))
+            .unwrap()
+            .splitn(2, ' ')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let forged = good.replace(&key_of("10.77.0.12"), &key_of("10.77.0.11"));
+    std::fs::write(&known_hosts, forged).unwrap();
+    let run = t.run(&["up", "--only", "bootstrap"]).expect(1);
+    assert!(
+        run.stderr.contains("host key mismatch for 10.77.0.12:22"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(&known_hosts, &good).unwrap();
+    let (code, _) = lab.ssh("10.77.0.10", &known_hosts, "snap list microk8s");
+    assert_ne!(code, 0, "nothing was installed on the controller");
+    outputs += &run.stdout;
+    outputs += &run.stderr;
+
+    // worker-3's sshd is down: the stage fails naming it, the other workers join.
+    lab.must(&["stop-sshd", "worker-3"]);
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(1);
+    assert!(
+        run.stderr.contains("1 of 3 worker(s) failed") && run.stderr.contains("worker-3"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(nodes(&lab), ["controller", "worker-1", "worker-2"]);
+    outputs += &run.stdout;
+    outputs += &run.stderr;
+
+    // sshd back: the re-run plans and joins worker-3 only.
+    lab.must(&["start-sshd", "worker-3"]);
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    let planned = planned_targets(&run);
+    assert!(
+        !planned.is_empty() && planned.iter().all(|c| c.contains("worker-3")),
+        "{planned:?}"
+    );
+    assert_eq!(
+        nodes(&lab),
+        ["controller", "worker-1", "worker-2", "worker-3"]
+    );
+    outputs += &run.stdout;
+
+    // Converged: the probe finds nothing to do and nothing is applied.
+    let run = t
+        .run(&["--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert_eq!(planned_targets(&run), Vec::<String>::new());
+    assert_eq!(result(&run), "unchanged");
+    assert!(!run.stdout.contains("host_progress"), "nothing was applied");
+
+    // Join tokens (32 hex characters) never reach output or logs.
+    for entry in std::fs::read_dir(t.path(".jeeves/lab/logs")).unwrap() {
+        outputs += &std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    }
+    assert!(
+        outputs.contains("Contacting cluster at 10.77.0.10"),
+        "the join's own output is logged"
+    );
+    let hex_run = outputs
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|w| w.len() == 32);
+    assert_eq!(hex_run, None, "a join token leaked");
+}
