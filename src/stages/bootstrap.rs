@@ -70,12 +70,11 @@ fn parse_facts(text: &str) -> HostFacts {
                 let t = line.trim();
                 if let Some(name) = t.strip_prefix("- name: ") {
                     addon = Some(name.trim().to_string());
-                } else if let Some(status) = t.strip_prefix("status: ") {
-                    if status.trim() == "enabled" {
-                        if let Some(a) = addon.take() {
-                            facts.addons.insert(a);
-                        }
-                    }
+                } else if let Some(status) = t.strip_prefix("status: ")
+                    && status.trim() == "enabled"
+                    && let Some(a) = addon.take()
+                {
+                    facts.addons.insert(a);
                 }
             }
             "nodes" => {
