@@ -64,9 +64,9 @@ fn bootstrap_joins_what_is_missing_and_nothing_else() {
         good.lines()
             .find(|l| l.starts_with(&format!("{ip} ")))
             .unwrap()
-            .splitn(2, ' ')
-            .nth(1)
+            .split_once(' ')
             .unwrap()
+            .1
             .to_string()
     };
     let forged = good.replace(&key_of("10.77.0.12"), &key_of("10.77.0.11"));
