@@ -5,7 +5,9 @@
 mod host_keys;
 mod remote_command;
 mod session;
+mod tunnel;
 
 pub use host_keys::{HostKeyPolicy, HostKeyRejected};
 pub use remote_command::RemoteCommand;
 pub use session::{ExecOutput, SshOptions, SshSession, Stream, Target};
+pub use tunnel::Tunnel;

@@ -271,6 +271,20 @@ impl SshSession {
         Ok(())
     }
 
+    /// The underlying libssh2 session (the tunnel opens channels on it).
+    pub(super) fn raw(&self) -> &Session {
+        &self.session
+    }
+
+    pub(super) fn raw_fd(&self) -> i32 {
+        self.stream.as_raw_fd()
+    }
+
+    /// Waits until the socket is ready for what libssh2 is blocked on (the tunnel's loop).
+    pub(super) fn wait_socket(&self, deadline: Instant) -> Result<()> {
+        self.wait(deadline)
+    }
+
     /// Retries a libssh2 call that would block, waiting on the socket in between.
     fn retry<T>(
         &self,
