@@ -66,6 +66,8 @@ impl Runner<'_> {
         state: &mut State,
     ) -> RunReport {
         let mut report = RunReport::default();
+        // Lives for the whole run; dropping it at the end closes the tunnel.
+        let mut tunnel = None;
         for name in StageName::ALL {
             if !selected.contains(&name) || report.failed.is_some() {
                 self.reporter.emit(Event::StageFinished {
@@ -81,7 +83,13 @@ impl Runner<'_> {
             let started = Instant::now();
             self.reporter.emit(Event::StageStarted { stage: name });
             let outcome = self
-                .run_stage(stage.as_mut(), mode, force.contains(&name), state)
+                .run_stage(
+                    stage.as_mut(),
+                    mode,
+                    force.contains(&name),
+                    state,
+                    &mut tunnel,
+                )
                 .await;
             let duration_ms = started.elapsed().as_millis() as u64;
             let (result, error) = match &outcome {
@@ -125,6 +133,7 @@ impl Runner<'_> {
         mode: Mode,
         force: bool,
         state: &mut State,
+        tunnel: &mut Option<crate::ssh::Tunnel>,
     ) -> Result<StageResult> {
         let name = stage.name();
         let mut cx = StageContext {
@@ -135,6 +144,7 @@ impl Runner<'_> {
             stage: name,
             force,
             host_keys: self.host_keys,
+            tunnel,
         };
         let changes = stage.probe(&mut cx).await?;
         let unchanged = changes.is_empty();

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::config::Settings;
 use crate::report::{Change, Event, Level, Reporter};
-use crate::ssh::HostKeyPolicy;
+use crate::ssh::{HostKeyPolicy, Tunnel};
 use crate::stage_name::StageName;
 use crate::state::{State, StateDir};
 
@@ -22,6 +22,9 @@ pub struct StageContext<'a> {
     pub force: bool,
     /// `up --accept-new-host-keys` turns this to trust-on-first-use.
     pub host_keys: HostKeyPolicy,
+    /// The tunnel to the cluster API, opened by the tunnel stage for the stages after it and
+    /// closed when the run ends.
+    pub tunnel: &'a mut Option<Tunnel>,
 }
 
 impl StageContext<'_> {

@@ -91,8 +91,8 @@ fn down_refuses_without_yes_when_stdin_is_not_a_terminal() {
 }
 
 #[test]
-fn the_tunnel_command_says_it_is_not_built() {
+fn the_tunnel_command_needs_a_private_key_first() {
     let t = Test::new();
-    let run = t.run(&["tunnel"]).expect(1);
-    assert!(run.stderr.contains("not implemented"), "{}", run.stderr);
+    let run = t.run(&["tunnel"]).expect(2);
+    assert!(run.stderr.contains("ssh.key_path"), "{}", run.stderr);
 }

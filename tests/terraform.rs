@@ -148,20 +148,20 @@ fn a_stage_that_is_not_built_fails_and_is_recorded() {
     let t = Test::new();
     t.with_key();
     let run = t
-        .run(&["--junit", "junit.xml", "up", "--from", "bootstrap"])
+        .run(&["--junit", "junit.xml", "up", "--from", "tls"])
         .expect(1);
     assert!(
-        run.stderr.contains("`bootstrap` stage is not implemented"),
+        run.stderr.contains("`tls` stage is not implemented"),
         "{}",
         run.stderr
     );
     let state = t.state();
-    assert_eq!(state["stages"]["bootstrap"]["result"], "failed");
+    assert_eq!(state["stages"]["tls"]["result"], "failed");
     let junit = std::fs::read_to_string(t.path("junit.xml")).unwrap();
     assert_eq!(junit.matches("<testcase").count(), 6, "{junit}");
     assert!(junit.contains("failures=\"1\""), "{junit}");
     assert!(
-        junit.contains("<failure message=\"the `bootstrap` stage is not implemented"),
+        junit.contains("<failure message=\"the `tls` stage is not implemented"),
         "{junit}"
     );
     assert!(junit.contains("skipped=\"5\""), "{junit}");
@@ -317,10 +317,10 @@ fn separate_processes_share_state_stage_by_stage() {
     t.with_key();
     t.run(&["up", "--only", "terraform"]).expect(0);
     let run = t
-        .run(&["--output", "json", "up", "--only", "bootstrap"])
+        .run(&["--output", "json", "up", "--only", "tls"])
         .expect(1);
     let events = run.events();
-    assert_eq!(stage_result(&events, "bootstrap"), "failed");
+    assert_eq!(stage_result(&events, "tls"), "failed");
     assert_eq!(
         t.state()["stages"]["terraform"]["result"],
         "changed",

@@ -85,6 +85,7 @@ async fn teardown(
             stage: StageName::Dns,
             force: false,
             host_keys: HostKeyPolicy::Strict,
+            tunnel: &mut None,
         };
         if let Err(e) = dns::remove_record(&mut cx).await {
             step(
@@ -111,6 +112,7 @@ async fn teardown(
         stage: StageName::Terraform,
         force: false,
         host_keys: HostKeyPolicy::Strict,
+        tunnel: &mut None,
     };
     let outcome = async {
         let tf = Terraform::new(settings, &session.state_dir, reporter, StageName::Terraform)?;

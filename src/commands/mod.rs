@@ -31,7 +31,7 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
                 Command::Status => status::run(&g, &settings),
                 Command::Down(args) => down::run(&g, &settings, redactor, &args).await,
                 Command::Render(args) => render::run(&settings, &args),
-                Command::Tunnel => tunnel::run(&settings),
+                Command::Tunnel => tunnel::run(&settings).await,
                 Command::Doctor => unreachable!("handled above"),
             }
         }

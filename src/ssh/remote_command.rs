@@ -88,11 +88,20 @@ mod tests {
             .arg("%s")
             .arg("$(touch /tmp/pwned); `id` 'q' \"d\"\nnext");
         let line = cmd.to_shell().unwrap();
+        // Whatever quoting style the library picks, a real POSIX shell must hand the program
+        // the argument byte for byte, and nothing in it may run.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{line}");
         assert_eq!(
-            line,
-            r#"printf %s '$(touch /tmp/pwned); `id` '"'"'q'"'"' "d"
-next'"#
+            String::from_utf8(out.stdout).unwrap(),
+            "$(touch /tmp/pwned); `id` 'q' \"d\"\nnext",
+            "{line}"
         );
+        assert!(out.stderr.is_empty(), "{line}");
         let sudo = RemoteCommand::new("systemctl")
             .args(["reload", "haproxy"])
             .sudo(true);

@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod dns;
 mod not_built;
 pub mod terraform;
+pub mod tunnel;
 
 use sha2::{Digest, Sha256};
 
@@ -15,6 +16,7 @@ pub fn build(name: StageName) -> Box<dyn Stage> {
     match name {
         StageName::Terraform => Box::new(terraform::TerraformStage::default()),
         StageName::Bootstrap => Box::new(bootstrap::BootstrapStage::default()),
+        StageName::Tunnel => Box::new(tunnel::TunnelStage::default()),
         StageName::Dns => Box::new(dns::DnsStage::default()),
         other => Box::new(not_built::NotBuilt(other)),
     }
