@@ -79,6 +79,54 @@ impl Ec2 {
     }
 }
 
+impl Ec2 {
+    /// The SSH host keys cloud-init printed on the instance's console (GetConsoleOutput),
+    /// polled until the block appears or `timeout` passes. The console output comes through the
+    /// authenticated AWS API, so it can pin a key before the first connection.
+    pub async fn console_host_keys(
+        &self,
+        instance_id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<(String, String)>> {
+        use base64::Engine;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut delay = std::time::Duration::from_secs(2);
+        loop {
+            let reply = self
+                .client
+                .get_console_output()
+                .instance_id(instance_id)
+                .send()
+                .await
+                .map_err(describe)
+                .with_context(|| format!("EC2 GetConsoleOutput for {instance_id} failed"))?;
+            let text = reply
+                .output()
+                .map(|b64| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            let keys = crate::ssh::host_keys::parse_console_keys(&text);
+            if !keys.is_empty() {
+                return Ok(keys);
+            }
+            if tokio::time::Instant::now() + delay > deadline {
+                bail!(
+                    "the console output of {instance_id} shows no SSH host keys after {}s (cloud-init prints them \
+                     between -----BEGIN SSH HOST KEY KEYS----- and -----END SSH HOST KEY KEYS----- once it has run); \
+                     wait and re-run, or pin the key yourself, or pass --accept-new-host-keys",
+                    timeout.as_secs()
+                );
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(15));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

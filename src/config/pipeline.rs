@@ -77,6 +77,10 @@ pub struct Ssh {
     /// Run privileged commands through `sudo -n` (EC2 Ubuntu logs in as `ubuntu`).
     #[serde(default = "d::yes")]
     pub sudo: bool,
+    /// Pin the key of a host that is not in known_hosts yet from its EC2 console output (the
+    /// cloud-init `SSH HOST KEY KEYS` block), for hosts whose inventory id is an instance id.
+    #[serde(default = "d::yes")]
+    pub pin_from_console: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -79,6 +79,7 @@ pub struct SshSettings {
     pub command_timeout: Duration,
     pub keepalive: Duration,
     pub sudo: bool,
+    pub pin_from_console: bool,
     /// From JEEVES_SSH_KEY_PASSPHRASE (never serialised).
     #[serde(skip)]
     pub key_passphrase: Option<String>,
@@ -688,6 +689,7 @@ impl Checker {
                 command_timeout: command_timeout.expect(missing),
                 keepalive: keepalive.expect(missing),
                 sudo: raw.ssh.sudo,
+                pin_from_console: raw.ssh.pin_from_console,
                 key_passphrase: None,
             },
             microk8s: Microk8sSettings {

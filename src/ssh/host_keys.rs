@@ -112,3 +112,161 @@ pub fn verify(
         ),
     }
 }
+
+/// The host keys in an EC2 console output: the lines cloud-init prints between
+/// `-----BEGIN SSH HOST KEY KEYS-----` and `-----END SSH HOST KEY KEYS-----`, as
+/// `(type, base64 key)`. Empty when the block is not there (yet).
+pub fn parse_console_keys(console: &str) -> Vec<(String, String)> {
+    let mut keys = Vec::new();
+    let mut inside = false;
+    for line in console.lines() {
+        // Console lines may carry a timestamp or `ec2:` prefix; look for the markers anywhere.
+        if line.contains("-----BEGIN SSH HOST KEY KEYS-----") {
+            inside = true;
+            keys.clear();
+            continue;
+        }
+        if line.contains("-----END SSH HOST KEY KEYS-----") {
+            if inside {
+                return keys;
+            }
+            continue;
+        }
+        if inside {
+            let mut words = line.split_whitespace();
+            while let Some(w) = words.next() {
+                if (w.starts_with("ssh-") || w.starts_with("ecdsa-") || w.starts_with("sk-"))
+                    && let Some(b64) = words.next()
+                    && STANDARD.decode(b64).is_ok()
+                {
+                    keys.push((w.to_string(), b64.to_string()));
+                    break;
+                }
+            }
+        }
+    }
+    // No END marker: the block is incomplete (output still being written).
+    Vec::new()
+}
+
+/// The name a host has in known_hosts: `host` on port 22, `[host]:port` otherwise.
+fn known_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// Whether known_hosts holds any key for the host (plain names; hashed entries count as absent,
+/// which only costs a console lookup that then adds nothing).
+pub fn has_entry(known_hosts: &Path, host: &str, port: u16) -> bool {
+    let name = known_name(host, port);
+    std::fs::read_to_string(known_hosts).is_ok_and(|text| {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next())
+            .any(|names| names.split(',').any(|n| n == name))
+    })
+}
+
+/// Adds the keys to known_hosts for the host, skipping those already there. A key that
+/// conflicts with a pinned one is not added: the connection then fails with both fingerprints.
+/// Returns how many keys were added.
+pub fn pin(
+    known_hosts: &Path,
+    host: &str,
+    port: u16,
+    keys: &[(String, String)],
+    comment: &str,
+) -> Result<usize> {
+    let _guard = WRITE.lock().unwrap_or_else(|e| e.into_inner());
+    let session = Session::new()?;
+    let mut kh = session.known_hosts()?;
+    if known_hosts.exists() {
+        kh.read_file(known_hosts, KnownHostFileKind::OpenSSH)
+            .with_context(|| format!("cannot read known_hosts {}", known_hosts.display()))?;
+    }
+    let name = known_name(host, port);
+    let mut added = 0;
+    for (kind, b64) in keys {
+        let key = STANDARD.decode(b64)?;
+        let format = match kind.as_str() {
+            "ssh-ed25519" => ssh2::KnownHostKeyFormat::Ed25519,
+            "ssh-rsa" => ssh2::KnownHostKeyFormat::SshRsa,
+            "ecdsa-sha2-nistp256" => ssh2::KnownHostKeyFormat::Ecdsa256,
+            "ecdsa-sha2-nistp384" => ssh2::KnownHostKeyFormat::Ecdsa384,
+            "ecdsa-sha2-nistp521" => ssh2::KnownHostKeyFormat::Ecdsa521,
+            _ => continue,
+        };
+        if matches!(kh.check_port(host, port, &key), CheckResult::NotFound) {
+            kh.add(&name, &key, comment, format)?;
+            added += 1;
+        }
+    }
+    if added > 0 {
+        if let Some(dir) = known_hosts.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        kh.write_file(known_hosts, KnownHostFileKind::OpenSSH)
+            .with_context(|| format!("cannot write {}", known_hosts.display()))?;
+    }
+    Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIFlxPCpy0R5h4QsxJzDJ4L/zoUl9rDwP3xCaTW8obDCQ";
+
+    #[test]
+    fn console_keys_come_from_the_cloud_init_block_only() {
+        let console = format!(
+            "[   12.3] cloud-init[801]: ssh-ed25519 AAAAnotthisone root@x\n\
+             ec2: #############################################################\n\
+             ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n\
+             ec2: 256 SHA256:abc root@ip-10-0-1-10 (ED25519)\n\
+             ec2: -----END SSH HOST KEY FINGERPRINTS-----\n\
+             -----BEGIN SSH HOST KEY KEYS-----\n\
+             ecdsa-sha2-nistp256 {ED} root@ip-10-0-1-10\n\
+             ssh-ed25519 {ED} root@ip-10-0-1-10\n\
+             -----END SSH HOST KEY KEYS-----\n"
+        );
+        let keys = parse_console_keys(&console);
+        assert_eq!(
+            keys,
+            vec![
+                ("ecdsa-sha2-nistp256".to_string(), ED.to_string()),
+                ("ssh-ed25519".to_string(), ED.to_string())
+            ]
+        );
+        // Not printed yet, or cut off mid-block: nothing.
+        assert!(parse_console_keys("booting...\n").is_empty());
+        assert!(
+            parse_console_keys(&format!(
+                "-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 {ED} r\n"
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn pinning_adds_each_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = dir.path().join("known_hosts");
+        assert!(!has_entry(&kh, "203.0.113.10", 22));
+        let keys = vec![("ssh-ed25519".to_string(), ED.to_string())];
+        assert_eq!(pin(&kh, "203.0.113.10", 22, &keys, "i-0a").unwrap(), 1);
+        assert_eq!(pin(&kh, "203.0.113.10", 22, &keys, "i-0a").unwrap(), 0);
+        assert!(has_entry(&kh, "203.0.113.10", 22));
+        assert!(!has_entry(&kh, "203.0.113.10", 2222));
+        assert!(!has_entry(&kh, "203.0.113.1", 22));
+        let text = std::fs::read_to_string(&kh).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.starts_with(&format!("203.0.113.10 ssh-ed25519 {ED}")),
+            "{text}"
+        );
+    }
+}

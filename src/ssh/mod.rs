@@ -2,7 +2,7 @@
 //! commands built from quoted arguments, streamed output, per-command timeouts, atomic uploads.
 //! Knows nothing of stages.
 
-mod host_keys;
+pub mod host_keys;
 mod remote_command;
 mod session;
 mod tunnel;

@@ -246,6 +246,9 @@ impl Stage for BootstrapStage {
 
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
         let (controller, workers) = inventory(&cx.state.inventory)?;
+        let mut hosts = vec![controller.clone()];
+        hosts.extend(workers.iter().cloned());
+        super::host_pinning::pin_new_hosts(cx, &hosts).await?;
         let opts = SshOptions::from_settings(&cx.settings.ssh, cx.host_keys);
         let port = cx.settings.ssh.port;
         let limit = cx.settings.microk8s.concurrency as usize;

@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod dns;
+pub mod host_pinning;
 mod not_built;
 pub mod terraform;
 pub mod tunnel;

@@ -135,6 +135,9 @@ impl Stage for TunnelStage {
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
         let settings = cx.settings.clone();
         let inv = cx.state.inventory.clone();
+        if let Some(c) = &inv.controller {
+            super::host_pinning::pin_new_hosts(cx, std::slice::from_ref(c)).await?;
+        }
         let policy = cx.host_keys;
         let scratch = cx.state_dir.file("kubeconfig.probe");
         let opened = tokio::task::spawn_blocking(move || open(&settings, &inv, policy, &scratch))

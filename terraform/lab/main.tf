@@ -19,15 +19,17 @@ variable "tags" {
 
 variable "controller" {
   type = object({
+    id         = optional(string)
     hostname   = string
     public_ip  = string
     private_ip = string
   })
-  description = "The lab's controller host."
+  description = "The lab's controller host; id (optional) stands for an EC2 instance id."
 }
 
 variable "workers" {
   type = list(object({
+    id         = optional(string)
     hostname   = string
     public_ip  = string
     private_ip = string

@@ -1,0 +1,78 @@
+//! Pinning new hosts' SSH keys from their EC2 console output before the first connection.
+
+use anyhow::{Context, Result};
+
+use crate::aws::ec2::Ec2;
+use crate::ssh::HostKeyPolicy;
+use crate::ssh::host_keys;
+use crate::stage::StageContext;
+use crate::state::Host;
+
+/// For every host that has an EC2 instance id and no entry in known_hosts yet, fetches the
+/// keys cloud-init printed on its console (through the AWS API, polled up to the SSH connect
+/// timeout) and adds them. Does nothing with `--accept-new-host-keys` or
+/// `ssh.pin_from_console = false`; hosts without an instance id (the lab) are left to strict
+/// checking.
+pub async fn pin_new_hosts(cx: &StageContext<'_>, hosts: &[Host]) -> Result<()> {
+    let ssh = &cx.settings.ssh;
+    if cx.host_keys != HostKeyPolicy::Strict || !ssh.pin_from_console {
+        return Ok(());
+    }
+    let new: Vec<&Host> = hosts
+        .iter()
+        .filter(|h| h.id.starts_with("i-"))
+        .filter(|h| !host_keys::has_entry(&ssh.known_hosts, &h.public_ip, ssh.port))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let config = crate::aws::sdk_config().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in &new {
+        let ec2 = Ec2::new(&config);
+        let id = h.id.clone();
+        let timeout = ssh.connect_timeout;
+        tasks.spawn(async move { (id.clone(), ec2.console_host_keys(&id, timeout).await) });
+    }
+    let mut found = std::collections::BTreeMap::new();
+    let mut errors = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (id, keys) = joined.context("a console-output task panicked")?;
+        match keys {
+            Ok(keys) => {
+                found.insert(id, keys);
+            }
+            Err(e) => errors.push(format!("{id}: {e:#}")),
+        }
+    }
+    for h in &new {
+        if let Some(keys) = found.get(&h.id) {
+            let added = host_keys::pin(
+                &ssh.known_hosts,
+                &h.public_ip,
+                ssh.port,
+                keys,
+                &format!(
+                    "{} {} pinned by jeeves from the EC2 console",
+                    h.hostname, h.id
+                ),
+            )?;
+            cx.host(
+                h.hostname.clone(),
+                format!(
+                    "pinned {added} host key(s) from the console output of {} into {}",
+                    h.id,
+                    ssh.known_hosts.display()
+                ),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        anyhow::bail!(
+            "cannot pin the SSH host keys of {} host(s); nothing was run:\n  {}",
+            errors.len(),
+            errors.join("\n  ")
+        );
+    }
+    Ok(())
+}
