@@ -203,9 +203,16 @@ impl Forwarder {
             events: libc::POLLIN,
             revents: 0,
         }];
+        // Outbound too when libssh2 is blocked writing (socket buffer full): waiting for input
+        // only would stall a bulk upload until the timeout.
+        let session_events = match self.session.raw().block_directions() {
+            ssh2::BlockDirections::Outbound => libc::POLLIN | libc::POLLOUT,
+            ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
+            _ => libc::POLLIN,
+        };
         fds.push(libc::pollfd {
             fd: self.session.raw_fd(),
-            events: libc::POLLIN,
+            events: session_events,
             revents: 0,
         });
         for c in &self.conns {

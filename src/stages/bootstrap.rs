@@ -33,8 +33,13 @@ echo "@end"
 "#;
 
 /// An idempotent /etc/hosts entry: $1 = address, $2 = name.
-const HOSTS_ENTRY: &str =
-    r#"grep -Eq "^$1[[:space:]]+$2\$" /etc/hosts || printf '%s %s\n' "$1" "$2" >> /etc/hosts"#;
+/// Idempotent hosts entries, one `IP NAME` pair after another, all in one round trip.
+const HOSTS_ENTRIES: &str = r#"
+while [ $# -ge 2 ]; do
+  grep -Eq "^$1[[:space:]]+$2\$" /etc/hosts || printf '%s %s\n' "$1" "$2" >> /etc/hosts || exit 1
+  shift 2
+done
+"#;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct HostFacts {
@@ -368,25 +373,37 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
             )?;
         }
     }
-    for (w, _) in &p.workers {
-        if !p.facts.resolves.contains(&w.hostname) {
-            run(
-                &controller,
-                RemoteCommand::new("sh").args([
-                    "-c",
-                    HOSTS_ENTRY,
-                    "hosts-entry",
-                    w.private_ip.as_str(),
-                    w.hostname.as_str(),
-                ]),
-            )?;
+    let missing: Vec<&Host> = p
+        .workers
+        .iter()
+        .map(|(w, _)| w)
+        .filter(|w| !p.facts.resolves.contains(&w.hostname))
+        .collect();
+    if !missing.is_empty() {
+        let mut cmd = RemoteCommand::new("sh").args(["-c", HOSTS_ENTRIES, "hosts-entries"]);
+        for w in &missing {
+            cmd = cmd.args([w.private_ip.as_str(), w.hostname.as_str()]);
         }
+        run(&controller, cmd)?;
     }
     progress(&cname, "ready");
 
-    // Workers in parallel. Tokens come from the controller one at a time (its session is shared).
-    let controller = Mutex::new(controller);
-    let joined = |w: &Host| -> Result<()> {
+    // Workers in parallel: install, then join with a fresh token. Tokens are issued in batches
+    // (one controller round trip for every worker that is ready to join), and readiness is
+    // awaited once for all of them afterwards: the controller's one session never becomes the
+    // queue the workers wait in.
+    let needing: usize = p
+        .workers
+        .iter()
+        .filter(|(w, _)| p.facts.nodes.get(&w.hostname) != Some(&true))
+        .count();
+    let tokens = Mutex::new(Tokens {
+        session: controller,
+        cache: Vec::new(),
+        remaining: needing,
+    });
+    let joining = Mutex::new(Vec::new());
+    let join = |w: &Host| -> Result<()> {
         let needs_join = p.facts.nodes.get(&w.hostname) != Some(&true);
         let probed = p
             .workers
@@ -407,10 +424,12 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
             progress(&w.hostname, "already in the cluster");
             return Ok(());
         }
-        let url = {
-            let c = controller.lock().unwrap_or_else(|e| e.into_inner());
-            join_url(&c, sudo, mk.token_ttl, &p.controller.private_ip, reporter)?
-        };
+        let url = tokens.lock().unwrap_or_else(|e| e.into_inner()).next(
+            sudo,
+            mk.token_ttl,
+            &p.controller.private_ip,
+            reporter,
+        )?;
         progress(&w.hostname, "joining");
         run(
             &session,
@@ -418,33 +437,58 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
         )
         .map_err(|e| anyhow!("{}", reporter.redactor().redact(&format!("{e:#}"))))?;
         progress(&w.hostname, "waiting for the node to be Ready");
-        let c = &controller;
-        wait_node_ready(
-            || {
-                let c = c.lock().unwrap_or_else(|e| e.into_inner());
-                let out = c.run(
-                    &RemoteCommand::new("microk8s")
-                        .args(["kubectl", "get", "nodes", "-o", "json"])
-                        .sudo(sudo),
-                )?;
-                Ok(parse_facts(&format!("@nodes\n{}", out.stdout))
-                    .nodes
-                    .get(&w.hostname)
-                    == Some(&true))
-            },
-            mk.ready_timeout,
-        )
-        .with_context(|| format!("{} joined but is not Ready", w.hostname))?;
-        progress(&w.hostname, "joined, Ready");
+        joining
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(w.hostname.clone());
         Ok(())
     };
     let hosts: Vec<Host> = p.workers.iter().map(|(h, _)| h.clone()).collect();
-    let failed = parallel(
-        &hosts,
-        mk.concurrency as usize,
-        |w| w.hostname.clone(),
-        |w| joined(w).inspect_err(|e| progress(&w.hostname, &format!("failed: {}", first_line(e)))),
-    );
+    let mut failed = std::thread::scope(|scope| {
+        // The first batch of tokens is issued while the workers install: the controller's
+        // round trip overlaps the longest step instead of following it. A failure here is
+        // left for the workers' own request to report.
+        if needing > 0 {
+            scope.spawn(|| {
+                let _ = tokens.lock().unwrap_or_else(|e| e.into_inner()).fill(
+                    sudo,
+                    mk.token_ttl,
+                    &p.controller.private_ip,
+                    reporter,
+                );
+            });
+        }
+        parallel(
+            &hosts,
+            mk.concurrency as usize,
+            |w| w.hostname.clone(),
+            |w| {
+                join(w)
+                    .inspect_err(|e| progress(&w.hostname, &format!("failed: {}", first_line(e))))
+            },
+        )
+    });
+    let controller = tokens
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .session;
+    let joining = joining.into_inner().unwrap_or_else(|e| e.into_inner());
+    let not_ready = wait_nodes_ready(&controller, sudo, &joining, mk.ready_timeout)?;
+    for name in &joining {
+        if not_ready.contains(name) {
+            progress(name, "failed: joined but not Ready");
+            failed.push((
+                name.clone(),
+                anyhow!(
+                    "{name} joined but is not Ready after {}s (microk8s.ready_timeout)",
+                    mk.ready_timeout.as_secs()
+                ),
+            ));
+        } else {
+            progress(name, "joined, Ready");
+        }
+    }
+    failed.sort_by(|a, b| a.0.cmp(&b.0));
     if !failed.is_empty() {
         let list: Vec<String> = failed.iter().map(|(h, e)| format!("{h}: {e:#}")).collect();
         bail!(
@@ -504,49 +548,134 @@ fn wait_ready(timeout: Duration) -> RemoteCommand {
         .arg(timeout.as_secs().max(1).to_string())
 }
 
-/// A fresh single-use join URL `<controller private ip>:25000/<token>/<check>`. The token is
-/// registered with the redactor before anything can print it.
-fn join_url(
+/// Join tokens, issued on the controller in batches: the first worker ready to join asks for
+/// one token per worker still to join, in one round trip, and the others take theirs from the
+/// batch. A token older than half its TTL is not handed out (a slow install would otherwise
+/// meet an expired token); each token is single-use, and one never handed out simply expires.
+struct Tokens {
+    session: SshSession,
+    cache: Vec<(Instant, String)>,
+    /// Workers that have not taken a token yet.
+    remaining: usize,
+}
+
+impl Tokens {
+    fn next(
+        &mut self,
+        sudo: bool,
+        ttl: Duration,
+        private_ip: &str,
+        reporter: &Reporter,
+    ) -> Result<String> {
+        self.fill(sudo, ttl, private_ip, reporter)?;
+        self.remaining = self.remaining.saturating_sub(1);
+        self.cache
+            .pop()
+            .map(|(_, url)| url)
+            .context("`microk8s add-node` issued no token")
+    }
+}
+
+impl Tokens {
+    /// Issues a batch (one token per worker still to join) unless fresh tokens are cached.
+    fn fill(
+        &mut self,
+        sudo: bool,
+        ttl: Duration,
+        private_ip: &str,
+        reporter: &Reporter,
+    ) -> Result<()> {
+        self.cache.retain(|(at, _)| at.elapsed() < ttl / 2);
+        if self.cache.is_empty() {
+            let n = self.remaining.max(1);
+            let issued = Instant::now();
+            for url in join_urls(&self.session, sudo, ttl, private_ip, n, reporter)? {
+                self.cache.push((issued, url));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Issues `n` loops of `microk8s add-node` in one command.
+const ADD_NODES: &str = r#"
+n="$1"; ttl="$2"; i=0
+while [ "$i" -lt "$n" ]; do
+  out=$(microk8s add-node --token-ttl "$ttl" --format json) || exit 1
+  printf '%s' "$out" | tr -d '\n'; echo
+  i=$((i + 1))
+done
+"#;
+
+/// `n` fresh single-use join URLs `<controller private ip>:25000/<token>/<check>`. The tokens
+/// are registered with the redactor before anything can print them.
+fn join_urls(
     controller: &SshSession,
     sudo: bool,
     ttl: Duration,
     private_ip: &str,
+    n: usize,
     reporter: &Reporter,
-) -> Result<String> {
-    let out = controller.run(
-        &RemoteCommand::new("microk8s")
-            .args(["add-node", "--token-ttl"])
+) -> Result<Vec<String>> {
+    let out = controller.exec(
+        &RemoteCommand::new("sh")
+            .args(["-c", ADD_NODES, "add-nodes"])
+            .arg(n.to_string())
             .arg(ttl.as_secs().max(1).to_string())
-            .args(["--format", "json"])
             .sudo(sudo),
+        &mut |_, _| {},
     )?;
-    let v: serde_json::Value = serde_json::from_str(&out.stdout)
-        .context("`microk8s add-node --format json` printed no JSON")?;
-    let token = v["token"]
-        .as_str()
-        .context("`microk8s add-node` printed no token")?;
-    let (secret, check) = token.split_once('/').unwrap_or((token, ""));
-    reporter.redactor().add(secret.to_string());
-    reporter.redactor().add(token.to_string());
-    Ok(if check.is_empty() {
-        format!("{private_ip}:25000/{secret}")
-    } else {
-        format!("{private_ip}:25000/{secret}/{check}")
-    })
+    let mut urls = Vec::new();
+    for line in out.stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .context("`microk8s add-node --format json` printed something other than JSON")?;
+        let token = v["token"]
+            .as_str()
+            .context("`microk8s add-node` printed no token")?;
+        let (secret, check) = token.split_once('/').unwrap_or((token, ""));
+        reporter.redactor().add(secret.to_string());
+        reporter.redactor().add(token.to_string());
+        urls.push(if check.is_empty() {
+            format!("{private_ip}:25000/{secret}")
+        } else {
+            format!("{private_ip}:25000/{secret}/{check}")
+        });
+    }
+    if out.status != 0 || urls.is_empty() {
+        bail!(
+            "`microk8s add-node` on {} exited with status {}:\n{}",
+            controller.target.name,
+            out.status,
+            reporter.redactor().redact(&out.tail(20))
+        );
+    }
+    Ok(urls)
 }
 
-fn wait_node_ready(mut ready: impl FnMut() -> Result<bool>, timeout: Duration) -> Result<()> {
+/// Polls the controller's node list until every name in `names` is Ready or `timeout`
+/// passes; returns the names still not Ready.
+fn wait_nodes_ready(
+    controller: &SshSession,
+    sudo: bool,
+    names: &[String],
+    timeout: Duration,
+) -> Result<BTreeSet<String>> {
     let deadline = Instant::now() + timeout;
-    let mut delay = Duration::from_millis(500);
+    let mut delay = Duration::from_millis(250);
     loop {
-        if ready()? {
-            return Ok(());
+        let mut pending: BTreeSet<String> = names.iter().cloned().collect();
+        if pending.is_empty() {
+            return Ok(pending);
         }
-        if Instant::now() + delay > deadline {
-            bail!(
-                "not Ready after {}s (microk8s.ready_timeout)",
-                timeout.as_secs()
-            );
+        let out = controller.run(
+            &RemoteCommand::new("microk8s")
+                .args(["kubectl", "get", "nodes", "-o", "json"])
+                .sudo(sudo),
+        )?;
+        let nodes = parse_facts(&format!("@nodes\n{}", out.stdout)).nodes;
+        pending.retain(|n| nodes.get(n) != Some(&true));
+        if pending.is_empty() || Instant::now() + delay > deadline {
+            return Ok(pending);
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(5));
