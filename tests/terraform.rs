@@ -148,20 +148,20 @@ fn a_stage_that_is_not_built_fails_and_is_recorded() {
     let t = Test::new();
     t.with_key();
     let run = t
-        .run(&["--junit", "junit.xml", "up", "--from", "tls"])
+        .run(&["--junit", "junit.xml", "up", "--from", "deploy"])
         .expect(1);
     assert!(
-        run.stderr.contains("`tls` stage is not implemented"),
+        run.stderr.contains("`deploy` stage is not implemented"),
         "{}",
         run.stderr
     );
     let state = t.state();
-    assert_eq!(state["stages"]["tls"]["result"], "failed");
+    assert_eq!(state["stages"]["deploy"]["result"], "failed");
     let junit = std::fs::read_to_string(t.path("junit.xml")).unwrap();
     assert_eq!(junit.matches("<testcase").count(), 6, "{junit}");
     assert!(junit.contains("failures=\"1\""), "{junit}");
     assert!(
-        junit.contains("<failure message=\"the `tls` stage is not implemented"),
+        junit.contains("<failure message=\"the `deploy` stage is not implemented"),
         "{junit}"
     );
     assert!(junit.contains("skipped=\"5\""), "{junit}");
@@ -313,14 +313,17 @@ fn a_corrupt_state_file_is_a_clear_error() {
 #[test]
 fn separate_processes_share_state_stage_by_stage() {
     // Jenkins runs one stage per step: the inventory written by one process is read by the next.
-    let t = Test::new();
+    let mut t = Test::new();
     t.with_key();
+    t.env("JEEVES_SSH_CONNECT_TIMEOUT", "1s");
     t.run(&["up", "--only", "terraform"]).expect(0);
+    // No lab is up here: the stage fails reaching the controller the inventory names.
     let run = t
-        .run(&["--output", "json", "up", "--only", "tls"])
+        .run(&["--output", "json", "up", "--only", "bootstrap"])
         .expect(1);
     let events = run.events();
-    assert_eq!(stage_result(&events, "tls"), "failed");
+    assert_eq!(stage_result(&events, "bootstrap"), "failed");
+    assert!(run.stderr.contains("10.77.0.10"), "{}", run.stderr);
     assert_eq!(
         t.state()["stages"]["terraform"]["result"],
         "changed",

@@ -9,6 +9,11 @@ use aws_sdk_route53::types::{
 
 use super::describe;
 
+/// No hosted zone holds the domain (the tls stage then checks plain DNS resolution instead).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NoZone(pub String);
+
 /// A hosted zone; `name` without the trailing dot, lower case; `id` without `/hostedzone/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Zone {
@@ -118,10 +123,10 @@ impl Route53 {
         let zones = self.zones(100).await?;
         match choose_zone(domain, &zones) {
             Some(z) => Ok(z.clone()),
-            None => bail!(
+            None => bail!(NoZone(format!(
                 "no Route 53 hosted zone contains {domain} (looked at {} zone(s)); create the zone, or set dns.zone_id",
                 zones.len()
-            ),
+            ))),
         }
     }
 

@@ -262,7 +262,7 @@ impl SshSession {
         let tmp = format!("{path}.jeeves-tmp");
         let cmd = RemoteCommand::new("sh")
             .arg("-c")
-            .arg(r#"umask 077 && cat > "$1" && chmod "$2" "$1" && mv -f "$1" "$3""#)
+            .arg(r#"mkdir -p "$(dirname "$3")" && umask 077 && cat > "$1" && chmod "$2" "$1" && mv -f "$1" "$3""#)
             .args(["sh", tmp.as_str(), &format!("{mode:o}"), path])
             .sudo(self.opts.needs_sudo())
             .stdin(contents.to_vec());

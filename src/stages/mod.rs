@@ -5,6 +5,7 @@ pub mod dns;
 pub mod host_pinning;
 mod not_built;
 pub mod terraform;
+pub mod tls;
 pub mod tunnel;
 
 use sha2::{Digest, Sha256};
@@ -17,6 +18,7 @@ pub fn build(name: StageName) -> Box<dyn Stage> {
     match name {
         StageName::Terraform => Box::new(terraform::TerraformStage::default()),
         StageName::Bootstrap => Box::new(bootstrap::BootstrapStage::default()),
+        StageName::Tls => Box::new(tls::TlsStage::default()),
         StageName::Tunnel => Box::new(tunnel::TunnelStage::default()),
         StageName::Dns => Box::new(dns::DnsStage::default()),
         other => Box::new(not_built::NotBuilt(other)),

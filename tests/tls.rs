@@ -1,0 +1,252 @@
+//! The tls stage on the lab: real certbot against Pebble with a real HTTP-01 validation, real
+//! HAProxy, Route 53 on moto for DNS first. One test function: the lab is one per machine.
+
+mod common;
+
+use common::{Lab, Test};
+
+const DOMAIN: &str = "chat.jeeves.test";
+const CONTROLLER: &str = "10.77.0.10";
+
+fn result(run: &common::Run) -> String {
+    run.events()
+        .iter()
+        .find(|e| e["event"] == "stage_finished" && e["stage"] == "tls")
+        .map(|e| e["result"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no tls result:\n{}", run.stderr))
+}
+
+/// Host progress messages of the tls stage.
+fn progress(run: &common::Run) -> Vec<String> {
+    run.events()
+        .iter()
+        .filter(|e| e["event"] == "host_progress" && e["stage"] == "tls")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// ACME orders Pebble has taken so far.
+fn orders(lab: &Lab) -> usize {
+    std::fs::read_to_string(lab.path("pebble/pebble.log"))
+        .unwrap()
+        .matches("POST /order-plz")
+        .count()
+}
+
+fn haproxy_pid(lab: &Lab) -> String {
+    std::fs::read_to_string(lab.path("hosts/controller/run-haproxy/haproxy.pid"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn on_controller(lab: &Lab, cmd: &str) -> String {
+    let (code, out) = lab.ssh(CONTROLLER, &lab.path("known_hosts"), cmd);
+    assert_eq!(code, 0, "{cmd}:\n{out}");
+    out
+}
+
+/// An HTTPS request to the domain on the controller, trusting only Pebble's root: the status
+/// code (HAProxy answers 503 while Traefik is not deployed), after a verified handshake.
+fn https_status(lab: &Lab) -> String {
+    let root = lab.path("pebble/root.pem").display().to_string();
+    let (code, out) = common::tool(
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "--cacert",
+            &root,
+            "--resolve",
+            &format!("{DOMAIN}:443:{CONTROLLER}"),
+            &format!("https://{DOMAIN}/"),
+        ],
+    );
+    assert_eq!(
+        code, 0,
+        "curl (TLS verification against Pebble's root): {out}"
+    );
+    out
+}
+
+/// The serial of the certificate HAProxy serves.
+fn served_serial() -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {CONTROLLER}:443 -servername {DOMAIN} </dev/null 2>/dev/null | openssl x509 -noout -serial"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
+    let lab = Lab::up(0);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    t.run(&["up", "--only", "terraform"]).expect(0);
+
+    // Fresh controller: DNS first, a real HTTP-01 validation, HAProxy serving the certificate.
+    let run = t.run(&["--output", "json", "up", "--only", "tls"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(result(&run), "changed");
+    let steps = progress(&run);
+    let dns = steps
+        .iter()
+        .position(|m| m.contains("A record → 10.77.0.10"))
+        .expect("DNS step");
+    let certbot = steps
+        .iter()
+        .position(|m| m.starts_with("certbot: requesting"))
+        .expect("certbot step");
+    assert!(dns < certbot, "DNS before ACME: {steps:?}");
+    assert_eq!(orders(&lab), 1);
+    assert_eq!(https_status(&lab), "503");
+    let (code, redirect) = common::tool(
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "--resolve",
+            &format!("{DOMAIN}:80:{CONTROLLER}"),
+            &format!("http://{DOMAIN}/home"),
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(redirect, format!("301 https://{DOMAIN}/home"));
+    let pem = format!("/etc/haproxy/certs/{DOMAIN}.pem");
+    assert_eq!(
+        on_controller(&lab, &format!("stat -c %a {pem}")).trim(),
+        "600"
+    );
+    assert!(
+        !on_controller(&lab, &format!("cat {pem}")).is_empty()
+            && on_controller(&lab, "ls /etc/letsencrypt/live").contains(DOMAIN)
+    );
+    let cache = t.path(&format!(".jeeves/lab/tls/{DOMAIN}.tar.gz"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Re-run: no certbot call, no reload.
+    let pid = haproxy_pid(&lab);
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    assert_eq!(result(&run), "unchanged", "{}", run.stdout);
+    assert_eq!(orders(&lab), 1, "no new ACME order");
+    assert_eq!(haproxy_pid(&lab), pid, "no reload");
+
+    // Renewal works without Jeeves: the hooks free port 80 and bring haproxy back.
+    for hook in ["pre", "post", "deploy"] {
+        on_controller(
+            &lab,
+            &format!("test -x /etc/letsencrypt/renewal-hooks/{hook}/jeeves-haproxy.sh"),
+        );
+    }
+    assert_eq!(
+        on_controller(&lab, "systemctl is-active haproxy").trim(),
+        "active"
+    );
+    let out = on_controller(
+        &lab,
+        "certbot renew --no-random-sleep-on-renew --dry-run --server https://10.77.0.1:14000/dir 2>&1",
+    );
+    assert!(out.contains("all simulated renewals succeeded"), "{out}");
+    assert_eq!(
+        on_controller(&lab, "systemctl is-active haproxy").trim(),
+        "active"
+    );
+    // A real (forced) renewal: the deploy hook rebuilds the PEM and HAProxy serves the new one.
+    let before = served_serial();
+    on_controller(
+        &lab,
+        "certbot renew --no-random-sleep-on-renew --force-renewal --server https://10.77.0.1:14000/dir 2>&1",
+    );
+    let after = served_serial();
+    assert!(!after.is_empty() && after != before, "{before} → {after}");
+    assert_eq!(https_status(&lab), "503");
+    // Jeeves keeps the renewed lineage for the next rebuild, and changes nothing on the host.
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    assert!(
+        run.stdout
+            .contains("certificate lineage of chat.jeeves.test in the state dir"),
+        "{}",
+        run.stdout
+    );
+    let orders_now = orders(&lab);
+
+    // A rebuilt controller (lineage and PEM gone) gets the cached certificate: no new order.
+    on_controller(&lab, &format!("rm -rf /etc/letsencrypt/* {pem}"));
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    assert!(
+        progress(&run)
+            .iter()
+            .any(|m| m.starts_with("certificate restored from the state dir")),
+        "{:?}",
+        progress(&run)
+    );
+    assert_eq!(orders(&lab), orders_now, "restored, not re-issued");
+    assert_eq!(https_status(&lab), "503");
+    assert_eq!(served_serial(), after, "the renewed certificate came back");
+
+    // A template change: exactly one reload.
+    let tpl = t.path("templates/haproxy.cfg.hbs");
+    let original = std::fs::read_to_string(&tpl).unwrap();
+    std::fs::write(
+        &tpl,
+        original.replace("maxconn 4096", "maxconn 4096\n    # changed by the test"),
+    )
+    .unwrap();
+    let pid = haproxy_pid(&lab);
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    let reloads = progress(&run)
+        .iter()
+        .filter(|m| m.contains("reloaded"))
+        .count();
+    assert_eq!(reloads, 1, "{:?}", progress(&run));
+    assert_ne!(haproxy_pid(&lab), pid);
+    assert!(on_controller(&lab, "cat /etc/haproxy/haproxy.cfg").contains("changed by the test"));
+
+    // A broken config: haproxy's own message, the running config untouched and still serving.
+    let live = on_controller(&lab, "sha256sum /etc/haproxy/haproxy.cfg");
+    std::fs::write(
+        &tpl,
+        original.replace("maxconn 4096", "maxconn 4096\n    no-such-keyword on"),
+    )
+    .unwrap();
+    let run = t.run(&["up", "--only", "tls"]).expect(1);
+    assert!(
+        run.stderr.contains("fails `haproxy -c`") && run.stderr.contains("no-such-keyword"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        on_controller(&lab, "sha256sum /etc/haproxy/haproxy.cfg"),
+        live
+    );
+    assert!(
+        on_controller(&lab, "ls /etc/haproxy")
+            .lines()
+            .all(|l| !l.ends_with(".jeeves-new"))
+    );
+    assert_eq!(https_status(&lab), "503");
+}
