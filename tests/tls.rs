@@ -249,4 +249,20 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
             .all(|l| !l.ends_with(".jeeves-new"))
     );
     assert_eq!(https_status(&lab), "503");
+
+    // A domain in no Route 53 zone that does not resolve to the controller: stop before ACME.
+    let orders_before = orders(&lab);
+    let mut other = Test::new();
+    lab.env_for(&mut other);
+    other.env("DOMAIN", "chat.nozone.test");
+    other.run(&["up", "--only", "terraform"]).expect(0);
+    let run = other.run(&["up", "--only", "tls"]).expect(1);
+    assert!(
+        run.stderr
+            .contains("chat.nozone.test is in no Route 53 zone")
+            && run.stderr.contains("Nothing was requested"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(orders(&lab), orders_before, "no ACME order");
 }
