@@ -118,8 +118,10 @@ fn check_ssh_key_for(
     stages: &[crate::stage_name::StageName],
 ) -> Result<(), ConfigErrors> {
     if stages.iter().any(|s| s.uses_ssh()) {
-        settings.check_ssh_key()
-    } else {
-        Ok(())
+        settings.check_ssh_key()?;
     }
+    if stages.contains(&crate::stage_name::StageName::Deploy) {
+        settings.check_mongo()?;
+    }
+    Ok(())
 }

@@ -50,8 +50,26 @@ pub struct Settings {
     /// Values to redact from every output (never serialised).
     #[serde(skip)]
     pub secrets: Vec<String>,
+    /// MONGO_URI and MONGO_OPLOG_URI from the environment or .env (never serialised), for the
+    /// external-MongoDB secret the deploy stage creates.
+    #[serde(skip)]
+    pub mongo: Option<MongoUris>,
     #[serde(skip)]
     source: Sources,
+    #[serde(skip)]
+    mongo_source: String,
+}
+
+#[derive(Clone)]
+pub struct MongoUris {
+    pub uri: String,
+    pub oplog_uri: String,
+}
+
+impl std::fmt::Debug for MongoUris {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MongoUris(<redacted>)")
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,11 +228,34 @@ impl Settings {
             None => PathBuf::from(".jeeves").join(&name),
         };
         let secrets = env.secret_values();
-        Checker {
+        let mut settings = Checker {
             sources,
             errors: Vec::new(),
         }
-        .finish(raw, name, pipeline_file, base, state_dir, secrets)
+        .finish(raw, name, pipeline_file, base, state_dir, secrets)?;
+        settings.mongo = match (env.get("MONGO_URI"), env.get("MONGO_OPLOG_URI")) {
+            (Some(uri), Some(oplog)) => Some(MongoUris {
+                uri: uri.to_string(),
+                oplog_uri: oplog.to_string(),
+            }),
+            _ => None,
+        };
+        settings.mongo_source = env.describe("MONGO_URI");
+        Ok(settings)
+    }
+
+    /// With `helm.mongodb = "external"`, the deploy stage needs both database URIs. Only for
+    /// runs that deploy, so other stages work without them.
+    pub fn check_mongo(&self) -> Result<(), ConfigErrors> {
+        if self.helm.bundled_mongodb || self.mongo.is_some() {
+            return Ok(());
+        }
+        Err(ConfigError {
+            source: self.mongo_source.clone(),
+            key: "MONGO_URI".into(),
+            message: "helm.mongodb = \"external\" needs MONGO_URI and MONGO_OPLOG_URI (the Rocket.Chat database and its oplog) in the environment or .env; or set helm.mongodb = \"bundled\"".into(),
+        }
+        .into())
     }
 
     /// Checks that the SSH key exists and is private, as OpenSSH insists. Only for commands that
@@ -733,6 +774,8 @@ impl Checker {
             tools: raw.tools,
             secrets,
             source: self.sources,
+            mongo: None,
+            mongo_source: String::new(),
         })
     }
 }

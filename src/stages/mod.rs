@@ -1,9 +1,9 @@
 //! One file per stage. `build` is the only place that knows which stages exist.
 
 pub mod bootstrap;
+pub mod deploy;
 pub mod dns;
 pub mod host_pinning;
-mod not_built;
 pub mod terraform;
 pub mod tls;
 pub mod tunnel;
@@ -20,8 +20,8 @@ pub fn build(name: StageName) -> Box<dyn Stage> {
         StageName::Bootstrap => Box::new(bootstrap::BootstrapStage::default()),
         StageName::Tls => Box::new(tls::TlsStage::default()),
         StageName::Tunnel => Box::new(tunnel::TunnelStage::default()),
+        StageName::Deploy => Box::new(deploy::DeployStage::default()),
         StageName::Dns => Box::new(dns::DnsStage::default()),
-        other => Box::new(not_built::NotBuilt(other)),
     }
 }
 

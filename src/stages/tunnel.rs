@@ -102,6 +102,7 @@ fn wait_ready(settings: &Settings, kubeconfig: &Path, timeout: Duration) -> Resu
         let out = std::process::Command::new(&kubectl)
             .arg("--kubeconfig")
             .arg(kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .args(["get", "--raw", "/readyz", "--request-timeout=10s"])
             .output()
             .context("cannot run kubectl")?;

@@ -1,0 +1,610 @@
+//! The deploy stage: Traefik (CRDs, then the resources from `templates/traefik/`, server-side
+//! applied with field manager `jeeves`) and the Rocket.Chat Helm release, through the tunnel.
+//!
+//! Every kubectl and helm call gets the tunnel's kubeconfig (`--kubeconfig` and `KUBECONFIG`),
+//! never the user's default context. Nothing is applied when nothing changed: the live Traefik
+//! objects carry the SHA-256 of what was applied (annotation `jeeves.io/manifests-sha256`), the
+//! release's description carries the SHA-256 of its values, and the MongoDB secret is compared
+//! in memory. Mongo URIs reach kubectl on standard input only, never an argument or a file.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::config::Settings;
+use crate::process::{self, Output};
+use crate::report::Change;
+use crate::ssh::HostKeyPolicy;
+use crate::stage::{Stage, StageContext};
+use crate::stage_name::StageName;
+use crate::state::write_private;
+use crate::templates::{ROCKETCHAT_VALUES, TemplateContext, Templates};
+
+pub const HASH_ANNOTATION: &str = "jeeves.io/manifests-sha256";
+const FIELD_MANAGER: &str = "jeeves";
+
+/// The files the stage hands to kubectl and helm (no secrets in any of them).
+struct Rendered {
+    dir: PathBuf,
+    manifests: PathBuf,
+    /// Objects in the manifests.
+    objects: usize,
+    manifests_sha: String,
+    values: PathBuf,
+    extra_values: Option<PathBuf>,
+    values_sha: String,
+    crds: String,
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn render(settings: &Settings) -> Result<Rendered> {
+    let templates = Templates::load(&settings.templates_dir)?;
+    let ctx = TemplateContext::new(settings);
+    let mut manifests = String::new();
+    for name in templates.traefik_names() {
+        let text = templates.render(name, &ctx)?;
+        manifests.push_str(&format!("---\n# {name}\n{}\n", text.trim_end()));
+    }
+    let objects = manifests
+        .split("\n---")
+        .filter(|doc| doc.lines().any(|l| l.starts_with("kind:")))
+        .count();
+    let crds = if settings.traefik.crds.starts_with("https://") {
+        settings.traefik.crds.clone()
+    } else {
+        let p = Path::new(&settings.traefik.crds);
+        let base = settings
+            .pipeline_file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        };
+        p.display().to_string()
+    };
+    // A pinned URL names its content; a local file is hashed by content.
+    let crds_id = if crds.starts_with("https://") {
+        crds.clone()
+    } else {
+        sha256(&std::fs::read(&crds).with_context(|| format!("cannot read {crds} (traefik.crds)"))?)
+    };
+    let values = templates.render(ROCKETCHAT_VALUES, &ctx)?;
+    let extra = (!settings.helm.values.is_empty())
+        .then(|| serde_json::to_string_pretty(&settings.helm.values))
+        .transpose()?;
+
+    let dir = settings.state_dir.join("deploy");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let manifests_path = dir.join("traefik.yaml");
+    write_private(&manifests_path, manifests.as_bytes())?;
+    let values_path = dir.join("rocketchat-values.yaml");
+    write_private(&values_path, values.as_bytes())?;
+    let extra_path = match &extra {
+        Some(text) => {
+            let p = dir.join("extra-values.json");
+            write_private(&p, text.as_bytes())?;
+            Some(p)
+        }
+        None => None,
+    };
+    let chart = format!(
+        "{} {} {} {}",
+        settings.helm.repo,
+        settings.helm.chart,
+        settings.helm.version,
+        settings.helm.timeout.as_secs()
+    );
+    Ok(Rendered {
+        dir,
+        manifests: manifests_path,
+        objects,
+        manifests_sha: sha256(format!("{crds_id}\n{manifests}").as_bytes()),
+        values: values_path,
+        extra_values: extra_path,
+        values_sha: sha256(format!("{chart}\n{values}\n{}", extra.unwrap_or_default()).as_bytes()),
+        crds,
+    })
+}
+
+/// kubectl and helm, always with the tunnel's kubeconfig.
+struct Tools {
+    kubectl: PathBuf,
+    helm: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Tools {
+    fn new(settings: &Settings, kubeconfig: PathBuf) -> Result<Tools> {
+        Ok(Tools {
+            kubectl: process::find_tool(&settings.tools.kubectl, "tools.kubectl")?,
+            helm: process::find_tool(&settings.tools.helm, "tools.helm")?,
+            kubeconfig: std::path::absolute(kubeconfig)?,
+        })
+    }
+
+    fn command(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("HELM_KUBECONTEXT")
+            .env_remove("HELM_KUBETOKEN")
+            .env_remove("HELM_KUBEAPISERVER");
+        cmd
+    }
+
+    async fn kubectl(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
+        process::run(
+            &mut self.command(&self.kubectl, args),
+            StageName::Deploy,
+            cx.reporter,
+            |_| {},
+        )
+        .await
+    }
+
+    async fn helm(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
+        process::run(
+            &mut self.command(&self.helm, args),
+            StageName::Deploy,
+            cx.reporter,
+            |l| {
+                cx.reporter.log(
+                    Some(StageName::Deploy),
+                    crate::report::Level::Output,
+                    l.to_string(),
+                )
+            },
+        )
+        .await
+    }
+
+    /// `kubectl apply --server-side` of a document given on standard input.
+    async fn apply_stdin(&self, input: Vec<u8>) -> Result<Output> {
+        let mut cmd = self.command(
+            &self.kubectl,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                FIELD_MANAGER,
+                "--force-conflicts",
+                "-f",
+                "-",
+            ],
+        );
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("cannot start kubectl")?;
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin.write_all(&input).await?;
+        drop(stdin);
+        let out = child.wait_with_output().await?;
+        Ok(Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+fn check(out: Output, what: &str) -> Result<Output> {
+    if out.status.success() {
+        Ok(out)
+    } else {
+        bail!(
+            "{what} failed (exit {}):\n{}",
+            out.status.code().unwrap_or(-1),
+            out.tail(20)
+        )
+    }
+}
+
+/// The Secret (and its Namespace) the chart reads through `existingMongodbSecret`.
+fn mongo_secret(settings: &Settings) -> Option<serde_json::Value> {
+    let m = settings.mongo.as_ref()?;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    Some(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.helm.namespace}},
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {"name": settings.helm.mongodb_secret, "namespace": settings.helm.namespace},
+                "data": {"mongo-uri": b64(&m.uri), "mongo-oplog-uri": b64(&m.oplog_uri)}
+            }
+        ]
+    }))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    Current,
+    Install,
+    Upgrade,
+}
+
+struct Plan {
+    rendered: Rendered,
+    traefik: bool,
+    secret: bool,
+    release: Release,
+}
+
+#[derive(Default)]
+pub struct DeployStage {
+    plan: Option<Plan>,
+    tools: Option<Tools>,
+}
+
+/// The tunnel's kubeconfig, opening the tunnel when this run has not (`up --only deploy`).
+async fn ensure_tunnel(cx: &mut StageContext<'_>) -> Result<PathBuf> {
+    let path = super::tunnel::kubeconfig_path(cx.settings);
+    if cx.tunnel.is_some() && path.exists() {
+        return Ok(path);
+    }
+    if let Some(c) = &cx.state.inventory.controller {
+        super::host_pinning::pin_new_hosts(cx, std::slice::from_ref(c)).await?;
+    }
+    let settings = cx.settings.clone();
+    let inv = cx.state.inventory.clone();
+    let policy: HostKeyPolicy = cx.host_keys;
+    let scratch = cx.state_dir.file("kubeconfig.probe");
+    let opened =
+        tokio::task::spawn_blocking(move || super::tunnel::open(&settings, &inv, policy, &scratch))
+            .await
+            .context("the tunnel thread panicked")??;
+    write_private(&path, opened.kubeconfig.as_bytes())?;
+    cx.info(format!(
+        "tunnel {} → the MicroK8s API opened for this stage",
+        opened.tunnel.local
+    ));
+    *cx.tunnel = Some(opened.tunnel);
+    Ok(path)
+}
+
+#[async_trait]
+impl Stage for DeployStage {
+    fn name(&self) -> StageName {
+        StageName::Deploy
+    }
+
+    async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
+        let rendered = render(cx.settings)?;
+        let kubeconfig = ensure_tunnel(cx).await?;
+        let tools = Tools::new(cx.settings, kubeconfig)?;
+        let s = cx.settings;
+        let mut changes = Vec::new();
+
+        // Traefik: every rendered object present and carrying this rendering's hash.
+        let manifests = rendered.manifests.display().to_string();
+        let jsonpath = format!(
+            "jsonpath={{range .items[*]}}{{.metadata.annotations.{}}}{{\"\\n\"}}{{end}}",
+            HASH_ANNOTATION.replace('.', "\\.")
+        );
+        let live = tools
+            .kubectl(cx, &["get", "-f", &manifests, "-o", &jsonpath])
+            .await?;
+        let hashes: Vec<&str> = live.stdout.lines().collect();
+        let traefik = !(live.status.success()
+            && hashes.len() == rendered.objects
+            && hashes.iter().all(|h| *h == rendered.manifests_sha));
+        if traefik {
+            changes.push(Change::new(
+                "apply",
+                format!(
+                    "Traefik: CRDs from {}, {} object(s) from templates/traefik (server-side, field manager {FIELD_MANAGER}){}",
+                    rendered.crds,
+                    rendered.objects,
+                    if live.status.success() {
+                        ", the live ones differ"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+
+        // The external MongoDB secret, compared in memory.
+        let mut secret = false;
+        if let Some(m) = &s.mongo
+            && !s.helm.bundled_mongodb
+        {
+            let out = tools
+                .kubectl(
+                    cx,
+                    &[
+                        "get",
+                        "secret",
+                        &s.helm.mongodb_secret,
+                        "-n",
+                        &s.helm.namespace,
+                        "-o",
+                        "json",
+                    ],
+                )
+                .await?;
+            let same = out.status.success()
+                && serde_json::from_str::<serde_json::Value>(&out.stdout)
+                    .ok()
+                    .is_some_and(|v| {
+                        let get = |k: &str| {
+                            v["data"][k].as_str().and_then(|b| {
+                                base64::engine::general_purpose::STANDARD.decode(b).ok()
+                            })
+                        };
+                        get("mongo-uri").as_deref() == Some(m.uri.as_bytes())
+                            && get("mongo-oplog-uri").as_deref() == Some(m.oplog_uri.as_bytes())
+                    });
+            if !same {
+                secret = true;
+                changes.push(Change::new(
+                    if out.status.success() {
+                        "update"
+                    } else {
+                        "create"
+                    },
+                    format!(
+                        "secret {}/{} (mongo-uri, mongo-oplog-uri from the environment)",
+                        s.helm.namespace, s.helm.mongodb_secret
+                    ),
+                ));
+            }
+        }
+
+        // The release: this chart version, these values, deployed.
+        let history = tools
+            .helm(
+                cx,
+                &[
+                    "history",
+                    &s.helm.release,
+                    "-n",
+                    &s.helm.namespace,
+                    "--max",
+                    "1",
+                    "-o",
+                    "json",
+                ],
+            )
+            .await?;
+        let chart = format!("{}-{}", s.helm.chart, s.helm.version);
+        let release = if !history.status.success() {
+            if history.stderr.contains("not found") {
+                Release::Install
+            } else {
+                bail!(
+                    "`helm history {}` failed:\n{}",
+                    s.helm.release,
+                    history.tail(10)
+                );
+            }
+        } else {
+            let last: serde_json::Value =
+                serde_json::from_str::<serde_json::Value>(&history.stdout)
+                    .ok()
+                    .and_then(|v| v.as_array().and_then(|a| a.last().cloned()))
+                    .unwrap_or_default();
+            let current = last["status"] == "deployed"
+                && last["chart"] == chart.as_str()
+                && last["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&format!("values-sha256={}", rendered.values_sha)));
+            if current {
+                Release::Current
+            } else {
+                Release::Upgrade
+            }
+        };
+        match release {
+            Release::Current => {}
+            Release::Install => changes.push(Change::new(
+                "install",
+                format!(
+                    "helm release {} ({chart}) in {}",
+                    s.helm.release, s.helm.namespace
+                ),
+            )),
+            Release::Upgrade => changes.push(Change::new(
+                "upgrade",
+                format!(
+                    "helm release {} to {chart} with the rendered values in {}",
+                    s.helm.release, s.helm.namespace
+                ),
+            )),
+        }
+        self.tools = Some(tools);
+        self.plan = Some(Plan {
+            rendered,
+            traefik,
+            secret,
+            release,
+        });
+        Ok(changes)
+    }
+
+    async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
+        let plan = self.plan.take().context("apply without probe")?;
+        let tools = self.tools.take().context("apply without probe")?;
+        let s = cx.settings;
+        let r = &plan.rendered;
+        let manifests = r.manifests.display().to_string();
+        let force = cx.force;
+
+        if plan.traefik || force {
+            let apply = [
+                "apply",
+                "--server-side",
+                "--field-manager",
+                FIELD_MANAGER,
+                "--force-conflicts",
+                "-f",
+            ];
+            let mut args = apply.to_vec();
+            args.push(&r.crds);
+            check(tools.kubectl(cx, &args).await?, "applying the Traefik CRDs")?;
+            check(
+                tools
+                    .kubectl(
+                        cx,
+                        &[
+                            "wait",
+                            "--for",
+                            "condition=established",
+                            "--timeout",
+                            "120s",
+                            "-f",
+                            &r.crds,
+                        ],
+                    )
+                    .await?,
+                "waiting for the Traefik CRDs to be Established",
+            )?;
+            cx.host("traefik", "CRDs established");
+            let mut args = apply.to_vec();
+            args.push(&manifests);
+            check(
+                tools.kubectl(cx, &args).await?,
+                &format!("applying the Traefik resources ({manifests})"),
+            )?;
+            let annotation = format!("{HASH_ANNOTATION}={}", r.manifests_sha);
+            check(
+                tools
+                    .kubectl(
+                        cx,
+                        &["annotate", "--overwrite", "-f", &manifests, &annotation],
+                    )
+                    .await?,
+                "recording the applied manifests' hash",
+            )?;
+            let timeout = format!("--timeout={}s", s.helm.timeout.as_secs());
+            check(
+                tools
+                    .kubectl(
+                        cx,
+                        &[
+                            "rollout",
+                            "status",
+                            "deployment/traefik",
+                            "-n",
+                            &s.traefik.namespace,
+                            &timeout,
+                        ],
+                    )
+                    .await?,
+                "waiting for the Traefik deployment to roll out",
+            )?;
+            cx.host(
+                "traefik",
+                format!("{} object(s) applied, rolled out", r.objects),
+            );
+        }
+
+        if plan.secret
+            && let Some(doc) = mongo_secret(s)
+        {
+            check(
+                tools.apply_stdin(serde_json::to_vec(&doc)?).await?,
+                &format!(
+                    "applying secret {}/{}",
+                    s.helm.namespace, s.helm.mongodb_secret
+                ),
+            )?;
+            cx.host(
+                s.helm.mongodb_secret.clone(),
+                "MongoDB secret applied (values from the environment)",
+            );
+        }
+
+        if plan.release != Release::Current || force {
+            let timeout = format!("{}s", s.helm.timeout.as_secs());
+            let description = format!("jeeves values-sha256={}", r.values_sha);
+            let values = r.values.display().to_string();
+            let mut args = vec![
+                "upgrade",
+                "--install",
+                s.helm.release.as_str(),
+                s.helm.chart.as_str(),
+                "--repo",
+                s.helm.repo.as_str(),
+                "--version",
+                s.helm.version.as_str(),
+                "-n",
+                s.helm.namespace.as_str(),
+                "--create-namespace",
+                "-f",
+                values.as_str(),
+            ];
+            let extra = r.extra_values.as_ref().map(|p| p.display().to_string());
+            if let Some(extra) = &extra {
+                args.extend(["-f", extra.as_str()]);
+            }
+            args.extend([
+                "--wait",
+                "--atomic",
+                "--timeout",
+                timeout.as_str(),
+                "--description",
+                description.as_str(),
+            ]);
+            cx.host(
+                s.helm.release.clone(),
+                format!(
+                    "helm upgrade --install {} {}-{} (waits up to {timeout})",
+                    s.helm.release, s.helm.chart, s.helm.version
+                ),
+            );
+            check(
+                tools.helm(cx, &args).await?,
+                &format!("helm upgrade --install of release {}", s.helm.release),
+            )?;
+            cx.host(s.helm.release.clone(), "release deployed");
+        }
+        let _ = &r.dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_carries_both_uris_base64_encoded() {
+        let s = Settings::load(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/lab.toml")),
+            &crate::config::Env::from_pairs([
+                ("MONGO_URI", "mongodb://u:p@db/rc"),
+                ("MONGO_OPLOG_URI", "mongodb://u:p@db/local"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(format!("{:?}", s.mongo), "Some(MongoUris(<redacted>))");
+        let doc = mongo_secret(&s).unwrap();
+        let secret = &doc["items"][1];
+        assert_eq!(secret["kind"], "Secret");
+        assert_eq!(
+            secret["data"]["mongo-uri"],
+            base64::engine::general_purpose::STANDARD.encode("mongodb://u:p@db/rc")
+        );
+        assert_eq!(doc["items"][0]["metadata"]["name"], s.helm.namespace);
+    }
+}

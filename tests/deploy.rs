@@ -1,0 +1,220 @@
+//! The deploy stage end to end on the lab: real OpenSSH and the in-process tunnel to the
+//! controller; kubectl and helm are the stand-ins in tests/standins (no Kubernetes API server can
+//! run here), which record every call and reach the controller's API through the live tunnel
+//! during the call. One test function: the lab is one per machine.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::Path;
+
+use common::{Lab, Test, repo};
+
+const PORT: &str = "26502";
+const MONGO_URI: &str = "mongodb://rc:s3cr3t-pa55@db.internal:27017/rocketchat?replicaSet=rs0";
+const MONGO_OPLOG_URI: &str = "mongodb://rc:s3cr3t-pa55@db.internal:27017/local?replicaSet=rs0";
+
+/// The stand-ins' call records: (tool, argv, kubeconfig argument, KUBECONFIG, API version seen).
+fn calls(t: &Test) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(t.path("standin-calls.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// "kubectl apply", "helm upgrade"… for the calls after the first `from`.
+fn verbs(calls: &[serde_json::Value], from: usize) -> Vec<String> {
+    calls[from..]
+        .iter()
+        .map(|c| {
+            let argv: Vec<&str> = c["argv"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            // argv: --kubeconfig PATH VERB …
+            format!("{} {}", c["tool"].as_str().unwrap(), argv[2])
+        })
+        .collect()
+}
+
+fn result(run: &common::Run) -> String {
+    run.events()
+        .iter()
+        .find(|e| e["event"] == "stage_finished" && e["stage"] == "deploy")
+        .map(|e| e["result"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no deploy result:\n{}", run.stderr))
+}
+
+fn grep_tree(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            hits.extend(grep_tree(&p, needle));
+        } else if std::fs::read(&p)
+            .map(|b| String::from_utf8_lossy(&b).contains(needle))
+            .unwrap_or(false)
+        {
+            hits.push(p.display().to_string());
+        }
+    }
+    hits
+}
+
+#[test]
+fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
+    let lab = Lab::up(0);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    let path = format!(
+        "{}:{}",
+        repo().join("tests/standins").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let log = t.path("standin-calls.jsonl").display().to_string();
+    let cluster_state = t.path("standin-cluster.json").display().to_string();
+    t.env("PATH", &path)
+        .env("LAB_STANDIN_LOG", &log)
+        .env("LAB_STANDIN_STATE", &cluster_state)
+        .env(
+            "JEEVES_TRAEFIK_CRDS",
+            repo()
+                .join("tests/fixtures/traefik-crds.yaml")
+                .to_str()
+                .unwrap(),
+        )
+        .env("JEEVES_TUNNEL_LOCAL_PORT", PORT)
+        .env("JEEVES_HELM_MONGODB", "external")
+        .env("MONGO_URI", MONGO_URI)
+        .env("MONGO_OPLOG_URI", MONGO_OPLOG_URI);
+
+    // External MongoDB without its URIs: a config error before anything runs.
+    let mut bare = Test::new();
+    lab.env_for(&mut bare);
+    bare.env("JEEVES_HELM_MONGODB", "external");
+    let run = bare.run(&["up", "--only", "deploy"]).expect(2);
+    assert!(run.stderr.contains("MONGO_URI"), "{}", run.stderr);
+
+    let run = t.run(&[
+        "--output",
+        "json",
+        "up",
+        "--only",
+        "terraform",
+        "--only",
+        "bootstrap",
+        "--only",
+        "tunnel",
+        "--only",
+        "deploy",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(result(&run), "changed");
+    let kubeconfig = std::fs::canonicalize(t.path(".jeeves/lab/kubeconfig")).unwrap();
+    let all = calls(&t);
+    assert!(!all.is_empty());
+    for c in &all {
+        // Every call: the tunnel's kubeconfig, never the user's, and the API answered through
+        // the tunnel while the call ran. (The tunnel stage's /readyz check uses a private copy.)
+        let arg = c["kubeconfig_arg"].as_str().unwrap();
+        if c["argv"].to_string().contains("\"--raw\"") {
+            assert!(arg.ends_with("/lab/kubeconfig.probe"), "{c}");
+        } else {
+            assert_eq!(Path::new(arg), kubeconfig, "{c}");
+        }
+        assert_eq!(c["KUBECONFIG"].as_str(), Some(arg), "{c}");
+        assert_eq!(c["server_version"], "v1.32.0-jeeves-lab-standin", "{c}");
+    }
+    let v = verbs(&all, 0);
+    let first = |verb: &str| v.iter().position(|x| x == verb).unwrap_or(usize::MAX);
+    assert!(first("kubectl apply") < first("kubectl wait"), "{v:?}");
+    assert!(first("kubectl wait") < first("kubectl annotate"), "{v:?}");
+    assert!(first("kubectl rollout") < first("helm upgrade"), "{v:?}");
+    let upgrade = all
+        .iter()
+        .find(|c| c["argv"][2] == "upgrade")
+        .unwrap()
+        .to_string();
+    for arg in [
+        "\"--install\"",
+        "\"rocketchat\"",
+        "\"--version\",\"6.25.1\"",
+        "\"-n\",\"psautoinfra\"",
+        "\"--create-namespace\"",
+        "\"--wait\"",
+        "\"--atomic\"",
+    ] {
+        assert!(upgrade.contains(arg), "{arg} in {upgrade}");
+    }
+    // The MongoDB secret holds the URIs; nothing else anywhere does.
+    let cluster: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("standin-cluster.json")).unwrap())
+            .unwrap();
+    let secret = &cluster["objects"]["Secret/psautoinfra/rocketchat-mongodb"];
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(secret["data"]["mongo-uri"].as_str().unwrap())
+            .unwrap(),
+        MONGO_URI.as_bytes()
+    );
+    assert!(!run.stdout.contains("s3cr3t-pa55") && !run.stderr.contains("s3cr3t-pa55"));
+    assert!(!upgrade.contains("s3cr3t"), "never an argument: {upgrade}");
+    assert_eq!(
+        grep_tree(&t.path(".jeeves"), "s3cr3t-pa55"),
+        Vec::<String>::new(),
+        "state, logs and rendered files hold no Mongo URI"
+    );
+    // The IngressRoute sends the DDP paths to the ddp-streamer.
+    let route = cluster["objects"]["IngressRoute/psautoinfra/rocketchat"].to_string();
+    assert!(
+        route.contains("/sockjs") && route.contains("rocketchat-ddp-streamer"),
+        "{route}"
+    );
+    assert!(
+        TcpStream::connect(format!("127.0.0.1:{PORT}")).is_err(),
+        "the tunnel closed with the run"
+    );
+
+    // Re-run (deploy alone, as a Jenkins step): it opens the tunnel itself and applies nothing.
+    let before = calls(&t).len();
+    let run = t
+        .run(&["--output", "json", "up", "--only", "deploy"])
+        .expect(0);
+    assert_eq!(result(&run), "unchanged", "{}", run.stdout);
+    let v = verbs(&calls(&t), before);
+    assert!(
+        v.iter().all(|x| x == "kubectl get" || x == "helm history"),
+        "only reads: {v:?}"
+    );
+
+    // A new chart version: only the release changes.
+    t.env("JEEVES_HELM_VERSION", "6.26.0");
+    let before = calls(&t).len();
+    let run = t
+        .run(&["--output", "json", "up", "--only", "deploy"])
+        .expect(0);
+    assert_eq!(result(&run), "changed");
+    let v = verbs(&calls(&t), before);
+    assert_eq!(
+        v.iter().filter(|x| x.as_str() == "helm upgrade").count(),
+        1,
+        "{v:?}"
+    );
+    assert!(!v.iter().any(|x| x == "kubectl apply"), "{v:?}");
+
+    // A failing helm: the stage fails with helm's own message.
+    t.env("JEEVES_HELM_VERSION", "6.27.0")
+        .env("LAB_STANDIN_HELM_FAIL", "1");
+    let run = t.run(&["up", "--only", "deploy"]).expect(1);
+    assert!(
+        run.stderr
+            .contains("helm upgrade --install of release rocketchat failed")
+            && run.stderr.contains("UPGRADE FAILED"),
+        "{}",
+        run.stderr
+    );
+}
