@@ -63,7 +63,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 impl Test {
-    /// A workspace with `pipelines/`, `templates/` and `terraform/lab/` copied from the repo.
+    /// A workspace with `pipelines/`, `templates/`, `terraform/lab/` and the Traefik CRD fixture
+    /// copied from the repo.
     pub fn new() -> Test {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo().join("pipelines"), &dir.path().join("pipelines"));
@@ -72,6 +73,13 @@ impl Test {
             &repo().join("terraform/lab"),
             &dir.path().join("terraform/lab"),
         );
+        // pipelines/lab.toml reads the Traefik CRDs from here (the lab has no network).
+        std::fs::create_dir_all(dir.path().join("tests/fixtures")).unwrap();
+        std::fs::copy(
+            repo().join("tests/fixtures/traefik-crds.yaml"),
+            dir.path().join("tests/fixtures/traefik-crds.yaml"),
+        )
+        .unwrap();
         Test {
             dir,
             args: Vec::new(),
