@@ -136,6 +136,21 @@ impl Runner<'_> {
         tunnel: &mut Option<crate::ssh::Tunnel>,
     ) -> Result<StageResult> {
         let name = stage.name();
+        // `plan` on a stack terraform has not created yet: the later stages have no hosts to
+        // probe. They would all run; say so instead of failing.
+        if mode == Mode::Plan
+            && name != StageName::Terraform
+            && state.inventory.controller.is_none()
+        {
+            self.reporter.emit(Event::StagePlanned {
+                stage: name,
+                changes: vec![crate::report::Change::new(
+                    "run",
+                    "everything: no hosts in the inventory until terraform applies",
+                )],
+            });
+            return Ok(StageResult::Changed);
+        }
         let mut cx = StageContext {
             settings: self.settings,
             state_dir: self.state_dir,

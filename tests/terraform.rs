@@ -341,3 +341,34 @@ fn which_terraform() -> String {
     assert_eq!(code, 0, "terraform is not on PATH");
     out.trim().to_string()
 }
+
+#[test]
+fn plan_on_a_stack_not_yet_created_says_every_later_stage_will_run() {
+    let t = Test::new();
+    t.with_key();
+    let run = t.run(&["--output", "json", "plan"]).expect(0);
+    let planned: Vec<(String, String)> = run
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "stage_planned")
+        .map(|e| {
+            (
+                e["stage"].as_str().unwrap().to_string(),
+                e["changes"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(planned.len(), 6, "{planned:?}");
+    assert!(planned[0].1.contains("create"), "{planned:?}");
+    for (stage, changes) in &planned[1..] {
+        assert!(
+            changes.contains("no hosts in the inventory until terraform applies"),
+            "{stage}: {changes}"
+        );
+    }
+    assert!(
+        !t.path(".jeeves/lab/state.json").exists()
+            || t.state()["inventory"]["controller"].is_null(),
+        "plan changes nothing"
+    );
+}
