@@ -28,14 +28,20 @@ pub struct Output {
 impl Output {
     /// The last lines of stderr (or stdout), for an error message a person can act on.
     pub fn tail(&self, lines: usize) -> String {
-        let text = if self.stderr.trim().is_empty() {
-            &self.stdout
-        } else {
-            &self.stderr
-        };
-        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(&self.stdout, &self.stderr, lines)
     }
+}
+
+/// The last non-empty lines of `stderr`, or of `stdout` when stderr is empty: what a failed
+/// command said, for an error message (local tools and remote commands alike).
+pub fn tail(stdout: &str, stderr: &str, lines: usize) -> String {
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Runs `cmd`, streaming each stdout line to `on_stdout` and each stderr line to the log, and

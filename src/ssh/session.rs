@@ -71,13 +71,7 @@ pub struct ExecOutput {
 impl ExecOutput {
     /// The last non-empty lines of stderr (or stdout), for error messages.
     pub fn tail(&self, lines: usize) -> String {
-        let text = if self.stderr.trim().is_empty() {
-            &self.stdout
-        } else {
-            &self.stderr
-        };
-        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::process::tail(&self.stdout, &self.stderr, lines)
     }
 }
 

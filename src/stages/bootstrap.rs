@@ -401,6 +401,10 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
         session: controller,
         cache: Vec::new(),
         remaining: needing,
+        sudo,
+        ttl: mk.token_ttl,
+        private_ip: &p.controller.private_ip,
+        reporter,
     });
     let joining = Mutex::new(Vec::new());
     let join = |w: &Host| -> Result<()> {
@@ -424,12 +428,7 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
             progress(&w.hostname, "already in the cluster");
             return Ok(());
         }
-        let url = tokens.lock().unwrap_or_else(|e| e.into_inner()).next(
-            sudo,
-            mk.token_ttl,
-            &p.controller.private_ip,
-            reporter,
-        )?;
+        let url = tokens.lock().unwrap_or_else(|e| e.into_inner()).next()?;
         progress(&w.hostname, "joining");
         run(
             &session,
@@ -450,12 +449,7 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
         // left for the workers' own request to report.
         if needing > 0 {
             scope.spawn(|| {
-                let _ = tokens.lock().unwrap_or_else(|e| e.into_inner()).fill(
-                    sudo,
-                    mk.token_ttl,
-                    &p.controller.private_ip,
-                    reporter,
-                );
+                let _ = tokens.lock().unwrap_or_else(|e| e.into_inner()).fill();
             });
         }
         parallel(
@@ -552,46 +546,42 @@ fn wait_ready(timeout: Duration) -> RemoteCommand {
 /// one token per worker still to join, in one round trip, and the others take theirs from the
 /// batch. A token older than half its TTL is not handed out (a slow install would otherwise
 /// meet an expired token); each token is single-use, and one never handed out simply expires.
-struct Tokens {
+struct Tokens<'a> {
     session: SshSession,
     cache: Vec<(Instant, String)>,
     /// Workers that have not taken a token yet.
     remaining: usize,
+    sudo: bool,
+    ttl: Duration,
+    private_ip: &'a str,
+    reporter: &'a Reporter,
 }
 
-impl Tokens {
-    fn next(
-        &mut self,
-        sudo: bool,
-        ttl: Duration,
-        private_ip: &str,
-        reporter: &Reporter,
-    ) -> Result<String> {
-        self.fill(sudo, ttl, private_ip, reporter)?;
+impl Tokens<'_> {
+    fn next(&mut self) -> Result<String> {
+        self.fill()?;
         self.remaining = self.remaining.saturating_sub(1);
         self.cache
             .pop()
             .map(|(_, url)| url)
             .context("`microk8s add-node` issued no token")
     }
-}
 
-impl Tokens {
     /// Issues a batch (one token per worker still to join) unless fresh tokens are cached.
-    fn fill(
-        &mut self,
-        sudo: bool,
-        ttl: Duration,
-        private_ip: &str,
-        reporter: &Reporter,
-    ) -> Result<()> {
-        self.cache.retain(|(at, _)| at.elapsed() < ttl / 2);
+    fn fill(&mut self) -> Result<()> {
+        self.cache.retain(|(at, _)| at.elapsed() < self.ttl / 2);
         if self.cache.is_empty() {
             let n = self.remaining.max(1);
             let issued = Instant::now();
-            for url in join_urls(&self.session, sudo, ttl, private_ip, n, reporter)? {
-                self.cache.push((issued, url));
-            }
+            let urls = join_urls(
+                &self.session,
+                self.sudo,
+                self.ttl,
+                self.private_ip,
+                n,
+                self.reporter,
+            )?;
+            self.cache.extend(urls.into_iter().map(|url| (issued, url)));
         }
         Ok(())
     }

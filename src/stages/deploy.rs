@@ -28,10 +28,18 @@ use crate::templates::{ROCKETCHAT_VALUES, TemplateContext, Templates};
 
 pub const HASH_ANNOTATION: &str = "jeeves.io/manifests-sha256";
 const FIELD_MANAGER: &str = "jeeves";
+/// Server-side apply as Jeeves' field manager; the file (or `-`) follows.
+const APPLY: [&str; 6] = [
+    "apply",
+    "--server-side",
+    "--field-manager",
+    FIELD_MANAGER,
+    "--force-conflicts",
+    "-f",
+];
 
 /// The files the stage hands to kubectl and helm (no secrets in any of them).
 struct Rendered {
-    dir: PathBuf,
     manifests: PathBuf,
     /// Objects in the manifests.
     objects: usize,
@@ -107,7 +115,6 @@ fn render(settings: &Settings) -> Result<Rendered> {
         settings.helm.timeout.as_secs()
     );
     Ok(Rendered {
-        dir,
         manifests: manifests_path,
         objects,
         manifests_sha: sha256(format!("{crds_id}\n{manifests}").as_bytes()),
@@ -174,18 +181,7 @@ impl Tools {
 
     /// `kubectl apply --server-side` of a document given on standard input.
     async fn apply_stdin(&self, input: Vec<u8>) -> Result<Output> {
-        let mut cmd = self.command(
-            &self.kubectl,
-            &[
-                "apply",
-                "--server-side",
-                "--field-manager",
-                FIELD_MANAGER,
-                "--force-conflicts",
-                "-f",
-                "-",
-            ],
-        );
+        let mut cmd = self.command(&self.kubectl, &[&APPLY[..], &["-"]].concat());
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -450,17 +446,12 @@ impl Stage for DeployStage {
         let force = cx.force;
 
         if plan.traefik || force {
-            let apply = [
-                "apply",
-                "--server-side",
-                "--field-manager",
-                FIELD_MANAGER,
-                "--force-conflicts",
-                "-f",
-            ];
-            let mut args = apply.to_vec();
-            args.push(&r.crds);
-            check(tools.kubectl(cx, &args).await?, "applying the Traefik CRDs")?;
+            check(
+                tools
+                    .kubectl(cx, &[&APPLY[..], &[r.crds.as_str()]].concat())
+                    .await?,
+                "applying the Traefik CRDs",
+            )?;
             check(
                 tools
                     .kubectl(
@@ -479,10 +470,10 @@ impl Stage for DeployStage {
                 "waiting for the Traefik CRDs to be Established",
             )?;
             cx.host("traefik", "CRDs established");
-            let mut args = apply.to_vec();
-            args.push(&manifests);
             check(
-                tools.kubectl(cx, &args).await?,
+                tools
+                    .kubectl(cx, &[&APPLY[..], &[manifests.as_str()]].concat())
+                    .await?,
                 &format!("applying the Traefik resources ({manifests})"),
             )?;
             let annotation = format!("{HASH_ANNOTATION}={}", r.manifests_sha);
@@ -578,7 +569,6 @@ impl Stage for DeployStage {
             )?;
             cx.host(s.helm.release.clone(), "release deployed");
         }
-        let _ = &r.dir;
         Ok(())
     }
 }

@@ -201,7 +201,6 @@ struct Plan {
     /// Renewal hooks to write: (path, contents).
     hooks: Vec<(String, String)>,
     config: String,
-    config_changed: bool,
     /// The lineage on the host is good but the state dir has no fresh copy of it.
     cache_refresh: bool,
 }
@@ -420,7 +419,6 @@ impl Stage for TlsStage {
             cert,
             hooks,
             config,
-            config_changed,
             cache_refresh,
         });
         Ok(changes)
@@ -520,9 +518,9 @@ impl Stage for TlsStage {
             })?;
             cx.host(&host, format!("PEM written: {}", settings.haproxy.pem_path));
         }
-        let config_changed = plan.config_changed
-            && facts.files.get(&settings.haproxy.config_path)
-                != Some(&sha256(plan.config.as_bytes()));
+        // From the probe just made, like the PEM.
+        let config_changed =
+            facts.files.get(&settings.haproxy.config_path) != Some(&sha256(plan.config.as_bytes()));
         if config_changed {
             tokio::task::block_in_place(|| install_config(&session, &settings, &plan.config))?;
             cx.host(

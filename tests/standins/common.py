@@ -19,14 +19,19 @@ def kubeconfig_path(argv):
     return os.environ.get("KUBECONFIG", os.path.expanduser("~/.kube/config"))
 
 
-def get_raw(argv, api_path):
-    path = kubeconfig_path(argv)
+def api(path):
+    """The kubeconfig's server URL and an SSL context that trusts its CA, as the tools build."""
     text = open(path).read()
     server = re.search(r"^\s*server:\s*(\S+)", text, re.M).group(1)
     ca = re.search(r"certificate-authority-data:\s*(\S+)", text)
     ctx = ssl.create_default_context()
     if ca:
         ctx.load_verify_locations(cadata=base64.b64decode(ca.group(1)).decode())
+    return server, ctx
+
+
+def get_raw(argv, api_path):
+    server, ctx = api(kubeconfig_path(argv))
     with urllib.request.urlopen(server + api_path, context=ctx, timeout=10) as r:
         return r.read().decode()
 
@@ -35,15 +40,10 @@ def reach_api(tool, argv):
     """GET /version through the kubeconfig's server, verifying its CA; exits as the tools do."""
     path = kubeconfig_path(argv)
     try:
-        text = open(path).read()
-    except OSError as e:
+        server, ctx = api(path)
+    except OSError:
         print(f"error: stat {path}: no such file or directory", file=sys.stderr)
         sys.exit(1)
-    server = re.search(r"^\s*server:\s*(\S+)", text, re.M).group(1)
-    ca = re.search(r"certificate-authority-data:\s*(\S+)", text)
-    ctx = ssl.create_default_context()
-    if ca:
-        ctx.load_verify_locations(cadata=base64.b64decode(ca.group(1)).decode())
     try:
         with urllib.request.urlopen(server + "/version", context=ctx, timeout=10) as r:
             version = json.load(r)["gitVersion"]
