@@ -372,3 +372,27 @@ fn plan_on_a_stack_not_yet_created_says_every_later_stage_will_run() {
         "plan changes nothing"
     );
 }
+
+#[test]
+fn deploy_inputs_missing_on_this_machine_are_config_errors() {
+    let mut t = Test::new();
+    t.with_key();
+    t.env("JEEVES_TRAEFIK_CRDS", "no-such-crds.yaml")
+        .env("JEEVES_HELM_MONGODB", "external");
+    let run = t.run(&["up", "--only", "deploy"]).expect(2);
+    assert!(
+        run.stderr.contains("traefik.crds")
+            && run
+                .stderr
+                .contains("no-such-crds.yaml is not a readable file")
+            && run.stderr.contains("MONGO_URI"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !t.path(".jeeves/lab/deploy").exists(),
+        "nothing rendered, nothing run"
+    );
+    // Other stages do not need them.
+    t.run(&["up", "--only", "terraform"]).expect(0);
+}

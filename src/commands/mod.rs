@@ -121,7 +121,7 @@ fn check_ssh_key_for(
         settings.check_ssh_key()?;
     }
     if stages.contains(&crate::stage_name::StageName::Deploy) {
-        settings.check_mongo()?;
+        settings.check_deploy()?;
     }
     Ok(())
 }

@@ -244,18 +244,31 @@ impl Settings {
         Ok(settings)
     }
 
-    /// With `helm.mongodb = "external"`, the deploy stage needs both database URIs. Only for
-    /// runs that deploy, so other stages work without them.
-    pub fn check_mongo(&self) -> Result<(), ConfigErrors> {
-        if self.helm.bundled_mongodb || self.mongo.is_some() {
-            return Ok(());
+    /// What the deploy stage needs from this machine: a local Traefik CRD bundle that exists,
+    /// and with `helm.mongodb = "external"` both database URIs. Only for runs that deploy, so
+    /// other stages work without them.
+    pub fn check_deploy(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        let crds = &self.traefik.crds;
+        if !crds.starts_with("https://") && !Path::new(crds).is_file() {
+            errors.push(ConfigError {
+                source: self.source.of("traefik.crds"),
+                key: "traefik.crds".into(),
+                message: format!("{crds} is not a readable file (a pinned https:// URL, or a path relative to the pipeline file)"),
+            });
         }
-        Err(ConfigError {
-            source: self.mongo_source.clone(),
-            key: "MONGO_URI".into(),
-            message: "helm.mongodb = \"external\" needs MONGO_URI and MONGO_OPLOG_URI (the Rocket.Chat database and its oplog) in the environment or .env; or set helm.mongodb = \"bundled\"".into(),
+        if !self.helm.bundled_mongodb && self.mongo.is_none() {
+            errors.push(ConfigError {
+                source: self.mongo_source.clone(),
+                key: "MONGO_URI".into(),
+                message: "helm.mongodb = \"external\" needs MONGO_URI and MONGO_OPLOG_URI (the Rocket.Chat database and its oplog) in the environment or .env; or set helm.mongodb = \"bundled\"".into(),
+            });
         }
-        .into())
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     /// Checks that the SSH key exists and is private, as OpenSSH insists. Only for commands that
@@ -603,11 +616,15 @@ impl Checker {
         c.check("tunnel.local_port", validate::port(raw.tunnel.local_port));
         c.check("tunnel.remote_port", validate::port(raw.tunnel.remote_port));
 
+        // A local CRD bundle is kept as an absolute path, like every other local path.
+        let crds = if raw.traefik.crds.starts_with("https://") {
+            Some(raw.traefik.crds.clone())
+        } else {
+            c.local_path("traefik.crds", &raw.traefik.crds, &base, false)
+                .map(|p| p.display().to_string())
+        };
         let tr = &raw.traefik;
         c.check("traefik.image", validate::pinned_image(&tr.image));
-        if !tr.crds.starts_with("https://") {
-            c.local_path("traefik.crds", &tr.crds, &base, false);
-        }
         c.check("traefik.namespace", validate::k8s_name(&tr.namespace, 63));
         c.check("traefik.web_nodeport", validate::node_port(tr.web_nodeport));
         c.check(
@@ -752,7 +769,10 @@ impl Checker {
                 backend_address: backend_address.expect(missing),
             },
             tunnel: raw.tunnel,
-            traefik: raw.traefik,
+            traefik: pipeline::Traefik {
+                crds: crds.expect(missing),
+                ..raw.traefik
+            },
             helm: HelmSettings {
                 repo: hm.repo.clone(),
                 chart: hm.chart.clone(),

@@ -66,22 +66,8 @@ fn render(settings: &Settings) -> Result<Rendered> {
         .split("\n---")
         .filter(|doc| doc.lines().any(|l| l.starts_with("kind:")))
         .count();
-    let crds = if settings.traefik.crds.starts_with("https://") {
-        settings.traefik.crds.clone()
-    } else {
-        let p = Path::new(&settings.traefik.crds);
-        let base = settings
-            .pipeline_file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let p = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        };
-        p.display().to_string()
-    };
+    // Absolute already when local (settings resolve it against the pipeline file).
+    let crds = settings.traefik.crds.clone();
     // A pinned URL names its content; a local file is hashed by content.
     let crds_id = if crds.starts_with("https://") {
         crds.clone()
