@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ssh2::Channel;
 
-use super::session::SshSession;
+use super::session::{SshSession, would_block};
 
 const BUF: usize = 256 * 1024;
+/// How long a closed channel may wait for the server's close before it is let go.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// An open tunnel; closed (listener, channels, session, thread) when dropped.
 pub struct Tunnel {
@@ -51,6 +53,7 @@ impl Tunnel {
                     listener,
                     remote_port,
                     conns: Vec::new(),
+                    closing: Vec::new(),
                     stop: s,
                     open: o,
                 }
@@ -100,6 +103,9 @@ struct Forwarder {
     listener: TcpListener,
     remote_port: u16,
     conns: Vec<Conn>,
+    /// Channels we closed that wait for the server's close; dropped once it arrives (freeing
+    /// a channel before that leaks it inside libssh2).
+    closing: Vec<(Channel, Instant)>,
     stop: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
 }
@@ -115,22 +121,25 @@ impl Forwarder {
                     Ok((p, done)) => {
                         progressed |= p;
                         if done {
-                            let mut c = self.conns.swap_remove(i);
-                            let _ = c.channel.close();
-                            self.open.fetch_sub(1, Ordering::Relaxed);
+                            let c = self.conns.swap_remove(i);
+                            self.retire(c.channel);
                             continue;
                         }
                     }
                     Err(_) => {
-                        let mut c = self.conns.swap_remove(i);
+                        let c = self.conns.swap_remove(i);
                         let _ = c.local.shutdown(Shutdown::Both);
-                        let _ = c.channel.close();
-                        self.open.fetch_sub(1, Ordering::Relaxed);
+                        self.retire(c.channel);
                         continue;
                     }
                 }
                 i += 1;
             }
+            self.closing.retain_mut(|(channel, since)| {
+                close_pending(channel.close()) && since.elapsed() < CLOSE_WAIT
+            });
+            // Long idle tunnels (`jeeves tunnel`) must not be dropped by NAT or firewalls.
+            let _ = self.session.raw().keepalive_send();
             if !progressed {
                 self.wait();
             }
@@ -140,6 +149,14 @@ impl Forwarder {
             let _ = c.channel.close();
         }
         self.open.store(0, Ordering::Relaxed);
+    }
+
+    /// Sends the channel's close; the channel is kept until the server answers with its own.
+    fn retire(&mut self, mut channel: Channel) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if close_pending(channel.close()) {
+            self.closing.push((channel, Instant::now()));
+        }
     }
 
     fn accept(&mut self) -> bool {
@@ -184,9 +201,7 @@ impl Forwarder {
                 .channel_direct_tcpip("127.0.0.1", self.remote_port, None)
             {
                 Ok(c) => return Ok(c),
-                Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {
-                    self.session.wait_socket(deadline)?
-                }
+                Err(e) if would_block(&e) => self.session.wait_socket(deadline)?,
                 Err(e) => bail!(
                     "cannot open a channel to 127.0.0.1:{}: {e}",
                     self.remote_port
@@ -235,6 +250,11 @@ impl Forwarder {
     }
 }
 
+/// A close that waits for the server's answer.
+fn close_pending(r: Result<(), ssh2::Error>) -> bool {
+    matches!(r, Err(e) if would_block(&e))
+}
+
 /// Moves bytes both ways for one connection. Returns (progress made, connection finished).
 fn pump(c: &mut Conn, buf: &mut [u8]) -> std::io::Result<(bool, bool)> {
     let mut progressed = false;
@@ -270,7 +290,7 @@ fn pump(c: &mut Conn, buf: &mut [u8]) -> std::io::Result<(bool, bool)> {
                 c.sent_eof = true;
                 progressed = true;
             }
-            Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {}
+            Err(e) if would_block(&e) => {}
             Err(e) => return Err(std::io::Error::other(e)),
         }
     }
