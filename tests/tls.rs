@@ -92,12 +92,34 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
     let mut t = Test::new();
     lab.env_for(&mut t);
     t.run(&["up", "--only", "terraform"]).expect(0);
+    // A fresh image has neither haproxy nor certbot.
+    let (code, out) = common::sh(&mut lab.cmd(&["uninstall", "controller", "haproxy", "certbot"]));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        on_controller(&lab, "sh -c 'command -v haproxy certbot' || true").trim(),
+        "",
+        "haproxy and certbot absent"
+    );
 
-    // Fresh controller: DNS first, a real HTTP-01 validation, HAProxy serving the certificate.
+    // Fresh controller: the packages installed, DNS first, a real HTTP-01 validation, HAProxy
+    // serving the certificate.
     let run = t.run(&["--output", "json", "up", "--only", "tls"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(result(&run), "changed");
     let steps = progress(&run);
+    assert!(
+        steps
+            .iter()
+            .any(|m| m.starts_with("installing") && m.contains("haproxy") && m.contains("certbot")),
+        "{steps:?}"
+    );
+    assert_eq!(
+        on_controller(&lab, "sh -c 'command -v haproxy certbot'")
+            .lines()
+            .count(),
+        2,
+        "haproxy and certbot installed"
+    );
     let dns = steps
         .iter()
         .position(|m| m.contains("A record → 10.77.0.10"))
