@@ -187,8 +187,60 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     assert_eq!(result(&run), "unchanged", "{}", run.stdout);
     let v = verbs(&calls(&t), before);
     assert!(
-        v.iter().all(|x| x == "kubectl get" || x == "helm history"),
+        v.iter()
+            .all(|x| x == "kubectl get" || x == "kubectl diff" || x == "helm history"),
         "only reads: {v:?}"
+    );
+
+    // Someone changes a live object (`kubectl set image`): the annotation still matches, the
+    // server-side diff finds the change, and the re-run puts the rendered image back.
+    let read_state = || {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&cluster_state).unwrap())
+            .unwrap()
+    };
+    let mut state = read_state();
+    let key = state["objects"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.starts_with("Deployment/") && k.ends_with("/traefik"))
+        .expect("the traefik Deployment")
+        .clone();
+    let image = |state: &serde_json::Value| {
+        state["objects"][&key]["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let rendered_image = image(&state);
+    state["objects"][&key]["spec"]["template"]["spec"]["containers"][0]["image"] =
+        "docker.io/library/traefik:tampered".into();
+    std::fs::write(&cluster_state, state.to_string()).unwrap();
+    let before = calls(&t).len();
+    let run = t
+        .run(&["--output", "json", "up", "--only", "deploy"])
+        .expect(0);
+    assert_eq!(result(&run), "changed", "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("changed outside Jeeves (apps.v1.Deployment.traefik.traefik)"),
+        "the plan names the drifted object:\n{}",
+        run.stdout
+    );
+    let v = verbs(&calls(&t), before);
+    assert!(!v.iter().any(|x| x == "helm upgrade"), "{v:?}");
+    assert_eq!(
+        image(&read_state()),
+        rendered_image,
+        "the rendered image is back"
+    );
+    let before = calls(&t).len();
+    t.run(&["up", "--only", "deploy"]).expect(0);
+    assert!(
+        !verbs(&calls(&t), before)
+            .iter()
+            .any(|x| x == "kubectl apply"),
+        "converged again"
     );
 
     // A new chart version: only the release changes.

@@ -3,8 +3,8 @@
 //!
 //! Every kubectl and helm call gets the tunnel's kubeconfig (`--kubeconfig` and `KUBECONFIG`),
 //! never the user's default context. Nothing is applied when nothing changed: the live Traefik
-//! objects carry the SHA-256 of what was applied (annotation `jeeves.io/manifests-sha256`), the
-//! release's description carries the SHA-256 of its values, and the MongoDB secret is compared
+//! objects carry the SHA-256 of what was applied (annotation `jeeves.io/manifests-sha256`) and a
+//! server-side `kubectl diff` finds changes made to them since; the release's description carries the SHA-256 of its values, and the MongoDB secret is compared
 //! in memory. Mongo URIs reach kubectl on standard input only, never an argument or a file.
 
 use std::path::{Path, PathBuf};
@@ -28,15 +28,27 @@ use crate::templates::{ROCKETCHAT_VALUES, TemplateContext, Templates};
 
 pub const HASH_ANNOTATION: &str = "jeeves.io/manifests-sha256";
 const FIELD_MANAGER: &str = "jeeves";
-/// Server-side apply as Jeeves' field manager; the file (or `-`) follows.
-const APPLY: [&str; 6] = [
-    "apply",
-    "--server-side",
-    "--field-manager",
-    FIELD_MANAGER,
-    "--force-conflicts",
-    "-f",
-];
+/// `kubectl apply` (or `diff`) server-side as Jeeves' field manager; the file (or `-`) follows.
+fn server_side(verb: &str) -> [&str; 6] {
+    [
+        verb,
+        "--server-side",
+        "--field-manager",
+        FIELD_MANAGER,
+        "--force-conflicts",
+        "-f",
+    ]
+}
+
+/// The objects a `kubectl diff` reports, from its `diff -u -N LIVE/<object> MERGED/<object>`
+/// headers (`apps.v1.Deployment.traefik.traefik`: group.version.Kind.namespace.name).
+fn drifted(diff: &str) -> Vec<String> {
+    diff.lines()
+        .filter(|l| l.starts_with("diff "))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+        .collect()
+}
 
 /// The files the stage hands to kubectl and helm (no secrets in any of them).
 struct Rendered {
@@ -167,7 +179,7 @@ impl Tools {
 
     /// `kubectl apply --server-side` of a document given on standard input.
     async fn apply_stdin(&self, input: Vec<u8>) -> Result<Output> {
-        let mut cmd = self.command(&self.kubectl, &[&APPLY[..], &["-"]].concat());
+        let mut cmd = self.command(&self.kubectl, &[&server_side("apply")[..], &["-"]].concat());
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -205,7 +217,17 @@ fn mongo_secret(settings: &Settings) -> Option<serde_json::Value> {
         "apiVersion": "v1",
         "kind": "List",
         "items": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.helm.namespace}},
+            // The same Namespace as templates/traefik/00-namespaces.yaml.hbs, field for field:
+            // both are applied by the one field manager, and a server-side apply that leaves out
+            // a field the manager set before removes it (the two would undo each other).
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": settings.helm.namespace,
+                    "labels": {"app.kubernetes.io/managed-by": "jeeves"}
+                }
+            },
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
@@ -286,10 +308,35 @@ impl Stage for DeployStage {
             .kubectl(cx, &["get", "-f", &manifests, "-o", &jsonpath])
             .await?;
         let hashes: Vec<&str> = live.stdout.lines().collect();
-        let traefik = !(live.status.success()
+        let mut traefik = !(live.status.success()
             && hashes.len() == rendered.objects
             && hashes.iter().all(|h| *h == rendered.manifests_sha));
-        if traefik {
+        if !traefik {
+            // The hash says this rendering was applied; a server-side diff says whether someone
+            // changed the live objects since (`kubectl edit`, `set image`, a deleted field).
+            // Exit 0: no differences, 1: differences, >1: kubectl or diff failed.
+            let mut args = server_side("diff").to_vec();
+            args.push(&manifests);
+            let diff = tools.kubectl(cx, &args).await?;
+            match diff.status.code() {
+                Some(0) => {}
+                Some(1) => {
+                    traefik = true;
+                    changes.push(Change::new(
+                        "apply",
+                        format!(
+                            "Traefik: live objects changed outside Jeeves ({}); re-apply the rendered manifests",
+                            drifted(&diff.stdout).join(", ")
+                        ),
+                    ));
+                }
+                _ => cx.warn(format!(
+                    "cannot compare the live Traefik objects with the rendered manifests (kubectl diff exit {}): {}; trusting the {HASH_ANNOTATION} annotations",
+                    diff.status.code().unwrap_or(-1),
+                    diff.tail(5)
+                )),
+            }
+        } else {
             changes.push(Change::new(
                 "apply",
                 format!(
@@ -434,7 +481,10 @@ impl Stage for DeployStage {
         if plan.traefik || force {
             check(
                 tools
-                    .kubectl(cx, &[&APPLY[..], &[r.crds.as_str()]].concat())
+                    .kubectl(
+                        cx,
+                        &[&server_side("apply")[..], &[r.crds.as_str()]].concat(),
+                    )
                     .await?,
                 "applying the Traefik CRDs",
             )?;
@@ -458,7 +508,10 @@ impl Stage for DeployStage {
             cx.host("traefik", "CRDs established");
             check(
                 tools
-                    .kubectl(cx, &[&APPLY[..], &[manifests.as_str()]].concat())
+                    .kubectl(
+                        cx,
+                        &[&server_side("apply")[..], &[manifests.as_str()]].concat(),
+                    )
                     .await?,
                 &format!("applying the Traefik resources ({manifests})"),
             )?;
