@@ -7,6 +7,8 @@ use common::{Lab, Test};
 
 const DOMAIN: &str = "chat.jeeves.test";
 const CONTROLLER: &str = "10.77.0.10";
+/// Where the controller's `sh` (dash, as the tls stage's probe) finds haproxy and certbot.
+const WHICH_TOOLS: &str = "sh -c 'for t in haproxy certbot; do command -v $t; done; true'";
 
 fn result(run: &common::Run) -> String {
     run.events()
@@ -96,7 +98,7 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
     let (code, out) = common::sh(&mut lab.cmd(&["uninstall", "controller", "haproxy", "certbot"]));
     assert_eq!(code, 0, "{out}");
     assert_eq!(
-        on_controller(&lab, "sh -c 'command -v haproxy certbot' || true").trim(),
+        on_controller(&lab, WHICH_TOOLS).trim(),
         "",
         "haproxy and certbot absent"
     );
@@ -114,9 +116,7 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
         "{steps:?}"
     );
     assert_eq!(
-        on_controller(&lab, "sh -c 'command -v haproxy certbot'")
-            .lines()
-            .count(),
+        on_controller(&lab, WHICH_TOOLS).lines().count(),
         2,
         "haproxy and certbot installed"
     );
