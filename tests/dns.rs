@@ -403,6 +403,15 @@ fn doctor_shows_the_aws_identity_and_region() {
         "{aws}"
     );
     assert!(run.stdout.contains("✓ terraform"), "{}", run.stdout);
+    assert!(run.stdout.contains("✓ diff"), "{}", run.stdout);
     assert!(run.stdout.contains("✗ ssh key"), "{}", run.stdout);
+    // An external diff program that is not there is named.
+    t.env("KUBECTL_EXTERNAL_DIFF", "no-such-differ -u");
+    let run = t.run(&["doctor"]).expect(1);
+    assert!(
+        run.stdout.contains("✗ diff") && run.stdout.contains("`no-such-differ` not found"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("✓ config"), "{}", run.stdout);
 }

@@ -59,6 +59,27 @@ pub async fn run(g: &GlobalArgs, env: &Env) -> Result<u8> {
             }
         }
     }
+    // `kubectl diff` (drift in the live Traefik objects) runs this program.
+    let differ = std::env::var("KUBECTL_EXTERNAL_DIFF").unwrap_or_else(|_| "diff".into());
+    let differ = differ
+        .split_whitespace()
+        .next()
+        .unwrap_or("diff")
+        .to_string();
+    match which::which(&differ) {
+        Ok(path) => report(
+            true,
+            "diff",
+            format!("{} (for kubectl diff)", path.display()),
+        ),
+        Err(_) => report(
+            false,
+            "diff",
+            format!(
+                "`{differ}` not found on PATH: kubectl diff cannot find changes made to the live Traefik objects (install diffutils, or set KUBECTL_EXTERNAL_DIFF)"
+            ),
+        ),
+    }
     match &settings {
         Ok(s) => match s.check_ssh_key() {
             Ok(()) => report(
