@@ -636,4 +636,60 @@ mod tests {
         );
         assert_eq!(doc["items"][0]["metadata"]["name"], s.helm.namespace);
     }
+
+    /// One field manager applies the app's Namespace twice (with the Traefik resources and with
+    /// the secret): the two must not differ, or each apply removes what the other set.
+    #[test]
+    fn the_secrets_namespace_is_the_templates_namespace() {
+        let s = Settings::load(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/lab.toml")),
+            &crate::config::Env::from_pairs([("MONGO_URI", "m"), ("MONGO_OPLOG_URI", "o")]),
+        )
+        .unwrap();
+        let templates = Templates::load(&s.templates_dir).unwrap();
+        let name = templates
+            .traefik_names()
+            .find(|n| n.contains("namespaces"))
+            .unwrap()
+            .to_string();
+        let text = templates.render(&name, &TemplateContext::new(&s)).unwrap();
+        let doc = text
+            .split("---")
+            .find(|d| d.contains(&format!("name: {}\n", s.helm.namespace)))
+            .expect("the app's Namespace in the template");
+        let labels: serde_json::Map<String, serde_json::Value> = doc
+            .lines()
+            .skip_while(|l| l.trim() != "labels:")
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .filter_map(|l| l.trim().split_once(": "))
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        assert!(!labels.is_empty(), "{doc}");
+        let secret = mongo_secret(&s).unwrap();
+        assert_eq!(
+            secret["items"][0]["metadata"],
+            serde_json::json!({"name": s.helm.namespace, "labels": labels})
+        );
+    }
+
+    #[test]
+    fn drift_names_the_objects_kubectl_diff_reports() {
+        let out = "diff -u -N /tmp/LIVE-1266/apps.v1.Deployment.traefik.traefik /tmp/MERGED-1266/apps.v1.Deployment.traefik.traefik
+--- /tmp/LIVE-1266/apps.v1.Deployment.traefik.traefik\t2026-11-22 18:25:19
++++ /tmp/MERGED-1266/apps.v1.Deployment.traefik.traefik\t2026-11-22 18:25:19
+@@ -1,3 +1,3 @@
+-        image: traefik:tampered
++        image: docker.io/library/traefik:v3.3.4
+diff -u -N /tmp/LIVE-1266/v1.Namespace..psautoinfra /tmp/MERGED-1266/v1.Namespace..psautoinfra
+";
+        assert_eq!(
+            drifted(out),
+            [
+                "apps.v1.Deployment.traefik.traefik",
+                "v1.Namespace..psautoinfra"
+            ]
+        );
+        assert!(drifted("").is_empty());
+    }
 }
