@@ -20,14 +20,6 @@ fn planned_targets(run: &common::Run) -> Vec<String> {
         .collect()
 }
 
-fn result(run: &common::Run) -> String {
-    run.events()
-        .iter()
-        .find(|e| e["event"] == "stage_finished" && e["stage"] == "bootstrap")
-        .map(|e| e["result"].as_str().unwrap().to_string())
-        .unwrap()
-}
-
 /// Node name → Ready, as the controller's `microk8s kubectl get nodes -o json` reports.
 fn nodes(lab: &Lab) -> Vec<String> {
     let (code, out) = lab.ssh(
@@ -118,7 +110,7 @@ fn bootstrap_joins_what_is_missing_and_nothing_else() {
         .run(&["--output", "json", "up", "--only", "bootstrap"])
         .expect(0);
     assert_eq!(planned_targets(&run), Vec::<String>::new());
-    assert_eq!(result(&run), "unchanged");
+    assert_eq!(run.stage_result("bootstrap"), "unchanged");
     assert!(!run.stdout.contains("host_progress"), "nothing was applied");
 
     // Join tokens (32 hex characters) never reach output or logs.

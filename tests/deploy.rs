@@ -40,14 +40,6 @@ fn verbs(calls: &[serde_json::Value], from: usize) -> Vec<String> {
         .collect()
 }
 
-fn result(run: &common::Run) -> String {
-    run.events()
-        .iter()
-        .find(|e| e["event"] == "stage_finished" && e["stage"] == "deploy")
-        .map(|e| e["result"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no deploy result:\n{}", run.stderr))
-}
-
 fn grep_tree(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -112,7 +104,7 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         "deploy",
     ]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(result(&run), "changed");
+    assert_eq!(run.stage_result("deploy"), "changed");
     let kubeconfig = std::fs::canonicalize(t.path(".jeeves/lab/kubeconfig")).unwrap();
     let all = calls(&t);
     assert!(!all.is_empty());
@@ -184,7 +176,7 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     let run = t
         .run(&["--output", "json", "up", "--only", "deploy"])
         .expect(0);
-    assert_eq!(result(&run), "unchanged", "{}", run.stdout);
+    assert_eq!(run.stage_result("deploy"), "unchanged", "{}", run.stdout);
     let v = verbs(&calls(&t), before);
     assert!(
         v.iter()
@@ -220,7 +212,7 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     let run = t
         .run(&["--output", "json", "up", "--only", "deploy"])
         .expect(0);
-    assert_eq!(result(&run), "changed", "{}", run.stdout);
+    assert_eq!(run.stage_result("deploy"), "changed", "{}", run.stdout);
     assert!(
         run.stdout
             .contains("changed outside Jeeves (apps.v1.Deployment.traefik.traefik)"),
@@ -249,7 +241,7 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     let run = t
         .run(&["--output", "json", "up", "--only", "deploy"])
         .expect(0);
-    assert_eq!(result(&run), "changed");
+    assert_eq!(run.stage_result("deploy"), "changed");
     let v = verbs(&calls(&t), before);
     assert_eq!(
         v.iter().filter(|x| x.as_str() == "helm upgrade").count(),

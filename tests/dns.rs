@@ -141,11 +141,7 @@ fn setup() -> (Moto, Aws, Test) {
 
 fn dns_result(run: &common::Run) -> (String, usize) {
     let events = run.events();
-    let result = events
-        .iter()
-        .find(|e| e["event"] == "stage_finished" && e["stage"] == "dns")
-        .map(|e| e["result"].as_str().unwrap().to_string())
-        .expect("dns finished");
+    let result = run.stage_result("dns");
     let changes = events
         .iter()
         .find(|e| e["event"] == "stage_planned" && e["stage"] == "dns")

@@ -14,14 +14,6 @@ fn event_names(events: &[serde_json::Value]) -> Vec<String> {
         .collect()
 }
 
-fn stage_result<'a>(events: &'a [serde_json::Value], stage: &str) -> &'a str {
-    events
-        .iter()
-        .find(|e| e["event"] == "stage_finished" && e["stage"] == stage)
-        .and_then(|e| e["result"].as_str())
-        .unwrap_or_else(|| panic!("no stage_finished for {stage}"))
-}
-
 #[test]
 fn applies_then_is_a_no_op_and_status_shows_the_inventory() {
     let t = Test::new();
@@ -29,7 +21,7 @@ fn applies_then_is_a_no_op_and_status_shows_the_inventory() {
         .run(&["--output", "json", "up", "--only", "terraform"])
         .expect(0);
     let events = first.events();
-    assert_eq!(stage_result(&events, "terraform"), "changed");
+    assert_eq!(first.stage_result("terraform"), "changed");
     let planned = events
         .iter()
         .find(|e| e["event"] == "stage_planned")
@@ -47,7 +39,7 @@ fn applies_then_is_a_no_op_and_status_shows_the_inventory() {
     assert_eq!(names.first().unwrap(), "run_started");
     assert_eq!(names.last().unwrap(), "run_finished");
     for stage in ["bootstrap", "tls", "tunnel", "deploy", "dns"] {
-        assert_eq!(stage_result(&events, stage), "skipped");
+        assert_eq!(first.stage_result(stage), "skipped");
     }
 
     let state = t.state();
@@ -60,7 +52,7 @@ fn applies_then_is_a_no_op_and_status_shows_the_inventory() {
         .run(&["--output", "json", "up", "--only", "terraform"])
         .expect(0);
     let events = second.events();
-    assert_eq!(stage_result(&events, "terraform"), "unchanged");
+    assert_eq!(second.stage_result("terraform"), "unchanged");
     let planned = events
         .iter()
         .find(|e| e["event"] == "stage_planned")
@@ -322,8 +314,7 @@ fn separate_processes_share_state_stage_by_stage() {
     let run = t
         .run(&["--output", "json", "up", "--only", "bootstrap"])
         .expect(1);
-    let events = run.events();
-    assert_eq!(stage_result(&events, "bootstrap"), "failed");
+    assert_eq!(run.stage_result("bootstrap"), "failed");
     assert!(run.stderr.contains("10.77.0.10"), "{}", run.stderr);
     assert_eq!(
         t.state()["stages"]["terraform"]["result"],

@@ -10,14 +10,6 @@ const CONTROLLER: &str = "10.77.0.10";
 /// Where the controller's `sh` (dash, as the tls stage's probe) finds haproxy and certbot.
 const WHICH_TOOLS: &str = "sh -c 'for t in haproxy certbot; do command -v $t; done; true'";
 
-fn result(run: &common::Run) -> String {
-    run.events()
-        .iter()
-        .find(|e| e["event"] == "stage_finished" && e["stage"] == "tls")
-        .map(|e| e["result"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no tls result:\n{}", run.stderr))
-}
-
 /// Host progress messages of the tls stage.
 fn progress(run: &common::Run) -> Vec<String> {
     run.events()
@@ -107,7 +99,7 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
     // serving the certificate.
     let run = t.run(&["--output", "json", "up", "--only", "tls"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(result(&run), "changed");
+    assert_eq!(run.stage_result("tls"), "changed");
     let steps = progress(&run);
     assert!(
         steps
@@ -167,7 +159,7 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
     let run = t
         .run(&["--output", "json", "up", "--only", "tls"])
         .expect(0);
-    assert_eq!(result(&run), "unchanged", "{}", run.stdout);
+    assert_eq!(run.stage_result("tls"), "unchanged", "{}", run.stdout);
     assert_eq!(orders(&lab), 1, "no new ACME order");
     assert_eq!(haproxy_pid(&lab), pid, "no reload");
 

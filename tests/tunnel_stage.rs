@@ -14,14 +14,6 @@ use common::{Lab, Test};
 
 const PORT: &str = "26501";
 
-fn result(run: &common::Run, stage: &str) -> String {
-    run.events()
-        .iter()
-        .find(|e| e["event"] == "stage_finished" && e["stage"] == stage)
-        .map(|e| e["result"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no result for {stage}:\n{}", run.stderr))
-}
-
 fn listening() -> bool {
     TcpStream::connect_timeout(
         &format!("127.0.0.1:{PORT}").parse().unwrap(),
@@ -43,7 +35,7 @@ fn the_tunnel_stage_writes_a_kubeconfig_and_jeeves_tunnel_serves_it() {
     let run = t
         .run(&["--output", "json", "up", "--only", "tunnel"])
         .expect(0);
-    assert_eq!(result(&run, "tunnel"), "changed", "{}", run.stderr);
+    assert_eq!(run.stage_result("tunnel"), "changed", "{}", run.stderr);
     let kubeconfig = t.path(".jeeves/lab/kubeconfig");
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(
@@ -74,14 +66,14 @@ fn the_tunnel_stage_writes_a_kubeconfig_and_jeeves_tunnel_serves_it() {
     let run = t
         .run(&["--output", "json", "up", "--only", "tunnel"])
         .expect(0);
-    assert_eq!(result(&run, "tunnel"), "unchanged", "{}", run.stderr);
+    assert_eq!(run.stage_result("tunnel"), "unchanged", "{}", run.stderr);
 
     // A damaged kubeconfig is repaired, and only that.
     std::fs::write(&kubeconfig, "garbage\n").unwrap();
     let run = t
         .run(&["--output", "json", "up", "--only", "tunnel"])
         .expect(0);
-    assert_eq!(result(&run, "tunnel"), "changed", "{}", run.stderr);
+    assert_eq!(run.stage_result("tunnel"), "changed", "{}", run.stderr);
     assert_eq!(std::fs::read_to_string(&kubeconfig).unwrap(), text);
 
     // `jeeves tunnel` holds it open for kubectl until SIGINT.

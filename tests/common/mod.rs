@@ -38,6 +38,16 @@ impl Run {
             })
             .collect()
     }
+
+    /// A stage's result (changed, unchanged, failed, skipped) from its `stage_finished` event.
+    #[track_caller]
+    pub fn stage_result(&self, stage: &str) -> String {
+        self.events()
+            .iter()
+            .find(|e| e["event"] == "stage_finished" && e["stage"] == stage)
+            .and_then(|e| e["result"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no stage_finished for {stage}:\n{}", self.stderr))
+    }
 }
 
 pub fn repo() -> PathBuf {
