@@ -3,6 +3,7 @@
 //! Knows nothing of stages.
 
 pub mod host_keys;
+pub mod probe;
 mod remote_command;
 mod session;
 mod tunnel;

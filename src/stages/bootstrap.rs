@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 use crate::config::Settings;
 use crate::report::{Change, Reporter};
+use crate::ssh::probe::{self, Sections};
 use crate::ssh::{HostKeyRejected, RemoteCommand, SshOptions, SshSession, Stream, Target};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
@@ -53,47 +54,49 @@ struct HostFacts {
     resolves: BTreeSet<String>,
 }
 
-fn parse_facts(text: &str) -> HostFacts {
-    let mut facts = HostFacts::default();
-    let mut section = "";
-    let mut nodes_json = String::new();
+/// The sections PROBE prints.
+const SECTIONS: &[&str] = &["snap", "groups", "status", "nodes", "hosts"];
+
+fn parse_facts(p: &Sections) -> HostFacts {
+    let mut addons = BTreeSet::new();
     let mut addon: Option<String> = None;
-    for line in text.lines() {
-        if let Some(s) = line.strip_prefix('@') {
-            section = match s {
-                "snap" | "groups" | "status" | "nodes" | "hosts" | "end" => s,
-                _ => section,
-            };
-            if section == s {
-                continue;
-            }
-        }
-        match section {
-            "snap" if !line.trim().is_empty() => facts.channel = Some(line.trim().to_string()),
-            "groups" => facts.in_group |= line.split_whitespace().any(|g| g == "microk8s"),
-            "status" => {
-                let t = line.trim();
-                if let Some(name) = t.strip_prefix("- name: ") {
-                    addon = Some(name.trim().to_string());
-                } else if let Some(status) = t.strip_prefix("status: ")
-                    && status.trim() == "enabled"
-                    && let Some(a) = addon.take()
-                {
-                    facts.addons.insert(a);
-                }
-            }
-            "nodes" => {
-                nodes_json.push_str(line);
-                nodes_json.push('\n');
-            }
-            "hosts" if !line.trim().is_empty() => {
-                facts.resolves.insert(line.trim().to_string());
-            }
-            _ => {}
+    for t in p.lines("status").map(str::trim) {
+        if let Some(name) = t.strip_prefix("- name: ") {
+            addon = Some(name.trim().to_string());
+        } else if let Some(status) = t.strip_prefix("status: ")
+            && status.trim() == "enabled"
+            && let Some(a) = addon.take()
+        {
+            addons.insert(a);
         }
     }
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&nodes_json) {
-        for item in v["items"].as_array().into_iter().flatten() {
+    let filled = |name| {
+        p.lines(name)
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+    };
+    HostFacts {
+        channel: filled("snap").last(),
+        in_group: p
+            .lines("groups")
+            .any(|l| l.split_whitespace().any(|g| g == "microk8s")),
+        addons,
+        nodes: parse_nodes(&p.lines("nodes").collect::<Vec<_>>().join("\n")),
+        resolves: filled("hosts").collect(),
+    }
+}
+
+/// `kubectl get nodes -o json` → node name → Ready.
+fn parse_nodes(json: &str) -> BTreeMap<String, bool> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return BTreeMap::new();
+    };
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| {
             let name = item["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
@@ -103,10 +106,9 @@ fn parse_facts(text: &str) -> HostFacts {
                 .into_iter()
                 .flatten()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            facts.nodes.insert(name, ready);
-        }
-    }
-    facts
+            (name, ready)
+        })
+        .collect()
 }
 
 fn target(host: &Host, port: u16) -> Target {
@@ -125,16 +127,12 @@ fn probe_host(session: &SshSession, user: &str, pairs: &[(String, String)]) -> R
     for (name, ip) in pairs {
         cmd = cmd.args([name.as_str(), ip.as_str()]);
     }
-    let out = session.exec(&cmd.sudo(session.options().needs_sudo()), &mut |_, _| {})?;
-    if !out.stdout.contains("@end") {
-        bail!(
-            "probing {} failed (status {}):\n{}",
-            session.target.name,
-            out.status,
-            out.tail(10)
-        );
-    }
-    Ok(parse_facts(&out.stdout))
+    let sudo = session.options().needs_sudo();
+    Ok(parse_facts(&probe::run(
+        session,
+        &cmd.sudo(sudo),
+        SECTIONS,
+    )?))
 }
 
 /// Runs `f` for every item on at most `limit` threads; returns the errors by item name.
@@ -662,7 +660,7 @@ fn wait_nodes_ready(
                 .args(["kubectl", "get", "nodes", "-o", "json"])
                 .sudo(sudo),
         )?;
-        let nodes = parse_facts(&format!("@nodes\n{}", out.stdout)).nodes;
+        let nodes = parse_nodes(&out.stdout);
         pending.retain(|n| nodes.get(n) != Some(&true));
         if pending.is_empty() || Instant::now() + delay > deadline {
             return Ok(pending);
@@ -679,14 +677,20 @@ mod tests {
     #[test]
     fn probe_output_becomes_facts() {
         let text = "@snap\n1.32/stable\n@groups\nubuntu adm microk8s\n@status\nmicrok8s:\n  running: true\naddons:\n- name: dns\n  status: enabled\n- name: rbac\n  repository: core\n  status: disabled\n@nodes\n{\"items\": [{\"metadata\": {\"name\": \"controller\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"True\"}]}}, {\"metadata\": {\"name\": \"worker-1\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"False\"}]}}]}\n@hosts\nworker-1\n@end\n";
-        let f = parse_facts(text);
+        let f = parse_facts(&Sections::parse(text, SECTIONS).unwrap());
         assert_eq!(f.channel.as_deref(), Some("1.32/stable"));
         assert!(f.in_group);
         assert_eq!(f.addons, BTreeSet::from(["dns".to_string()]));
         assert_eq!(f.nodes.get("worker-1"), Some(&false));
         assert_eq!(f.nodes.get("controller"), Some(&true));
         assert!(f.resolves.contains("worker-1"));
-        let empty = parse_facts("@snap\n@groups\nroot\n@status\n@nodes\n@hosts\n@end\n");
+        let empty = parse_facts(
+            &Sections::parse(
+                "@snap\n@groups\nroot\n@status\n@nodes\n@hosts\n@end\n",
+                SECTIONS,
+            )
+            .unwrap(),
+        );
         assert_eq!(empty, HostFacts::default());
     }
 }

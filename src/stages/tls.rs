@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::aws::route53::NoZone;
 use crate::config::Settings;
 use crate::report::Change;
+use crate::ssh::probe::{self, Sections};
 use crate::ssh::{RemoteCommand, SshOptions, SshSession, Target};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
@@ -84,50 +85,37 @@ struct Facts {
     enabled: bool,
 }
 
-fn parse_facts(out: &str) -> Facts {
-    let mut f = Facts::default();
-    let mut section = "";
-    let mut service = Vec::new();
+/// The sections PROBE prints.
+const SECTIONS: &[&str] = &["tools", "cert", "files", "service"];
+
+fn parse_facts(p: &Sections) -> Facts {
     let mut cert = CertFacts::default();
-    let mut has_cert = false;
-    for line in out.lines() {
-        if let Some(s) = line.strip_prefix('@')
-            && matches!(s, "tools" | "cert" | "files" | "service" | "end")
-        {
-            section = s;
-            continue;
-        }
-        match section {
-            "tools" if !line.trim().is_empty() => {
-                f.tools.insert(line.trim().to_string());
-            }
-            "cert" => {
-                has_cert = true;
-                match line.split_once(' ') {
-                    Some(("names", v)) => {
-                        cert.names = v.split_whitespace().map(String::from).collect();
-                    }
-                    Some(("not_after", v)) => cert.not_after = v.trim().parse().unwrap_or(0),
-                    Some(("fresh", v)) => cert.fresh = v.trim() == "yes",
-                    Some(("pem", v)) => cert.pem = v.trim().to_string(),
-                    _ => {}
-                }
-            }
-            "files" => {
-                if let Some((sha, path)) = line.split_once(' ') {
-                    f.files.insert(path.to_string(), sha.to_string());
-                }
-            }
-            "service" => service.push(line.trim().to_string()),
+    for line in p.lines("cert") {
+        match line.split_once(' ') {
+            Some(("names", v)) => cert.names = v.split_whitespace().map(String::from).collect(),
+            Some(("not_after", v)) => cert.not_after = v.trim().parse().unwrap_or(0),
+            Some(("fresh", v)) => cert.fresh = v.trim() == "yes",
+            Some(("pem", v)) => cert.pem = v.trim().to_string(),
             _ => {}
         }
     }
-    if has_cert && !cert.pem.is_empty() {
-        f.cert = Some(cert);
+    let service: Vec<&str> = p.lines("service").map(str::trim).collect();
+    Facts {
+        tools: p
+            .lines("tools")
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+        cert: (!cert.pem.is_empty()).then_some(cert),
+        files: p
+            .lines("files")
+            .filter_map(|l| l.split_once(' '))
+            .map(|(sha, path)| (path.to_string(), sha.to_string()))
+            .collect(),
+        active: service.first() == Some(&"active"),
+        enabled: service.get(1) == Some(&"enabled"),
     }
-    f.active = service.first().is_some_and(|s| s == "active");
-    f.enabled = service.get(1).is_some_and(|s| s == "enabled");
-    f
 }
 
 /// The certificate lineage kept in the state dir after issuance.
@@ -263,23 +251,14 @@ fn connect(settings: &Settings, host: &Host, cx: &StageContext<'_>) -> Result<Ss
 }
 
 fn probe_host(session: &SshSession, settings: &Settings, paths: &[String]) -> Result<Facts> {
-    let out = session.exec(
-        &RemoteCommand::new("sh")
-            .args(["-c", PROBE, "tls-probe", settings.domain.as_str()])
-            .arg(settings.tls.renew_before.as_secs().to_string())
-            .args(paths.iter().map(String::as_str))
-            .sudo(session.options().needs_sudo()),
-        &mut |_, _| {},
-    )?;
-    if !out.stdout.contains("@end") {
-        bail!(
-            "probing TLS on {} failed (status {}):\n{}",
-            session.target.name,
-            out.status,
-            out.tail(10)
-        );
-    }
-    Ok(parse_facts(&out.stdout))
+    let cmd = RemoteCommand::new("sh")
+        .args(["-c", PROBE, "tls-probe", settings.domain.as_str()])
+        .arg(settings.tls.renew_before.as_secs().to_string())
+        .args(paths.iter().map(String::as_str))
+        .sudo(session.options().needs_sudo());
+    Ok(parse_facts(
+        &probe::run(session, &cmd, SECTIONS).context("probing TLS")?,
+    ))
 }
 
 /// Runs a privileged command on the controller, failing with its own output.
@@ -736,7 +715,7 @@ mod tests {
     #[test]
     fn probe_output_becomes_facts() {
         let out = "@tools\nhaproxy\nopenssl\n@cert\nnames chat.example.com \nnot_after 1790000000\nfresh yes\npem abc\n@files\nabc /etc/haproxy/certs/chat.example.com.pem\ndef /etc/haproxy/haproxy.cfg\n@service\nactive\nenabled\n@end\n";
-        let f = parse_facts(out);
+        let f = parse_facts(&Sections::parse(out, SECTIONS).unwrap());
         assert_eq!(
             f.tools,
             BTreeSet::from(["haproxy".to_string(), "openssl".to_string()])
@@ -748,7 +727,13 @@ mod tests {
         assert_eq!(f.files["/etc/haproxy/haproxy.cfg"], "def");
         assert!(f.active && f.enabled);
 
-        let bare = parse_facts("@tools\n@cert\n@files\n@service\ninactive\ndisabled\n@end\n");
+        let bare = parse_facts(
+            &Sections::parse(
+                "@tools\n@cert\n@files\n@service\ninactive\ndisabled\n@end\n",
+                SECTIONS,
+            )
+            .unwrap(),
+        );
         assert!(bare.cert.is_none() && bare.tools.is_empty() && bare.files.is_empty());
         assert!(!bare.active && !bare.enabled);
     }
