@@ -138,9 +138,10 @@ impl Forwarder {
             self.closing.retain_mut(|(channel, since)| {
                 close_pending(channel.close()) && since.elapsed() < CLOSE_WAIT
             });
-            // Long idle tunnels (`jeeves tunnel`) must not be dropped by NAT or firewalls.
-            let _ = self.session.raw().keepalive_send();
             if !progressed {
+                // Idle tunnels (`jeeves tunnel`) must not be dropped by NAT or firewalls; libssh2
+                // sends only once the keepalive interval has passed.
+                let _ = self.session.raw().keepalive_send();
                 self.wait();
             }
         }
