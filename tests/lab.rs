@@ -4,13 +4,34 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 
 use common::{Lab, sh};
 
+/// The machine has one lab at a time; this keeps the two tests from waiting on each other's lock
+/// (which would make the second test's timings and messages depend on the first).
+static ONE_LAB: Mutex<()> = Mutex::new(());
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn no_lab_on_the_machine() {
+    let (_, namespaces) = sh(Command::new("ip").args(["netns", "list"]));
+    assert!(
+        !namespaces.contains("jvlab-"),
+        "namespaces left: {namespaces}"
+    );
+    let (code, _) = sh(Command::new("ip").args(["link", "show", "jvlab0"]));
+    assert_ne!(code, 0, "the bridge is still there");
+}
+
 #[test]
 fn lab_hosts_certificates_and_a_clean_teardown() {
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::up(2);
     let known_hosts = lab.path("known_hosts");
 
@@ -147,19 +168,79 @@ fn lab_hosts_certificates_and_a_clean_teardown() {
     assert!(pids.len() >= 6, "{pids:?}");
     let (code, out) = sh(&mut lab.cmd(&["down"]));
     assert_eq!(code, 0, "{out}");
-    let (_, namespaces) = sh(Command::new("ip").args(["netns", "list"]));
-    assert!(
-        !namespaces.contains("jvlab-"),
-        "namespaces left: {namespaces}"
-    );
-    let (code, _) = sh(Command::new("ip").args(["link", "show", "jvlab0"]));
-    assert_ne!(code, 0, "the bridge is still there");
+    no_lab_on_the_machine();
     for pid in pids {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "process {pid} survived lab down"
-        );
+        assert!(!alive(pid), "process {pid} survived lab down");
     }
     let (code, out) = sh(&mut lab.cmd(&["down"]));
     assert_eq!(code, 0, "a second down: {out}");
+}
+
+#[test]
+fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_ones() {
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+
+    // A failed `up` takes down what it had started and leaves the machine free.
+    let fake = tempfile::tempdir().unwrap();
+    let openssl = fake.path().join("openssl");
+    std::fs::write(
+        &openssl,
+        "#!/bin/sh\necho 'openssl: failing on purpose' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&openssl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        fake.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let failed = Lab::new();
+    let (code, out) = sh(failed.cmd(&["up", "--workers", "1"]).env("PATH", &path));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("up failed; taking down what it started"),
+        "{out}"
+    );
+    no_lab_on_the_machine();
+    assert!(!failed.path("pids").exists(), "{out}");
+
+    // Lab A belongs to a process that is still running (as a test binary owns its lab).
+    let mut owner = Command::new("sleep").arg("600").spawn().unwrap();
+    let a = Lab::new();
+    let (code, out) = sh(a
+        .cmd(&["up", "--workers", "0"])
+        .env("LAB_OWNER_PID", owner.id().to_string()));
+    assert_eq!(code, 0, "{out}");
+    let a_pids = a.pids();
+
+    // B waits for A instead of colliding with it; given 1 s, it gives up naming A's directory,
+    // having started nothing, and A is untouched.
+    let b = Lab::new();
+    let (code, out) = sh(b.cmd(&["up", "--workers", "0"]).env("LAB_WAIT", "1"));
+    assert_eq!(code, 1, "{out}");
+    let a_dir = a.dir.path().display().to_string();
+    assert!(
+        out.contains(&format!("the lab in {a_dir} stayed up for 1s")),
+        "{out}"
+    );
+    assert!(!b.path("pids").exists());
+    for &pid in &a_pids {
+        assert!(alive(pid), "A's process {pid} was stopped by B's failed up");
+    }
+
+    // A's owner dies without `lab down` (a killed test run): B takes A down, then comes up.
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    let (code, out) = sh(&mut b.cmd(&["up", "--workers", "0"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("taking down the lab left in {a_dir}")),
+        "{out}"
+    );
+    for pid in a_pids {
+        assert!(!alive(pid), "A's process {pid} survived");
+    }
+    assert!(!a.path("pids").exists());
+    let (code, out) = b.ssh("10.77.0.10", &b.path("known_hosts"), "hostname");
+    assert_eq!((code, out.trim()), (0, "controller"));
 }

@@ -269,16 +269,21 @@ impl Lab {
         c
     }
 
-    pub fn up(workers: u32) -> Lab {
+    /// A lab directory, not yet up (`lab.cmd(&["up", …])`).
+    pub fn new() -> Lab {
         let (_, me) = sh(Command::new("id").arg("-u"));
         assert_eq!(
             me.trim(),
             "0",
             "the lab tests need root (CI runs as root): run tests/run as root"
         );
-        let lab = Lab {
+        Lab {
             dir: tempfile::tempdir().unwrap(),
-        };
+        }
+    }
+
+    pub fn up(workers: u32) -> Lab {
+        let lab = Lab::new();
         let (code, out) = sh(&mut lab.cmd(&["up", "--workers", &workers.to_string()]));
         assert_eq!(code, 0, "lab up failed:\n{out}");
         lab
