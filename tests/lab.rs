@@ -6,7 +6,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use common::{Lab, sh};
@@ -14,6 +14,16 @@ use common::{Lab, sh};
 /// The machine has one lab at a time; this keeps the two tests from waiting on each other's lock
 /// (which would make the second test's timings and messages depend on the first).
 static ONE_LAB: Mutex<()> = Mutex::new(());
+
+/// A stand-in for the process that owns a lab, gone when the test ends (even when it fails).
+struct Owner(Child);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -205,11 +215,18 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_ones() 
     assert!(!failed.path("pids").exists(), "{out}");
 
     // Lab A belongs to a process that is still running (as a test binary owns its lab).
-    let mut owner = Command::new("sleep").arg("600").spawn().unwrap();
+    let mut owner = Owner(
+        Command::new("sleep")
+            .arg("600")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let a = Lab::new();
     let (code, out) = sh(a
         .cmd(&["up", "--workers", "0"])
-        .env("LAB_OWNER_PID", owner.id().to_string()));
+        .env("LAB_OWNER_PID", owner.0.id().to_string()));
     assert_eq!(code, 0, "{out}");
     let a_pids = a.pids();
 
@@ -224,13 +241,17 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_ones() 
         "{out}"
     );
     assert!(!b.path("pids").exists());
+    // B's `lab down` (every test's Lab runs one when dropped) leaves A alone too.
+    b.must(&["down"]);
+    let (code, _) = sh(Command::new("ip").args(["link", "show", "jvlab0"]));
+    assert_eq!(code, 0, "B's down removed A's bridge");
     for &pid in &a_pids {
-        assert!(alive(pid), "A's process {pid} was stopped by B's failed up");
+        assert!(alive(pid), "A's process {pid} was stopped by B");
     }
 
     // A's owner dies without `lab down` (a killed test run): B takes A down, then comes up.
-    owner.kill().unwrap();
-    owner.wait().unwrap();
+    owner.0.kill().unwrap();
+    owner.0.wait().unwrap();
     let (code, out) = sh(&mut b.cmd(&["up", "--workers", "0"]));
     assert_eq!(code, 0, "{out}");
     assert!(
