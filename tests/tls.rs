@@ -87,8 +87,7 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
     lab.env_for(&mut t);
     t.run(&["up", "--only", "terraform"]).expect(0);
     // A fresh image has neither haproxy nor certbot.
-    let (code, out) = common::sh(&mut lab.cmd(&["uninstall", "controller", "haproxy", "certbot"]));
-    assert_eq!(code, 0, "{out}");
+    lab.must(&["uninstall", "controller", "haproxy", "certbot"]);
     assert_eq!(
         on_controller(&lab, WHICH_TOOLS).trim(),
         "",

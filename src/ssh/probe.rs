@@ -41,6 +41,14 @@ impl Sections {
     pub fn lines(&self, name: &str) -> impl Iterator<Item = &str> {
         self.0.get(name).into_iter().flatten().map(String::as_str)
     }
+
+    /// A section's lines trimmed, blank ones left out: its values, one per line.
+    pub fn values(&self, name: &str) -> impl Iterator<Item = String> {
+        self.lines(name)
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+    }
 }
 
 /// Runs a probe script and reads its sections; an unfinished probe fails with its output.
@@ -67,6 +75,8 @@ mod tests {
         assert_eq!(s.lines("a").collect::<Vec<_>>(), ["1", "@other", "2"]);
         assert_eq!(s.lines("b").count(), 0);
         assert_eq!(s.lines("missing").count(), 0);
+        let v = Sections::parse("@a\n  x \n\n y\n@end\n", &["a"]).unwrap();
+        assert_eq!(v.values("a").collect::<Vec<_>>(), ["x", "y"]);
         assert!(Sections::parse("@a\n1\n", &["a"]).is_none(), "no @end");
     }
 }

@@ -70,20 +70,14 @@ fn parse_facts(p: &Sections) -> HostFacts {
             addons.insert(a);
         }
     }
-    let filled = |name| {
-        p.lines(name)
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-    };
     HostFacts {
-        channel: filled("snap").last(),
+        channel: p.values("snap").last(),
         in_group: p
             .lines("groups")
             .any(|l| l.split_whitespace().any(|g| g == "microk8s")),
         addons,
         nodes: parse_nodes(&p.lines("nodes").collect::<Vec<_>>().join("\n")),
-        resolves: filled("hosts").collect(),
+        resolves: p.values("hosts").collect(),
     }
 }
 

@@ -4,8 +4,9 @@
 //! Every kubectl and helm call gets the tunnel's kubeconfig (`--kubeconfig` and `KUBECONFIG`),
 //! never the user's default context. Nothing is applied when nothing changed: the live Traefik
 //! objects carry the SHA-256 of what was applied (annotation `jeeves.io/manifests-sha256`) and a
-//! server-side `kubectl diff` finds changes made to them since; the release's description carries the SHA-256 of its values, and the MongoDB secret is compared
-//! in memory. Mongo URIs reach kubectl on standard input only, never an argument or a file.
+//! server-side `kubectl diff` finds changes made to them since; the release's description
+//! carries the SHA-256 of its values, and the MongoDB secret is compared in memory. Mongo URIs
+//! reach kubectl on standard input only, never an argument or a file.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

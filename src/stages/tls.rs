@@ -101,12 +101,7 @@ fn parse_facts(p: &Sections) -> Facts {
     }
     let service: Vec<&str> = p.lines("service").map(str::trim).collect();
     Facts {
-        tools: p
-            .lines("tools")
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect(),
+        tools: p.values("tools").collect(),
         cert: (!cert.pem.is_empty()).then_some(cert),
         files: p
             .lines("files")
