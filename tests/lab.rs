@@ -187,7 +187,7 @@ fn lab_hosts_certificates_and_a_clean_teardown() {
 }
 
 #[test]
-fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_ones() {
+fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept_one() {
     let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
 
     // A failed `up` takes down what it had started and leaves the machine free.
@@ -264,4 +264,28 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_ones() 
     assert!(!a.path("pids").exists());
     let (code, out) = b.ssh("10.77.0.10", &b.path("known_hosts"), "hostname");
     assert_eq!((code, out.trim()), (0, "controller"));
+    b.must(&["down"]);
+
+    // A kept lab (the demo's) is never waited for: outside CI the next `up` fails at once naming
+    // it; under CI (which owns its machine) the next `up` takes it down.
+    let kept = Lab::new();
+    kept.must(&["up", "--workers", "0", "--keep"]);
+    let kept_pids = kept.pids();
+    let c = Lab::new();
+    let (code, out) = sh(c.cmd(&["up", "--workers", "0"]).env_remove("CI"));
+    assert_eq!(code, 1, "{out}");
+    let kept_dir = kept.dir.path().display().to_string();
+    assert!(
+        out.contains(&format!("another lab is up and kept ({kept_dir})")),
+        "{out}"
+    );
+    let (code, out) = sh(c.cmd(&["up", "--workers", "0"]).env("CI", "true"));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("taking down the lab kept up in {kept_dir}")),
+        "{out}"
+    );
+    for pid in kept_pids {
+        assert!(!alive(pid), "the kept lab's process {pid} survived");
+    }
 }
