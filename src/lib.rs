@@ -1,6 +1,7 @@
 //! Jeeves: a pipeline runner that stands up Rocket.Chat (microservices) on MicroK8s on AWS.
 
 pub mod aws;
+pub mod chart;
 pub mod cli;
 pub mod commands;
 pub mod config;

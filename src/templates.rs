@@ -8,11 +8,21 @@ use anyhow::{Context, Result, bail};
 use handlebars::Handlebars;
 use serde::Serialize;
 
+use crate::chart::{self, ChartVersion};
 use crate::config::{Replicas, Settings};
 
 pub const HAPROXY_CFG: &str = "haproxy.cfg";
 pub const ROCKETCHAT_VALUES: &str = "rocketchat-values.yaml";
 pub const TRAEFIK_DIR: &str = "traefik";
+/// `[helm.values]` from the pipeline, as the second values file helm gets (JSON is YAML).
+pub const EXTRA_VALUES: &str = "rocketchat-extra-values.json";
+
+/// The second values file's contents, when the pipeline has `[helm.values]`.
+pub fn extra_values(s: &Settings) -> Result<Option<String>> {
+    Ok((!s.helm.values.is_empty())
+        .then(|| serde_json::to_string_pretty(&s.helm.values))
+        .transpose()?)
+}
 
 pub struct Templates {
     hb: Handlebars<'static>,
@@ -110,6 +120,7 @@ pub struct TraefikContext {
     pub replicas: u32,
     pub storage_class: String,
     pub storage_size: String,
+    pub trusted_ips: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,18 +135,14 @@ pub struct AppContext {
     pub replicas: Replicas,
     pub bundled_mongodb: bool,
     pub mongodb_secret: String,
+    /// What this chart version reads (`src/chart.rs`).
+    pub chart: ChartVersion,
 }
 
 impl TemplateContext {
     pub fn new(s: &Settings) -> TemplateContext {
         let release = &s.helm.release;
-        // The chart's `rocketchat.fullname`: the release name when it already contains the
-        // chart name, else `<release>-<chart name>`.
-        let service = if release.contains("rocketchat") {
-            release.clone()
-        } else {
-            format!("{release}-rocketchat")
-        };
+        let name_override = s.helm.values.get("nameOverride").and_then(|v| v.as_str());
         TemplateContext {
             domain: s.domain.clone(),
             project: s.project.name.clone(),
@@ -152,16 +159,18 @@ impl TemplateContext {
                 replicas: s.traefik.replicas,
                 storage_class: s.traefik.storage_class.clone(),
                 storage_size: s.traefik.storage_size.clone(),
+                trusted_ips: s.traefik.trusted_ips.clone(),
             },
             app: AppContext {
                 namespace: s.helm.namespace.clone(),
                 release: release.clone(),
-                service,
-                ddp_service: format!("{release}-ddp-streamer"),
+                service: chart::fullname(release, name_override),
+                ddp_service: chart::ddp_streamer_service(release),
                 microservices: s.helm.microservices,
                 replicas: s.helm.replicas.clone(),
                 bundled_mongodb: s.helm.bundled_mongodb,
                 mongodb_secret: s.helm.mongodb_secret.clone(),
+                chart: *s.helm.reads,
             },
         }
     }

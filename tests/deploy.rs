@@ -1,7 +1,9 @@
 //! The deploy stage end to end on the lab: real OpenSSH and the in-process tunnel to the
 //! controller; kubectl and helm are the stand-ins in tests/standins (no Kubernetes API server can
 //! run here), which record every call and reach the controller's API through the live tunnel
-//! during the call. One test function: the lab is one per machine.
+//! during the call. The helm stand-in renders the real chart (tests/fixtures/charts) with the real
+//! `helm template` and records its objects, so the routes are checked against the Services the
+//! chart really makes. One test function: the lab is one per machine.
 
 mod common;
 
@@ -13,6 +15,46 @@ use common::{Lab, Test, repo};
 const PORT: &str = "26502";
 const MONGO_URI: &str = "mongodb://rc:s3cr3t-pa55@db.internal:27017/rocketchat?replicaSet=rs0";
 const MONGO_OPLOG_URI: &str = "mongodb://rc:s3cr3t-pa55@db.internal:27017/local?replicaSet=rs0";
+
+fn chart(version: &str) -> String {
+    repo()
+        .join(format!("tests/fixtures/charts/rocketchat-{version}.tgz"))
+        .display()
+        .to_string()
+}
+
+/// Every IngressRoute backend in the stand-in cluster is one of its Services, with that port.
+fn unresolved_backends(cluster: &serde_json::Value) -> Vec<String> {
+    let objects = cluster["objects"].as_object().unwrap();
+    let mut out = Vec::new();
+    for (k, route) in objects
+        .iter()
+        .filter(|(k, _)| k.starts_with("IngressRoute/"))
+    {
+        let ns = route["metadata"]["namespace"].as_str().unwrap();
+        for svc in route["spec"]["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["services"].as_array().unwrap())
+        {
+            let name = svc["name"].as_str().unwrap();
+            let found = objects
+                .get(&format!("Service/{ns}/{name}"))
+                .is_some_and(|s| {
+                    s["spec"]["ports"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["port"] == svc["port"])
+                });
+            if !found {
+                out.push(format!("{k} → {name}:{}", svc["port"]));
+            }
+        }
+    }
+    out
+}
 
 /// The stand-ins' call records: (tool, argv, kubeconfig argument, KUBECONFIG, API version seen).
 fn calls(t: &Test) -> Vec<serde_json::Value> {
@@ -74,11 +116,14 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         .env(
             "JEEVES_TRAEFIK_CRDS",
             repo()
-                .join("tests/fixtures/traefik-crds.yaml")
+                .join("tests/fixtures/traefik/traefik-v3.3.4-kubernetes-crd-definition-v1.yml")
                 .to_str()
                 .unwrap(),
         )
         .env("JEEVES_TUNNEL_LOCAL_PORT", PORT)
+        // The older supported chart first; the upgrade to the newer one comes below.
+        .env("JEEVES_HELM_VERSION", "6.25.1")
+        .env("JEEVES_HELM_CHART", &chart("6.25.1"))
         .env("JEEVES_HELM_MONGODB", "external")
         .env("MONGO_URI", MONGO_URI)
         .env("MONGO_OPLOG_URI", MONGO_OPLOG_URI);
@@ -89,6 +134,20 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     bare.env("JEEVES_HELM_MONGODB", "external");
     let run = bare.run(&["up", "--only", "deploy"]).expect(2);
     assert!(run.stderr.contains("MONGO_URI"), "{}", run.stderr);
+    // Chart 6.25.1 also reads the oplog URI.
+    bare.env("MONGO_URI", MONGO_URI)
+        .env("JEEVES_HELM_VERSION", "6.25.1")
+        .env("JEEVES_HELM_CHART", &chart("6.25.1"));
+    let run = bare.run(&["up", "--only", "deploy"]).expect(2);
+    assert!(run.stderr.contains("MONGO_OPLOG_URI"), "{}", run.stderr);
+    // A local chart that is not the version pinned.
+    bare.env("JEEVES_HELM_CHART", &chart("7.0.2"));
+    let run = bare.run(&["up", "--only", "deploy"]).expect(2);
+    assert!(
+        run.stderr.contains("helm.chart") && run.stderr.contains("is version 7.0.2"),
+        "{}",
+        run.stderr
+    );
 
     let run = t.run(&[
         "--output",
@@ -133,7 +192,7 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     for arg in [
         "\"--install\"",
         "\"rocketchat\"",
-        "\"--version\",\"6.25.1\"",
+        &format!("\"{}\"", chart("6.25.1")),
         "\"-n\",\"psautoinfra\"",
         "\"--create-namespace\"",
         "\"--wait\"",
@@ -160,11 +219,25 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         Vec::<String>::new(),
         "state, logs and rendered files hold no Mongo URI"
     );
-    // The IngressRoute sends the DDP paths to the ddp-streamer.
+    // The IngressRoute sends the DDP paths to the ddp-streamer, and every backend is a Service
+    // the real chart made (rocketchat-rocketchat:80, rocketchat-ddp-streamer:3000).
     let route = cluster["objects"]["IngressRoute/psautoinfra/rocketchat"].to_string();
     assert!(
         route.contains("/sockjs") && route.contains("rocketchat-ddp-streamer"),
         "{route}"
+    );
+    for svc in ["rocketchat-rocketchat", "rocketchat-ddp-streamer"] {
+        assert!(
+            cluster["objects"][format!("Service/psautoinfra/{svc}")].is_object(),
+            "the chart's Service {svc} is in the cluster"
+        );
+    }
+    assert_eq!(unresolved_backends(&cluster), Vec::<String>::new());
+    assert!(
+        run.stdout
+            .contains("every IngressRoute backend is a Service of the release"),
+        "{}",
+        run.stdout
     );
     assert!(
         TcpStream::connect(format!("127.0.0.1:{PORT}")).is_err(),
@@ -236,7 +309,8 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     );
 
     // A new chart version: only the release changes.
-    t.env("JEEVES_HELM_VERSION", "6.26.0");
+    t.env("JEEVES_HELM_VERSION", "7.0.2")
+        .env("JEEVES_HELM_CHART", &chart("7.0.2"));
     let before = calls(&t).len();
     let run = t
         .run(&["--output", "json", "up", "--only", "deploy"])
@@ -249,11 +323,38 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         "{v:?}"
     );
     assert!(!v.iter().any(|x| x == "kubectl apply"), "{v:?}");
+    let cluster = read_state();
+    assert_eq!(
+        cluster["releases"]["psautoinfra/rocketchat"]["history"][1]["chart"],
+        "rocketchat-7.0.2"
+    );
+    // 7.0.2 no longer runs stream-hub: the upgrade removed it, and the routes still resolve.
+    assert!(cluster["objects"]["Deployment/psautoinfra/rocketchat-stream-hub"].is_null());
+    assert_eq!(unresolved_backends(&cluster), Vec::<String>::new());
+
+    // An IngressRoute whose backend the chart does not make (the 404 this check exists for:
+    // the Service named after the release alone) fails the stage, naming what exists.
+    let route = t.path("templates/traefik/60-ingressroute.yaml.hbs");
+    let good = std::fs::read_to_string(&route).unwrap();
+    std::fs::write(&route, good.replace("{{app.service}}", "{{app.release}}")).unwrap();
+    let run = t.run(&["up", "--only", "deploy"]).expect(1);
+    assert!(
+        run.stderr.contains("Traefik would answer 404")
+            && run.stderr.contains(
+                "sends traffic to Service psautoinfra/rocketchat port 80, which does not exist"
+            )
+            && run.stderr.contains("rocketchat-rocketchat:80,9100"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(&route, good).unwrap();
+    t.run(&["up", "--only", "deploy"]).expect(0);
 
     // A failing helm: the stage fails with helm's own message.
-    t.env("JEEVES_HELM_VERSION", "6.27.0")
-        .env("LAB_STANDIN_HELM_FAIL", "1");
-    let run = t.run(&["up", "--only", "deploy"]).expect(1);
+    t.env("LAB_STANDIN_HELM_FAIL", "1");
+    let run = t
+        .run(&["up", "--only", "deploy", "--force", "deploy"])
+        .expect(1);
     assert!(
         run.stderr
             .contains("helm upgrade --install of release rocketchat failed")

@@ -171,37 +171,3 @@ fn a_template_with_an_unknown_variable_fails() {
     let run = t.run(&["render", "--out", "out"]).expect(1);
     assert!(run.stderr.contains("haproxy.cfg.hbs"), "{}", run.stderr);
 }
-
-/// The real helm binary lints (against the test chart's values.schema.json) and renders the
-/// values Jeeves renders, for both MongoDB choices; a broken value fails the lint.
-#[test]
-fn rendered_helm_values_pass_helm_lint_and_template() {
-    let chart = common::repo().join("tests/fixtures/values-chart");
-    let chart = chart.to_str().unwrap();
-    let mut t = Test::new();
-    for (mode, expect) in [
-        ("bundled", "mongo: \"bundled\""),
-        ("external", "mongo: \"rocketchat-mongodb\""),
-    ] {
-        t.env("JEEVES_HELM_MONGODB", mode);
-        t.run(&["render", "--out", mode]).expect(0);
-        let values = t.path(&format!("{mode}/rocketchat-values.yaml"));
-        let values = values.to_str().unwrap();
-        let (code, out) = tool("helm", &["lint", "--strict", chart, "-f", values]);
-        assert_eq!(code, 0, "helm lint ({mode}):\n{out}");
-        let (code, out) = tool("helm", &["template", "rc", chart, "-f", values]);
-        assert_eq!(code, 0, "helm template ({mode}):\n{out}");
-        assert!(
-            out.contains("host: \"chat.jeeves.test\"") && out.contains(expect),
-            "{out}"
-        );
-    }
-    // The check has teeth: a values file the real chart could not use fails the lint.
-    t.write("bad.yaml", "host: \"\"\nreplicaCount: 0\n");
-    let (code, out) = tool(
-        "helm",
-        &["lint", chart, "-f", t.path("bad.yaml").to_str().unwrap()],
-    );
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains("replicaCount"), "{out}");
-}

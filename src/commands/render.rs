@@ -3,7 +3,7 @@ use anyhow::{Context, Result};
 use crate::cli::RenderArgs;
 use crate::config::Settings;
 use crate::exit_code;
-use crate::templates::{TemplateContext, Templates};
+use crate::templates::{self, EXTRA_VALUES, TemplateContext, Templates};
 
 pub fn run(settings: &Settings, args: &RenderArgs) -> Result<u8> {
     let out = args
@@ -12,7 +12,11 @@ pub fn run(settings: &Settings, args: &RenderArgs) -> Result<u8> {
         .unwrap_or_else(|| settings.state_dir.join("rendered"));
     let templates = Templates::load(&settings.templates_dir)?;
     let ctx = TemplateContext::new(settings);
-    for (rel, text) in templates.render_all(&ctx)? {
+    let mut files = templates.render_all(&ctx)?;
+    if let Some(extra) = templates::extra_values(settings)? {
+        files.push((EXTRA_VALUES.into(), extra));
+    }
+    for (rel, text) in files {
         let path = out.join(rel);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)

@@ -158,6 +158,10 @@ pub struct Traefik {
     pub storage_class: String,
     #[serde(default = "d::storage_size")]
     pub storage_size: String,
+    /// Peers whose `X-Forwarded-*` headers Traefik keeps (HAProxy on the nodes): the node and
+    /// pod networks. Traefik v3 strips them from anyone else and sets `X-Forwarded-Proto: http`.
+    #[serde(default = "d::trusted_ips")]
+    pub trusted_ips: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -202,8 +206,10 @@ pub struct Replicas {
     pub ddp_streamer: u32,
     #[serde(default = "d::one")]
     pub presence: u32,
-    #[serde(default = "d::one")]
-    pub stream_hub: u32,
+    /// Read by no supported chart (stream-hub runs one replica in 6.25.1 and is off in 7.x):
+    /// setting it is an error, kept as a key so that the message can say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_hub: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -323,6 +329,13 @@ mod d {
     pub fn storage_size() -> String {
         "1Gi".into()
     }
+    /// MicroK8s' pod network (Calico's default IP pool), the AWS default VPC, and the VPC the
+    /// AWS module creates (`vpc_cidr`): where HAProxy's connections to the NodePort come from.
+    pub fn trusted_ips() -> Vec<String> {
+        ["10.1.0.0/16", "172.31.0.0/16", "10.42.0.0/16"]
+            .map(String::from)
+            .to_vec()
+    }
     pub fn chart_repo() -> String {
         "https://rocketchat.github.io/helm-charts".into()
     }
@@ -330,7 +343,7 @@ mod d {
         "rocketchat".into()
     }
     pub fn chart_version() -> String {
-        "6.25.1".into()
+        crate::chart::DEFAULT_VERSION.into()
     }
     pub fn release() -> String {
         "rocketchat".into()

@@ -11,6 +11,7 @@ use super::env::Env;
 use super::pipeline::{self, Pipeline};
 use super::validate;
 use super::{ConfigError, ConfigErrors};
+use crate::chart::{self, ChartVersion};
 
 /// Environment variables that are not pipeline-key overrides.
 const RESERVED: [&str; 4] = [
@@ -63,7 +64,8 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct MongoUris {
     pub uri: String,
-    pub oplog_uri: String,
+    /// Needed only by the chart versions that read `mongo-oplog-uri` (`ChartVersion::oplog_uri`).
+    pub oplog_uri: Option<String>,
 }
 
 impl std::fmt::Debug for MongoUris {
@@ -130,7 +132,12 @@ pub struct HaproxySettings {
 #[derive(Debug, Clone, Serialize)]
 pub struct HelmSettings {
     pub repo: String,
+    /// The chart's name in `repo`, or the path of a local chart.
     pub chart: String,
+    /// `helm.chart` names a chart on disk (a `.tgz` or a directory), used as is: no `--repo`.
+    pub local_chart: Option<PathBuf>,
+    /// What this chart version reads.
+    pub reads: &'static ChartVersion,
     pub version: String,
     pub release: String,
     pub namespace: String,
@@ -233,20 +240,18 @@ impl Settings {
             errors: Vec::new(),
         }
         .finish(raw, name, pipeline_file, base, state_dir, secrets)?;
-        settings.mongo = match (env.get("MONGO_URI"), env.get("MONGO_OPLOG_URI")) {
-            (Some(uri), Some(oplog)) => Some(MongoUris {
-                uri: uri.to_string(),
-                oplog_uri: oplog.to_string(),
-            }),
-            _ => None,
-        };
+        settings.mongo = env.get("MONGO_URI").map(|uri| MongoUris {
+            uri: uri.to_string(),
+            oplog_uri: env.get("MONGO_OPLOG_URI").map(str::to_string),
+        });
         settings.mongo_source = env.describe("MONGO_URI");
         Ok(settings)
     }
 
-    /// What the deploy stage needs from this machine: a local Traefik CRD bundle that exists,
-    /// and with `helm.mongodb = "external"` both database URIs. Only for runs that deploy, so
-    /// other stages work without them.
+    /// What the deploy stage needs from this machine: a local Traefik CRD bundle that exists, a
+    /// local chart (when `helm.chart` is a path) of exactly `helm.version`, and with
+    /// `helm.mongodb = "external"` the database URIs the chart reads. Only for runs that deploy,
+    /// so other stages work without them.
     pub fn check_deploy(&self) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
         let crds = &self.traefik.crds;
@@ -257,12 +262,53 @@ impl Settings {
                 message: format!("{crds} is not a readable file (a pinned https:// URL, or a path relative to the pipeline file)"),
             });
         }
-        if !self.helm.bundled_mongodb && self.mongo.is_none() {
-            errors.push(ConfigError {
-                source: self.mongo_source.clone(),
-                key: "MONGO_URI".into(),
-                message: "helm.mongodb = \"external\" needs MONGO_URI and MONGO_OPLOG_URI (the Rocket.Chat database and its oplog) in the environment or .env; or set helm.mongodb = \"bundled\"".into(),
-            });
+        if let Some(path) = &self.helm.local_chart {
+            let problem = match chart::read_meta(path) {
+                Err(e) => Some(format!("{e:#}")),
+                Ok(meta) if meta.name != chart::CHART_NAME => Some(format!(
+                    "{} is the chart `{}`; Jeeves deploys the Rocket.Chat chart (`{}`)",
+                    path.display(),
+                    meta.name,
+                    chart::CHART_NAME
+                )),
+                Ok(meta) if meta.version != self.helm.version => Some(format!(
+                    "{} is version {}, but helm.version is {}",
+                    path.display(),
+                    meta.version,
+                    self.helm.version
+                )),
+                Ok(_) => None,
+            };
+            if let Some(message) = problem {
+                errors.push(ConfigError {
+                    source: self.source.of("helm.chart"),
+                    key: "helm.chart".into(),
+                    message,
+                });
+            }
+        }
+        if !self.helm.bundled_mongodb {
+            let oplog = self.helm.reads.oplog_uri;
+            let missing = match &self.mongo {
+                None => Some("MONGO_URI"),
+                Some(m) if oplog && m.oplog_uri.is_none() => Some("MONGO_OPLOG_URI"),
+                Some(_) => None,
+            };
+            if let Some(var) = missing {
+                errors.push(ConfigError {
+                    source: self.mongo_source.clone(),
+                    key: var.into(),
+                    message: format!(
+                        "helm.mongodb = \"external\" with chart {} needs {} in the environment or .env; or set helm.mongodb = \"bundled\"",
+                        self.helm.version,
+                        if oplog {
+                            "MONGO_URI and MONGO_OPLOG_URI (the Rocket.Chat database and its oplog)"
+                        } else {
+                            "MONGO_URI (the Rocket.Chat database)"
+                        }
+                    ),
+                });
+            }
         }
         if errors.is_empty() {
             Ok(())
@@ -638,6 +684,18 @@ impl Checker {
             );
         }
         c.check("traefik.replicas", validate::count(tr.replicas, 1, 32));
+        if tr.trusted_ips.is_empty() {
+            c.check::<()>(
+                "traefik.trusted_ips",
+                Err("is empty: Traefik would drop HAProxy's X-Forwarded-For and -Proto; list the node and pod networks".into()),
+            );
+        }
+        for (i, net) in tr.trusted_ips.iter().enumerate() {
+            c.check(
+                &format!("traefik.trusted_ips[{i}]"),
+                validate::ipv4_cidr(net),
+            );
+        }
         c.check(
             "traefik.storage_class",
             validate::k8s_name(&tr.storage_class, 253),
@@ -663,8 +721,36 @@ impl Checker {
 
         let hm = &raw.helm;
         c.check("helm.repo", validate::https_url(&hm.repo));
-        c.check("helm.chart", validate::k8s_name(&hm.chart, 63));
-        c.check("helm.version", validate::pinned_version(&hm.version));
+        // A path (it has a `/` or ends in `.tgz`) is a chart on disk; anything else is a name in
+        // helm.repo, and the only chart Jeeves knows how to configure is Rocket.Chat's.
+        let local_chart = if hm.chart.contains('/') || hm.chart.ends_with(".tgz") {
+            c.local_path("helm.chart", &hm.chart, &base, false)
+                .map(Some)
+        } else if hm.chart == chart::CHART_NAME {
+            Some(None)
+        } else {
+            c.check(
+                "helm.chart",
+                Err(format!(
+                    "`{}` is not the Rocket.Chat chart: use `{}` (in helm.repo) or the path of a packaged chart",
+                    hm.chart,
+                    chart::CHART_NAME
+                )),
+            )
+        };
+        let reads = c
+            .check("helm.version", validate::pinned_version(&hm.version))
+            .and_then(|v| {
+                c.check(
+                    "helm.version",
+                    chart::supported(&v).ok_or_else(|| {
+                        format!(
+                            "chart version {v} is not one Jeeves knows the values of (supported: {}; README, \"Rocket.Chat chart versions\")",
+                            chart::supported_list()
+                        )
+                    }),
+                )
+            });
         c.check("helm.release", validate::k8s_name(&hm.release, 53));
         c.check("helm.namespace", validate::k8s_name(&hm.namespace, 63));
         let helm_timeout = c.check("helm.timeout", validate::nonzero_duration(&hm.timeout));
@@ -686,14 +772,29 @@ impl Checker {
             ("authorization", hm.replicas.authorization),
             ("ddp_streamer", hm.replicas.ddp_streamer),
             ("presence", hm.replicas.presence),
-            ("stream_hub", hm.replicas.stream_hub),
         ] {
             c.check(&format!("helm.replicas.{key}"), validate::count(n, 1, 64));
+        }
+        if hm.replicas.stream_hub.is_some() {
+            c.check::<()>(
+                "helm.replicas.stream_hub",
+                Err("no supported chart reads it (stream-hub runs one replica in chart 6.25.1 and is off from 7.0, removed after Rocket.Chat 8.0): remove the key".into()),
+            );
         }
         let helm_values = match serde_json::to_value(&hm.values) {
             Ok(serde_json::Value::Object(m)) => m,
             _ => serde_json::Map::new(),
         };
+        // The chart names its Service after nameOverride; the IngressRoute must follow it.
+        if let Some(v) = helm_values.get("nameOverride")
+            && v.as_str()
+                .is_none_or(|n| validate::k8s_name(n, 63).is_err())
+        {
+            c.check::<()>(
+                "helm.values.nameOverride",
+                Err(format!("{v} is not a Kubernetes name")),
+            );
+        }
 
         let zone_id = if raw.dns.zone_id.is_empty() {
             Some(None)
@@ -776,6 +877,8 @@ impl Checker {
             helm: HelmSettings {
                 repo: hm.repo.clone(),
                 chart: hm.chart.clone(),
+                local_chart: local_chart.expect(missing),
+                reads: reads.expect(missing),
                 version: hm.version.clone(),
                 release: hm.release.clone(),
                 namespace: hm.namespace.clone(),

@@ -181,6 +181,17 @@ pub fn ipv4(value: &str) -> Result<String, String> {
         .map_err(|_| format!("`{value}` is not an IPv4 address"))
 }
 
+/// An IPv4 network in CIDR notation (`10.1.0.0/16`), or a single address.
+pub fn ipv4_cidr(value: &str) -> Result<String, String> {
+    let (ip, bits) = value.split_once('/').unwrap_or((value, "32"));
+    match (ip.parse::<std::net::Ipv4Addr>(), bits.parse::<u8>()) {
+        (Ok(_), Ok(b)) if b <= 32 => Ok(value.to_string()),
+        _ => Err(format!(
+            "`{value}` is not an IPv4 network (e.g. 10.1.0.0/16)"
+        )),
+    }
+}
+
 pub fn https_url(value: &str) -> Result<String, String> {
     let rest = value
         .strip_prefix("https://")

@@ -73,8 +73,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 impl Test {
-    /// A workspace with `pipelines/`, `templates/`, `terraform/lab/` and the Traefik CRD fixture
-    /// copied from the repo.
+    /// A workspace with `pipelines/`, `templates/`, `terraform/lab/`, the Traefik CRD fixture and
+    /// the vendored charts copied from the repo.
     pub fn new() -> Test {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&repo().join("pipelines"), &dir.path().join("pipelines"));
@@ -83,13 +83,10 @@ impl Test {
             &repo().join("terraform/lab"),
             &dir.path().join("terraform/lab"),
         );
-        // pipelines/lab.toml reads the Traefik CRDs from here (the lab has no network).
-        std::fs::create_dir_all(dir.path().join("tests/fixtures")).unwrap();
-        std::fs::copy(
-            repo().join("tests/fixtures/traefik-crds.yaml"),
-            dir.path().join("tests/fixtures/traefik-crds.yaml"),
-        )
-        .unwrap();
+        // pipelines/lab.toml reads the Traefik CRDs and the chart from here (no network).
+        for fixtures in ["tests/fixtures/traefik", "tests/fixtures/charts"] {
+            copy_dir(&repo().join(fixtures), &dir.path().join(fixtures));
+        }
         Test {
             dir,
             args: Vec::new(),

@@ -13,7 +13,6 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
-use base64::Engine;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -26,6 +25,11 @@ use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::write_private;
 use crate::templates::{ROCKETCHAT_VALUES, TemplateContext, Templates};
+
+mod routes;
+mod secret;
+
+use secret::MongoSecret;
 
 pub const HASH_ANNOTATION: &str = "jeeves.io/manifests-sha256";
 const FIELD_MANAGER: &str = "jeeves";
@@ -61,6 +65,8 @@ struct Rendered {
     extra_values: Option<PathBuf>,
     values_sha: String,
     crds: String,
+    /// The manifests hold IngressRoutes, whose backends must exist once the release is up.
+    routes: bool,
 }
 
 fn sha256(data: &[u8]) -> String {
@@ -88,9 +94,7 @@ fn render(settings: &Settings) -> Result<Rendered> {
         sha256(&std::fs::read(&crds).with_context(|| format!("cannot read {crds} (traefik.crds)"))?)
     };
     let values = templates.render(ROCKETCHAT_VALUES, &ctx)?;
-    let extra = (!settings.helm.values.is_empty())
-        .then(|| serde_json::to_string_pretty(&settings.helm.values))
-        .transpose()?;
+    let extra = crate::templates::extra_values(settings)?;
 
     let dir = settings.state_dir.join("deploy");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -100,7 +104,7 @@ fn render(settings: &Settings) -> Result<Rendered> {
     write_private(&values_path, values.as_bytes())?;
     let extra_path = match &extra {
         Some(text) => {
-            let p = dir.join("extra-values.json");
+            let p = dir.join(crate::templates::EXTRA_VALUES);
             write_private(&p, text.as_bytes())?;
             Some(p)
         }
@@ -121,6 +125,7 @@ fn render(settings: &Settings) -> Result<Rendered> {
         extra_values: extra_path,
         values_sha: sha256(format!("{chart}\n{values}\n{}", extra.unwrap_or_default()).as_bytes()),
         crds,
+        routes: manifests.contains("\nkind: IngressRoute"),
     })
 }
 
@@ -210,36 +215,6 @@ fn check(out: Output, what: &str) -> Result<Output> {
     }
 }
 
-/// The Secret (and its Namespace) the chart reads through `existingMongodbSecret`.
-fn mongo_secret(settings: &Settings) -> Option<serde_json::Value> {
-    let m = settings.mongo.as_ref()?;
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    Some(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            // The same Namespace as templates/traefik/00-namespaces.yaml.hbs, field for field:
-            // both are applied by the one field manager, and a server-side apply that leaves out
-            // a field the manager set before removes it (the two would undo each other).
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": settings.helm.namespace,
-                    "labels": {"app.kubernetes.io/managed-by": "jeeves"}
-                }
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "Opaque",
-                "metadata": {"name": settings.helm.mongodb_secret, "namespace": settings.helm.namespace},
-                "data": {"mongo-uri": b64(&m.uri), "mongo-oplog-uri": b64(&m.oplog_uri)}
-            }
-        ]
-    }))
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Release {
     Current,
@@ -250,7 +225,8 @@ enum Release {
 struct Plan {
     rendered: Rendered,
     traefik: bool,
-    secret: bool,
+    /// The MongoDB secret to apply (it differs from the live one, or is missing).
+    secret: Option<MongoSecret>,
     release: Release,
 }
 
@@ -353,51 +329,62 @@ impl Stage for DeployStage {
             ));
         }
 
-        // The external MongoDB secret, compared in memory.
-        let mut secret = false;
-        if let Some(m) = &s.mongo
-            && !s.helm.bundled_mongodb
-        {
-            let out = tools
-                .kubectl(
-                    cx,
-                    &[
-                        "get",
-                        "secret",
-                        &s.helm.mongodb_secret,
-                        "-n",
-                        &s.helm.namespace,
-                        "-o",
-                        "json",
-                    ],
+        // The MongoDB secret, compared in memory.
+        let out = tools
+            .kubectl(
+                cx,
+                &[
+                    "get",
+                    "secret",
+                    &s.helm.mongodb_secret,
+                    "-n",
+                    &s.helm.namespace,
+                    "-o",
+                    "json",
+                ],
+            )
+            .await?;
+        let live = if out.status.success() {
+            let doc: serde_json::Value = serde_json::from_str(&out.stdout).with_context(|| {
+                format!(
+                    "`kubectl get secret {}` answered something that is not JSON",
+                    s.helm.mongodb_secret
                 )
-                .await?;
-            let same = out.status.success()
-                && serde_json::from_str::<serde_json::Value>(&out.stdout)
-                    .ok()
-                    .is_some_and(|v| {
-                        let get = |k: &str| {
-                            v["data"][k].as_str().and_then(|b| {
-                                base64::engine::general_purpose::STANDARD.decode(b).ok()
-                            })
-                        };
-                        get("mongo-uri").as_deref() == Some(m.uri.as_bytes())
-                            && get("mongo-oplog-uri").as_deref() == Some(m.oplog_uri.as_bytes())
-                    });
-            if !same {
-                secret = true;
-                changes.push(Change::new(
-                    if out.status.success() {
-                        "update"
+            })?;
+            secret::decode(&doc)
+        } else if out.stderr.contains("NotFound") {
+            Default::default()
+        } else {
+            bail!(
+                "cannot read secret {}/{}:\n{}",
+                s.helm.namespace,
+                s.helm.mongodb_secret,
+                out.tail(10)
+            );
+        };
+        let mut secret = None;
+        if let Some(wanted) = MongoSecret::desired(s, &live)?
+            && !wanted.matches(&live)
+        {
+            changes.push(Change::new(
+                if out.status.success() {
+                    "update"
+                } else {
+                    "create"
+                },
+                format!(
+                    "secret {}/{} ({}; {})",
+                    s.helm.namespace,
+                    s.helm.mongodb_secret,
+                    wanted.keys(),
+                    if s.helm.bundled_mongodb {
+                        "credentials of the bundled MongoDB, generated once"
                     } else {
-                        "create"
-                    },
-                    format!(
-                        "secret {}/{} (mongo-uri, mongo-oplog-uri from the environment)",
-                        s.helm.namespace, s.helm.mongodb_secret
-                    ),
-                ));
-            }
+                        "from the environment"
+                    }
+                ),
+            ));
+            secret = Some(wanted);
         }
 
         // The release: this chart version, these values, deployed.
@@ -416,7 +403,8 @@ impl Stage for DeployStage {
                 ],
             )
             .await?;
-        let chart = format!("{}-{}", s.helm.chart, s.helm.version);
+        // helm names a chart `<Chart.yaml name>-<version>`, from a repository or a path alike.
+        let chart = format!("{}-{}", crate::chart::CHART_NAME, s.helm.version);
         let release = if !history.status.success() {
             if history.stderr.contains("not found") {
                 Release::Install
@@ -444,6 +432,10 @@ impl Stage for DeployStage {
                 Release::Upgrade
             }
         };
+        if !traefik && secret.is_none() && release == Release::Current && rendered.routes {
+            // Nothing to apply: the routes must still lead somewhere.
+            check_routes(&tools, cx, &rendered).await?;
+        }
         match release {
             Release::Current => {}
             Release::Install => changes.push(Change::new(
@@ -549,11 +541,11 @@ impl Stage for DeployStage {
             );
         }
 
-        if plan.secret
-            && let Some(doc) = mongo_secret(s)
-        {
+        if let Some(secret) = &plan.secret {
             check(
-                tools.apply_stdin(serde_json::to_vec(&doc)?).await?,
+                tools
+                    .apply_stdin(serde_json::to_vec(&secret.document(s))?)
+                    .await?,
                 &format!(
                     "applying secret {}/{}",
                     s.helm.namespace, s.helm.mongodb_secret
@@ -561,7 +553,7 @@ impl Stage for DeployStage {
             )?;
             cx.host(
                 s.helm.mongodb_secret.clone(),
-                "MongoDB secret applied (values from the environment)",
+                format!("MongoDB secret applied ({})", secret.keys()),
             );
         }
 
@@ -569,21 +561,26 @@ impl Stage for DeployStage {
             let timeout = format!("{}s", s.helm.timeout.as_secs());
             let description = format!("jeeves values-sha256={}", r.values_sha);
             let values = r.values.display().to_string();
-            let mut args = vec![
-                "upgrade",
-                "--install",
-                s.helm.release.as_str(),
-                s.helm.chart.as_str(),
-                "--repo",
-                s.helm.repo.as_str(),
-                "--version",
-                s.helm.version.as_str(),
+            let local = s.helm.local_chart.as_ref().map(|p| p.display().to_string());
+            let mut args = vec!["upgrade", "--install", s.helm.release.as_str()];
+            match &local {
+                // A chart on disk is used as it is (config checks hold it to helm.version).
+                Some(path) => args.push(path.as_str()),
+                None => args.extend([
+                    s.helm.chart.as_str(),
+                    "--repo",
+                    s.helm.repo.as_str(),
+                    "--version",
+                    s.helm.version.as_str(),
+                ]),
+            }
+            args.extend([
                 "-n",
                 s.helm.namespace.as_str(),
                 "--create-namespace",
                 "-f",
                 values.as_str(),
-            ];
+            ]);
             let extra = r.extra_values.as_ref().map(|p| p.display().to_string());
             if let Some(extra) = &extra {
                 args.extend(["-f", extra.as_str()]);
@@ -609,34 +606,56 @@ impl Stage for DeployStage {
             )?;
             cx.host(s.helm.release.clone(), "release deployed");
         }
+        if plan.traefik || plan.release != Release::Current || force {
+            check_routes(&tools, cx, r).await?;
+            cx.host(
+                "traefik",
+                "every IngressRoute backend is a Service of the release",
+            );
+        }
         Ok(())
     }
+}
+
+/// Every IngressRoute backend is a live Service with the port the route names (`routes.rs`).
+async fn check_routes(tools: &Tools, cx: &StageContext<'_>, r: &Rendered) -> Result<()> {
+    if !r.routes {
+        return Ok(());
+    }
+    let manifests = r.manifests.display().to_string();
+    let json = |out: Output, what: &str| -> Result<serde_json::Value> {
+        let out = check(out, what)?;
+        serde_json::from_str(&out.stdout).with_context(|| format!("{what}: the answer is not JSON"))
+    };
+    let applied = json(
+        tools
+            .kubectl(cx, &["get", "-f", &manifests, "-o", "json"])
+            .await?,
+        "reading the applied IngressRoutes",
+    )?;
+    let backends = routes::backends(&applied);
+    let mut services = Vec::new();
+    for ns in routes::namespaces(&backends) {
+        services.push(json(
+            tools
+                .kubectl(cx, &["get", "services", "-n", ns, "-o", "json"])
+                .await?,
+            &format!("listing the Services in {ns}"),
+        )?);
+    }
+    let broken = routes::unresolved(&backends, &services);
+    if !broken.is_empty() {
+        bail!(
+            "Traefik would answer 404: {}. The IngressRoute template (templates/traefik/) and the chart disagree on the Service; `jeeves render` shows what Jeeves applies",
+            broken.join("; ")
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_secret_carries_both_uris_base64_encoded() {
-        let s = Settings::load(
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/lab.toml")),
-            &crate::config::Env::from_pairs([
-                ("MONGO_URI", "mongodb://u:p@db/rc"),
-                ("MONGO_OPLOG_URI", "mongodb://u:p@db/local"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(format!("{:?}", s.mongo), "Some(MongoUris(<redacted>))");
-        let doc = mongo_secret(&s).unwrap();
-        let secret = &doc["items"][1];
-        assert_eq!(secret["kind"], "Secret");
-        assert_eq!(
-            secret["data"]["mongo-uri"],
-            base64::engine::general_purpose::STANDARD.encode("mongodb://u:p@db/rc")
-        );
-        assert_eq!(doc["items"][0]["metadata"]["name"], s.helm.namespace);
-    }
 
     /// One field manager applies the app's Namespace twice (with the Traefik resources and with
     /// the secret): the two must not differ, or each apply removes what the other set.
@@ -667,7 +686,10 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.into()))
             .collect();
         assert!(!labels.is_empty(), "{doc}");
-        let secret = mongo_secret(&s).unwrap();
+        let secret = MongoSecret::desired(&s, &Default::default())
+            .unwrap()
+            .unwrap()
+            .document(&s);
         assert_eq!(
             secret["items"][0]["metadata"],
             serde_json::json!({"name": s.helm.namespace, "labels": labels})

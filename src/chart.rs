@@ -1,0 +1,181 @@
+//! The Rocket.Chat Helm chart as Jeeves relies on it: the versions it supports and what each one
+//! reads, the names the chart gives its objects, and the version of a chart kept on disk.
+//!
+//! Every fact here is read from the packaged charts (RocketChat/helm-charts, `gh-pages`,
+//! `charts/rocketchat-<version>.tgz`); `tests/charts.rs` renders the real tarballs with the
+//! values Jeeves writes and fails when a fact stops being true.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+/// The chart's name (`Chart.yaml` `name`), the default of `rocketchat.name`.
+pub const CHART_NAME: &str = "rocketchat";
+
+/// What one chart version reads, beyond what every supported version reads alike (`host`,
+/// `replicaCount`, `ingress.enabled`, `service.*`, `microservices.enabled`,
+/// `microservices.{account,authorization,ddpStreamer,presence}.replicas`,
+/// `existingMongodbSecret`, `mongodb.enabled`, `mongodb.auth.existingSecret`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ChartVersion {
+    pub version: &'static str,
+    /// Rocket.Chat's version (`appVersion`), for messages.
+    pub app_version: &'static str,
+    /// The MongoDB secret's `mongo-oplog-uri` is read (`MONGO_OPLOG_URL`): Rocket.Chat 7 and
+    /// older. 7.x charts read `mongo-uri` only.
+    pub oplog_uri: bool,
+    /// The bundled MongoDB subchart's images still default to `docker.io/bitnami/*`, a namespace
+    /// emptied in 2025: the values move them to `bitnamilegacy/*`, as chart 7.0.x does itself.
+    pub legacy_bitnami_images: bool,
+}
+
+/// The supported versions, oldest first. To add one: a row here, its tarball in
+/// `tests/fixtures/charts/`, and `bash tests/run` (README, "Rocket.Chat chart versions").
+pub const SUPPORTED: &[ChartVersion] = &[
+    ChartVersion {
+        version: "6.25.1",
+        app_version: "7.6.0",
+        oplog_uri: true,
+        legacy_bitnami_images: true,
+    },
+    ChartVersion {
+        version: "7.0.2",
+        app_version: "8.6.1",
+        oplog_uri: false,
+        legacy_bitnami_images: false,
+    },
+];
+
+/// The default pin: the newest supported version.
+pub const DEFAULT_VERSION: &str = "7.0.2";
+
+pub fn supported(version: &str) -> Option<&'static ChartVersion> {
+    SUPPORTED.iter().find(|c| c.version == version)
+}
+
+pub fn supported_list() -> String {
+    SUPPORTED
+        .iter()
+        .map(|c| c.version)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `rocketchat.fullname` (`templates/_helpers.tpl`, 6.25.1 and 7.0.2 alike):
+/// `printf "%s-%s" .Release.Name (default .Chart.Name .Values.nameOverride) | trunc 63 |
+/// trimSuffix "-"`. The chart has no `fullnameOverride`. Names the main Service (ports http 80,
+/// metrics 9100), the Deployment and the chart's own Secret.
+pub fn fullname(release: &str, name_override: Option<&str>) -> String {
+    let name = name_override
+        .filter(|n| !n.is_empty())
+        .unwrap_or(CHART_NAME);
+    let full: String = format!("{release}-{name}").chars().take(63).collect();
+    full.strip_suffix('-').unwrap_or(&full).to_string()
+}
+
+/// The ddp-streamer Service in microservices mode
+/// (`templates/microservices-ddp-streamer-service.yaml`: `{{ .Release.Name }}-ddp-streamer`,
+/// port http 3000).
+pub fn ddp_streamer_service(release: &str) -> String {
+    format!("{release}-ddp-streamer")
+}
+
+/// The bundled MongoDB's headless Service (`rocketchat.mongodb.fullname`:
+/// `<release>-mongodb-headless`), port `mongodb.service.ports.mongodb` (27017), replica set
+/// `mongodb.replicaSetName` (`rs0`): what the chart's own `rocketchat.mongodb.url` connects to.
+pub fn bundled_mongodb_host(release: &str) -> String {
+    let full: String = format!("{release}-mongodb-headless")
+        .chars()
+        .take(63)
+        .collect();
+    format!("{}:27017", full.trim_end_matches('-'))
+}
+
+/// `name` and `version` of a chart on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartMeta {
+    pub name: String,
+    pub version: String,
+}
+
+/// Reads `Chart.yaml` from a packaged chart (`.tgz`, as `helm package` and chart repositories
+/// make them: `<name>/Chart.yaml` inside) or from a chart directory.
+pub fn read_meta(path: &Path) -> Result<ChartMeta> {
+    let text = if path.is_dir() {
+        std::fs::read_to_string(path.join("Chart.yaml"))
+            .with_context(|| format!("{} has no readable Chart.yaml", path.display()))?
+    } else {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut found = None;
+        for entry in archive
+            .entries()
+            .with_context(|| format!("{} is not a gzipped tar archive", path.display()))?
+        {
+            let mut entry =
+                entry.with_context(|| format!("{} is not a readable chart", path.display()))?;
+            let entry_path = entry.path()?.to_path_buf();
+            // The top-level chart's Chart.yaml, not a subchart's (`<name>/charts/…`).
+            if entry_path.components().count() == 2 && entry_path.ends_with("Chart.yaml") {
+                let mut text = String::new();
+                entry.read_to_string(&mut text)?;
+                found = Some(text);
+                break;
+            }
+        }
+        found.with_context(|| format!("{} holds no <chart>/Chart.yaml", path.display()))?
+    };
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
+            .filter(|v| !v.is_empty())
+    };
+    match (field("name"), field("version")) {
+        (Some(name), Some(version)) => Ok(ChartMeta { name, version }),
+        _ => bail!(
+            "the Chart.yaml of {} has no name or version",
+            path.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fullname_is_the_charts() {
+        assert_eq!(fullname("rocketchat", None), "rocketchat-rocketchat");
+        assert_eq!(fullname("chat", None), "chat-rocketchat");
+        assert_eq!(fullname("chat", Some("rc")), "chat-rc");
+        assert_eq!(fullname("chat", Some("")), "chat-rocketchat");
+        // trunc 63, then trimSuffix "-".
+        let release = "r".repeat(52);
+        assert_eq!(fullname(&release, Some("x-y")), format!("{release}-x-y"));
+        assert_eq!(fullname(&"a".repeat(62), None), "a".repeat(62));
+    }
+
+    #[test]
+    fn the_vendored_charts_are_the_supported_ones() {
+        for c in SUPPORTED {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+                "tests/fixtures/charts/rocketchat-{}.tgz",
+                c.version
+            ));
+            let meta = read_meta(&path).unwrap();
+            assert_eq!(
+                meta,
+                ChartMeta {
+                    name: CHART_NAME.into(),
+                    version: c.version.into()
+                }
+            );
+        }
+        assert!(supported(DEFAULT_VERSION).is_some());
+        assert!(supported("6.24.0").is_none());
+    }
+}

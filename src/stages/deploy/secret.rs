@@ -1,0 +1,208 @@
+//! The MongoDB secret the chart reads through `existingMongodbSecret`: the database URIs from the
+//! environment for an external MongoDB, or — for the chart's bundled MongoDB — generated
+//! credentials (read by the subchart through `mongodb.auth.existingSecret`) and the URIs that
+//! reach it. Nothing here is written to disk or to an argument: the document goes to kubectl on
+//! standard input, and the live secret is compared in memory.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+
+use crate::chart;
+use crate::config::Settings;
+
+const URI: &str = "mongo-uri";
+const OPLOG_URI: &str = "mongo-oplog-uri";
+/// The bundled subchart's keys (bitnami/mongodb 13.18.5, `templates/replicaset/statefulset.yaml`,
+/// with `auth.existingSecret`): one password per `auth.usernames` entry, comma-separated.
+const PASSWORDS: &str = "mongodb-passwords";
+const ROOT_PASSWORD: &str = "mongodb-root-password";
+const REPLICA_SET_KEY: &str = "mongodb-replica-set-key";
+
+/// The secret's data as it should be, plain text.
+pub struct MongoSecret {
+    data: BTreeMap<&'static str, String>,
+}
+
+/// A live secret's data, decoded (`kubectl get secret -o json`).
+pub fn decode(secret: &serde_json::Value) -> BTreeMap<String, String> {
+    secret["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str()?)
+                .ok()?;
+            Some((k.clone(), String::from_utf8(bytes).ok()?))
+        })
+        .collect()
+}
+
+fn generated() -> Result<String> {
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for the bundled MongoDB's passwords")?;
+    Ok(hex::encode(bytes))
+}
+
+impl MongoSecret {
+    /// What the secret must hold. For the bundled MongoDB the credentials already in the live
+    /// secret are kept (the database was initialised with them); missing ones are generated.
+    /// `None`: an external MongoDB without URIs in the environment (config checks stop that
+    /// before a deploy).
+    pub fn desired(s: &Settings, live: &BTreeMap<String, String>) -> Result<Option<MongoSecret>> {
+        let oplog = s.helm.reads.oplog_uri;
+        let mut data = BTreeMap::new();
+        if s.helm.bundled_mongodb {
+            let mut keep = |key: &'static str| -> Result<String> {
+                let value = match live.get(key) {
+                    Some(v) if !v.is_empty() => v.clone(),
+                    _ => generated()?,
+                };
+                data.insert(key, value.clone());
+                Ok(value)
+            };
+            let password = keep(PASSWORDS)?;
+            let root = keep(ROOT_PASSWORD)?;
+            keep(REPLICA_SET_KEY)?;
+            // As the chart's own `rocketchat.mongodb.url` and `.oplogUrl` build them
+            // (templates/_helpers.tpl): user and database `rocketchat`, root user `root`.
+            let host = chart::bundled_mongodb_host(&s.helm.release);
+            data.insert(
+                URI,
+                format!("mongodb://rocketchat:{password}@{host}/rocketchat?replicaSet=rs0"),
+            );
+            if oplog {
+                data.insert(
+                    OPLOG_URI,
+                    format!("mongodb://root:{root}@{host}/local?replicaSet=rs0&authSource=admin"),
+                );
+            }
+        } else {
+            let Some(m) = &s.mongo else { return Ok(None) };
+            data.insert(URI, m.uri.clone());
+            if oplog && let Some(o) = &m.oplog_uri {
+                data.insert(OPLOG_URI, o.clone());
+            }
+        }
+        Ok(Some(MongoSecret { data }))
+    }
+
+    /// The live secret holds exactly these values under these keys (other keys are left alone).
+    pub fn matches(&self, live: &BTreeMap<String, String>) -> bool {
+        self.data
+            .iter()
+            .all(|(k, v)| live.get(*k).is_some_and(|l| l == v))
+    }
+
+    /// The keys, for messages (never the values).
+    pub fn keys(&self) -> String {
+        self.data.keys().copied().collect::<Vec<_>>().join(", ")
+    }
+
+    /// The Secret and its Namespace, for `kubectl apply --server-side -f -`.
+    pub fn document(&self, s: &Settings) -> serde_json::Value {
+        let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+        let data: serde_json::Map<String, serde_json::Value> = self
+            .data
+            .iter()
+            .map(|(k, v)| (k.to_string(), b64(v).into()))
+            .collect();
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [
+                // The same Namespace as templates/traefik/00-namespaces.yaml.hbs, field for
+                // field: both are applied by the one field manager, and a server-side apply that
+                // leaves out a field the manager set before removes it.
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": s.helm.namespace,
+                        "labels": {"app.kubernetes.io/managed-by": "jeeves"}
+                    }
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": "Opaque",
+                    "metadata": {"name": s.helm.mongodb_secret, "namespace": s.helm.namespace},
+                    "data": data
+                }
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        Settings::load(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/lab.toml")),
+            &crate::config::Env::from_pairs(pairs.iter().copied()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn external_carries_the_uris_the_chart_reads() {
+        let env = [
+            ("JEEVES_HELM_MONGODB", "external"),
+            ("MONGO_URI", "mongodb://u:p@db/rc"),
+            ("MONGO_OPLOG_URI", "mongodb://u:p@db/local"),
+        ];
+        for (version, keys) in [
+            ("7.0.2", "mongo-uri"),
+            ("6.25.1", "mongo-oplog-uri, mongo-uri"),
+        ] {
+            let mut pairs = env.to_vec();
+            pairs.push(("JEEVES_HELM_VERSION", version));
+            pairs.push(("JEEVES_HELM_CHART", "rocketchat"));
+            let s = settings(&pairs);
+            let secret = MongoSecret::desired(&s, &BTreeMap::new()).unwrap().unwrap();
+            assert_eq!(secret.keys(), keys);
+            let doc = secret.document(&s);
+            assert_eq!(
+                doc["items"][1]["data"]["mongo-uri"],
+                base64::engine::general_purpose::STANDARD.encode("mongodb://u:p@db/rc")
+            );
+            assert_eq!(doc["items"][0]["metadata"]["name"], s.helm.namespace);
+        }
+    }
+
+    #[test]
+    fn bundled_generates_credentials_once_and_keeps_them() {
+        let s = settings(&[("JEEVES_HELM_MONGODB", "bundled")]);
+        let first = MongoSecret::desired(&s, &BTreeMap::new()).unwrap().unwrap();
+        let live: BTreeMap<String, String> = first
+            .data
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        assert_eq!(live[PASSWORDS].len(), 48);
+        assert_ne!(live[PASSWORDS], live[ROOT_PASSWORD]);
+        assert!(
+            live[URI].starts_with(&format!("mongodb://rocketchat:{}@", live[PASSWORDS])),
+            "{}",
+            live[URI]
+        );
+        assert!(live[URI].contains("@rocketchat-mongodb-headless:27017/rocketchat?replicaSet=rs0"));
+        // A re-run keeps what the database was initialised with.
+        let again = MongoSecret::desired(&s, &live).unwrap().unwrap();
+        assert!(again.matches(&live));
+        // A lost key is generated anew; the others stay.
+        let mut partial = live.clone();
+        partial.remove(REPLICA_SET_KEY);
+        let repaired = MongoSecret::desired(&s, &partial).unwrap().unwrap();
+        assert!(!repaired.matches(&partial));
+        assert_eq!(repaired.data[PASSWORDS], live[PASSWORDS]);
+    }
+}

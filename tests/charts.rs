@@ -1,0 +1,178 @@
+//! Jeeves' rendered values and Traefik resources against the real upstream artifacts: each
+//! vendored Rocket.Chat chart (tests/fixtures/charts) through the real `helm template`, for
+//! MongoDB external and bundled and microservices on and off, checked by tests/charts/check.py
+//! (routes resolve to Services the chart renders, every values key is one the chart reads,
+//! Kubernetes 1.32 and Traefik CRD schemas, no image from a namespace that is gone, Traefik's
+//! RBAC).
+
+mod common;
+
+use common::{Test, repo, tool};
+
+const KUBE_VERSION: &str = "1.32.0";
+const NAMESPACE: &str = "psautoinfra";
+
+fn chart(version: &str) -> String {
+    repo()
+        .join(format!("tests/fixtures/charts/rocketchat-{version}.tgz"))
+        .display()
+        .to_string()
+}
+
+/// `jeeves render`, then the real `helm template` of the chart with the rendered values, then
+/// the checker: (exit code, its output).
+fn render_and_check(t: &mut Test, version: &str, out: &str) -> (i32, String) {
+    t.env("JEEVES_HELM_VERSION", version)
+        .env("JEEVES_HELM_CHART", &chart(version));
+    t.run(&["render", "--out", out]).expect(0);
+    // The rendered values, and `[helm.values]` second when the pipeline has it (as deploy does).
+    let values: Vec<String> = ["rocketchat-values.yaml", "rocketchat-extra-values.json"]
+        .iter()
+        .map(|f| t.path(&format!("{out}/{f}")))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    let chart_path = chart(version);
+    let mut args = vec![
+        "template",
+        "rocketchat",
+        chart_path.as_str(),
+        "-n",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+    ];
+    for v in &values {
+        args.extend(["-f", v.as_str()]);
+    }
+    let (code, rendered) = tool("helm", &args);
+    assert_eq!(code, 0, "helm template {version} ({out}):\n{rendered}");
+    let helm_out = t.path(&format!("{out}.helm.yaml"));
+    std::fs::write(&helm_out, &rendered).unwrap();
+    let fixtures = repo().join("tests/fixtures/traefik");
+    let mut args = vec![
+        repo().join("tests/charts/check.py").display().to_string(),
+        "--chart".into(),
+        chart(version),
+        "--helm-out".into(),
+        helm_out.display().to_string(),
+        "--rendered".into(),
+        t.path(out).display().to_string(),
+        "--namespace".into(),
+        NAMESPACE.into(),
+        "--crds".into(),
+        fixtures
+            .join("traefik-v3.3.4-kubernetes-crd-definition-v1.yml")
+            .display()
+            .to_string(),
+        "--rbac".into(),
+        fixtures
+            .join("traefik-v3.3.4-kubernetes-crd-rbac.yml")
+            .display()
+            .to_string(),
+        "--kube-version".into(),
+        KUBE_VERSION.into(),
+    ];
+    for v in values {
+        args.extend(["--values".into(), v]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    tool("python3", &args)
+}
+
+#[test]
+fn every_supported_chart_renders_with_jeeves_values_and_every_route_resolves() {
+    let mut runs = 0;
+    for version in ["6.25.1", "7.0.2"] {
+        for mongodb in ["external", "bundled"] {
+            for microservices in ["true", "false"] {
+                let mut t = Test::new();
+                t.env("JEEVES_HELM_MONGODB", mongodb)
+                    .env("JEEVES_HELM_MICROSERVICES", microservices);
+                let out = format!("{version}-{mongodb}-ms-{microservices}");
+                let (code, report) = render_and_check(&mut t, version, &out);
+                assert_eq!(code, 0, "{out}:\n{report}");
+                assert!(report.starts_with("checked "), "{report}");
+                runs += 1;
+            }
+        }
+    }
+    assert_eq!(runs, 8);
+}
+
+/// The check fails on each bug the real chart exposed in earlier renderings: the IngressRoute
+/// sent to a Service named after the release alone, `microservices.accounts` (the chart reads
+/// `account`), and 6.25.1's bundled MongoDB from docker.io/bitnami; and on objects the schemas
+/// refuse (a misspelt IngressRoute field, a misspelt Deployment field).
+#[test]
+fn the_check_fails_on_the_bugs_the_real_chart_exposed() {
+    let mut t = Test::new();
+    t.env("JEEVES_HELM_MONGODB", "bundled");
+    let route = t.path("templates/traefik/60-ingressroute.yaml.hbs");
+    let text = std::fs::read_to_string(&route).unwrap();
+    let broken = text.replace("{{app.service}}", "{{app.release}}").replace(
+        "  entryPoints:\n",
+        "  entryPoint:\n    - web\n  entryPoints:\n",
+    );
+    std::fs::write(&route, broken).unwrap();
+    let deployment = t.path("templates/traefik/40-deployment.yaml.hbs");
+    let text = std::fs::read_to_string(&deployment).unwrap();
+    std::fs::write(&deployment, text.replace("strategy:", "stratgy:")).unwrap();
+    let values = t.path("templates/rocketchat-values.yaml.hbs");
+    let text = std::fs::read_to_string(&values).unwrap();
+    let old = text
+        .replace("  account:\n", "  accounts:\n")
+        .replace("{{#if app.chart.legacy_bitnami_images}}", "{{#if false}}");
+    assert_ne!(old, text);
+    std::fs::write(&values, old).unwrap();
+    let (code, report) = render_and_check(&mut t, "6.25.1", "old");
+    assert_eq!(code, 1, "{report}");
+    for needle in [
+        "route: IngressRoute psautoinfra/rocketchat (Host(`chat.jeeves.test`)) → Service psautoinfra/rocketchat, which the chart does not render",
+        "values: ",
+        "`microservices.accounts.replicas` is not read by the chart",
+        "image: StatefulSet rocketchat-mongodb container mongodb: docker.io/bitnami/mongodb:",
+        "schema: IngressRoute rocketchat: spec: Additional properties are not allowed ('entryPoint' was unexpected)",
+        "schema: Deployment traefik: spec: Additional properties are not allowed ('stratgy' was unexpected)",
+    ] {
+        assert!(report.contains(needle), "{needle} in:\n{report}");
+    }
+}
+
+/// A chart version Jeeves has no table for is refused before anything runs (exit 2, naming the
+/// key), and so is a key no supported chart reads.
+#[test]
+fn an_unknown_chart_version_or_an_unread_key_is_a_config_error() {
+    let mut t = Test::new();
+    t.env("JEEVES_HELM_VERSION", "6.26.0");
+    let run = t.run(&["render", "--out", "out"]).expect(2);
+    assert!(
+        run.stderr.contains("helm.version")
+            && run.stderr.contains("6.26.0")
+            && run.stderr.contains("supported: 6.25.1, 7.0.2"),
+        "{}",
+        run.stderr
+    );
+    let t = Test::new();
+    let lab = std::fs::read_to_string(repo().join("pipelines/lab.toml")).unwrap();
+    t.write(
+        "pipelines/lab.toml",
+        &format!("{lab}\n[helm.replicas]\nstream_hub = 2\n"),
+    );
+    let run = t.run(&["render", "--out", "out"]).expect(2);
+    assert!(
+        run.stderr.contains("helm.replicas.stream_hub"),
+        "{}",
+        run.stderr
+    );
+    // nameOverride renames the chart's Service; the IngressRoute follows it.
+    let mut t = Test::new();
+    t.write(
+        "pipelines/lab.toml",
+        &format!("{lab}\n[helm.values]\nnameOverride = \"chat\"\n"),
+    );
+    let (code, report) = render_and_check(&mut t, "7.0.2", "renamed");
+    assert_eq!(code, 0, "{report}");
+    let route = std::fs::read_to_string(t.path("renamed/traefik/60-ingressroute.yaml")).unwrap();
+    assert!(route.contains("name: rocketchat-chat\n"), "{route}");
+}
