@@ -410,4 +410,42 @@ fn doctor_shows_the_aws_identity_and_region() {
         run.stdout
     );
     assert!(run.stdout.contains("✓ config"), "{}", run.stdout);
+
+    // The AWS module's floor (use_lockfile needs terraform 1.11): an older binary is a failed
+    // check naming both versions; the real one on PATH meets it.
+    t.env(
+        "JEEVES_TERRAFORM_DIR",
+        common::repo().join("terraform/aws").to_str().unwrap(),
+    );
+    let run = t.run(&["doctor"]).expect(1);
+    assert!(
+        run.stdout.contains("✓ terraform ≥") && run.stdout.contains("meets >= 1.11"),
+        "{}",
+        run.stdout
+    );
+    let bin = t.path("old-terraform");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("terraform"),
+        "#!/bin/sh\necho 'Terraform v1.9.8'\necho 'on linux_amd64'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("terraform"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    t.env(
+        "PATH",
+        &format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
+    let run = t.run(&["doctor"]).expect(1);
+    assert!(
+        run.stdout.contains("✗ terraform ≥")
+            && run.stdout.contains("terraform 1.9.8 is older than 1.11")
+            && run.stdout.contains("terraform/aws/versions.tf"),
+        "{}",
+        run.stdout
+    );
 }

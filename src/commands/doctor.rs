@@ -1,3 +1,4 @@
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -22,6 +23,7 @@ pub async fn run(g: &GlobalArgs, env: &Env) -> Result<u8> {
         Ok(s) => s.tools.clone(),
         Err(_) => toml::from_str::<Tools>("").expect("defaults"),
     };
+    let mut terraform_version = None;
     for (name, setting, args) in [
         ("terraform", &tools.terraform, &["version"][..]),
         ("helm", &tools.helm, &["version", "--short"][..]),
@@ -48,6 +50,10 @@ pub async fn run(g: &GlobalArgs, env: &Env) -> Result<u8> {
                             .unwrap_or("")
                             .trim()
                             .to_string();
+                        if name == "terraform" {
+                            terraform_version =
+                                first.strip_prefix("Terraform v").map(str::to_string);
+                        }
                         report(true, name, format!("{first} ({})", path.display()));
                     }
                     _ => report(
@@ -58,6 +64,24 @@ pub async fn run(g: &GlobalArgs, env: &Env) -> Result<u8> {
                 }
             }
         }
+    }
+    // The terraform module's own floor (`required_version`), checked before `init` trips on it.
+    if let (Ok(s), Some(have)) = (&settings, &terraform_version)
+        && let Some((file, constraint, floor)) = required_terraform(&s.terraform.dir)
+    {
+        let ok = version_tuple(have) >= version_tuple(&floor);
+        report(
+            ok,
+            "terraform ≥",
+            if ok {
+                format!("{have} meets {constraint} ({})", file.display())
+            } else {
+                format!(
+                    "terraform {have} is older than {floor}, which {} requires (required_version = \"{constraint}\"); install terraform {floor} or newer",
+                    file.display()
+                )
+            },
+        );
     }
     // `kubectl diff` (drift in the live Traefik objects) runs this program.
     let differ = std::env::var("KUBECTL_EXTERNAL_DIFF").unwrap_or_else(|_| "diff".into());
@@ -140,5 +164,55 @@ pub async fn run(g: &GlobalArgs, env: &Env) -> Result<u8> {
             );
             Err(e.into())
         }
+    }
+}
+
+/// The lower bound of the first `required_version` in the module's `*.tf` files:
+/// (file, the constraint as written, its `>=` version).
+fn required_terraform(dir: &Path) -> Option<(PathBuf, String, String)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
+        .collect();
+    files.sort();
+    files.into_iter().find_map(|file| {
+        let text = std::fs::read_to_string(&file).ok()?;
+        let constraint = text.lines().find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == "required_version").then(|| value.trim().trim_matches('"').to_string())
+        })?;
+        let floor = constraint
+            .split(',')
+            .find_map(|c| c.trim().strip_prefix(">="))?
+            .trim()
+            .to_string();
+        Some((file, constraint, floor))
+    })
+}
+
+/// `1.11.4` → [1, 11, 4]; a pre-release suffix is ignored.
+fn version_tuple(v: &str) -> Vec<u32> {
+    v.split(['-', '+'])
+        .next()
+        .unwrap_or(v)
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_modules_floor_is_read_and_compared() {
+        let aws = Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/aws");
+        let (file, constraint, floor) = required_terraform(&aws).unwrap();
+        assert!(file.ends_with("versions.tf"));
+        assert_eq!((constraint.as_str(), floor.as_str()), (">= 1.11", "1.11"));
+        assert!(version_tuple("1.9.8") < version_tuple("1.11"));
+        assert!(version_tuple("1.11.4") >= version_tuple("1.11"));
+        assert!(version_tuple("1.12.0-beta1") >= version_tuple("1.11"));
     }
 }

@@ -1,5 +1,7 @@
 terraform {
-  required_version = ">= 1.6"
+  # 1.11: `use_lockfile` in the S3 backend (a lock object beside the state, no DynamoDB table)
+  # left experimental in 1.10; older binaries fail `init` on it with an unrelated message.
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {
