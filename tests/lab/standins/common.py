@@ -1,13 +1,63 @@
-"""State shared by the microk8s stand-ins (lab only): /var/snap/microk8s is per lab host."""
-import json, os, socket, time
+"""State and helpers shared by the MicroK8s stand-ins (lab only): /var/snap/microk8s is per lab
+host. Every behaviour here is MicroK8s 1.32's; README.md beside this file cites the source."""
+import contextlib, fcntl, hashlib, json, os, re, secrets, socket, ssl, subprocess, sys, time
 
 SNAP = "/var/snap/microk8s"
-STATE = f"{SNAP}/common/jeeves-standin.json"
-TOKENS = f"{SNAP}/current/credentials/cluster-tokens.txt"
+SNAP_DATA = f"{SNAP}/current"
+SNAP_COMMON = f"{SNAP}/common"
+STATE = f"{SNAP_COMMON}/jeeves-standin.json"
+CERTS = f"{SNAP_DATA}/certs"
+CREDENTIALS = f"{SNAP_DATA}/credentials"
+TOKENS = f"{CREDENTIALS}/cluster-tokens.txt"
+PERSISTENT_TOKENS = f"{CREDENTIALS}/persistent-cluster-tokens.txt"
+CLIENT_CONFIG = f"{CREDENTIALS}/client.config"
+# Until when (epoch seconds) kubelite, and with it the API server on :16443, is restarting.
+KUBELITE_RESTART = f"{SNAP_COMMON}/lab-kubelite-restarting-until"
 AGENT_PORT = 25000
-ADDONS = ["cert-manager", "dashboard", "dns", "helm", "helm3", "hostpath-storage", "ingress",
-          "metallb", "metrics-server", "rbac", "registry", "storage"]
+API_PORT = 16443
+TOKEN_MIN_LEN = 32        # scripts/wrappers/common/cluster/utils.py TOKEN_ΜΙΝ_LEN
+FINGERPRINT_MIN_LEN = 12  # scripts/wrappers/common/cluster/utils.py FINGERPRINT_MIN_LEN
+# What "latest/…" installs in the lab (a stand-in simplification: no store to ask).
+LATEST_TRACK = "1.32"
 
+# canonical/microk8s-core-addons@1.32 addons.yaml (amd64, classic): name, description, version.
+# `microk8s status` lists them sorted by (repository, name) (common/utils.py get_available_addons).
+CORE_ADDONS = [
+    ("cert-manager", "Cloud native certificate management", "1.8.0"),
+    ("cis-hardening", "Apply CIS K8s hardening", "1.0.0"),
+    ("community", "The community addons repository", ""),
+    ("dashboard", "The Kubernetes dashboard", "2.6.0"),
+    ("dns", "CoreDNS", "1.10.1"),
+    ("gpu", "Alias to nvidia add-on", "22.9.1"),
+    ("ha-cluster", "Configure high availability on the current node", "0.1.0"),
+    ("helm", "Helm - the package manager for Kubernetes", "3.9.1"),
+    ("helm3", "Helm 3 - the package manager for Kubernetes", "3.9.1"),
+    ("host-access", "Allow Pods connecting to Host services smoothly", "1.0.0"),
+    ("hostpath-storage", "Storage class; allocates storage from host directory", "1.4.2"),
+    ("ingress", "Ingress controller for external access", "1.8.0"),
+    ("kube-ovn", "An advanced network fabric for Kubernetes", "1.10.0-alpha1"),
+    ("mayastor", "OpenEBS MayaStor", "2.0.0-microk8s-1"),
+    ("metallb", "Loadbalancer for your Kubernetes cluster", "0.13.3"),
+    ("metrics-server", "K8s Metrics Server for API access to service metrics", "0.6.3"),
+    ("minio", "MinIO object storage", "4.5.1"),
+    ("nvidia", "NVIDIA hardware (GPU and network) support", "gpu=22.9.1/network=23.7.0/microk8s-1"),
+    ("observability", "A lightweight observability stack for logs, traces and metrics", "0.57.0"),
+    ("prometheus", "Prometheus operator for monitoring and logging", "v0.8.0"),
+    ("rbac", "Role-Based Access Control for authorisation", ""),
+    ("registry", "Private image registry exposed on localhost:32000", "2.8.1"),
+    ("rook-ceph", "Distributed Ceph storage using Rook", "1.11.9"),
+    ("storage", "Alias to hostpath-storage add-on, deprecated", "1.4.0"),
+]
+ADDONS = [a[0] for a in CORE_ADDONS]
+# Enabled on a fresh install: dns by the default launch configuration (microk8s.default.yaml),
+# ha-cluster by its lock (snap/hooks/install), helm and helm3 by their check_status file
+# (${SNAP}/bin/helm, always present).
+DEFAULT_ADDONS = ["dns", "ha-cluster", "helm", "helm3"]
+
+KUBE_SYSTEM_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery rand.String's alphabet
+
+
+# ---- state ---------------------------------------------------------------------------------
 
 def load():
     try:
@@ -19,10 +69,35 @@ def load():
 
 def save(state):
     os.makedirs(os.path.dirname(STATE), exist_ok=True)
-    tmp = STATE + ".tmp"
+    tmp = f"{STATE}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         json.dump(state, f, indent=2)
     os.replace(tmp, STATE)
+
+
+@contextlib.contextmanager
+def locked():
+    """A load-modify-save of the state, exclusive across the stand-ins' processes."""
+    os.makedirs(SNAP_COMMON, exist_ok=True)
+    with open(f"{STATE}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def update(fn):
+    """Applies fn to the state under the lock and saves it; returns fn's result."""
+    with locked():
+        state = load()
+        out = fn(state)
+        save(state)
+        return out
+
+
+def now():
+    return int(time.time())
 
 
 def host_ip():
@@ -30,9 +105,217 @@ def host_ip():
     return socket.gethostbyname(socket.gethostname())
 
 
-def check_value(state):
-    return state["check"]
+def hostname():
+    return socket.gethostname().lower()
 
 
-def now():
-    return int(time.time())
+def k8s_suffix(n):
+    return "".join(secrets.choice(KUBE_SYSTEM_CHARS) for _ in range(n))
+
+
+# ---- channels and versions -----------------------------------------------------------------
+
+def normalize_channel(channel):
+    """snapd's reading of --channel: "1.32" → "1.32/stable", "edge" → "latest/edge"."""
+    risks = ("stable", "candidate", "beta", "edge")
+    parts = channel.split("/")
+    if len(parts) == 1:
+        return f"latest/{parts[0]}" if parts[0] in risks else f"{parts[0]}/stable"
+    return "/".join(parts)
+
+
+def channel_available(channel):
+    parts = channel.split("/")
+    return (len(parts) in (2, 3) and parts[1] in ("stable", "candidate", "beta", "edge")
+            and re.fullmatch(r"latest|1\.(1[89]|2\d|3[0-3])(-strict|-eksd)?", parts[0]) is not None)
+
+
+def track_version(channel):
+    """Kubernetes minor of a channel's track: "1.32/stable" → "1.32" (latest: LATEST_TRACK)."""
+    m = re.match(r"(\d+\.\d+)", channel)
+    return m.group(1) if m else LATEST_TRACK
+
+
+def snap_version(channel):
+    return f"v{track_version(channel)}.0"
+
+
+def snap_revision(channel):
+    minor = int(track_version(channel).split(".")[1])
+    return str(7000 + minor * 10)
+
+
+# ---- certificates (snap/hooks/install: produce_certs, create_user_certs_and_configs) ----------
+
+def _openssl(*args, stdin=None):
+    return subprocess.run(["openssl", *args], input=stdin, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def produce_certs():
+    """ca.crt (CN=10.152.183.1), server.crt signed by it with csr.conf's SANs and this host's
+    IPs, client.crt (CN=admin, O=system:masters) signed by it, and the x509 client.config."""
+    os.makedirs(CERTS, exist_ok=True)
+    os.makedirs(CREDENTIALS, exist_ok=True)
+    c = lambda name: f"{CERTS}/{name}"
+    if not os.path.exists(c("ca.crt")):
+        _openssl("req", "-x509", "-new", "-sha256", "-nodes", "-days", "3650", "-newkey", "rsa:2048",
+                 "-keyout", c("ca.key"), "-subj", "/CN=10.152.183.1",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+                 "-out", c("ca.crt"))
+    if not os.path.exists(c("server.crt")):
+        ip = host_ip()
+        conf = c("csr.conf")
+        with open(conf, "w") as f:
+            f.write(f"""[ req ]
+default_bits = 2048
+prompt = no
+default_md = sha256
+req_extensions = req_ext
+distinguished_name = dn
+
+[ dn ]
+C = GB
+ST = Canonical
+L = Canonical
+O = Canonical
+OU = Canonical
+CN = 127.0.0.1
+
+[ req_ext ]
+subjectAltName = @alt_names
+
+[ alt_names ]
+DNS.1 = kubernetes
+DNS.2 = kubernetes.default
+DNS.3 = kubernetes.default.svc
+DNS.4 = kubernetes.default.svc.cluster
+DNS.5 = kubernetes.default.svc.cluster.local
+IP.1 = 127.0.0.1
+IP.2 = 10.152.183.1
+IP.3 = {ip}
+
+[ v3_ext ]
+authorityKeyIdentifier=keyid,issuer:always
+basicConstraints=CA:FALSE
+keyUsage=keyEncipherment,dataEncipherment,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+subjectAltName=@alt_names
+""")
+        _openssl("genrsa", "-out", c("server.key"), "2048")
+        _openssl("req", "-new", "-sha256", "-key", c("server.key"), "-out", c("server.csr"), "-config", conf)
+        _openssl("x509", "-req", "-sha256", "-in", c("server.csr"), "-CA", c("ca.crt"), "-CAkey", c("ca.key"),
+                 "-CAcreateserial", "-out", c("server.crt"), "-days", "365", "-extensions", "v3_ext",
+                 "-extfile", conf)
+    if not os.path.exists(c("client.crt")):
+        _openssl("genrsa", "-out", c("client.key"), "2048")
+        csr = _openssl("req", "-new", "-sha256", "-subj", "/CN=admin/O=system:masters", "-key", c("client.key"))
+        ext = c("client.ext")
+        with open(ext, "w") as f:
+            f.write("authorityKeyIdentifier=keyid,issuer\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n")
+        crt = _openssl("x509", "-req", "-sha256", "-CA", c("ca.crt"), "-CAkey", c("ca.key"),
+                       "-CAcreateserial", "-days", "3650", "-extfile", ext, stdin=csr)
+        with open(c("client.crt"), "w") as f:
+            f.write(crt)
+    if not os.path.exists(CLIENT_CONFIG):
+        b64 = lambda name: subprocess.run(["base64", "-w", "0", c(name)], check=True,
+                                          capture_output=True, text=True).stdout
+        # microk8s-resources/client-x509.config.template as create_kubeconfig_x509 fills it.
+        with open(CLIENT_CONFIG, "w") as f:
+            f.write(f"""apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: {b64("ca.crt")}
+    server: https://127.0.0.1:{API_PORT}
+  name: microk8s-cluster
+contexts:
+- context:
+    cluster: microk8s-cluster
+    user: admin
+  name: microk8s
+current-context: microk8s
+kind: Config
+preferences: {{}}
+users:
+- name: admin
+  user:
+    client-certificate-data: {b64("client.crt")}
+    client-key-data: {b64("client.key")}
+""")
+        os.chmod(CLIENT_CONFIG, 0o660)
+
+
+def check_value():
+    """utils.sh server_cert_check: the first 12 hex digits of server.crt's DER SHA-256."""
+    with open(f"{CERTS}/server.crt") as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    return hashlib.sha256(der).hexdigest()[:12]
+
+
+def server_context():
+    """TLS as the cluster agent and kube-apiserver serve it (server.crt). A client certificate
+    is verified against the CA when one is presented, and not required (anonymous /version)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{CERTS}/server.crt", f"{CERTS}/server.key")
+    ctx.load_verify_locations(f"{CERTS}/ca.crt")
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+# ---- kubelite restarts ---------------------------------------------------------------------
+
+def restart_seconds():
+    """How long a kubelite restart keeps the API server away: LAB_KUBELITE_RESTART_SECONDS, else
+    /var/snap/.lab-kubelite-restart-seconds (the host's own, writable from the lab directory
+    hosts/NAME/var-snap/), else 3."""
+    v = os.environ.get("LAB_KUBELITE_RESTART_SECONDS")
+    if v is None:
+        try:
+            v = open("/var/snap/.lab-kubelite-restart-seconds").read().strip()
+        except OSError:
+            v = "3"
+    try:
+        return max(0.0, float(v))
+    except ValueError:
+        return 3.0
+
+
+def api_up(timeout=1.0):
+    try:
+        socket.create_connection(("127.0.0.1", API_PORT), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def restart_kubelite():
+    """`snapctl restart microk8s.daemon-kubelite`: returns once the old process is gone (the
+    daemon stand-in closes :16443), not once the new API server answers."""
+    until = time.time() + restart_seconds()
+    os.makedirs(SNAP_COMMON, exist_ok=True)
+    with open(KUBELITE_RESTART + ".tmp", "w") as f:
+        f.write(f"{until}\n")
+    os.replace(KUBELITE_RESTART + ".tmp", KUBELITE_RESTART)
+    deadline = time.time() + 3
+    while api_up(0.2) and time.time() < deadline and time.time() < until:
+        time.sleep(0.05)
+
+
+def kubelite_restarting():
+    try:
+        return time.time() < float(open(KUBELITE_RESTART).read())
+    except (OSError, ValueError):
+        return False
+
+
+def wait_for_ready(timeout):
+    """common/utils.py wait_for_ready: the cluster check every 2 s; timeout 0 waits forever."""
+    end = time.time() + timeout
+    while True:
+        if api_up():
+            return True
+        if timeout and time.time() > end:
+            return False
+        time.sleep(2)
