@@ -113,6 +113,63 @@ fn bootstrap_joins_what_is_missing_and_nothing_else() {
     assert_eq!(run.stage_result("bootstrap"), "unchanged");
     assert!(!run.stdout.contains("host_progress"), "nothing was applied");
 
+    // A new track: the controller first, then each worker in turn, cordoned, drained, refreshed,
+    // uncordoned and Ready before the next one is cordoned.
+    t.env("JEEVES_MICROK8S_CHANNEL", "1.33/stable");
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    let planned = planned_targets(&run);
+    for host in ["controller", "worker-1", "worker-2", "worker-3"] {
+        assert!(
+            planned.iter().any(|c| c.starts_with("refresh ")
+                && c.contains(&format!("{host}: microk8s 1.32/stable → 1.33/stable"))),
+            "{host}: {planned:?}"
+        );
+    }
+    for ip in ["10.77.0.10", "10.77.0.11", "10.77.0.12", "10.77.0.13"] {
+        let (code, out) = lab.ssh(ip, &known_hosts, "snap list microk8s");
+        assert!(code == 0 && out.contains("1.33/stable"), "{ip}: {out}");
+    }
+    let at = |needle: &str| {
+        run.stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} in:\n{}", run.stdout))
+    };
+    for n in 1..=3 {
+        let cordoned = at(&format!("node/worker-{n} cordoned"));
+        assert!(cordoned < at(&format!("node/worker-{n} drained")));
+        let uncordoned = at(&format!("node/worker-{n} uncordoned"));
+        assert!(at(&format!("node/worker-{n} drained")) < uncordoned);
+        if n < 3 {
+            assert!(
+                uncordoned < at(&format!("node/worker-{} cordoned", n + 1)),
+                "one worker at a time"
+            );
+        }
+    }
+    assert_eq!(
+        nodes(&lab),
+        ["controller", "worker-1", "worker-2", "worker-3"]
+    );
+    outputs += &run.stdout;
+    let run = t
+        .run(&["--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert_eq!(run.stage_result("bootstrap"), "unchanged");
+
+    // Back to an older track: refused before anything changes, naming the key (exit 2).
+    t.env("JEEVES_MICROK8S_CHANNEL", "1.32/stable");
+    let run = t.run(&["up", "--only", "bootstrap"]).expect(2);
+    assert!(
+        run.stderr.contains("microk8s.channel")
+            && run.stderr.contains("does not support downgrades"),
+        "{}",
+        run.stderr
+    );
+    let (_, out) = lab.ssh("10.77.0.10", &known_hosts, "snap list microk8s");
+    assert!(out.contains("1.33/stable"), "{out}");
+
     // Join tokens (32 hex characters) never reach output or logs.
     for entry in std::fs::read_dir(t.path(".jeeves/lab/logs")).unwrap() {
         outputs += &std::fs::read_to_string(entry.unwrap().path()).unwrap();

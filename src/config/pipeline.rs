@@ -94,6 +94,9 @@ pub struct Microk8s {
     pub token_ttl: String,
     #[serde(default = "d::ready_timeout")]
     pub ready_timeout: String,
+    /// How long `kubectl drain` may take on a worker being moved to a new channel.
+    #[serde(default = "d::drain_timeout")]
+    pub drain_timeout: String,
     /// How many workers are bootstrapped at once.
     #[serde(default = "d::concurrency")]
     pub concurrency: u32,
@@ -289,6 +292,9 @@ mod d {
     }
     pub fn ready_timeout() -> String {
         "10m".into()
+    }
+    pub fn drain_timeout() -> String {
+        "5m".into()
     }
     pub fn concurrency() -> u32 {
         16

@@ -111,6 +111,7 @@ pub struct Microk8sSettings {
     pub addons: Vec<String>,
     pub token_ttl: Duration,
     pub ready_timeout: Duration,
+    pub drain_timeout: Duration,
     pub concurrency: u32,
 }
 
@@ -315,6 +316,17 @@ impl Settings {
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    /// A configuration error about `key` found only by looking at the hosts (exit 2), with the
+    /// file or variable the key's value came from.
+    pub fn config_error(&self, key: &str, message: String) -> ConfigErrors {
+        ConfigError {
+            source: self.source.of(key),
+            key: key.into(),
+            message,
+        }
+        .into()
     }
 
     /// Checks that the SSH key exists and is private, as OpenSSH insists. Only for commands that
@@ -617,6 +629,10 @@ impl Checker {
             "microk8s.ready_timeout",
             validate::nonzero_duration(&mk.ready_timeout),
         );
+        let drain_timeout = c.check(
+            "microk8s.drain_timeout",
+            validate::nonzero_duration(&mk.drain_timeout),
+        );
         let concurrency = c.check(
             "microk8s.concurrency",
             validate::count(mk.concurrency, 1, 256),
@@ -856,6 +872,7 @@ impl Checker {
                 addons,
                 token_ttl: token_ttl.expect(missing),
                 ready_timeout: ready_timeout.expect(missing),
+                drain_timeout: drain_timeout.expect(missing),
                 concurrency: concurrency.expect(missing),
             },
             tls: TlsSettings {

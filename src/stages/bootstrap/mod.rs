@@ -1,6 +1,10 @@
 //! The bootstrap stage: MicroK8s on the controller (snap at the configured channel, the SSH user
 //! in the `microk8s` group, addons one per command, hosts entries for the workers), then the
-//! workers join it in parallel. The probe costs one command per host.
+//! workers join it in parallel (`join.rs`), and workers on another channel follow the
+//! controller one at a time (`upgrade.rs`). The probe costs one command per host.
+
+mod join;
+mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -12,7 +16,9 @@ use async_trait::async_trait;
 use crate::config::Settings;
 use crate::report::{Change, Reporter};
 use crate::ssh::probe::{self, Sections};
-use crate::ssh::{HostKeyRejected, RemoteCommand, SshOptions, SshSession, Stream, Target};
+use crate::ssh::{
+    ExecOutput, HostKeyRejected, RemoteCommand, SshOptions, SshSession, Stream, Target,
+};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::{Host, Inventory};
@@ -219,11 +225,23 @@ impl BootstrapStage {
                     format!("{}: unreachable ({e})", w.hostname),
                 )),
                 Ok(f) => {
-                    if f.channel.is_none() {
-                        changes.push(Change::new(
+                    match &f.channel {
+                        None => changes.push(Change::new(
                             "install",
                             format!("{}: microk8s {channel}", w.hostname),
-                        ));
+                        )),
+                        Some(have) if have != channel => changes.push(Change::new(
+                            "refresh",
+                            if p.facts.nodes.contains_key(&w.hostname) {
+                                format!(
+                                    "{}: microk8s {have} → {channel} (cordon, drain, refresh, uncordon; one worker at a time)",
+                                    w.hostname
+                                )
+                            } else {
+                                format!("{}: microk8s {have} → {channel}", w.hostname)
+                            },
+                        )),
+                        Some(_) => {}
                     }
                     if p.facts.nodes.get(&w.hostname) != Some(&true) {
                         changes.push(Change::new("join", format!("{} → {}", w.hostname, c)));
@@ -303,6 +321,19 @@ impl Stage for BootstrapStage {
         })
         .await
         .context("the probe thread panicked")??;
+        // A channel on an older track than any node runs: refused before anything changes.
+        let want = &cx.settings.microk8s.channel;
+        let hosts = std::iter::once((&probe.controller, Some(&probe.facts)))
+            .chain(probe.workers.iter().map(|(w, f)| (w, f.as_ref().ok())));
+        let downgrades: Vec<String> = hosts
+            .filter_map(|(h, f)| upgrade::downgrade(&h.hostname, f?.channel.as_deref()?, want))
+            .collect();
+        if !downgrades.is_empty() {
+            return Err(cx
+                .settings
+                .config_error("microk8s.channel", downgrades.join("; "))
+                .into());
+        }
         let changes = Self::plan(cx.settings, &probe);
         self.probe = Some(probe);
         Ok(changes)
@@ -355,6 +386,7 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
     }
     progress(&cname, "waiting for microk8s to be ready");
     run(&controller, wait_ready(mk.ready_timeout))?;
+    let mut enabled = false;
     for addon in &mk.addons {
         let name = addon.split(':').next().unwrap_or(addon);
         if !p.facts.addons.contains(name) {
@@ -363,7 +395,14 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
                 &controller,
                 RemoteCommand::new("microk8s").args(["enable", addon.as_str()]),
             )?;
+            enabled = true;
         }
+    }
+    if enabled {
+        // `enable rbac` restarts kubelite and `enable` waits for it only 30 s
+        // (microk8s 1.32 scripts/wrappers/common/utils.py): the joins must not meet it down.
+        progress(&cname, "waiting for microk8s to be ready after the addons");
+        run(&controller, wait_ready(mk.ready_timeout))?;
     }
     let missing: Vec<&Host> = p
         .workers
@@ -380,26 +419,69 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
     }
     progress(&cname, "ready");
 
-    // Workers in parallel: install, then join with a fresh token. Tokens are issued in batches
-    // (one controller round trip for every worker that is ready to join), and readiness is
-    // awaited once for all of them afterwards: the controller's one session never becomes the
-    // queue the workers wait in.
-    let needing: usize = p
+    // Workers in the cluster on another channel follow the controller, one at a time.
+    let mut failed = Vec::new();
+    for (w, facts) in &p.workers {
+        let Ok(HostFacts {
+            channel: Some(have),
+            ..
+        }) = facts
+        else {
+            continue;
+        };
+        if *have == mk.channel || !p.facts.nodes.contains_key(&w.hostname) {
+            continue;
+        }
+        progress(
+            &w.hostname,
+            &format!(
+                "refreshing microk8s {have} → {} (cordon, drain)",
+                mk.channel
+            ),
+        );
+        let refreshed = SshSession::connect(&target(w, port), opts).and_then(|session| {
+            upgrade::refresh_worker(
+                &controller,
+                &session,
+                &w.hostname,
+                &mk.channel,
+                sudo,
+                mk.drain_timeout,
+                mk.ready_timeout,
+                reporter,
+            )
+        });
+        match refreshed {
+            Ok(()) => progress(
+                &w.hostname,
+                &format!("on {}, uncordoned, Ready", mk.channel),
+            ),
+            Err(e) => {
+                progress(&w.hostname, &format!("failed: {}", first_line(&e)));
+                failed.push((w.hostname.clone(), e));
+            }
+        }
+    }
+
+    // Workers in parallel: install (or refresh, outside the cluster), then join. One token with
+    // a TTL serves them all (join.rs), issued while they install; readiness is awaited once for
+    // all of them afterwards: the controller's one session never becomes the queue the workers
+    // wait in.
+    let needing = p
         .workers
         .iter()
-        .filter(|(w, _)| p.facts.nodes.get(&w.hostname) != Some(&true))
-        .count();
-    let tokens = Mutex::new(Tokens {
-        session: controller,
-        cache: Vec::new(),
-        remaining: needing,
+        .any(|(w, _)| p.facts.nodes.get(&w.hostname) != Some(&true));
+    let token = Mutex::new(join::JoinToken::new(
+        controller,
         sudo,
-        ttl: mk.token_ttl,
-        private_ip: &p.controller.private_ip,
+        mk.token_ttl,
+        mk.ready_timeout,
+        &p.controller.private_ip,
         reporter,
-    });
+    ));
     let joining = Mutex::new(Vec::new());
     let join = |w: &Host| -> Result<()> {
+        let in_cluster = p.facts.nodes.contains_key(&w.hostname);
         let needs_join = p.facts.nodes.get(&w.hostname) != Some(&true);
         let probed = p
             .workers
@@ -412,21 +494,33 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
             Some(f) => f,
             None => probe_host(&session, &opts.user, &[])?,
         };
-        if facts.channel.is_none() {
-            progress(&w.hostname, &format!("installing microk8s {}", mk.channel));
-            run(&session, snap("install", &mk.channel))?;
+        match &facts.channel {
+            None => {
+                progress(&w.hostname, &format!("installing microk8s {}", mk.channel));
+                run(&session, snap("install", &mk.channel))?;
+            }
+            Some(have) if *have != mk.channel && !in_cluster => {
+                progress(
+                    &w.hostname,
+                    &format!("refreshing microk8s {have} → {}", mk.channel),
+                );
+                run(&session, snap("refresh", &mk.channel))?;
+            }
+            Some(have) if *have != mk.channel && probed_unreachable(&p, w) => bail!(
+                "{} runs microk8s {have}, not {}, and was unreachable when the plan was made: a re-run drains and refreshes it",
+                w.hostname,
+                mk.channel
+            ),
+            Some(_) => {}
         }
         if !needs_join {
             progress(&w.hostname, "already in the cluster");
             return Ok(());
         }
-        let url = tokens.lock().unwrap_or_else(|e| e.into_inner()).next()?;
         progress(&w.hostname, "joining");
-        run(
-            &session,
-            RemoteCommand::new("microk8s").args(["join", url.as_str(), "--worker"]),
-        )
-        .map_err(|e| anyhow!("{}", reporter.redactor().redact(&format!("{e:#}"))))?;
+        join::join(&session, sudo, &token, mk.ready_timeout, reporter, &|m| {
+            progress(&w.hostname, m)
+        })?;
         progress(&w.hostname, "waiting for the node to be Ready");
         joining
             .lock()
@@ -435,13 +529,15 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
         Ok(())
     };
     let hosts: Vec<Host> = p.workers.iter().map(|(h, _)| h.clone()).collect();
-    let mut failed = std::thread::scope(|scope| {
-        // The first batch of tokens is issued while the workers install: the controller's
-        // round trip overlaps the longest step instead of following it. A failure here is
-        // left for the workers' own request to report.
-        if needing > 0 {
+    failed.extend(std::thread::scope(|scope| {
+        // The token is issued while the workers install: the controller's round trip overlaps
+        // the longest step instead of following it. A failure here is not lost: the workers'
+        // own request for the token meets it again and reports it.
+        if needing {
             scope.spawn(|| {
-                let _ = tokens.lock().unwrap_or_else(|e| e.into_inner()).fill();
+                if let Err(e) = token.lock().unwrap_or_else(|e| e.into_inner()).url() {
+                    progress(&cname, &format!("issuing a join token: {}", first_line(&e)));
+                }
             });
         }
         parallel(
@@ -453,8 +549,8 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
                     .inspect_err(|e| progress(&w.hostname, &format!("failed: {}", first_line(e))))
             },
         )
-    });
-    let controller = tokens
+    }));
+    let controller = token
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .session;
@@ -487,27 +583,37 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
     Ok(())
 }
 
-/// Runs a command, streaming its output into the log (redacted there), failing on a non-zero
-/// status with the command's own message.
-fn run_logged(s: &SshSession, cmd: &RemoteCommand, reporter: &Reporter) -> Result<()> {
+/// Runs a command, streaming its output into the log (redacted there).
+fn exec_logged(s: &SshSession, cmd: &RemoteCommand, reporter: &Reporter) -> Result<ExecOutput> {
     let host = s.target.name.clone();
-    let out = s.exec(cmd, &mut |stream, line| {
+    s.exec(cmd, &mut |stream, line| {
         let tag = if stream == Stream::Stderr { "!" } else { "" };
         reporter.log(
             Some(StageName::Bootstrap),
             crate::report::Level::Output,
             format!("{host}{tag}: {line}"),
         );
-    })?;
+    })
+}
+
+/// `exec_logged`, failing on a non-zero status with the command's own message.
+fn run_logged(s: &SshSession, cmd: &RemoteCommand, reporter: &Reporter) -> Result<()> {
+    let out = exec_logged(s, cmd, reporter)?;
     if out.status != 0 {
         bail!(
-            "`{}` on {host} exited with status {}:\n{}",
+            "`{}` on {} exited with status {}:\n{}",
             cmd.describe(),
+            s.target.name,
             out.status,
             reporter.redactor().redact(&out.tail(20))
         );
     }
     Ok(())
+}
+
+/// The worker could not be probed when the plan was made.
+fn probed_unreachable(p: &Probe, w: &Host) -> bool {
+    p.workers.iter().any(|(h, f)| h == w && f.is_err())
 }
 
 fn first_line(e: &anyhow::Error) -> String {
@@ -532,106 +638,6 @@ fn wait_ready(timeout: Duration) -> RemoteCommand {
     RemoteCommand::new("microk8s")
         .args(["status", "--wait-ready", "--timeout"])
         .arg(timeout.as_secs().max(1).to_string())
-}
-
-/// Join tokens, issued on the controller in batches: the first worker ready to join asks for
-/// one token per worker still to join, in one round trip, and the others take theirs from the
-/// batch. A token older than half its TTL is not handed out (a slow install would otherwise
-/// meet an expired token); each token is single-use, and one never handed out simply expires.
-struct Tokens<'a> {
-    session: SshSession,
-    cache: Vec<(Instant, String)>,
-    /// Workers that have not taken a token yet.
-    remaining: usize,
-    sudo: bool,
-    ttl: Duration,
-    private_ip: &'a str,
-    reporter: &'a Reporter,
-}
-
-impl Tokens<'_> {
-    fn next(&mut self) -> Result<String> {
-        self.fill()?;
-        self.remaining = self.remaining.saturating_sub(1);
-        self.cache
-            .pop()
-            .map(|(_, url)| url)
-            .context("`microk8s add-node` issued no token")
-    }
-
-    /// Issues a batch (one token per worker still to join) unless fresh tokens are cached.
-    fn fill(&mut self) -> Result<()> {
-        self.cache.retain(|(at, _)| at.elapsed() < self.ttl / 2);
-        if self.cache.is_empty() {
-            let n = self.remaining.max(1);
-            let issued = Instant::now();
-            let urls = join_urls(
-                &self.session,
-                self.sudo,
-                self.ttl,
-                self.private_ip,
-                n,
-                self.reporter,
-            )?;
-            self.cache.extend(urls.into_iter().map(|url| (issued, url)));
-        }
-        Ok(())
-    }
-}
-
-/// Issues `n` loops of `microk8s add-node` in one command.
-const ADD_NODES: &str = r#"
-n="$1"; ttl="$2"; i=0
-while [ "$i" -lt "$n" ]; do
-  out=$(microk8s add-node --token-ttl "$ttl" --format json) || exit 1
-  printf '%s' "$out" | tr -d '\n'; echo
-  i=$((i + 1))
-done
-"#;
-
-/// `n` fresh single-use join URLs `<controller private ip>:25000/<token>/<check>`. The tokens
-/// are registered with the redactor before anything can print them.
-fn join_urls(
-    controller: &SshSession,
-    sudo: bool,
-    ttl: Duration,
-    private_ip: &str,
-    n: usize,
-    reporter: &Reporter,
-) -> Result<Vec<String>> {
-    let out = controller.exec(
-        &RemoteCommand::new("sh")
-            .args(["-c", ADD_NODES, "add-nodes"])
-            .arg(n.to_string())
-            .arg(ttl.as_secs().max(1).to_string())
-            .sudo(sudo),
-        &mut |_, _| {},
-    )?;
-    let mut urls = Vec::new();
-    for line in out.stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .context("`microk8s add-node --format json` printed something other than JSON")?;
-        let token = v["token"]
-            .as_str()
-            .context("`microk8s add-node` printed no token")?;
-        let (secret, check) = token.split_once('/').unwrap_or((token, ""));
-        reporter.redactor().add(secret.to_string());
-        reporter.redactor().add(token.to_string());
-        urls.push(if check.is_empty() {
-            format!("{private_ip}:25000/{secret}")
-        } else {
-            format!("{private_ip}:25000/{secret}/{check}")
-        });
-    }
-    if out.status != 0 || urls.is_empty() {
-        bail!(
-            "`microk8s add-node` on {} exited with status {}:\n{}",
-            controller.target.name,
-            out.status,
-            reporter.redactor().redact(&out.tail(20))
-        );
-    }
-    Ok(urls)
 }
 
 /// Polls the controller's node list until every name in `names` is Ready or `timeout`
