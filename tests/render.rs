@@ -140,15 +140,19 @@ fn helm_values_follow_the_mongodb_choice() {
     t.run(&["render", "--out", "bundled"]).expect(0);
     let bundled = std::fs::read_to_string(t.path("bundled/rocketchat-values.yaml")).unwrap();
     assert!(bundled.contains("host: \"chat.jeeves.test\""), "{bundled}");
+    // Bundled: the chart's MongoDB, its credentials (and the URIs) in the secret Jeeves manages.
     assert!(
-        bundled.contains("mongodb:\n  enabled: true") && !bundled.contains("existingMongodbSecret"),
+        bundled.contains("mongodb:\n  enabled: true")
+            && bundled.contains("existingMongodbSecret: \"rocketchat-mongodb\"")
+            && bundled.contains("    existingSecret: \"rocketchat-mongodb\""),
         "{bundled}"
     );
     t.env("JEEVES_HELM_MONGODB", "external");
     t.run(&["render", "--out", "external"]).expect(0);
     let external = std::fs::read_to_string(t.path("external/rocketchat-values.yaml")).unwrap();
     assert!(
-        external.contains("existingMongodbSecret: \"rocketchat-mongodb\""),
+        external.contains("existingMongodbSecret: \"rocketchat-mongodb\"")
+            && external.contains("mongodb:\n  enabled: false"),
         "{external}"
     );
     assert!(
