@@ -23,8 +23,8 @@ pub struct ChartVersion {
     pub version: &'static str,
     /// Rocket.Chat's version (`appVersion`), for messages.
     pub app_version: &'static str,
-    /// The MongoDB secret's `mongo-oplog-uri` is read (`MONGO_OPLOG_URL`): Rocket.Chat 7 and
-    /// older. 7.x charts read `mongo-uri` only.
+    /// The MongoDB secret's `mongo-oplog-uri` is read (`MONGO_OPLOG_URL`): chart 6.x. Chart 7.x
+    /// reads `mongo-uri` only.
     pub oplog_uri: bool,
     /// The bundled MongoDB subchart's images still default to `docker.io/bitnami/*`, a namespace
     /// emptied in 2025: the values move them to `bitnamilegacy/*`, as chart 7.0.x does itself.
@@ -63,6 +63,12 @@ pub fn supported_list() -> String {
         .join(", ")
 }
 
+/// Helm's `trunc 63 | trimSuffix "-"`, which every name below goes through.
+fn dns_name(name: &str) -> String {
+    let cut: String = name.chars().take(63).collect();
+    cut.strip_suffix('-').unwrap_or(&cut).to_string()
+}
+
 /// `rocketchat.fullname` (`templates/_helpers.tpl`, 6.25.1 and 7.0.2 alike):
 /// `printf "%s-%s" .Release.Name (default .Chart.Name .Values.nameOverride) | trunc 63 |
 /// trimSuffix "-"`. The chart has no `fullnameOverride`. Names the main Service (ports http 80,
@@ -71,8 +77,7 @@ pub fn fullname(release: &str, name_override: Option<&str>) -> String {
     let name = name_override
         .filter(|n| !n.is_empty())
         .unwrap_or(CHART_NAME);
-    let full: String = format!("{release}-{name}").chars().take(63).collect();
-    full.strip_suffix('-').unwrap_or(&full).to_string()
+    dns_name(&format!("{release}-{name}"))
 }
 
 /// The ddp-streamer Service in microservices mode
@@ -82,15 +87,46 @@ pub fn ddp_streamer_service(release: &str) -> String {
     format!("{release}-ddp-streamer")
 }
 
-/// The bundled MongoDB's headless Service (`rocketchat.mongodb.fullname`:
-/// `<release>-mongodb-headless`), port `mongodb.service.ports.mongodb` (27017), replica set
-/// `mongodb.replicaSetName` (`rs0`): what the chart's own `rocketchat.mongodb.url` connects to.
+/// The bundled MongoDB's headless Service and port, as the bitnami subchart (13.18.5) names it:
+/// `mongodb.service.nameOverride` = `<mongodb.fullname>-headless` for the replicaset
+/// architecture, where `mongodb.fullname` is `common.names.fullname` — the release name alone
+/// when it already contains `mongodb`, else `<release>-mongodb`, each cut to 63. (The Rocket.Chat
+/// chart's own `rocketchat.mongodb.fullname` always writes `<release>-mongodb-headless`, which
+/// misses the Service for such release names.) Port `service.ports.mongodb`: 27017.
 pub fn bundled_mongodb_host(release: &str) -> String {
-    let full: String = format!("{release}-mongodb-headless")
-        .chars()
-        .take(63)
-        .collect();
-    format!("{}:27017", full.trim_end_matches('-'))
+    let fullname = if release.contains("mongodb") {
+        dns_name(release)
+    } else {
+        dns_name(&format!("{release}-mongodb"))
+    };
+    format!("{fullname}-headless:27017")
+}
+
+/// The keys of the MongoDB secret (`existingMongodbSecret`, and for the bundled MongoDB
+/// `mongodb.auth.existingSecret`) that the chart reads: the URIs, and the subchart's
+/// credentials (bitnami/mongodb 13.18.5, `templates/replicaset/statefulset.yaml`).
+pub mod secret_keys {
+    pub const URI: &str = "mongo-uri";
+    pub const OPLOG_URI: &str = "mongo-oplog-uri";
+    /// One password per `auth.usernames` entry, comma-separated.
+    pub const PASSWORDS: &str = "mongodb-passwords";
+    pub const ROOT_PASSWORD: &str = "mongodb-root-password";
+    pub const REPLICA_SET_KEY: &str = "mongodb-replica-set-key";
+}
+
+impl ChartVersion {
+    /// Every key of the MongoDB secret this chart version reads, for either MongoDB choice.
+    pub fn secret_keys(&self, bundled: bool) -> Vec<&'static str> {
+        use secret_keys::*;
+        let mut keys = vec![URI];
+        if self.oplog_uri {
+            keys.push(OPLOG_URI);
+        }
+        if bundled {
+            keys.extend([PASSWORDS, ROOT_PASSWORD, REPLICA_SET_KEY]);
+        }
+        keys
+    }
 }
 
 /// `name` and `version` of a chart on disk.
@@ -157,6 +193,18 @@ mod tests {
         let release = "r".repeat(52);
         assert_eq!(fullname(&release, Some("x-y")), format!("{release}-x-y"));
         assert_eq!(fullname(&"a".repeat(62), None), "a".repeat(62));
+    }
+
+    #[test]
+    fn the_bundled_mongodb_is_where_the_subchart_puts_it() {
+        assert_eq!(
+            bundled_mongodb_host("rocketchat"),
+            "rocketchat-mongodb-headless:27017"
+        );
+        assert_eq!(
+            bundled_mongodb_host("chat-mongodb-x"),
+            "chat-mongodb-x-headless:27017"
+        );
     }
 
     #[test]

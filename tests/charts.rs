@@ -8,22 +8,24 @@
 mod common;
 
 use common::{Test, repo, tool};
+use jeeves::chart;
 
 const KUBE_VERSION: &str = "1.32.0";
 const NAMESPACE: &str = "psautoinfra";
 
-fn chart(version: &str) -> String {
-    repo()
-        .join(format!("tests/fixtures/charts/rocketchat-{version}.tgz"))
-        .display()
-        .to_string()
-}
-
 /// `jeeves render`, then the real `helm template` of the chart with the rendered values, then
-/// the checker: (exit code, its output).
-fn render_and_check(t: &mut Test, version: &str, out: &str) -> (i32, String) {
+/// the checker: (exit code, its output). `bundled` must match what `t` sets.
+fn render_and_check(
+    t: &mut Test,
+    version: &str,
+    out: &str,
+    bundled: bool,
+    release: &str,
+) -> (i32, String) {
+    let chart_path = common::chart(version);
     t.env("JEEVES_HELM_VERSION", version)
-        .env("JEEVES_HELM_CHART", &chart(version));
+        .env("JEEVES_HELM_CHART", &chart_path)
+        .env("JEEVES_HELM_RELEASE", release);
     t.run(&["render", "--out", out]).expect(0);
     // The rendered values, and `[helm.values]` second when the pipeline has it (as deploy does).
     let values: Vec<String> = ["rocketchat-values.yaml", "rocketchat-extra-values.json"]
@@ -32,10 +34,9 @@ fn render_and_check(t: &mut Test, version: &str, out: &str) -> (i32, String) {
         .filter(|p| p.exists())
         .map(|p| p.display().to_string())
         .collect();
-    let chart_path = chart(version);
     let mut args = vec![
         "template",
-        "rocketchat",
+        release,
         chart_path.as_str(),
         "-n",
         NAMESPACE,
@@ -53,7 +54,7 @@ fn render_and_check(t: &mut Test, version: &str, out: &str) -> (i32, String) {
     let mut args = vec![
         repo().join("tests/charts/check.py").display().to_string(),
         "--chart".into(),
-        chart(version),
+        chart_path.clone(),
         "--helm-out".into(),
         helm_out.display().to_string(),
         "--rendered".into(),
@@ -72,6 +73,20 @@ fn render_and_check(t: &mut Test, version: &str, out: &str) -> (i32, String) {
             .to_string(),
         "--kube-version".into(),
         KUBE_VERSION.into(),
+        // The secret's keys and the bundled MongoDB's address, as Jeeves writes them.
+        "--secret".into(),
+        "rocketchat-mongodb".into(),
+        "--secret-keys".into(),
+        chart::supported(version)
+            .unwrap()
+            .secret_keys(bundled)
+            .join(","),
+        "--mongodb-host".into(),
+        if bundled {
+            chart::bundled_mongodb_host(release)
+        } else {
+            String::new()
+        },
     ];
     for v in values {
         args.extend(["--values".into(), v]);
@@ -90,7 +105,8 @@ fn every_supported_chart_renders_with_jeeves_values_and_every_route_resolves() {
                 t.env("JEEVES_HELM_MONGODB", mongodb)
                     .env("JEEVES_HELM_MICROSERVICES", microservices);
                 let out = format!("{version}-{mongodb}-ms-{microservices}");
-                let (code, report) = render_and_check(&mut t, version, &out);
+                let bundled = mongodb == "bundled";
+                let (code, report) = render_and_check(&mut t, version, &out, bundled, "rocketchat");
                 assert_eq!(code, 0, "{out}:\n{report}");
                 assert!(report.starts_with("checked "), "{report}");
                 runs += 1;
@@ -98,6 +114,11 @@ fn every_supported_chart_renders_with_jeeves_values_and_every_route_resolves() {
         }
     }
     assert_eq!(runs, 8);
+    // A release whose name holds `mongodb`: the subchart then names its Service differently.
+    let mut t = Test::new();
+    t.env("JEEVES_HELM_MONGODB", "bundled");
+    let (code, report) = render_and_check(&mut t, "7.0.2", "named", true, "chat-mongodb");
+    assert_eq!(code, 0, "{report}");
 }
 
 /// The check fails on each bug the real chart exposed in earlier renderings: the IngressRoute
@@ -125,7 +146,7 @@ fn the_check_fails_on_the_bugs_the_real_chart_exposed() {
         .replace("{{#if app.chart.legacy_bitnami_images}}", "{{#if false}}");
     assert_ne!(old, text);
     std::fs::write(&values, old).unwrap();
-    let (code, report) = render_and_check(&mut t, "6.25.1", "old");
+    let (code, report) = render_and_check(&mut t, "6.25.1", "old", true, "rocketchat");
     assert_eq!(code, 1, "{report}");
     for needle in [
         "route: IngressRoute psautoinfra/rocketchat (Host(`chat.jeeves.test`)) → Service psautoinfra/rocketchat, which the chart does not render",
@@ -165,13 +186,25 @@ fn an_unknown_chart_version_or_an_unread_key_is_a_config_error() {
         "{}",
         run.stderr
     );
+    // With the bundled MongoDB, Jeeves owns its credentials and address.
+    let t = Test::new();
+    t.write(
+        "pipelines/lab.toml",
+        &format!("{lab}\n[helm.values.mongodb.auth]\nrootPassword = \"x\"\n"),
+    );
+    let run = t.run(&["render", "--out", "out"]).expect(2);
+    assert!(
+        run.stderr.contains("helm.values.mongodb.auth"),
+        "{}",
+        run.stderr
+    );
     // nameOverride renames the chart's Service; the IngressRoute follows it.
     let mut t = Test::new();
     t.write(
         "pipelines/lab.toml",
         &format!("{lab}\n[helm.values]\nnameOverride = \"chat\"\n"),
     );
-    let (code, report) = render_and_check(&mut t, "7.0.2", "renamed");
+    let (code, report) = render_and_check(&mut t, "7.0.2", "renamed", true, "rocketchat");
     assert_eq!(code, 0, "{report}");
     let route = std::fs::read_to_string(t.path("renamed/traefik/60-ingressroute.yaml")).unwrap();
     assert!(route.contains("name: rocketchat-chat\n"), "{route}");

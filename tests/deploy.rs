@@ -10,18 +10,11 @@ mod common;
 use std::net::TcpStream;
 use std::path::Path;
 
-use common::{Lab, Test, repo};
+use common::{Lab, Test, chart, repo};
 
 const PORT: &str = "26502";
 const MONGO_URI: &str = "mongodb://rc:s3cr3t-pa55@db.internal:27017/rocketchat?replicaSet=rs0";
 const MONGO_OPLOG_URI: &str = "mongodb://rc:s3cr3t-pa55@db.internal:27017/local?replicaSet=rs0";
-
-fn chart(version: &str) -> String {
-    repo()
-        .join(format!("tests/fixtures/charts/rocketchat-{version}.tgz"))
-        .display()
-        .to_string()
-}
 
 /// Every IngressRoute backend in the stand-in cluster is one of its Services, with that port.
 fn unresolved_backends(cluster: &serde_json::Value) -> Vec<String> {
@@ -235,7 +228,7 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     assert_eq!(unresolved_backends(&cluster), Vec::<String>::new());
     assert!(
         run.stdout
-            .contains("every IngressRoute backend is a Service of the release"),
+            .contains("every IngressRoute backend is a live Service with its port"),
         "{}",
         run.stdout
     );

@@ -53,6 +53,8 @@ fn rendered_haproxy_cfg_passes_haproxy_check() {
         "backend traefik_backend",
         "127.0.0.1:30080",
         "X-Forwarded-Proto",
+        "http-request del-header X-Forwarded-For",
+        "http-request set-header X-Real-IP %[src]",
         &format!("ssl crt {pem}"),
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");

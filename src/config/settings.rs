@@ -801,6 +801,27 @@ impl Checker {
             Ok(serde_json::Value::Object(m)) => m,
             _ => serde_json::Map::new(),
         };
+        // The bundled MongoDB's URIs are built from the subchart's defaults (src/chart.rs): a
+        // value that moves its user, database, replica set, port or Service would break them.
+        if bundled_mongodb == Some(true)
+            && let Some(mongodb) = helm_values.get("mongodb").and_then(|m| m.as_object())
+        {
+            for key in [
+                "auth",
+                "replicaSetName",
+                "service",
+                "architecture",
+                "nameOverride",
+                "fullnameOverride",
+            ] {
+                if mongodb.contains_key(key) {
+                    c.check::<()>(
+                        &format!("helm.values.mongodb.{key}"),
+                        Err("with helm.mongodb = \"bundled\" Jeeves manages the database's credentials and URIs (user and database rocketchat, replica set rs0, port 27017): remove the key, or use an external MongoDB".into()),
+                    );
+                }
+            }
+        }
         // The chart names its Service after nameOverride; the IngressRoute must follow it.
         if let Some(v) = helm_values.get("nameOverride")
             && v.as_str()

@@ -16,6 +16,8 @@ exits 1 when there is any:
           API server's strict field validation does)
   image   an image from docker.io/bitnami/, a namespace emptied in 2025
   rbac    the rendered Traefik ClusterRole grants less than Traefik's own RBAC file
+  secret  a key of the MongoDB secret (--secret) that the chart reads and Jeeves does not write
+          (--secret-keys), or a bundled MongoDB host (--mongodb-host) that no Service answers
 """
 import argparse, io, re, sys, tarfile
 
@@ -212,6 +214,32 @@ def check_rbac(traefik_objects, upstream):
                         "which Traefik's kubernetes-crd-rbac.yml does")
 
 
+def check_secret(objects, name, keys, host, ns):
+    read = set()
+    def walk(x):
+        if isinstance(x, dict):
+            ref = x.get("secretKeyRef")
+            if isinstance(ref, dict) and ref.get("name") == name:
+                read.add(ref.get("key"))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(objects)
+    if not read:
+        problem("secret", f"no object reads the secret {name}")
+    for k in sorted(read - set(keys)):
+        problem("secret", f"the chart reads `{k}` from secret {name}, which Jeeves does not write "
+                          f"(it writes {', '.join(keys)})")
+    if host:
+        svc, port = host.rsplit(":", 1)
+        ports = services_of(objects, ns).get((ns, svc))
+        if ports is None or not any(str(p.get("port")) == port for p in ports):
+            problem("secret", f"the bundled MongoDB URI's host {host} is not a rendered Service and port "
+                              f"(Services: {', '.join(n for (_, n) in sorted(services_of(objects, ns)))})")
+
+
 def main():
     a = argparse.ArgumentParser()
     a.add_argument("--chart", required=True)
@@ -222,6 +250,9 @@ def main():
     a.add_argument("--crds", required=True)
     a.add_argument("--rbac", required=True)
     a.add_argument("--kube-version", required=True)
+    a.add_argument("--secret", required=True)
+    a.add_argument("--secret-keys", required=True)
+    a.add_argument("--mongodb-host", default="")
     args = a.parse_args()
 
     chart_objects = docs(open(args.helm_out).read())
@@ -236,6 +267,7 @@ def main():
     check_schemas(chart_objects + traefik_objects, docs(open(args.crds).read()), args.kube_version)
     check_images(chart_objects + traefik_objects)
     check_rbac(traefik_objects, docs(open(args.rbac).read()))
+    check_secret(chart_objects, args.secret, args.secret_keys.split(","), args.mongodb_host, args.namespace)
 
     print(f"checked {len(chart_objects)} chart objects, {len(traefik_objects)} Traefik objects")
     for p in problems:

@@ -161,6 +161,14 @@ impl Test {
 
 /// Runs a program and returns (status code, stdout + stderr); panics if it cannot start, so a
 /// missing tool fails the test instead of skipping it.
+/// The vendored packaged chart of that version (tests/fixtures/charts).
+pub fn chart(version: &str) -> String {
+    repo()
+        .join(format!("tests/fixtures/charts/rocketchat-{version}.tgz"))
+        .display()
+        .to_string()
+}
+
 pub fn tool(program: &str, args: &[&str]) -> (i32, String) {
     let out = Command::new(program)
         .args(args)

@@ -102,15 +102,16 @@ impl<'a> JoinToken<'a> {
         })
     }
 
-    fn wait_ready(&self) -> Result<()> {
+    /// `microk8s status --wait-ready` on the controller, for at most `timeout`.
+    fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let out = exec_logged(
             &self.session,
-            &wait_ready(self.ready_timeout).sudo(self.sudo),
+            &wait_ready(timeout).sudo(self.sudo),
             self.reporter,
         )?;
         if out.status != 0 {
             bail!(
-                "the controller's MicroK8s is not ready after {}s (microk8s.ready_timeout):\n{}",
+                "the controller's MicroK8s is not ready within microk8s.ready_timeout ({}s):\n{}",
                 self.ready_timeout.as_secs(),
                 out.tail(10)
             );
@@ -186,7 +187,10 @@ pub fn join(
             }
             JoinFailure::Restarting if Instant::now() + delay < deadline => {
                 progress("the controller's API is restarting; waiting for it, then joining again");
-                lock().wait_ready().context(message())?;
+                // Bounded by what is left of the one budget; other workers wait for the lock
+                // meanwhile, and would meet the same restarting controller anyway.
+                let left = deadline.saturating_duration_since(Instant::now());
+                lock().wait_ready(left).context(message())?;
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(10));
             }

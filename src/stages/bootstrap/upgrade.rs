@@ -38,7 +38,8 @@ pub fn downgrade(host: &str, have: &str, want: &str) -> Option<String> {
 }
 
 /// Moves one worker that is in the cluster to `channel`, the controller draining it first.
-/// A drain that fails leaves the worker on its old channel and uncordoned, and fails.
+/// A drain or refresh that fails uncordons the worker again (on its old channel) and fails; an
+/// error says when a worker is left cordoned.
 #[allow(clippy::too_many_arguments)]
 pub fn refresh_worker(
     controller: &SshSession,
@@ -94,8 +95,15 @@ pub fn refresh_worker(
             drain_timeout.as_secs()
         )));
     }
-    run(worker, snap("refresh", channel).sudo(sudo))?;
-    run(controller, kubectl(&["uncordon", node]))?;
+    if let Err(e) = run(worker, snap("refresh", channel).sudo(sudo)) {
+        let note = match run(controller, kubectl(&["uncordon", node])) {
+            Ok(()) => "uncordoned again".to_string(),
+            Err(u) => format!("and it is still cordoned: {u:#}"),
+        };
+        return Err(e.context(format!("refreshing {node} to {channel} failed; {note}")));
+    }
+    run(controller, kubectl(&["uncordon", node]))
+        .map_err(|e| e.context(format!("{node} is on {channel} but still cordoned")))?;
     let not_ready = wait_nodes_ready(controller, sudo, &[node.to_string()], ready_timeout)?;
     if !not_ready.is_empty() {
         bail!(

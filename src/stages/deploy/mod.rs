@@ -329,64 +329,6 @@ impl Stage for DeployStage {
             ));
         }
 
-        // The MongoDB secret, compared in memory.
-        let out = tools
-            .kubectl(
-                cx,
-                &[
-                    "get",
-                    "secret",
-                    &s.helm.mongodb_secret,
-                    "-n",
-                    &s.helm.namespace,
-                    "-o",
-                    "json",
-                ],
-            )
-            .await?;
-        let live = if out.status.success() {
-            let doc: serde_json::Value = serde_json::from_str(&out.stdout).with_context(|| {
-                format!(
-                    "`kubectl get secret {}` answered something that is not JSON",
-                    s.helm.mongodb_secret
-                )
-            })?;
-            secret::decode(&doc)
-        } else if out.stderr.contains("NotFound") {
-            Default::default()
-        } else {
-            bail!(
-                "cannot read secret {}/{}:\n{}",
-                s.helm.namespace,
-                s.helm.mongodb_secret,
-                out.tail(10)
-            );
-        };
-        let mut secret = None;
-        if let Some(wanted) = MongoSecret::desired(s, &live)?
-            && !wanted.matches(&live)
-        {
-            changes.push(Change::new(
-                if out.status.success() {
-                    "update"
-                } else {
-                    "create"
-                },
-                format!(
-                    "secret {}/{} ({}; {})",
-                    s.helm.namespace,
-                    s.helm.mongodb_secret,
-                    wanted.keys(),
-                    if s.helm.bundled_mongodb {
-                        "credentials of the bundled MongoDB, generated once"
-                    } else {
-                        "from the environment"
-                    }
-                ),
-            ));
-            secret = Some(wanted);
-        }
-
         // The release: this chart version, these values, deployed.
         let history = tools
             .helm(
@@ -432,8 +374,72 @@ impl Stage for DeployStage {
                 Release::Upgrade
             }
         };
-        if !traefik && secret.is_none() && release == Release::Current && rendered.routes {
-            // Nothing to apply: the routes must still lead somewhere.
+        // The MongoDB secret, compared in memory.
+        let out = tools
+            .kubectl(
+                cx,
+                &[
+                    "get",
+                    "secret",
+                    &s.helm.mongodb_secret,
+                    "-n",
+                    &s.helm.namespace,
+                    "-o",
+                    "json",
+                ],
+            )
+            .await?;
+        let live = if out.status.success() {
+            let doc: serde_json::Value = serde_json::from_str(&out.stdout).with_context(|| {
+                format!(
+                    "`kubectl get secret {}` answered something that is not JSON",
+                    s.helm.mongodb_secret
+                )
+            })?;
+            secret::decode(&doc)
+        } else if out.stderr.contains("NotFound") {
+            Default::default()
+        } else {
+            bail!(
+                "cannot read secret {}/{}:\n{}",
+                s.helm.namespace,
+                s.helm.mongodb_secret,
+                out.tail(10)
+            );
+        };
+        let mut secret = None;
+        if let Some(wanted) = MongoSecret::desired(s, &live, release == Release::Install)?
+            && !wanted.matches(&live)
+        {
+            changes.push(Change::new(
+                if out.status.success() {
+                    "update"
+                } else {
+                    "create"
+                },
+                format!(
+                    "secret {}/{} ({}; {})",
+                    s.helm.namespace,
+                    s.helm.mongodb_secret,
+                    wanted.keys(),
+                    if s.helm.bundled_mongodb {
+                        "credentials of the bundled MongoDB, generated once"
+                    } else {
+                        "from the environment"
+                    }
+                ),
+            ));
+            secret = Some(wanted);
+        }
+
+        if !traefik
+            && secret.is_none()
+            && release == Release::Current
+            && rendered.routes
+            && !cx.force
+        {
+            // Nothing to apply: the routes must still lead somewhere. (`--force deploy` applies
+            // first and checks after: that is how a deleted Service comes back.)
             check_routes(&tools, cx, &rendered).await?;
         }
         match release {
@@ -610,7 +616,7 @@ impl Stage for DeployStage {
             check_routes(&tools, cx, r).await?;
             cx.host(
                 "traefik",
-                "every IngressRoute backend is a Service of the release",
+                "every IngressRoute backend is a live Service with its port",
             );
         }
         Ok(())
@@ -686,7 +692,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.into()))
             .collect();
         assert!(!labels.is_empty(), "{doc}");
-        let secret = MongoSecret::desired(&s, &Default::default())
+        let secret = MongoSecret::desired(&s, &Default::default(), true)
             .unwrap()
             .unwrap()
             .document(&s);

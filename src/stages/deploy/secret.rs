@@ -7,19 +7,11 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use base64::Engine;
 
-use crate::chart;
+use crate::chart::{self, secret_keys::*};
 use crate::config::Settings;
-
-const URI: &str = "mongo-uri";
-const OPLOG_URI: &str = "mongo-oplog-uri";
-/// The bundled subchart's keys (bitnami/mongodb 13.18.5, `templates/replicaset/statefulset.yaml`,
-/// with `auth.existingSecret`): one password per `auth.usernames` entry, comma-separated.
-const PASSWORDS: &str = "mongodb-passwords";
-const ROOT_PASSWORD: &str = "mongodb-root-password";
-const REPLICA_SET_KEY: &str = "mongodb-replica-set-key";
 
 /// The secret's data as it should be, plain text.
 pub struct MongoSecret {
@@ -51,17 +43,28 @@ fn generated() -> Result<String> {
 
 impl MongoSecret {
     /// What the secret must hold. For the bundled MongoDB the credentials already in the live
-    /// secret are kept (the database was initialised with them); missing ones are generated.
-    /// `None`: an external MongoDB without URIs in the environment (config checks stop that
-    /// before a deploy).
-    pub fn desired(s: &Settings, live: &BTreeMap<String, String>) -> Result<Option<MongoSecret>> {
+    /// secret are kept (the database was initialised with them); they are generated only for a
+    /// release not installed yet (`fresh`), since a new password would not open an existing
+    /// database. `None`: an external MongoDB without URIs in the environment (config checks stop
+    /// that before a deploy).
+    pub fn desired(
+        s: &Settings,
+        live: &BTreeMap<String, String>,
+        fresh: bool,
+    ) -> Result<Option<MongoSecret>> {
         let oplog = s.helm.reads.oplog_uri;
         let mut data = BTreeMap::new();
         if s.helm.bundled_mongodb {
             let mut keep = |key: &'static str| -> Result<String> {
                 let value = match live.get(key) {
                     Some(v) if !v.is_empty() => v.clone(),
-                    _ => generated()?,
+                    _ if fresh => generated()?,
+                    _ => bail!(
+                        "secret {}/{} has no `{key}`, but release {} is installed: its MongoDB was initialised with the lost value, and a new one would lock Rocket.Chat out. Restore the secret from a backup (or uninstall the release and delete its volumes to start empty)",
+                        s.helm.namespace,
+                        s.helm.mongodb_secret,
+                        s.helm.release
+                    ),
                 };
                 data.insert(key, value.clone());
                 Ok(value)
@@ -167,8 +170,13 @@ mod tests {
             pairs.push(("JEEVES_HELM_VERSION", version));
             pairs.push(("JEEVES_HELM_CHART", "rocketchat"));
             let s = settings(&pairs);
-            let secret = MongoSecret::desired(&s, &BTreeMap::new()).unwrap().unwrap();
+            let secret = MongoSecret::desired(&s, &BTreeMap::new(), true)
+                .unwrap()
+                .unwrap();
             assert_eq!(secret.keys(), keys);
+            let mut read = s.helm.reads.secret_keys(false);
+            read.sort();
+            assert_eq!(secret.keys(), read.join(", "));
             let doc = secret.document(&s);
             assert_eq!(
                 doc["items"][1]["data"]["mongo-uri"],
@@ -181,7 +189,12 @@ mod tests {
     #[test]
     fn bundled_generates_credentials_once_and_keeps_them() {
         let s = settings(&[("JEEVES_HELM_MONGODB", "bundled")]);
-        let first = MongoSecret::desired(&s, &BTreeMap::new()).unwrap().unwrap();
+        let first = MongoSecret::desired(&s, &BTreeMap::new(), true)
+            .unwrap()
+            .unwrap();
+        let mut read = s.helm.reads.secret_keys(true);
+        read.sort();
+        assert_eq!(first.keys(), read.join(", "));
         let live: BTreeMap<String, String> = first
             .data
             .iter()
@@ -196,13 +209,20 @@ mod tests {
         );
         assert!(live[URI].contains("@rocketchat-mongodb-headless:27017/rocketchat?replicaSet=rs0"));
         // A re-run keeps what the database was initialised with.
-        let again = MongoSecret::desired(&s, &live).unwrap().unwrap();
+        let again = MongoSecret::desired(&s, &live, false).unwrap().unwrap();
         assert!(again.matches(&live));
-        // A lost key is generated anew; the others stay.
+        // A key lost while the release is installed is an error naming it, never a new value.
         let mut partial = live.clone();
         partial.remove(REPLICA_SET_KEY);
-        let repaired = MongoSecret::desired(&s, &partial).unwrap().unwrap();
-        assert!(!repaired.matches(&partial));
-        assert_eq!(repaired.data[PASSWORDS], live[PASSWORDS]);
+        let err = MongoSecret::desired(&s, &partial, false)
+            .err()
+            .expect("a lost credential is refused");
+        assert!(
+            format!("{err}").contains("has no `mongodb-replica-set-key`"),
+            "{err}"
+        );
+        // Before the first install it is simply made; what is there stays.
+        let made = MongoSecret::desired(&s, &partial, true).unwrap().unwrap();
+        assert_eq!(made.data[PASSWORDS], live[PASSWORDS]);
     }
 }
