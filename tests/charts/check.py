@@ -37,8 +37,9 @@ def docs(text):
 
 
 def read_chart(tgz):
-    """values.yaml (subcharts' under their names) and every template's text, from the package."""
-    values, templates = {}, []
+    """values.yaml (each subchart's under its name, the parent's settings for it on top) and every
+    template's text, from the package."""
+    parent, subcharts, templates = {}, {}, []
     with tarfile.open(tgz) as t:
         for m in t.getmembers():
             parts = m.name.split("/")
@@ -46,15 +47,14 @@ def read_chart(tgz):
                 continue
             text = t.extractfile(m).read().decode()
             if parts[1:] == ["values.yaml"]:
-                values = {**(yaml.safe_load(text) or {}), **values}
+                parent = yaml.safe_load(text) or {}
             elif len(parts) == 4 and parts[1] == "charts" and parts[3] == "values.yaml":
-                values.setdefault(parts[2], {})
-                sub = yaml.safe_load(text) or {}
-                values[parts[2]] = merge(sub, values[parts[2]])
+                subcharts[parts[2]] = yaml.safe_load(text) or {}
             elif len(parts) >= 3 and parts[1] == "templates":
                 templates.append(text)
-            elif parts[0] and parts[1] == "charts" and "templates" in parts:
-                pass  # subchart templates read their own .Values, checked through values.yaml
+    values = dict(parent)
+    for name, sub in subcharts.items():
+        values[name] = merge(sub, parent.get(name))
     return values, templates
 
 
