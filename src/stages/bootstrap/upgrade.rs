@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use crate::report::Reporter;
 use crate::ssh::{RemoteCommand, SshSession};
 
-use super::{exec_logged, snap, wait_nodes_ready};
+use super::{run_logged, snap, wait_nodes_ready};
 
 /// A channel's track as a comparable version: `1.32/stable` → (1, 32); `latest/…` is newer
 /// than any numbered track. `None` for a track that is neither.
@@ -57,19 +57,7 @@ pub fn refresh_worker(
             .args(args.iter().copied())
             .sudo(sudo)
     };
-    let run = |s: &SshSession, cmd: RemoteCommand| -> Result<()> {
-        let out = exec_logged(s, &cmd, reporter)?;
-        if out.status != 0 {
-            bail!(
-                "`{}` on {} exited with status {}:\n{}",
-                cmd.describe(),
-                s.target.name,
-                out.status,
-                out.tail(10)
-            );
-        }
-        Ok(())
-    };
+    let run = |s: &SshSession, cmd: RemoteCommand| run_logged(s, &cmd, reporter);
     run(controller, kubectl(&["cordon", node]))?;
     // Every MicroK8s node runs a calico-node DaemonSet pod: without --ignore-daemonsets a drain
     // never succeeds. The timeout needs its unit.
