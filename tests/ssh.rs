@@ -70,6 +70,22 @@ fn the_ssh_engine_on_real_openssh() {
         "{err:#}"
     );
 
+    // A command killed by a signal sends no exit status (libssh2 would say 0): it fails,
+    // naming the signal, and what it printed first is kept.
+    let err = controller
+        .exec(
+            &RemoteCommand::new("sh")
+                .arg("-c")
+                .arg("echo started; kill -KILL $$"),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("killed by signal SIGKILL")
+            && format!("{err:#}").contains("started"),
+        "{err:#}"
+    );
+
     // Hostile values reach the program literally and are never executed.
     let marker = "/tmp/jeeves-pwned";
     let _ = std::fs::remove_file(marker);

@@ -228,6 +228,15 @@ impl SshSession {
         err.finish(|l| on_line(Stream::Stderr, l));
         self.retry(deadline, || ch.wait_close())
             .with_context(what)?;
+        // libssh2 reports status 0 when the command sent none, as one killed by a signal does
+        // (sshd sends `exit-signal` instead): that must never read as success.
+        if let Some(signal) = ch.exit_signal().with_context(what)?.exit_signal {
+            bail!(
+                "{} was killed by signal SIG{signal} (no exit status):\n{}",
+                what(),
+                crate::process::tail(&out.text, &err.text, 10)
+            );
+        }
         let status = ch.exit_status().with_context(what)?;
         Ok(ExecOutput {
             status,
