@@ -266,7 +266,7 @@ impl SshSession {
         let tmp = format!("{path}.jeeves-tmp");
         let cmd = RemoteCommand::new("sh")
             .arg("-c")
-            .arg(r#"mkdir -p "$(dirname "$3")" && umask 077 && cat > "$1" && chmod "$2" "$1" && mv -f "$1" "$3""#)
+            .arg(include_str!("scripts/upload.sh"))
             .args(["sh", tmp.as_str(), &format!("{mode:o}"), path])
             .sudo(self.opts.needs_sudo())
             .stdin(contents.to_vec());

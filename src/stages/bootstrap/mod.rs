@@ -23,30 +23,12 @@ use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::{Host, Inventory};
 
-/// One round trip that tells everything the plan needs about a host. Values come in as
-/// positional parameters, never pasted into the script.
-const PROBE: &str = r#"
-u="$1"; shift
-if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1; fi
-echo "@snap"; snap list microk8s 2>/dev/null | awk 'NR==2 {print $4}'
-echo "@groups"; id -nG "$u" 2>/dev/null
-echo "@status"; microk8s status --format yaml 2>/dev/null
-echo "@nodes"; microk8s kubectl get nodes -o json 2>/dev/null
-echo "@hosts"
-while [ $# -ge 2 ]; do
-  ip=$(getent hosts "$1" | awk '{print $1; exit}'); [ "$ip" = "$2" ] && echo "$1"; shift 2
-done
-echo "@end"
-"#;
+/// One round trip that tells everything the plan needs about a host (values as positional
+/// parameters; checked by shellcheck in the test command).
+const PROBE: &str = include_str!("scripts/probe.sh");
 
-/// An idempotent /etc/hosts entry: $1 = address, $2 = name.
-/// Idempotent hosts entries, one `IP NAME` pair after another, all in one round trip.
-const HOSTS_ENTRIES: &str = r#"
-while [ $# -ge 2 ]; do
-  grep -Eq "^$1[[:space:]]+$2\$" /etc/hosts || printf '%s %s\n' "$1" "$2" >> /etc/hosts || exit 1
-  shift 2
-done
-"#;
+/// Idempotent /etc/hosts entries, one `IP NAME` pair after another, in one round trip.
+const HOSTS_ENTRIES: &str = include_str!("scripts/hosts-entries.sh");
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct HostFacts {
@@ -119,11 +101,17 @@ fn target(host: &Host, port: u16) -> Target {
     }
 }
 
-fn probe_host(session: &SshSession, user: &str, pairs: &[(String, String)]) -> Result<HostFacts> {
+fn probe_host(
+    session: &SshSession,
+    user: &str,
+    wait: Duration,
+    pairs: &[(String, String)],
+) -> Result<HostFacts> {
     let mut cmd = RemoteCommand::new("sh")
         .arg("-c")
         .arg(PROBE)
-        .args(["probe", user]);
+        .args(["probe", user])
+        .arg(wait.as_secs().max(1).to_string());
     for (name, ip) in pairs {
         cmd = cmd.args([name.as_str(), ip.as_str()]);
     }
@@ -267,6 +255,7 @@ impl Stage for BootstrapStage {
         let opts = SshOptions::from_settings(&cx.settings.ssh, cx.host_keys);
         let port = cx.settings.ssh.port;
         let limit = cx.settings.microk8s.concurrency as usize;
+        let wait = cx.settings.microk8s.ready_timeout;
         let reporter = cx.reporter.clone();
         let probe = tokio::task::spawn_blocking(move || -> Result<Probe> {
             let pairs: Vec<(String, String)> = workers
@@ -274,7 +263,7 @@ impl Stage for BootstrapStage {
                 .map(|w| (w.hostname.clone(), w.private_ip.clone()))
                 .collect();
             let session = SshSession::connect(&target(&controller, port), &opts)?;
-            let facts = probe_host(&session, &opts.user, &pairs)?;
+            let facts = probe_host(&session, &opts.user, wait, &pairs)?;
             let results = Mutex::new(BTreeMap::new());
             let fatal = parallel(
                 &workers,
@@ -282,7 +271,7 @@ impl Stage for BootstrapStage {
                 |w| w.hostname.clone(),
                 |w| {
                     let r = SshSession::connect(&target(w, port), &opts)
-                        .and_then(|s| probe_host(&s, &opts.user, &[]));
+                        .and_then(|s| probe_host(&s, &opts.user, wait, &[]));
                     // A wrong or unknown host key stops the stage before anything runs
                     // anywhere; an unreachable worker only stops itself.
                     if let Err(e) = &r
@@ -492,7 +481,7 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
         // Unreachable at probe time: look again now.
         let facts = match probed {
             Some(f) => f,
-            None => probe_host(&session, &opts.user, &[])?,
+            None => probe_host(&session, &opts.user, mk.ready_timeout, &[])?,
         };
         match &facts.channel {
             None => {
@@ -673,6 +662,67 @@ fn wait_nodes_ready(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The probe script on this machine's `sh`, with `snap` and `microk8s` answering as given.
+    fn probe_with(microk8s: &str) -> std::process::Output {
+        let bin = tempfile::tempdir().unwrap();
+        let tool = |name: &str, body: &str| {
+            let p = bin.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        tool(
+            "snap",
+            "echo 'Name Version Rev Tracking Publisher Notes'; echo 'microk8s v1.32.3 1 1.32/stable canonical classic'",
+        );
+        tool("microk8s", microk8s);
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let user = String::from_utf8(
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        std::process::Command::new("sh")
+            .args(["-c", PROBE, "probe", user.trim(), "1"])
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    }
+
+    /// A controller whose node list cannot be read fails the probe (no @end): read as "no
+    /// nodes", it would have every worker joined again.
+    #[test]
+    fn a_probe_that_cannot_read_the_cluster_fails() {
+        let ok = probe_with(
+            "case \"$1 $2\" in 'status --wait-ready') echo 'microk8s:'; echo '  running: True';; 'kubectl get') echo '{\"items\": []}';; esac",
+        );
+        let text = String::from_utf8_lossy(&ok.stdout);
+        assert!(ok.status.success() && text.contains("@end"), "{ok:?}");
+        let f = parse_facts(&Sections::parse(&text, SECTIONS).unwrap());
+        assert_eq!(f.channel.as_deref(), Some("1.32/stable"));
+        let broken = probe_with(
+            "case \"$1 $2\" in 'status --wait-ready') echo 'microk8s:';; 'kubectl get') echo 'The connection to the server 127.0.0.1:16443 was refused' >&2; exit 1;; esac",
+        );
+        assert!(!broken.status.success(), "{broken:?}");
+        assert!(!String::from_utf8_lossy(&broken.stdout).contains("@end"));
+        // A MicroK8s that does not come up within the wait fails too, saying so.
+        let down = probe_with(
+            "echo 'microk8s is not running. Use microk8s inspect for a deeper inspection.'; exit 1",
+        );
+        assert!(!down.status.success());
+        assert!(
+            String::from_utf8_lossy(&down.stderr).contains("installed but not running"),
+            "{down:?}"
+        );
+    }
 
     #[test]
     fn probe_output_becomes_facts() {

@@ -38,33 +38,14 @@ const HOOK: &str = "jeeves-haproxy.sh";
 
 /// One round trip: tools, the live certificate, the files Jeeves manages (by SHA-256), and
 /// the service. Values come in as positional parameters.
-const PROBE: &str = r#"
-d="$1"; renew="$2"; shift 2
-echo "@tools"
-for t in haproxy certbot openssl; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done
-live="/etc/letsencrypt/live/$d"
-echo "@cert"
-if [ -r "$live/cert.pem" ] && [ -r "$live/privkey.pem" ] && [ -r "$live/fullchain.pem" ]; then
-  echo "names $(openssl x509 -in "$live/cert.pem" -noout -ext subjectAltName 2>/dev/null | tr ',' '\n' | sed -n 's/^ *DNS://p' | sort | tr '\n' ' ')"
-  echo "not_after $(date -d "$(openssl x509 -in "$live/cert.pem" -noout -enddate | cut -d= -f2)" +%s)"
-  if openssl x509 -in "$live/cert.pem" -noout -checkend "$renew" >/dev/null; then echo "fresh yes"; else echo "fresh no"; fi
-  echo "pem $(cat "$live/privkey.pem" "$live/fullchain.pem" | sha256sum | cut -d' ' -f1)"
-fi
-echo "@files"
-for f in "$@"; do [ -r "$f" ] && echo "$(sha256sum < "$f" | cut -d' ' -f1) $f"; done
-echo "@service"
-systemctl is-active haproxy 2>/dev/null | head -n1
-systemctl is-enabled haproxy 2>/dev/null | head -n1
-echo "@end"
-"#;
+const PROBE: &str = include_str!("scripts/probe.sh");
 
 /// Builds the HAProxy PEM from the lineage: key, then full chain; 0600; atomic.
-const WRITE_PEM: &str = r#"
-d="$1"; pem="$2"; umask 077
-mkdir -p "$(dirname "$pem")"
-cat "/etc/letsencrypt/live/$d/privkey.pem" "/etc/letsencrypt/live/$d/fullchain.pem" > "$pem.jeeves-tmp" &&
-  chmod 600 "$pem.jeeves-tmp" && mv -f "$pem.jeeves-tmp" "$pem"
-"#;
+const WRITE_PEM: &str = include_str!("scripts/write-pem.sh");
+
+/// The lineage as base64 of a tar.gz, for the cache; and its way back.
+const SAVE_CACHE: &str = include_str!("scripts/save-cache.sh");
+const RESTORE_CACHE: &str = include_str!("scripts/restore-cache.sh");
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct CertFacts {
@@ -438,12 +419,7 @@ impl Stage for TlsStage {
                     run(
                         &session,
                         RemoteCommand::new("sh")
-                            .args([
-                                "-c",
-                                r#"umask 077 && mkdir -p "$1" && tar xzf - -C "$1""#,
-                                "restore",
-                                LE,
-                            ])
+                            .args(["-c", RESTORE_CACHE, "restore", LE])
                             .stdin(tar),
                     )
                 })
@@ -648,13 +624,7 @@ fn cache_lineage(session: &SshSession, settings: &Settings, cert: &CertFacts) ->
     let d = &settings.domain;
     let out = run(
         session,
-        RemoteCommand::new("sh").args([
-            "-c",
-            r#"cd "$1" && tar czf - "live/$2" "archive/$2" "renewal/$2.conf" accounts | base64 -w0"#,
-            "cache",
-            LE,
-            d.as_str(),
-        ]),
+        RemoteCommand::new("sh").args(["-c", SAVE_CACHE, "cache", LE, d.as_str()]),
     )
     .context("reading the certificate lineage for the cache")?;
     let tar = base64::engine::general_purpose::STANDARD
@@ -706,6 +676,43 @@ fn install_config(session: &SshSession, settings: &Settings, config: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cache script on this machine's `sh` (dash, as on Ubuntu): a lineage tar cannot read
+    /// whole fails it and prints nothing, where `tar | base64` printed a partial archive and
+    /// exited 0 (dash has no pipefail).
+    #[test]
+    fn a_partial_lineage_is_never_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let le = dir.path();
+        for d in [
+            "live/chat.example.com",
+            "archive/chat.example.com",
+            "renewal",
+        ] {
+            std::fs::create_dir_all(le.join(d)).unwrap();
+        }
+        std::fs::write(le.join("live/chat.example.com/cert.pem"), "x").unwrap();
+        std::fs::write(le.join("renewal/chat.example.com.conf"), "x").unwrap();
+        let run = || {
+            std::process::Command::new("sh")
+                .args(["-c", SAVE_CACHE, "cache"])
+                .arg(le)
+                .arg("chat.example.com")
+                .output()
+                .unwrap()
+        };
+        // No `accounts` directory: tar fails.
+        let out = run();
+        assert!(!out.status.success(), "{out:?}");
+        assert!(out.stdout.is_empty(), "nothing cached: {out:?}");
+        std::fs::create_dir_all(le.join("accounts")).unwrap();
+        let out = run();
+        assert!(out.status.success(), "{out:?}");
+        let tar = base64::engine::general_purpose::STANDARD
+            .decode(&out.stdout)
+            .unwrap();
+        assert!(tar.starts_with(&[0x1f, 0x8b]), "a gzip archive");
+    }
 
     #[test]
     fn probe_output_becomes_facts() {

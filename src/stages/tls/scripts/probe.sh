@@ -1,0 +1,41 @@
+#!/bin/sh
+# The tls stage's probe, one round trip: tools, the live certificate, the files Jeeves manages
+# (by SHA-256) and the haproxy service. $1: the domain; $2: seconds a certificate must still be
+# valid to count as fresh; then the managed files' paths. Prints @sections and @end.
+set -eu
+d="$1"
+renew="$2"
+shift 2
+echo "@tools"
+for t in haproxy certbot openssl; do
+  if command -v "$t" >/dev/null 2>&1; then echo "$t"; fi
+done
+live="/etc/letsencrypt/live/$d"
+echo "@cert"
+if [ -r "$live/cert.pem" ] && [ -r "$live/privkey.pem" ] && [ -r "$live/fullchain.pem" ]; then
+  names=$(openssl x509 -in "$live/cert.pem" -noout -ext subjectAltName |
+    tr ',' '\n' | sed -n 's/^ *DNS://p' | sort | tr '\n' ' ')
+  echo "names $names"
+  end=$(openssl x509 -in "$live/cert.pem" -noout -enddate | cut -d= -f2)
+  not_after=$(date -d "$end" +%s)
+  echo "not_after $not_after"
+  if openssl x509 -in "$live/cert.pem" -noout -checkend "$renew" >/dev/null; then
+    echo "fresh yes"
+  else
+    echo "fresh no"
+  fi
+  pem=$(cat "$live/privkey.pem" "$live/fullchain.pem" | sha256sum | cut -d' ' -f1)
+  echo "pem $pem"
+fi
+echo "@files"
+for f in "$@"; do
+  if [ -r "$f" ]; then
+    sum=$(sha256sum <"$f" | cut -d' ' -f1)
+    echo "$sum $f"
+  fi
+done
+echo "@service"
+# is-active exits 3 when inactive: its words are the answer, not its status.
+systemctl is-active haproxy 2>/dev/null | head -n1
+systemctl is-enabled haproxy 2>/dev/null | head -n1
+echo "@end"
