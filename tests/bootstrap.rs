@@ -105,10 +105,39 @@ fn bootstrap_joins_what_is_missing_and_nothing_else() {
     );
     outputs += &run.stdout;
 
-    // Converged: the probe finds nothing to do and nothing is applied.
+    // Converged: the probe finds nothing to do and nothing is applied. This run logs in with a
+    // passphrase-protected key, the passphrase from JEEVES_SSH_KEY_PASSPHRASE.
+    let protected = t.path("protected_ed25519");
+    let (code, out) = common::tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "open-sesame-42",
+            "-f",
+            protected.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let public = std::fs::read_to_string(t.path("protected_ed25519.pub")).unwrap();
+    let authorized = lab.path("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&public);
+    std::fs::write(&authorized, keys).unwrap();
+    t.env("JEEVES_SSH_KEY_PATH", protected.to_str().unwrap());
+    let run = t.run(&["up", "--only", "bootstrap"]).expect(1);
+    assert!(
+        run.stderr.contains("protected_ed25519"),
+        "without the passphrase the key cannot be used:\n{}",
+        run.stderr
+    );
+    t.env("JEEVES_SSH_KEY_PASSPHRASE", "open-sesame-42");
     let run = t
         .run(&["--output", "json", "up", "--only", "bootstrap"])
         .expect(0);
+    assert!(!run.stdout.contains("open-sesame-42"));
     assert_eq!(planned_targets(&run), Vec::<String>::new());
     assert_eq!(run.stage_result("bootstrap"), "unchanged");
     assert!(!run.stdout.contains("host_progress"), "nothing was applied");

@@ -246,6 +246,7 @@ impl Settings {
             oplog_uri: env.get("MONGO_OPLOG_URI").map(str::to_string),
         });
         settings.mongo_source = env.describe("MONGO_URI");
+        settings.ssh.key_passphrase = env.get("JEEVES_SSH_KEY_PASSPHRASE").map(str::to_string);
         Ok(settings)
     }
 
