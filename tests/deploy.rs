@@ -301,6 +301,30 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         "converged again"
     );
 
+    // A new database URI: the secret changes and the release's Deployments roll (pods read
+    // MONGO_URL only when they start); the chart and Traefik stay as they are.
+    const MOVED: &str = "mongodb://rc:n3w-s3cr3t@db2.internal:27017/rocketchat?replicaSet=rs0";
+    t.env("MONGO_URI", MOVED);
+    let before = calls(&t).len();
+    let run = t
+        .run(&["--output", "json", "up", "--only", "deploy"])
+        .expect(0);
+    assert_eq!(run.stage_result("deploy"), "changed");
+    let v = verbs(&calls(&t), before);
+    assert!(
+        !v.iter().any(|x| x == "helm upgrade") && v.iter().any(|x| x == "kubectl rollout"),
+        "{v:?}"
+    );
+    let state = read_state();
+    let restarted = &state["objects"]["Deployment/psautoinfra/rocketchat-rocketchat"]["spec"]["template"]
+        ["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"];
+    assert!(restarted.is_string(), "the Rocket.Chat pods rolled");
+    assert!(!run.stdout.contains("n3w-s3cr3t") && !run.stderr.contains("n3w-s3cr3t"));
+    let run = t
+        .run(&["--output", "json", "up", "--only", "deploy"])
+        .expect(0);
+    assert_eq!(run.stage_result("deploy"), "unchanged", "{}", run.stdout);
+
     // A new chart version: only the release changes.
     t.env("JEEVES_HELM_VERSION", "7.0.2")
         .env("JEEVES_HELM_CHART", &chart("7.0.2"));

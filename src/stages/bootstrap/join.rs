@@ -18,6 +18,8 @@ use crate::ssh::{RemoteCommand, SshSession};
 
 use super::{exec_logged, wait_ready};
 
+const JOIN: &str = include_str!("scripts/join.sh");
+
 /// The controller's session, and the join URL its `add-node` issued.
 pub struct JoinToken<'a> {
     pub session: SshSession,
@@ -162,9 +164,10 @@ pub fn join(
     let mut url = lock().url()?;
     loop {
         attempts += 1;
-        let cmd = RemoteCommand::new("microk8s")
-            .args(["join", url.as_str(), "--worker"])
-            .sudo(sudo);
+        let cmd = RemoteCommand::new("sh")
+            .args(["-c", JOIN, "join"])
+            .sudo(sudo)
+            .stdin(format!("{url}\n").into_bytes());
         let out = exec_logged(worker, &cmd, reporter)?;
         if out.status == 0 {
             return Ok(());

@@ -227,6 +227,8 @@ struct Plan {
     traefik: bool,
     /// The MongoDB secret to apply (it differs from the live one, or is missing).
     secret: Option<MongoSecret>,
+    /// The secret exists and changes: pods read it only when they start, so they must roll.
+    secret_changes: bool,
     release: Release,
 }
 
@@ -431,6 +433,7 @@ impl Stage for DeployStage {
             ));
             secret = Some(wanted);
         }
+        let secret_changes = secret.is_some() && out.status.success();
 
         if !traefik
             && secret.is_none()
@@ -464,6 +467,7 @@ impl Stage for DeployStage {
             rendered,
             traefik,
             secret,
+            secret_changes,
             release,
         });
         Ok(changes)
@@ -611,6 +615,32 @@ impl Stage for DeployStage {
                 &format!("helm upgrade --install of release {}", s.helm.release),
             )?;
             cx.host(s.helm.release.clone(), "release deployed");
+        }
+        if plan.secret_changes {
+            // Rocket.Chat reads MONGO_URL from the secret when a pod starts: a changed database
+            // URI reaches it only through new pods. Every Deployment of the release rolls.
+            let selector = format!("app.kubernetes.io/instance={}", s.helm.release);
+            check(
+                tools
+                    .kubectl(
+                        cx,
+                        &[
+                            "rollout",
+                            "restart",
+                            "deployment",
+                            "-l",
+                            &selector,
+                            "-n",
+                            &s.helm.namespace,
+                        ],
+                    )
+                    .await?,
+                "restarting the release's Deployments after the MongoDB secret changed",
+            )?;
+            cx.host(
+                s.helm.release.clone(),
+                "Deployments restarted: their pods read the changed MongoDB secret",
+            );
         }
         if plan.traefik || plan.release != Release::Current || force {
             check_routes(&tools, cx, r).await?;
