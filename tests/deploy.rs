@@ -367,6 +367,58 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     std::fs::write(&route, good).unwrap();
     t.run(&["up", "--only", "deploy"]).expect(0);
 
+    // A helm killed mid-upgrade leaves its revision pending-upgrade, and every helm call after
+    // it fails ("another operation … is in progress"): the re-run rolls back to the last
+    // deployed revision, then upgrades, and the run after that is converged.
+    let mut state = read_state();
+    let history = state["releases"]["psautoinfra/rocketchat"]["history"]
+        .as_array_mut()
+        .unwrap();
+    let last = history.len();
+    history.push(
+        serde_json::json!({"revision": last + 1, "status": "pending-upgrade",
+        "chart": "rocketchat-7.0.2", "description": "Preparing upgrade"}),
+    );
+    std::fs::write(&cluster_state, state.to_string()).unwrap();
+    let before = calls(&t).len();
+    let run = t
+        .run(&["--output", "json", "up", "--only", "deploy"])
+        .expect(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "revision {} is pending-upgrade (a helm that was interrupted); roll back to revision {last}",
+            last + 1
+        )),
+        "{}",
+        run.stdout
+    );
+    let v = verbs(&calls(&t), before);
+    let at = |verb: &str| v.iter().position(|x| x == verb).unwrap_or(usize::MAX);
+    assert!(
+        at("helm rollback") < at("helm upgrade") && at("helm upgrade") < v.len(),
+        "{v:?}"
+    );
+    assert_eq!(
+        t.run(&["--output", "json", "up", "--only", "deploy"])
+            .expect(0)
+            .stage_result("deploy"),
+        "unchanged"
+    );
+    // An install killed before anything was deployed: uninstalled, then installed.
+    let mut state = read_state();
+    state["releases"]["psautoinfra/rocketchat"]["history"] = serde_json::json!([{"revision": 1,
+        "status": "pending-install", "chart": "rocketchat-7.0.2", "description": "Initial install underway"}]);
+    std::fs::write(&cluster_state, state.to_string()).unwrap();
+    let before = calls(&t).len();
+    t.run(&["up", "--only", "deploy"]).expect(0);
+    let v = verbs(&calls(&t), before);
+    let at = |verb: &str| v.iter().position(|x| x == verb).unwrap_or(usize::MAX);
+    assert!(
+        at("helm uninstall") < at("helm upgrade") && at("helm upgrade") < v.len(),
+        "{v:?}"
+    );
+    assert_eq!(unresolved_backends(&read_state()), Vec::<String>::new());
+
     // A failing helm: the stage fails with helm's own message.
     t.env("LAB_STANDIN_HELM_FAIL", "1");
     let run = t

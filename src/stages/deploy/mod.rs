@@ -26,10 +26,17 @@ use crate::stage_name::StageName;
 use crate::state::write_private;
 use crate::templates::{ROCKETCHAT_VALUES, TemplateContext, Templates};
 
+mod release;
 mod routes;
 mod secret;
 
+use release::Recovery;
 use secret::MongoSecret;
+
+/// The newest revision in `helm history -o json`, for messages.
+fn history_last(history: &str) -> Option<release::Revision> {
+    release::parse(history).ok()?.pop()
+}
 
 pub const HASH_ANNOTATION: &str = "jeeves.io/manifests-sha256";
 const FIELD_MANAGER: &str = "jeeves";
@@ -229,6 +236,8 @@ struct Plan {
     secret: Option<MongoSecret>,
     /// The secret exists and changes: pods read it only when they start, so they must roll.
     secret_changes: bool,
+    /// What an interrupted or failed helm left, to undo before the upgrade.
+    recovery: Option<Recovery>,
     release: Release,
 }
 
@@ -341,7 +350,7 @@ impl Stage for DeployStage {
                     "-n",
                     &s.helm.namespace,
                     "--max",
-                    "1",
+                    "50",
                     "-o",
                     "json",
                 ],
@@ -349,6 +358,7 @@ impl Stage for DeployStage {
             .await?;
         // helm names a chart `<Chart.yaml name>-<version>`, from a repository or a path alike.
         let chart = format!("{}-{}", crate::chart::CHART_NAME, s.helm.version);
+        let mut recovery = None;
         let release = if !history.status.success() {
             if history.stderr.contains("not found") {
                 Release::Install
@@ -360,22 +370,37 @@ impl Stage for DeployStage {
                 );
             }
         } else {
-            let last: serde_json::Value =
-                serde_json::from_str::<serde_json::Value>(&history.stdout)
-                    .ok()
-                    .and_then(|v| v.as_array().and_then(|a| a.last().cloned()))
-                    .unwrap_or_default();
-            let current = last["status"] == "deployed"
-                && last["chart"] == chart.as_str()
-                && last["description"]
-                    .as_str()
-                    .is_some_and(|d| d.contains(&format!("values-sha256={}", rendered.values_sha)));
-            if current {
-                Release::Current
-            } else {
-                Release::Upgrade
+            let revs = release::parse(&history.stdout)
+                .with_context(|| format!("reading the history of release {}", s.helm.release))?;
+            recovery = release::recovery(&revs);
+            let current = revs.last().is_some_and(|last| {
+                last.status == "deployed"
+                    && last.chart == chart
+                    && last
+                        .description
+                        .contains(&format!("values-sha256={}", rendered.values_sha))
+            });
+            match recovery {
+                Some(Recovery::Uninstall) => Release::Install,
+                _ if current => Release::Current,
+                _ => Release::Upgrade,
             }
         };
+        if let (Some(r), Some(last)) = (recovery, history_last(&history.stdout)) {
+            changes.push(Change::new(
+                "recover",
+                match r {
+                    Recovery::Rollback(rev) => format!(
+                        "helm release {}: revision {} is {} (a helm that was interrupted); roll back to revision {rev}, the last deployed",
+                        s.helm.release, last.revision, last.status
+                    ),
+                    Recovery::Uninstall => format!(
+                        "helm release {}: revision {} is {} and nothing was ever deployed; uninstall it, then install",
+                        s.helm.release, last.revision, last.status
+                    ),
+                },
+            ));
+        }
         // The MongoDB secret, compared in memory.
         let out = tools
             .kubectl(
@@ -468,6 +493,7 @@ impl Stage for DeployStage {
             traefik,
             secret,
             secret_changes,
+            recovery,
             release,
         });
         Ok(changes)
@@ -567,6 +593,41 @@ impl Stage for DeployStage {
             );
         }
 
+        if let Some(recovery) = plan.recovery {
+            let timeout = format!("{}s", s.helm.timeout.as_secs());
+            let ns = s.helm.namespace.as_str();
+            let rel = s.helm.release.as_str();
+            let (args, what) = match recovery {
+                Recovery::Rollback(rev) => {
+                    let rev = rev.to_string();
+                    let args: Vec<String> = [
+                        "rollback",
+                        rel,
+                        &rev,
+                        "-n",
+                        ns,
+                        "--wait",
+                        "--timeout",
+                        &timeout,
+                    ]
+                    .map(String::from)
+                    .to_vec();
+                    (args, format!("rolled back to revision {rev}"))
+                }
+                Recovery::Uninstall => (
+                    ["uninstall", rel, "-n", ns, "--wait", "--timeout", &timeout]
+                        .map(String::from)
+                        .to_vec(),
+                    "uninstalled (nothing had been deployed)".to_string(),
+                ),
+            };
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            check(
+                tools.helm(cx, &args).await?,
+                &format!("recovering release {rel} ({})", args[0]),
+            )?;
+            cx.host(rel.to_string(), what);
+        }
         if plan.release != Release::Current || force {
             let timeout = format!("{}s", s.helm.timeout.as_secs());
             let description = format!("jeeves values-sha256={}", r.values_sha);
