@@ -61,7 +61,7 @@ pub enum Command {
     /// Run the pipeline: probe each stage, plan, apply what changed.
     Up(UpArgs),
     /// Probe every stage and print what `up` would change; changes nothing.
-    Plan(SelectArgs),
+    Plan(PlanArgs),
     /// Inventory, per-stage last result and time, lock holder if any.
     Status,
     /// Tear the stack down: the DNS record, then terraform destroy.
@@ -98,6 +98,20 @@ pub struct UpArgs {
     /// A changed key is still refused.
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Apply a terraform plan that replaces or destroys resources without asking (for Jenkins;
+    /// on a terminal `up` asks instead, elsewhere it refuses with exit 2).
+    #[arg(long)]
+    pub allow_replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Exit 0 when nothing would change, 2 when changes are pending, 1 on an error (as
+    /// `terraform plan -detailed-exitcode`).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,8 @@ pub const SUCCESS: u8 = 0;
 pub const STAGE_FAILED: u8 = 1;
 /// Usage or configuration error; nothing remote was touched.
 pub const USAGE: u8 = 2;
+/// `plan --detailed-exitcode`: the plan has changes (as terraform's).
+pub const CHANGES_PENDING: u8 = 2;
 /// Another run holds the state lock.
 pub const LOCKED: u8 = 3;
 

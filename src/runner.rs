@@ -55,6 +55,8 @@ pub struct Runner<'a> {
     pub state_dir: &'a StateDir,
     pub reporter: &'a Reporter,
     pub host_keys: HostKeyPolicy,
+    /// `up --allow-replace`: a terraform plan may replace or destroy without asking.
+    pub allow_replace: bool,
 }
 
 impl Runner<'_> {
@@ -159,6 +161,7 @@ impl Runner<'_> {
             stage: name,
             force,
             host_keys: self.host_keys,
+            allow_replace: self.allow_replace,
             tunnel,
         };
         let changes = stage.probe(&mut cx).await?;

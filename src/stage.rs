@@ -22,6 +22,8 @@ pub struct StageContext<'a> {
     pub force: bool,
     /// `up --accept-new-host-keys` turns this to trust-on-first-use.
     pub host_keys: HostKeyPolicy,
+    /// `up --allow-replace`: destructive terraform plans are applied without asking.
+    pub allow_replace: bool,
     /// The tunnel to the cluster API, opened by the tunnel stage for the stages after it and
     /// closed when the run ends.
     pub tunnel: &'a mut Option<Tunnel>,

@@ -120,6 +120,55 @@ fn a_changed_variable_is_planned_and_applied() {
     );
 }
 
+/// A plan that destroys (or replaces) resources is shown first and loudly, `plan
+/// --detailed-exitcode` says changes are pending, and `up` without a terminal refuses it with
+/// exit 2 naming the resources, until `--allow-replace`.
+#[test]
+fn a_destructive_plan_is_refused_unless_allowed() {
+    let t = Test::new();
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    t.run(&["plan", "--detailed-exitcode", "--only", "terraform"])
+        .expect(0);
+    let text = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
+    let one_worker = text.replace(
+        "  { hostname = \"worker-2\", public_ip = \"10.77.0.12\", private_ip = \"10.77.0.12\" },\n",
+        "",
+    );
+    assert_ne!(one_worker, text);
+    t.write("pipelines/lab.toml", &one_worker);
+    let plan = t
+        .run(&["plan", "--detailed-exitcode", "--only", "terraform"])
+        .expect(2);
+    assert!(
+        plan.stdout.contains(
+            "terraform would REPLACE or DESTROY 1 resource(s): destroy terraform_data.worker[1]"
+        ),
+        "{}",
+        plan.stdout
+    );
+    let run = t.run(&["up", "--only", "terraform"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("would replace or destroy:\n  destroy terraform_data.worker[1]")
+            && run.stderr.contains("--allow-replace"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        t.state()["inventory"]["workers"].as_array().unwrap().len(),
+        2,
+        "nothing was applied"
+    );
+    t.run(&["up", "--only", "terraform", "--allow-replace"])
+        .expect(0);
+    assert_eq!(
+        t.state()["inventory"]["workers"].as_array().unwrap().len(),
+        1
+    );
+    t.run(&["plan", "--detailed-exitcode", "--only", "terraform"])
+        .expect(0);
+}
+
 #[test]
 fn plain_output_has_no_terminal_codes_and_a_summary() {
     let t = Test::new();

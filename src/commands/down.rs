@@ -85,6 +85,7 @@ async fn teardown(
             stage: StageName::Dns,
             force: false,
             host_keys: HostKeyPolicy::Strict,
+            allow_replace: false,
             tunnel: &mut None,
         };
         if let Err(e) = dns::remove_record(&mut cx).await {
@@ -112,6 +113,7 @@ async fn teardown(
         stage: StageName::Terraform,
         force: false,
         host_keys: HostKeyPolicy::Strict,
+        allow_replace: false,
         tunnel: &mut None,
     };
     let outcome = async {

@@ -1,7 +1,7 @@
 use anyhow::Result;
 
 use super::Session;
-use crate::cli::{GlobalArgs, SelectArgs};
+use crate::cli::{GlobalArgs, PlanArgs};
 use crate::config::Settings;
 use crate::report::Redactor;
 use crate::runner::{self, Mode};
@@ -12,19 +12,27 @@ pub async fn run(
     g: &GlobalArgs,
     settings: &Settings,
     redactor: Redactor,
-    args: &SelectArgs,
+    args: &PlanArgs,
 ) -> Result<u8> {
-    let stages = runner::select(args)?;
+    let stages = runner::select(&args.select)?;
     super::check_ssh_key_for(settings, &stages)?;
     let session = Session::open(g, settings, redactor, "plan")?;
-    super::up::execute(
+    let (code, changes) = super::up::execute(
         settings,
         &session,
         Mode::Plan,
         &stages,
-        &[],
-        HostKeyPolicy::Strict,
+        &super::up::Options {
+            force: &[],
+            host_keys: HostKeyPolicy::Strict,
+            allow_replace: false,
+        },
         "plan",
     )
-    .await
+    .await?;
+    Ok(if args.detailed_exitcode && changes {
+        crate::exit_code::CHANGES_PENDING
+    } else {
+        code
+    })
 }

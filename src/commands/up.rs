@@ -30,28 +30,39 @@ pub async fn run(
     } else {
         HostKeyPolicy::Strict
     };
-    execute(
+    let (code, _) = execute(
         settings,
         &session,
         Mode::Up,
         &stages,
-        &args.force,
-        host_keys,
+        &Options {
+            force: &args.force,
+            host_keys,
+            allow_replace: args.allow_replace,
+        },
         "up",
     )
-    .await
+    .await?;
+    Ok(code)
 }
 
-/// Shared by `up` and `plan`: run the stages and report the run.
+/// How `up` (or `plan`) may act.
+pub(super) struct Options<'a> {
+    pub force: &'a [crate::stage_name::StageName],
+    pub host_keys: HostKeyPolicy,
+    pub allow_replace: bool,
+}
+
+/// Shared by `up` and `plan`: run the stages and report the run. Returns the exit code and
+/// whether any stage planned changes.
 pub(super) async fn execute(
     settings: &Settings,
     session: &Session,
     mode: Mode,
     stages: &[crate::stage_name::StageName],
-    force: &[crate::stage_name::StageName],
-    host_keys: HostKeyPolicy,
+    opts: &Options<'_>,
     command: &str,
-) -> Result<u8> {
+) -> Result<(u8, bool)> {
     let started = Instant::now();
     let reporter = &session.reporter;
     let mut state = session.state_dir.load()?;
@@ -64,8 +75,13 @@ pub(super) async fn execute(
         settings,
         state_dir: &session.state_dir,
         reporter,
-        host_keys,
+        host_keys: opts.host_keys,
+        allow_replace: opts.allow_replace,
     };
-    let report = runner.run(mode, stages, force, &mut state).await;
-    super::finish_run(session, started, report.into_result())
+    let report = runner.run(mode, stages, opts.force, &mut state).await;
+    let changes = report
+        .results
+        .iter()
+        .any(|(_, r)| *r == crate::state::StageResult::Changed);
+    super::finish_run(session, started, report.into_result()).map(|code| (code, changes))
 }

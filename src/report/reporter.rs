@@ -16,6 +16,10 @@ pub(super) trait Sink: Send {
     fn finish(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Runs `f` with the sink's live display (a terminal's bars) out of the way.
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 }
 
 pub struct ReporterOptions {
@@ -98,6 +102,19 @@ impl Reporter {
             level,
             message: message.into(),
         });
+    }
+
+    /// Runs `f` (a question on the terminal) with the progress bars out of the way.
+    pub fn pause<T>(&self, f: impl FnOnce() -> T) -> T {
+        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = Some(f);
+        let mut out = None;
+        let mut call = || out = f.take().map(|f| f());
+        match sinks.first() {
+            Some(display) => display.suspend(&mut call),
+            None => call(),
+        }
+        out.expect("suspend runs its closure")
     }
 
     pub fn finish(&self) -> Result<()> {

@@ -47,6 +47,10 @@ impl TtySink {
 }
 
 impl Sink for TtySink {
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        self.multi.suspend(f)
+    }
+
     fn event(&mut self, _: SystemTime, event: &Event) {
         match event {
             Event::RunStarted { .. } => {}

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tokio::process::Command;
 
 use crate::config::Settings;
+use crate::exit_code::UsageError;
 use crate::process;
 use crate::report::{Change, Level, Reporter};
 use crate::stage::{Stage, StageContext};
@@ -22,6 +23,39 @@ const VARS_FILE: &str = "terraform.tfvars.json";
 pub struct TerraformStage {
     /// Set by the probe when the saved plan has changes to apply.
     plan_has_changes: bool,
+    /// `replace ADDRESS` / `destroy ADDRESS` in the saved plan.
+    destructive: Vec<String>,
+}
+
+fn is_destructive(c: &Change) -> bool {
+    c.action == "replace" || c.action == "destroy"
+}
+
+/// A plan that replaces or destroys resources is applied only when the user says so: on a
+/// terminal by typing `yes` after seeing what would go; elsewhere only with `--allow-replace`
+/// (exit 2 otherwise, nothing applied).
+fn confirm_destruction(cx: &StageContext<'_>, what: &[String]) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let list = what.join("\n  ");
+    if !std::io::stdin().is_terminal() || std::env::var_os("CI").is_some() {
+        return Err(UsageError(format!(
+            "the terraform plan would replace or destroy:\n  {list}\nNothing was applied. Their data goes with them: if that is intended, run `jeeves up --allow-replace`, or run on a terminal to confirm"
+        ))
+        .into());
+    }
+    let answer = cx.reporter.pause(|| -> Result<String> {
+        eprint!(
+            "\nThe terraform plan would REPLACE or DESTROY:\n  {list}\nTheir data goes with them. Type `yes` to apply: "
+        );
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        Ok(answer)
+    })?;
+    if answer.trim() != "yes" {
+        return Err(UsageError("not confirmed; nothing was applied".into()).into());
+    }
+    Ok(())
 }
 
 /// The terraform binary, run in the configuration directory with Jeeves' variables.
@@ -198,8 +232,22 @@ impl Stage for TerraformStage {
         cx.info("terraform init");
         tf.init().await?;
         cx.info("terraform plan");
-        let changes = tf.plan().await?;
+        let mut changes = tf.plan().await?;
         self.plan_has_changes = !changes.is_empty();
+        // What would go comes first, and loudly: a routine repair must not rebuild the cluster.
+        changes.sort_by_key(|c| !is_destructive(c));
+        self.destructive = changes
+            .iter()
+            .filter(|c| is_destructive(c))
+            .map(|c| format!("{} {}", c.action, c.target))
+            .collect();
+        if !self.destructive.is_empty() {
+            cx.warn(format!(
+                "terraform would REPLACE or DESTROY {} resource(s): {}. Their data goes with them; `up` asks first (or needs --allow-replace)",
+                self.destructive.len(),
+                self.destructive.join(", ")
+            ));
+        }
         if changes.is_empty() {
             // Nothing to apply, but the inventory may be missing (fresh checkout, remote
             // backend) or stale: refresh it from the outputs.
@@ -214,6 +262,9 @@ impl Stage for TerraformStage {
 
     async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
         let tf = Terraform::new(cx.settings, cx.state_dir, cx.reporter, cx.stage)?;
+        if !self.destructive.is_empty() && !cx.allow_replace {
+            confirm_destruction(cx, &self.destructive)?;
+        }
         if self.plan_has_changes {
             tf.apply_plan(cx).await?;
         } else {

@@ -13,6 +13,13 @@ data "aws_ami" "ubuntu" {
   }
 }
 
+# The lookup above moves the day Canonical publishes a newer image; instances must not follow it
+# on their own (that replaces every node, and the cluster's data with it): they ignore AMI
+# changes once created. New instances (a worker added) get var.ami_id, or the newest image.
+locals {
+  ami = var.ami_id != "" ? var.ami_id : data.aws_ami.ubuntu.id
+}
+
 resource "aws_key_pair" "this" {
   key_name   = "${var.project}-jeeves"
   public_key = var.ssh_public_key
@@ -21,7 +28,7 @@ resource "aws_key_pair" "this" {
 # Tags used by Jeeves: Project = var.project and Role = controller | worker (the dns stage finds
 # the controller by exactly these when state is missing).
 resource "aws_instance" "controller" {
-  ami                    = data.aws_ami.ubuntu.id
+  ami                    = local.ami
   instance_type          = var.controller_instance_type
   subnet_id              = local.subnet_id
   key_name               = aws_key_pair.this.key_name
@@ -41,11 +48,15 @@ resource "aws_instance" "controller" {
     Name = "${var.project}-controller"
     Role = "controller"
   }
+
+  lifecycle {
+    ignore_changes = [ami]
+  }
 }
 
 resource "aws_instance" "worker" {
   count                  = var.worker_count
-  ami                    = data.aws_ami.ubuntu.id
+  ami                    = local.ami
   instance_type          = var.worker_instance_type
   subnet_id              = local.subnet_id
   key_name               = aws_key_pair.this.key_name
@@ -64,6 +75,10 @@ resource "aws_instance" "worker" {
   tags = {
     Name = "${var.project}-worker-${count.index + 1}"
     Role = "worker"
+  }
+
+  lifecycle {
+    ignore_changes = [ami]
   }
 }
 

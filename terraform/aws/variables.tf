@@ -71,6 +71,12 @@ variable "vpc_cidr" {
   description = "CIDR of the new VPC (create_vpc = true)."
 }
 
+variable "ami_id" {
+  type        = string
+  default     = ""
+  description = "An explicit AMI for instances created from now on. Empty: the newest Canonical image of ubuntu_release. Existing instances keep the image they were created with (ignore_changes): moving one is a deliberate replacement."
+}
+
 variable "ubuntu_release" {
   type        = string
   default     = "noble-24.04"
