@@ -162,6 +162,30 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
     assert_eq!(orders(&lab), 1, "no new ACME order");
     assert_eq!(haproxy_pid(&lab), pid, "no reload");
 
+    // A run killed after writing the PEM but before the reload (or whose reload failed): the
+    // files on disk are right, the running haproxy has not loaded them. Decided from the
+    // running process, the re-run reloads; the run after it is unchanged.
+    on_controller(
+        &lab,
+        "touch /etc/haproxy/certs/chat.jeeves.test.pem /etc/haproxy/haproxy.cfg",
+    );
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    assert!(
+        run.stdout.contains("the running process has not loaded"),
+        "{}",
+        run.stdout
+    );
+    assert_ne!(haproxy_pid(&lab), pid, "reloaded");
+    assert_eq!(orders(&lab), 1, "no new ACME order");
+    let pid = haproxy_pid(&lab);
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    assert_eq!(run.stage_result("tls"), "unchanged", "{}", run.stdout);
+    assert_eq!(haproxy_pid(&lab), pid);
+
     // Renewal works without Jeeves: the hooks free port 80 and bring haproxy back.
     for hook in ["pre", "post", "deploy"] {
         on_controller(

@@ -62,12 +62,16 @@ struct Facts {
     cert: Option<CertFacts>,
     /// Path → SHA-256, for the files that exist.
     files: BTreeMap<String, String>,
+    /// Path → modification time (ms since the epoch).
+    mtimes: BTreeMap<String, i64>,
+    /// When the running haproxy last loaded its files: its newest process's start (ms).
+    loaded_at: Option<i64>,
     active: bool,
     enabled: bool,
 }
 
 /// The sections PROBE prints.
-const SECTIONS: &[&str] = &["tools", "cert", "files", "service"];
+const SECTIONS: &[&str] = &["tools", "cert", "files", "service", "loaded"];
 
 fn parse_facts(p: &Sections) -> Facts {
     let mut cert = CertFacts::default();
@@ -86,9 +90,18 @@ fn parse_facts(p: &Sections) -> Facts {
         cert: (!cert.pem.is_empty()).then_some(cert),
         files: p
             .lines("files")
-            .filter_map(|l| l.split_once(' '))
-            .map(|(sha, path)| (path.to_string(), sha.to_string()))
+            .filter_map(|l| l.splitn(3, ' ').nth(2).zip(l.split(' ').next()))
+            .map(|(path, sha)| (path.to_string(), sha.to_string()))
             .collect(),
+        mtimes: p
+            .lines("files")
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ' ');
+                let (_, mtime, path) = (f.next()?, f.next()?, f.next()?);
+                Some((path.to_string(), mtime.parse().ok()?))
+            })
+            .collect(),
+        loaded_at: p.values("loaded").last().and_then(|v| v.parse().ok()),
         active: service.first() == Some(&"active"),
         enabled: service.get(1) == Some(&"enabled"),
     }
@@ -167,6 +180,21 @@ struct Plan {
     config: String,
     /// The lineage on the host is good but the state dir has no fresh copy of it.
     cache_refresh: bool,
+    /// Files changed after the running haproxy loaded them: a reload that never happened (a
+    /// run killed after writing them, or a reload that failed).
+    unloaded: Vec<String>,
+}
+
+/// Of `paths`, those modified after the running haproxy last loaded its files.
+fn unloaded<'a>(facts: &Facts, paths: &[&'a str]) -> Vec<&'a str> {
+    let Some(loaded) = facts.loaded_at.filter(|_| facts.active) else {
+        return Vec::new();
+    };
+    paths
+        .iter()
+        .copied()
+        .filter(|p| facts.mtimes.get(*p).is_some_and(|m| *m > loaded))
+        .collect()
 }
 
 fn hooks(settings: &Settings) -> Vec<(String, String)> {
@@ -351,6 +379,22 @@ impl Stage for TlsStage {
         if !facts.active || !facts.enabled {
             changes.push(Change::new("start", "haproxy (enabled, active)"));
         }
+        let unloaded: Vec<String> = unloaded(
+            &facts,
+            &[&settings.haproxy.config_path, &settings.haproxy.pem_path],
+        )
+        .into_iter()
+        .map(String::from)
+        .collect();
+        if !unloaded.is_empty() {
+            changes.push(Change::new(
+                "reload",
+                format!(
+                    "haproxy: the running process has not loaded {} (changed after it started: a reload that never happened)",
+                    unloaded.join(", ")
+                ),
+            ));
+        }
         // The host's lineage is newer than the cached one (renewed by certbot since): keep the
         // newer one for the next rebuild.
         let cache_refresh = cert == CertAction::Keep
@@ -375,6 +419,7 @@ impl Stage for TlsStage {
             hooks,
             config,
             cache_refresh,
+            unloaded,
         });
         Ok(changes)
     }
@@ -485,7 +530,7 @@ impl Stage for TlsStage {
                     RemoteCommand::new("systemctl").args(["start", "haproxy"]),
                 )?;
                 cx.host(&host, "haproxy started");
-            } else if pem_changed || config_changed {
+            } else if pem_changed || config_changed || !plan.unloaded.is_empty() {
                 run(
                     &session,
                     RemoteCommand::new("systemctl").args(["reload", "haproxy"]),
@@ -716,27 +761,39 @@ mod tests {
 
     #[test]
     fn probe_output_becomes_facts() {
-        let out = "@tools\nhaproxy\nopenssl\n@cert\nnames chat.example.com \nnot_after 1790000000\nfresh yes\npem abc\n@files\nabc /etc/haproxy/certs/chat.example.com.pem\ndef /etc/haproxy/haproxy.cfg\n@service\nactive\nenabled\n@end\n";
+        let out = "@tools\nhaproxy\nopenssl\n@cert\nnames chat.example.com \nnot_after 1790000000\nfresh yes\npem abc\n@files\nabc 1790000000123 /etc/haproxy/certs/chat.example.com.pem\ndef 1790000000456 /etc/haproxy/haproxy.cfg\n@service\nactive\nenabled\n@loaded\n1790000000200\n@end\n";
         let f = parse_facts(&Sections::parse(out, SECTIONS).unwrap());
         assert_eq!(
             f.tools,
             BTreeSet::from(["haproxy".to_string(), "openssl".to_string()])
         );
-        let c = f.cert.unwrap();
+        let c = f.cert.clone().unwrap();
         assert_eq!(c.names, vec!["chat.example.com".to_string()]);
         assert_eq!(c.not_after, 1_790_000_000);
         assert!(c.fresh);
         assert_eq!(f.files["/etc/haproxy/haproxy.cfg"], "def");
         assert!(f.active && f.enabled);
+        // The config changed after the running haproxy started; the PEM before.
+        assert_eq!(f.loaded_at, Some(1_790_000_000_200));
+        assert_eq!(
+            unloaded(
+                &f,
+                &[
+                    "/etc/haproxy/certs/chat.example.com.pem",
+                    "/etc/haproxy/haproxy.cfg"
+                ]
+            ),
+            ["/etc/haproxy/haproxy.cfg"]
+        );
 
         let bare = parse_facts(
             &Sections::parse(
-                "@tools\n@cert\n@files\n@service\ninactive\ndisabled\n@end\n",
+                "@tools\n@cert\n@files\n@service\ninactive\ndisabled\n@loaded\n@end\n",
                 SECTIONS,
             )
             .unwrap(),
         );
         assert!(bare.cert.is_none() && bare.tools.is_empty() && bare.files.is_empty());
-        assert!(!bare.active && !bare.enabled);
+        assert!(!bare.active && !bare.enabled && bare.loaded_at.is_none());
     }
 }

@@ -28,14 +28,31 @@ if [ -r "$live/cert.pem" ] && [ -r "$live/privkey.pem" ] && [ -r "$live/fullchai
   echo "pem $pem"
 fi
 echo "@files"
+# SHA-256, modification time (ms) and path of each managed file.
 for f in "$@"; do
   if [ -r "$f" ]; then
     sum=$(sha256sum <"$f" | cut -d' ' -f1)
-    echo "$sum $f"
+    mtime=$(stat -c '%.3Y' "$f" | tr -d .)
+    echo "$sum $mtime $f"
   fi
 done
 echo "@service"
 # is-active exits 3 when inactive: its words are the answer, not its status.
 systemctl is-active haproxy 2>/dev/null | head -n1
 systemctl is-enabled haproxy 2>/dev/null | head -n1
+echo "@loaded"
+# When the running haproxy last read its config and PEM (ms): the start of its newest process. A
+# reload starts new processes (the master of master-worker mode re-executes in place and
+# starts new workers), so a file changed after it is one the running haproxy has not loaded.
+ticks=$(getconf CLK_TCK)
+boot=$(awk '/^btime/ {print $2}' /proc/stat)
+newest=""
+pids=$(pgrep -x haproxy) || pids="" # pgrep exits 1 when none runs: that is the answer
+for p in $pids; do
+  if [ -r "/proc/$p/stat" ]; then
+    start=$(awk '{print $22}' "/proc/$p/stat")
+    if [ -z "$newest" ] || [ "$start" -gt "$newest" ]; then newest=$start; fi
+  fi
+done
+if [ -n "$newest" ]; then echo $((boot * 1000 + newest * 1000 / ticks)); fi
 echo "@end"
