@@ -25,6 +25,9 @@ pub fn for_error(err: &anyhow::Error) -> u8 {
         if cause.is::<LockBusy>() {
             return LOCKED;
         }
+        if let Some(crate::interrupt::Interrupted(sig)) = cause.downcast_ref() {
+            return 128 + *sig as u8;
+        }
     }
     STAGE_FAILED
 }

@@ -44,8 +44,26 @@ pub fn tail(stdout: &str, stderr: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The next line of a child's output, bytes that are not UTF-8 replaced rather than fatal
+/// (a tool's odd byte must not abort the run while the tool is mid-apply).
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    if r.read_until(b'\n', &mut buf).await? == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
 /// Runs `cmd`, streaming each stdout line to `on_stdout` and each stderr line to the log, and
-/// returns the whole output. The child is killed if the future is dropped.
+/// returns the whole output. The child runs in a process group of its own, so a Ctrl-C on the
+/// terminal reaches Jeeves alone: on the first interrupt (`interrupt`) Jeeves sends the child one
+/// SIGINT and waits for it to stop cleanly (terraform finishes its operations and unlocks its
+/// state). It is killed only if the future is dropped.
 pub async fn run(
     cmd: &mut Command,
     stage: StageName,
@@ -56,26 +74,40 @@ pub async fn run(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
-    let mut out = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let mut err = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let mut out = BufReader::new(child.stdout.take().expect("piped"));
+    let mut err = BufReader::new(child.stderr.take().expect("piped"));
     let (mut stdout, mut stderr) = (String::new(), String::new());
     let (mut out_open, mut err_open) = (true, true);
+    let mut forwarded = false;
     while out_open || err_open {
         tokio::select! {
-            line = out.next_line(), if out_open => match line? {
+            line = next_line(&mut out), if out_open => match line? {
                 Some(l) => { on_stdout(&l); stdout.push_str(&l); stdout.push('\n'); }
                 None => out_open = false,
             },
-            line = err.next_line(), if err_open => match line? {
+            line = next_line(&mut err), if err_open => match line? {
                 Some(l) => {
                     reporter.log(Some(stage), Level::Output, l.clone());
                     stderr.push_str(&l); stderr.push('\n');
                 }
                 None => err_open = false,
+            },
+            _ = crate::interrupt::wait(), if !forwarded => {
+                forwarded = true;
+                if let Some(pid) = child.id() {
+                    reporter.log(
+                        Some(stage),
+                        Level::Warn,
+                        format!("interrupted: asking {program} to stop (SIGINT) and waiting for it"),
+                    );
+                    // SAFETY: kill(2) on the child's pid; it is ours and not yet reaped.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+                }
             },
         }
     }

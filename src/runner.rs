@@ -94,6 +94,13 @@ impl Runner<'_> {
                 )
                 .await;
             let duration_ms = started.elapsed().as_millis() as u64;
+            // Interrupted (Ctrl-C, a Jenkins abort): the stage stopped at its safe point; no
+            // further stage starts, and the exit code says why (130/143).
+            let outcome = match (outcome, crate::interrupt::received()) {
+                (Err(e), Some(sig)) => Err(anyhow::Error::from(crate::interrupt::Interrupted(sig))
+                    .context(format!("{e:#}"))),
+                (outcome, _) => outcome,
+            };
             let (result, error) = match &outcome {
                 Ok(r) => (*r, None),
                 Err(e) => (StageResult::Failed, Some(format!("{e:#}"))),
@@ -124,6 +131,8 @@ impl Runner<'_> {
             }
             if let Err(e) = outcome {
                 report.failed = Some((name, e));
+            } else if let Some(sig) = crate::interrupt::received() {
+                report.failed = Some((name, crate::interrupt::Interrupted(sig).into()));
             }
         }
         report

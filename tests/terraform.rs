@@ -436,3 +436,150 @@ fn deploy_inputs_missing_on_this_machine_are_config_errors() {
     // Other stages do not need them.
     t.run(&["up", "--only", "terraform"]).expect(0);
 }
+
+/// A fake terraform for the interrupt tests: the real one for everything but `apply` (Jeeves
+/// runs `terraform -chdir=DIR apply …`), which
+/// writes `started`, then runs for `seconds` (recording `int` if SIGINT reaches it and stopping
+/// cleanly, unless `ignore_int`).
+fn slow_apply(t: &Test, seconds: u32, ignore_int: bool) -> String {
+    let script = t.path("slow-terraform");
+    let on_int = if ignore_int {
+        "trap 'echo ignored >> \"$MARK\"' INT".to_string()
+    } else {
+        "trap 'echo \"terraform: interrupt received, stopping\" >&2; echo int >> \"$MARK\"; exit 1' INT".to_string()
+    };
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nMARK={mark}\nif [ \"$2\" = apply ]; then\n  {on_int}\n  echo started > {started}\n  i=0\n  while [ $i -lt {ticks} ]; do sleep 0.1; i=$((i + 1)); done\n  echo finished >> \"$MARK\"\n  exit 0\nfi\nexec {real} \"$@\"\n",
+            mark = t.path("mark").display(),
+            started = t.path("started").display(),
+            ticks = seconds * 10,
+            real = which_terraform(),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}
+
+fn wait_for(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Ctrl-C during `terraform apply`: terraform gets one SIGINT of its own and stops cleanly (not
+/// killed), no further stage starts, the stage is recorded as failed, the log is complete, the
+/// lock is released, and Jeeves exits 130. The next run converges.
+#[test]
+fn an_interrupt_lets_terraform_stop_cleanly_and_exits_130() {
+    let mut t = Test::new();
+    let fake = slow_apply(&t, 30, false);
+    t.env("JEEVES_TOOLS_TERRAFORM", &fake);
+    let child = t
+        .command(&[
+            "--output",
+            "plain",
+            "up",
+            "--only",
+            "terraform",
+            "--only",
+            "dns",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&t.path("started"));
+    let sent = std::time::Instant::now();
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(10),
+        "stopped promptly"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path("mark")).unwrap(),
+        "int\n",
+        "terraform got one SIGINT and stopped itself"
+    );
+    assert!(
+        stderr.contains("interrupted by SIGINT (Ctrl-C)"),
+        "{stderr}"
+    );
+    let state = t.state();
+    assert_eq!(state["stages"]["terraform"]["result"], "failed");
+    assert!(
+        state["stages"]["terraform"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{state}"
+    );
+    assert!(state["stages"]["dns"].is_null(), "no further stage ran");
+    let log = std::fs::read_dir(t.path(".jeeves/lab/logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(
+        log.contains("terraform: interrupt received, stopping")
+            && log.contains("interrupted by SIGINT"),
+        "the log's tail is there:\n{log}"
+    );
+    // The lock is free and the next run converges with the real terraform.
+    t.env("JEEVES_TOOLS_TERRAFORM", &which_terraform());
+    t.run(&["up", "--only", "terraform"]).expect(0);
+}
+
+/// A second signal exits at once, even while a tool ignores the first; SIGTERM exits 143.
+#[test]
+fn a_second_signal_exits_at_once() {
+    let mut t = Test::new();
+    let fake = slow_apply(&t, 6, true);
+    t.env("JEEVES_TOOLS_TERRAFORM", &fake);
+    let child = t
+        .command(&["up", "--only", "terraform"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&t.path("started"));
+    signal(&child, "-TERM");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = std::time::Instant::now();
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{out:?}");
+    assert!(sent.elapsed() < std::time::Duration::from_secs(3));
+    // The tool, in its own process group, was asked once and left to finish: not killed.
+    let mark = t.path("mark");
+    wait_for(&mark);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&mark).unwrap().contains("finished") {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&mark).unwrap(),
+        "ignored\nfinished\n"
+    );
+}

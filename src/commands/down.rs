@@ -40,6 +40,7 @@ pub async fn run(
             return Err(UsageError("not confirmed; nothing was destroyed".into()).into());
         }
     }
+    crate::interrupt::install()?;
     let session = Session::open(g, settings, redactor, "down")?;
     let reporter = &session.reporter;
     let started = Instant::now();

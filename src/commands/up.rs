@@ -63,6 +63,7 @@ pub(super) async fn execute(
     opts: &Options<'_>,
     command: &str,
 ) -> Result<(u8, bool)> {
+    crate::interrupt::install()?;
     let started = Instant::now();
     let reporter = &session.reporter;
     let mut state = session.state_dir.load()?;

@@ -163,6 +163,7 @@ pub fn join(
     let mut attempts = 0;
     let mut url = lock().url()?;
     loop {
+        crate::interrupt::check()?;
         attempts += 1;
         let cmd = RemoteCommand::new("sh")
             .args(["-c", JOIN, "join"])

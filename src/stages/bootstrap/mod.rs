@@ -640,6 +640,7 @@ fn wait_nodes_ready(
     let deadline = Instant::now() + timeout;
     let mut delay = Duration::from_millis(250);
     loop {
+        crate::interrupt::check()?;
         let mut pending: BTreeSet<String> = names.iter().cloned().collect();
         if pending.is_empty() {
             return Ok(pending);
