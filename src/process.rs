@@ -59,8 +59,19 @@ async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
     Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
 }
 
+/// How long a tool may run, and the setting that says so (for the error).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub within: std::time::Duration,
+    pub setting: &'static str,
+}
+
+/// After a deadline (or an interrupt) a tool gets SIGINT and this long to stop before SIGKILL.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs `cmd`, streaming each stdout line to `on_stdout` and each stderr line to the log, and
-/// returns the whole output. The child runs in a process group of its own, so a Ctrl-C on the
+/// returns the whole output. Past `deadline` the child is asked to stop (SIGINT), killed after
+/// a grace period, and the run fails naming the setting: every wait is bounded. The child runs in a process group of its own, so a Ctrl-C on the
 /// terminal reaches Jeeves alone: on the first interrupt (`interrupt`) Jeeves sends the child one
 /// SIGINT and waits for it to stop cleanly (terraform finishes its operations and unlocks its
 /// state). It is killed only if the future is dropped.
@@ -68,6 +79,7 @@ pub async fn run(
     cmd: &mut Command,
     stage: StageName,
     reporter: &Reporter,
+    deadline: Deadline,
     mut on_stdout: impl FnMut(&str),
 ) -> Result<Output> {
     let program = describe(cmd);
@@ -84,6 +96,9 @@ pub async fn run(
     let (mut stdout, mut stderr) = (String::new(), String::new());
     let (mut out_open, mut err_open) = (true, true);
     let mut forwarded = false;
+    let limit = tokio::time::Instant::now() + deadline.within;
+    let mut timed_out = false;
+    let mut kill_at = None;
     while out_open || err_open {
         tokio::select! {
             line = next_line(&mut out), if out_open => match line? {
@@ -108,6 +123,28 @@ pub async fn run(
                     // SAFETY: kill(2) on the child's pid; it is ours and not yet reaped.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
                 }
+                kill_at = Some(tokio::time::Instant::now() + GRACE);
+            },
+            _ = tokio::time::sleep_until(limit), if !timed_out => {
+                timed_out = true;
+                reporter.log(
+                    Some(stage),
+                    Level::Warn,
+                    format!(
+                        "{program} ran longer than {}s ({}): asking it to stop",
+                        deadline.within.as_secs(),
+                        deadline.setting
+                    ),
+                );
+                if let Some(pid) = child.id() {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+                }
+                kill_at.get_or_insert(tokio::time::Instant::now() + GRACE);
+            },
+            _ = async { tokio::time::sleep_until(kill_at.expect("guarded")).await }, if kill_at.is_some() => {
+                kill_at = None;
+                child.start_kill().ok();
             },
         }
     }
@@ -115,6 +152,14 @@ pub async fn run(
         .wait()
         .await
         .with_context(|| format!("waiting for {program}"))?;
+    if timed_out {
+        bail!(
+            "{program} ran longer than {}s ({}) and was stopped:\n{}",
+            deadline.within.as_secs(),
+            deadline.setting,
+            tail(&stdout, &stderr, 10)
+        );
+    }
     Ok(Output {
         status,
         stdout,
@@ -127,10 +172,11 @@ pub async fn run_checked(
     cmd: &mut Command,
     stage: StageName,
     reporter: &Reporter,
+    deadline: Deadline,
     ok: &[i32],
 ) -> Result<Output> {
     let program = describe(cmd);
-    let output = run(cmd, stage, reporter, |l| {
+    let output = run(cmd, stage, reporter, deadline, |l| {
         reporter.log(Some(stage), Level::Output, l.to_string())
     })
     .await?;

@@ -175,12 +175,66 @@ fn new_hosts_are_pinned_from_the_console_and_a_wrong_key_still_stops_the_run() {
     t.run(&["up", "--only", "bootstrap"]).expect(0);
     assert!(calls.lock().unwrap().is_empty(), "no console lookups");
 
+    // The controller rebuilt behind the same address (an Elastic IP): a new instance id, new
+    // keys. Its old keys (pinned from the old instance's console) must not stop every run
+    // forever: they are dropped and the new instance's console is trusted, as for a new host.
+    const REBUILT_ID: &str = "i-0c0ffee000000000c";
+    let old_pins = std::fs::read_to_string(&known_hosts).unwrap();
+    let worker_key = keys_of(&lab, "10.77.0.11")[0].clone();
+    let stale: String = old_pins
+        .lines()
+        .map(|l| {
+            if l.starts_with("10.77.0.10 ") {
+                // The old instance's key: not the one the host now offers.
+                format!("10.77.0.10 {worker_key} controller {CONTROLLER_ID} pinned by jeeves from the EC2 console\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&known_hosts, &stale).unwrap();
+    // The same instance with another key: a mismatch, as always.
+    let run = t.run(&["up", "--only", "bootstrap"]).expect(1);
+    assert!(
+        run.stderr.contains("host key mismatch for 10.77.0.10:22"),
+        "{}",
+        run.stderr
+    );
+    t.write(
+        "ids.tfvars.json",
+        &serde_json::json!({
+            "controller": {"id": REBUILT_ID, "hostname": "controller", "public_ip": "10.77.0.10", "private_ip": "10.77.0.10"},
+            "workers": [{"id": WORKER_ID, "hostname": "worker-1", "public_ip": "10.77.0.11", "private_ip": "10.77.0.11"}],
+        })
+        .to_string(),
+    );
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    consoles
+        .lock()
+        .unwrap()
+        .insert(REBUILT_ID.into(), keys_of(&lab, "10.77.0.10"));
+    let run = t.run(&["up", "--only", "bootstrap"]);
+    let output = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 0, "{output}");
+    assert!(
+        output.contains(&format!(
+            "10.77.0.10 is now instance {REBUILT_ID} (its keys were pinned from {CONTROLLER_ID})"
+        )),
+        "{output}"
+    );
+    let pinned = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(
+        !pinned.contains(&format!("10.77.0.10 {worker_key}")),
+        "{pinned}"
+    );
+    assert!(pinned.contains(REBUILT_ID), "{pinned}");
+
     // A console that shows another key than the host offers: the run stops before any command.
     std::fs::remove_file(&known_hosts).unwrap();
     consoles
         .lock()
         .unwrap()
-        .insert(CONTROLLER_ID.into(), keys_of(&lab, "10.77.0.11"));
+        .insert(REBUILT_ID.into(), keys_of(&lab, "10.77.0.11"));
     let run = t.run(&["up", "--only", "bootstrap"]).expect(1);
     assert!(
         run.stderr.contains("host key mismatch for 10.77.0.10:22"),

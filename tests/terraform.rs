@@ -583,3 +583,26 @@ fn a_second_signal_exits_at_once() {
         "ignored\nfinished\n"
     );
 }
+
+/// A terraform command that outlives `terraform.timeout` is asked to stop (SIGINT), and the
+/// stage fails naming the setting: no wait is unbounded.
+#[test]
+fn a_tool_past_its_timeout_is_stopped_and_named() {
+    let mut t = Test::new();
+    let fake = slow_apply(&t, 60, false);
+    t.env("JEEVES_TOOLS_TERRAFORM", &fake)
+        .env("JEEVES_TERRAFORM_TIMEOUT", "8s");
+    let started = std::time::Instant::now();
+    let run = t.run(&["up", "--only", "terraform"]).expect(1);
+    assert!(
+        run.stderr
+            .contains("ran longer than 8s (terraform.timeout) and was stopped")
+            && run
+                .stderr
+                .contains("terraform: interrupt received, stopping"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(t.path("mark")).unwrap(), "int\n");
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
+}

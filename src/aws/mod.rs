@@ -22,9 +22,21 @@ pub fn retry_config() -> RetryConfig {
         .with_max_backoff(Duration::from_secs(20))
 }
 
+/// Every AWS call is bounded: 20 s for one attempt (connect included), 2 minutes for the call
+/// with its retries. Waits longer than one call (Route 53 INSYNC, console output) have their own
+/// bounds in the code that polls.
+pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(Duration::from_secs(20))
+        .operation_timeout(Duration::from_secs(120))
+        .build()
+}
+
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .load()
         .await
 }

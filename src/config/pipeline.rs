@@ -54,6 +54,10 @@ pub struct Terraform {
     /// Extra variable files, passed after Jeeves' own (so their values win).
     #[serde(default)]
     pub var_files: Vec<String>,
+    /// The longest one terraform command may run (apply and destroy included); then it is
+    /// asked to stop (SIGINT), and killed 30 s later.
+    #[serde(default = "d::terraform_timeout")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -289,6 +293,9 @@ mod d {
     }
     pub fn token_ttl() -> String {
         "10m".into()
+    }
+    pub fn terraform_timeout() -> String {
+        "60m".into()
     }
     pub fn ready_timeout() -> String {
         "10m".into()

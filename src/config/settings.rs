@@ -87,6 +87,7 @@ pub struct TerraformSettings {
     pub vars: serde_json::Map<String, serde_json::Value>,
     pub backend_config: BTreeMap<String, String>,
     pub var_files: Vec<PathBuf>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -564,6 +565,10 @@ impl Checker {
         let domain = c.check("tls.domain", validate::domain(&raw.tls.domain));
 
         let tf_dir = c.local_path("terraform.dir", &raw.terraform.dir, &base, true);
+        let tf_timeout = c.check(
+            "terraform.timeout",
+            validate::nonzero_duration(&raw.terraform.timeout),
+        );
         let tf_vars = match serde_json::to_value(&raw.terraform.vars) {
             Ok(serde_json::Value::Object(m)) => m,
             _ => serde_json::Map::new(),
@@ -876,6 +881,7 @@ impl Checker {
                 vars: tf_vars,
                 backend_config: raw.terraform.backend_config,
                 var_files,
+                timeout: tf_timeout.expect(missing),
             },
             ssh: SshSettings {
                 user: user.expect(missing),

@@ -170,6 +170,54 @@ pub fn has_entry(known_hosts: &Path, host: &str, port: u16) -> bool {
     })
 }
 
+/// What `pin` writes after the instance id in a key's comment.
+pub const PINNED_BY: &str = "pinned by jeeves from the EC2 console";
+
+/// The lines of known_hosts that name the host (plain names), and the others.
+fn lines_for(text: &str, host: &str, port: u16) -> (Vec<String>, Vec<String>) {
+    let name = known_name(host, port);
+    text.lines().map(String::from).partition(|l| {
+        !l.trim_start().starts_with('#')
+            && l.split_whitespace()
+                .next()
+                .is_some_and(|names| names.split(',').any(|n| n == name))
+    })
+}
+
+/// The EC2 instance ids whose console the host's pinned keys came from (Jeeves writes the id
+/// into each key's comment); empty when none of its keys were pinned that way.
+pub fn pinned_instances(known_hosts: &Path, host: &str, port: u16) -> Vec<String> {
+    let text = std::fs::read_to_string(known_hosts).unwrap_or_default();
+    let mut ids: Vec<String> = lines_for(&text, host, port)
+        .0
+        .iter()
+        .filter(|l| l.ends_with(PINNED_BY))
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("i-")))
+        .map(String::from)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Removes every key of the host from known_hosts (atomically); returns how many lines went.
+pub fn forget(known_hosts: &Path, host: &str, port: u16) -> Result<usize> {
+    let _guard = WRITE.lock().unwrap_or_else(|e| e.into_inner());
+    let text = std::fs::read_to_string(known_hosts)
+        .with_context(|| format!("cannot read known_hosts {}", known_hosts.display()))?;
+    let (gone, kept) = lines_for(&text, host, port);
+    if !gone.is_empty() {
+        let mut out = kept.join("\n");
+        out.push('\n');
+        // A temporary file beside it, then a rename: readers see the old file or the new.
+        let tmp = known_hosts.with_extension("jeeves-tmp");
+        std::fs::write(&tmp, out)
+            .and_then(|()| std::fs::rename(&tmp, known_hosts))
+            .with_context(|| format!("cannot write {}", known_hosts.display()))?;
+    }
+    Ok(gone.len())
+}
+
 /// Adds the keys to known_hosts for the host, skipping those already there. A key that
 /// conflicts with a pinned one is not added: the connection then fails with both fingerprints.
 /// Returns how many keys were added.
@@ -249,6 +297,34 @@ mod tests {
             ))
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_host_pinned_from_another_instance_is_found_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = dir.path().join("known_hosts");
+        let keys = vec![("ssh-ed25519".to_string(), ED.to_string())];
+        pin(
+            &kh,
+            "203.0.113.10",
+            22,
+            &keys,
+            &format!("controller i-0a {PINNED_BY}"),
+        )
+        .unwrap();
+        pin(
+            &kh,
+            "203.0.113.11",
+            22,
+            &keys,
+            &format!("worker-1 i-0b {PINNED_BY}"),
+        )
+        .unwrap();
+        assert_eq!(pinned_instances(&kh, "203.0.113.10", 22), ["i-0a"]);
+        assert!(pinned_instances(&kh, "203.0.113.12", 22).is_empty());
+        assert_eq!(forget(&kh, "203.0.113.10", 22).unwrap(), 1);
+        assert!(!has_entry(&kh, "203.0.113.10", 22));
+        assert!(has_entry(&kh, "203.0.113.11", 22));
     }
 
     #[test]

@@ -18,6 +18,24 @@ pub async fn pin_new_hosts(cx: &StageContext<'_>, hosts: &[Host]) -> Result<()> 
     if cx.host_keys != HostKeyPolicy::Strict || !ssh.pin_from_console {
         return Ok(());
     }
+    // A rebuilt host behind the same address (an Elastic IP): its keys were pinned from
+    // another instance's console. Those go; the new instance's console is the trusted source,
+    // as for a new host. (The same instance with another key still stops the run.)
+    for h in hosts.iter().filter(|h| h.id.starts_with("i-")) {
+        let pinned = host_keys::pinned_instances(&ssh.known_hosts, &h.public_ip, ssh.port);
+        if !pinned.is_empty() && !pinned.contains(&h.id) {
+            host_keys::forget(&ssh.known_hosts, &h.public_ip, ssh.port)?;
+            cx.host(
+                h.hostname.clone(),
+                format!(
+                    "{} is now instance {} (its keys were pinned from {}): re-pinning from the new instance's console",
+                    h.public_ip,
+                    h.id,
+                    pinned.join(", ")
+                ),
+            );
+        }
+    }
     let new: Vec<&Host> = hosts
         .iter()
         .filter(|h| h.id.starts_with("i-"))
@@ -52,10 +70,7 @@ pub async fn pin_new_hosts(cx: &StageContext<'_>, hosts: &[Host]) -> Result<()> 
                 &h.public_ip,
                 ssh.port,
                 keys,
-                &format!(
-                    "{} {} pinned by jeeves from the EC2 console",
-                    h.hostname, h.id
-                ),
+                &format!("{} {} {}", h.hostname, h.id, host_keys::PINNED_BY),
             )?;
             cx.host(
                 h.hostname.clone(),

@@ -84,6 +84,14 @@ impl<'a> Terraform<'a> {
         })
     }
 
+    /// Every terraform command is bounded by `terraform.timeout`.
+    fn deadline(&self) -> process::Deadline {
+        process::Deadline {
+            within: self.settings.terraform.timeout,
+            setting: "terraform.timeout",
+        }
+    }
+
     fn command(&self, subcommand: &str) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg(format!("-chdir={}", self.settings.terraform.dir.display()))
@@ -126,7 +134,7 @@ impl<'a> Terraform<'a> {
         for (k, v) in &self.settings.terraform.backend_config {
             cmd.arg(format!("-backend-config={k}={v}"));
         }
-        process::run_checked(&mut cmd, self.stage, self.reporter, &[0]).await?;
+        process::run_checked(&mut cmd, self.stage, self.reporter, self.deadline(), &[0]).await?;
         Ok(())
     }
 
@@ -137,7 +145,14 @@ impl<'a> Terraform<'a> {
         cmd.args(["-input=false", "-no-color", "-detailed-exitcode"])
             .args(self.var_file_args()?)
             .arg(format!("-out={}", plan.display()));
-        let out = process::run_checked(&mut cmd, self.stage, self.reporter, &[0, 2]).await?;
+        let out = process::run_checked(
+            &mut cmd,
+            self.stage,
+            self.reporter,
+            self.deadline(),
+            &[0, 2],
+        )
+        .await?;
         // A saved plan holds variable values in clear text.
         restrict(&plan)?;
         if out.status.code() == Some(0) {
@@ -145,7 +160,14 @@ impl<'a> Terraform<'a> {
         }
         let mut show = self.command("show");
         show.arg("-json").arg(&plan);
-        let out = process::run(&mut show, self.stage, self.reporter, |_| {}).await?;
+        let out = process::run(
+            &mut show,
+            self.stage,
+            self.reporter,
+            self.deadline(),
+            |_| {},
+        )
+        .await?;
         if !out.status.success() {
             bail!("`terraform show -json` failed:\n{}", out.tail(20));
         }
@@ -185,19 +207,19 @@ impl<'a> Terraform<'a> {
     async fn run_json(&self, mut cmd: Command, cx: &StageContext<'_>) -> Result<()> {
         let program = process::describe(&cmd);
         let mut errors = Vec::new();
-        let out =
-            process::run(
-                &mut cmd,
-                self.stage,
-                self.reporter,
-                |line| match serde_json::from_str::<UiLine>(line) {
-                    Ok(ui) => ui.report(cx, &mut errors),
-                    Err(_) => cx
-                        .reporter
-                        .log(Some(self.stage), Level::Output, line.to_string()),
-                },
-            )
-            .await?;
+        let out = process::run(
+            &mut cmd,
+            self.stage,
+            self.reporter,
+            self.deadline(),
+            |line| match serde_json::from_str::<UiLine>(line) {
+                Ok(ui) => ui.report(cx, &mut errors),
+                Err(_) => cx
+                    .reporter
+                    .log(Some(self.stage), Level::Output, line.to_string()),
+            },
+        )
+        .await?;
         if !out.status.success() {
             let detail = if errors.is_empty() {
                 out.tail(20)
@@ -213,7 +235,8 @@ impl<'a> Terraform<'a> {
     pub async fn outputs(&self) -> Result<Inventory> {
         let mut cmd = self.command("output");
         cmd.args(["-json", "-no-color"]);
-        let out = process::run(&mut cmd, self.stage, self.reporter, |_| {}).await?;
+        let out =
+            process::run(&mut cmd, self.stage, self.reporter, self.deadline(), |_| {}).await?;
         if !out.status.success() {
             bail!("`terraform output -json` failed:\n{}", out.tail(20));
         }

@@ -136,11 +136,17 @@ fn render(settings: &Settings) -> Result<Rendered> {
     })
 }
 
+/// One API request of kubectl's.
+const REQUEST_TIMEOUT: &str = "60s";
+
 /// kubectl and helm, always with the tunnel's kubeconfig.
 struct Tools {
     kubectl: PathBuf,
     helm: PathBuf,
     kubeconfig: PathBuf,
+    /// Any one call: `helm.timeout` (helm's own `--timeout` and kubectl's waits use it) and a
+    /// margin for helm to roll back.
+    deadline: process::Deadline,
 }
 
 impl Tools {
@@ -149,6 +155,10 @@ impl Tools {
             kubectl: process::find_tool(&settings.tools.kubectl, "tools.kubectl")?,
             helm: process::find_tool(&settings.tools.helm, "tools.helm")?,
             kubeconfig: std::path::absolute(kubeconfig)?,
+            deadline: process::Deadline {
+                within: settings.helm.timeout + std::time::Duration::from_secs(120),
+                setting: "helm.timeout",
+            },
         })
     }
 
@@ -164,11 +174,20 @@ impl Tools {
         cmd
     }
 
+    /// kubectl: one API request may take `REQUEST_TIMEOUT` (`--request-timeout`, except for
+    /// the commands that wait with their own `--timeout`), the command `helm.timeout` at most.
     async fn kubectl(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
+        let waits =
+            matches!(args.first(), Some(&"wait")) || args.starts_with(&["rollout", "status"]);
+        let mut cmd = self.command(&self.kubectl, args);
+        if !waits {
+            cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"));
+        }
         process::run(
-            &mut self.command(&self.kubectl, args),
+            &mut cmd,
             StageName::Deploy,
             cx.reporter,
+            self.deadline,
             |_| {},
         )
         .await
@@ -179,6 +198,7 @@ impl Tools {
             &mut self.command(&self.helm, args),
             StageName::Deploy,
             cx.reporter,
+            self.deadline,
             |l| {
                 cx.reporter.log(
                     Some(StageName::Deploy),
@@ -193,7 +213,8 @@ impl Tools {
     /// `kubectl apply --server-side` of a document given on standard input.
     async fn apply_stdin(&self, input: Vec<u8>) -> Result<Output> {
         let mut cmd = self.command(&self.kubectl, &[&server_side("apply")[..], &["-"]].concat());
-        cmd.stdin(Stdio::piped())
+        cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"))
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -201,7 +222,16 @@ impl Tools {
         let mut stdin = child.stdin.take().expect("piped");
         stdin.write_all(&input).await?;
         drop(stdin);
-        let out = child.wait_with_output().await?;
+        // Bounded like every other call; the child is killed when the timeout drops it.
+        let out = tokio::time::timeout(self.deadline.within, child.wait_with_output())
+            .await
+            .with_context(|| {
+                format!(
+                    "`kubectl apply` ran longer than {}s ({})",
+                    self.deadline.within.as_secs(),
+                    self.deadline.setting
+                )
+            })??;
         Ok(Output {
             status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
