@@ -153,6 +153,13 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
         0o600
     );
 
+    // certbot's renewal window is tls.renew_before (the lab: 30 days), one definition of "due".
+    let conf = on_controller(&lab, &format!("cat /etc/letsencrypt/renewal/{DOMAIN}.conf"));
+    assert!(
+        conf.lines().any(|l| l == "renew_before_expiry = 30 days"),
+        "{conf}"
+    );
+
     // Re-run: no certbot call, no reload.
     let pid = haproxy_pid(&lab);
     let run = t

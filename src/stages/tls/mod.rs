@@ -46,6 +46,7 @@ const WRITE_PEM: &str = include_str!("scripts/write-pem.sh");
 /// The lineage as base64 of a tar.gz, for the cache; and its way back.
 const SAVE_CACHE: &str = include_str!("scripts/save-cache.sh");
 const RESTORE_CACHE: &str = include_str!("scripts/restore-cache.sh");
+const SET_WINDOW: &str = include_str!("scripts/set-window.sh");
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct CertFacts {
@@ -54,6 +55,17 @@ struct CertFacts {
     fresh: bool,
     /// SHA-256 of privkey.pem + fullchain.pem: what the PEM should hash to.
     pem: String,
+    /// certbot's `renew_before_expiry` for the lineage (empty: its default, 30 days).
+    window: String,
+}
+
+/// certbot's renewal window that matches `tls.renew_before` (whole days, rounded up, so that
+/// whenever Jeeves finds the certificate due, certbot does too).
+fn certbot_window(settings: &Settings) -> String {
+    format!(
+        "{} days",
+        settings.tls.renew_before.as_secs().div_ceil(86_400)
+    )
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -81,6 +93,7 @@ fn parse_facts(p: &Sections) -> Facts {
             Some(("not_after", v)) => cert.not_after = v.trim().parse().unwrap_or(0),
             Some(("fresh", v)) => cert.fresh = v.trim() == "yes",
             Some(("pem", v)) => cert.pem = v.trim().to_string(),
+            Some(("window", v)) => cert.window = v.trim().to_string(),
             _ => {}
         }
     }
@@ -367,6 +380,23 @@ impl Stage for TlsStage {
                 format!("{} certbot renewal hook(s)", hooks.len()),
             ));
         }
+        if let Some(c) = host_cert
+            && c.window != certbot_window(&settings)
+        {
+            changes.push(Change::new(
+                "set",
+                format!(
+                    "certbot's renewal window for {} to {} (tls.renew_before; now {})",
+                    settings.domain,
+                    certbot_window(&settings),
+                    if c.window.is_empty() {
+                        "certbot's default, 30 days"
+                    } else {
+                        c.window.as_str()
+                    }
+                ),
+            ));
+        }
         let pem_current = facts.files.get(&settings.haproxy.pem_path);
         if cert != CertAction::Keep || host_cert.map(|c| &c.pem) != pem_current {
             changes.push(Change::new("write", settings.haproxy.pem_path.clone()));
@@ -489,6 +519,34 @@ impl Stage for TlsStage {
         let cert = facts.cert.clone().context(
             "no certificate for the domain on the controller after the certificate step",
         )?;
+        if plan.cert == CertAction::Issue && !cert.fresh {
+            bail!(
+                "the certificate just issued for {} expires in {} days, inside tls.renew_before ({} days): every run would renew it again. Make tls.renew_before shorter than the certificates' lifetime",
+                settings.domain,
+                (cert.not_after - now()) / 86_400,
+                settings.tls.renew_before.as_secs() / 86_400
+            );
+        }
+        // One definition of "due" on both sides: certbot's window is tls.renew_before.
+        let window = certbot_window(&settings);
+        if cert.window != window {
+            tokio::task::block_in_place(|| {
+                run(
+                    &session,
+                    RemoteCommand::new("sh").args([
+                        "-c",
+                        SET_WINDOW,
+                        "set-window",
+                        settings.domain.as_str(),
+                        window.as_str(),
+                    ]),
+                )
+            })?;
+            cx.host(
+                &host,
+                format!("certbot's renewal window set to {window} (tls.renew_before)"),
+            );
+        }
         if plan.cert == CertAction::Issue || plan.cache_refresh {
             tokio::task::block_in_place(|| cache_lineage(&session, &settings, &cert))?;
             cx.info(format!(

@@ -26,6 +26,12 @@ if [ -r "$live/cert.pem" ] && [ -r "$live/privkey.pem" ] && [ -r "$live/fullchai
   fi
   pem=$(cat "$live/privkey.pem" "$live/fullchain.pem" | sha256sum | cut -d' ' -f1)
   echo "pem $pem"
+  # certbot's renewal window for the lineage (empty: its default, 30 days).
+  conf="/etc/letsencrypt/renewal/$d.conf"
+  if [ -r "$conf" ]; then
+    window=$(sed -n 's/^renew_before_expiry *= *//p' "$conf")
+    echo "window $window"
+  fi
 fi
 echo "@files"
 # SHA-256, modification time (ms) and path of each managed file.
