@@ -96,16 +96,8 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     let lab = Lab::up(0);
     let mut t = Test::new();
     lab.env_for(&mut t);
-    let path = format!(
-        "{}:{}",
-        repo().join("tests/standins").display(),
-        std::env::var("PATH").unwrap()
-    );
-    let log = t.path("standin-calls.jsonl").display().to_string();
     let cluster_state = t.path("standin-cluster.json").display().to_string();
-    t.env("PATH", &path)
-        .env("LAB_STANDIN_LOG", &log)
-        .env("LAB_STANDIN_STATE", &cluster_state)
+    t.with_standins()
         .env(
             "JEEVES_TRAEFIK_CRDS",
             repo()

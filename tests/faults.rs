@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use common::{Lab, Test, repo};
+use common::{Lab, Test};
 
 /// `jeeves --output json up`, killed with SIGKILL as soon as an event matches `at`; returns the
 /// events seen up to the kill.
@@ -72,15 +72,7 @@ fn a_run_killed_in_any_applying_stage_is_repaired_by_the_next() {
     let lab = Lab::up(1);
     let mut t = Test::new();
     lab.env_for(&mut t);
-    let path = format!(
-        "{}:{}",
-        repo().join("tests/standins").display(),
-        std::env::var("PATH").unwrap()
-    );
-    let cluster = t.path("cluster.json").display().to_string();
-    t.env("PATH", &path)
-        .env("LAB_STANDIN_STATE", &cluster)
-        .env("JEEVES_TUNNEL_LOCAL_PORT", "26503");
+    t.with_standins().env("JEEVES_TUNNEL_LOCAL_PORT", "26503");
 
     // Bootstrap: killed while the workers join.
     let seen = kill_during(&t, &progress("bootstrap", "joining"));

@@ -119,6 +119,21 @@ impl Test {
         self
     }
 
+    /// The runner-side kubectl/helm stand-ins (tests/standins) first on PATH, recording their
+    /// calls in `standin-calls.jsonl` and the cluster in `standin-cluster.json` of the workspace.
+    pub fn with_standins(&mut self) -> &mut Test {
+        let path = format!(
+            "{}:{}",
+            repo().join("tests/standins").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let log = self.path("standin-calls.jsonl").display().to_string();
+        let state = self.path("standin-cluster.json").display().to_string();
+        self.env("PATH", &path)
+            .env("LAB_STANDIN_LOG", &log)
+            .env("LAB_STANDIN_STATE", &state)
+    }
+
     pub fn env(&mut self, k: &str, v: &str) -> &mut Test {
         self.env.push((k.into(), v.into()));
         self
