@@ -1,4 +1,5 @@
 use anyhow::{Context, Result};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Settings;
 use crate::exit_code;
@@ -6,7 +7,8 @@ use crate::ssh::HostKeyPolicy;
 use crate::stages::tunnel::{self, kubeconfig_path};
 use crate::state::{StateDir, write_private};
 
-/// Holds the tunnel open in the foreground until Ctrl-C (or SIGTERM), then closes it.
+/// Holds the tunnel open in the foreground until Ctrl-C (or SIGTERM), then closes it. Closing
+/// waits for nothing remote; a second signal while it closes exits at once.
 pub async fn run(settings: &Settings) -> Result<u8> {
     settings.check_ssh_key()?;
     let state_dir = StateDir::open(&settings.state_dir)?;
@@ -14,7 +16,13 @@ pub async fn run(settings: &Settings) -> Result<u8> {
     let s = settings.clone();
     let scratch = state_dir.file("kubeconfig.probe");
     let opened = tokio::task::spawn_blocking(move || {
-        tunnel::open(&s, &inv, HostKeyPolicy::Strict, &scratch)
+        tunnel::open(
+            &s,
+            &inv,
+            HostKeyPolicy::Strict,
+            &scratch,
+            Box::new(|line| eprintln!("tunnel: {line}")),
+        )
     })
     .await
     .context("the tunnel thread panicked")??;
@@ -26,12 +34,26 @@ pub async fn run(settings: &Settings) -> Result<u8> {
     );
     println!("export KUBECONFIG={}", path.display());
     println!("Press Ctrl-C to close it.");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    drop(opened.tunnel);
+    let tunnel = opened.tunnel;
+    let closing = tokio::task::spawn_blocking(move || drop(tunnel));
+    let again = tokio::select! {
+        r = closing => {
+            r.context("closing the tunnel")?;
+            None
+        }
+        _ = int.recv() => Some(libc::SIGINT),
+        _ = term.recv() => Some(libc::SIGTERM),
+    };
+    if let Some(sig) = again {
+        eprintln!("tunnel: second signal while closing; exiting at once");
+        std::process::exit(128 + sig);
+    }
     eprintln!("tunnel closed");
     Ok(exit_code::SUCCESS)
 }

@@ -11,4 +11,4 @@ mod tunnel;
 pub use host_keys::{HostKeyPolicy, HostKeyRejected};
 pub use remote_command::RemoteCommand;
 pub use session::{ExecOutput, SshOptions, SshSession, Stream, Target};
-pub use tunnel::Tunnel;
+pub use tunnel::{Tunnel, TunnelLog};

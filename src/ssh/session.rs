@@ -284,11 +284,6 @@ impl SshSession {
         self.stream.as_raw_fd()
     }
 
-    /// Waits until the socket is ready for what libssh2 is blocked on (the tunnel's loop).
-    pub(super) fn wait_socket(&self, deadline: Instant) -> Result<()> {
-        self.wait(deadline)
-    }
-
     /// Retries a libssh2 call that would block, waiting on the socket in between.
     fn retry<T>(
         &self,

@@ -1,36 +1,83 @@
 //! A local port forwarded to a port on the remote host's loopback over SSH direct-tcpip, in
-//! process: no `ssh -L` child that could outlive Jeeves. One dedicated, non-blocking session;
-//! one thread multiplexes every connection in a `poll(2)` loop.
+//! process: no `ssh -L` child that could outlive Jeeves. Dedicated, non-blocking sessions; one
+//! thread multiplexes every connection in a `poll(2)` loop.
+//!
+//! Nothing in the loop waits for the server (issue 12). sshd confirms a direct-tcpip open only
+//! once its own `connect(2)` to the target has completed: one round trip at best, a SYN
+//! retransmission (1 s, then 3 s, 7 s…) when the target's accept queue is full. An open that
+//! waited for that inside the loop stalled every connection's data, every later open and the
+//! stop flag for as long. So an open is a step of the loop like a read, and because libssh2 has
+//! at most one open in flight per session (its open state is the session's), opens that queue
+//! behind a slow one get another session, up to `MAX_SESSIONS`, as `ssh -L` has many opens in
+//! flight on its one connection.
 
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ssh2::Channel;
 
-use super::session::{SshSession, would_block};
+use super::session::{SshOptions, SshSession, Target, would_block};
 
 const BUF: usize = 256 * 1024;
 /// How long a closed channel may wait for the server's close before it is let go.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// SSH sessions one tunnel may hold: how many channel opens can wait on the server at once.
+const MAX_SESSIONS: usize = 8;
+/// How long an accepted connection may wait for a session with no open in flight before the
+/// tunnel connects another session: longer than an open takes on a LAN, shorter than a SYN
+/// retransmission.
+const GROW_AFTER: Duration = Duration::from_millis(100);
+/// After a failed attempt to add a session, how long before the next.
+const GROW_BACKOFF: Duration = Duration::from_secs(10);
+/// libssh2's LIBSSH2_ERROR_CHANNEL_FAILURE: the server refused this one open.
+const CHANNEL_FAILURE: i32 = -21;
 
-/// An open tunnel; closed (listener, channels, session, thread) when dropped.
+/// Where the tunnel reports a connection it could not forward (one line, no newline).
+pub type TunnelLog = Box<dyn Fn(&str) + Send>;
+
+/// An open tunnel; closed (listener, channels, sessions, thread) when dropped.
 pub struct Tunnel {
     pub local: SocketAddr,
     stop: Arc<AtomicBool>,
-    open: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    open: AtomicUsize,
+    refused: AtomicUsize,
+    sessions: AtomicUsize,
 }
 
 impl Tunnel {
     /// Listens on 127.0.0.1:`local_port` and forwards each connection to 127.0.0.1:`remote_port`
-    /// on the session's host. A busy port is a clear error naming it.
+    /// on the session's host. A busy port is a clear error naming it. A connection whose channel
+    /// cannot be opened is closed with its reason on stderr; the others carry on.
     pub fn open(session: SshSession, local_port: u16, remote_port: u16) -> Result<Tunnel> {
+        Self::open_logging(
+            session,
+            local_port,
+            remote_port,
+            Box::new(|line| eprintln!("tunnel: {line}")),
+        )
+    }
+
+    /// `open`, reporting the connections it could not forward to `log`.
+    pub fn open_logging(
+        session: SshSession,
+        local_port: u16,
+        remote_port: u16,
+        log: TunnelLog,
+    ) -> Result<Tunnel> {
         let listener = TcpListener::bind(("127.0.0.1", local_port)).map_err(|e| {
             if e.kind() == ErrorKind::AddrInUse {
                 anyhow::anyhow!(
@@ -43,19 +90,26 @@ impl Tunnel {
         listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let open = Arc::new(AtomicUsize::new(0));
-        let (s, o) = (stop.clone(), open.clone());
+        let counters = Arc::new(Counters::default());
+        counters.sessions.store(1, Ordering::Relaxed);
+        let (s, c) = (stop.clone(), counters.clone());
         let thread = std::thread::Builder::new()
             .name("jeeves-tunnel".into())
             .spawn(move || {
                 Forwarder {
-                    session,
+                    target: session.target.clone(),
+                    opts: session.options().clone(),
+                    lanes: vec![Lane::new(session)],
+                    connecting: None,
+                    grow_after: Instant::now(),
                     listener,
                     remote_port,
+                    waiting: VecDeque::new(),
                     conns: Vec::new(),
                     closing: Vec::new(),
                     stop: s,
-                    open: o,
+                    counters: c,
+                    log,
                 }
                 .run()
             })
@@ -63,14 +117,24 @@ impl Tunnel {
         Ok(Tunnel {
             local,
             stop,
-            open,
+            counters,
             thread: Some(thread),
         })
     }
 
     /// Connections currently forwarded.
     pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.counters.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed so far because their channel could not be opened.
+    pub fn refused_connections(&self) -> usize {
+        self.counters.refused.load(Ordering::Relaxed)
+    }
+
+    /// SSH sessions the tunnel holds to the host.
+    pub fn sessions(&self) -> usize {
+        self.counters.sessions.load(Ordering::Relaxed)
     }
 
     pub fn is_running(&self) -> bool {
@@ -98,16 +162,49 @@ struct Conn {
     local_shut: bool,
 }
 
-struct Forwarder {
+/// An accepted connection waiting for its channel.
+struct Waiting {
+    local: TcpStream,
+    peer: SocketAddr,
+    since: Instant,
+}
+
+/// One SSH session of the tunnel. Its channels need nothing from it (a channel holds its
+/// session); it is where new channels are opened.
+struct Lane {
     session: SshSession,
+    /// The connection whose channel open is under way here, until the server answers.
+    opening: Option<Waiting>,
+}
+
+impl Lane {
+    fn new(session: SshSession) -> Lane {
+        Lane {
+            session,
+            opening: None,
+        }
+    }
+}
+
+struct Forwarder {
+    target: Target,
+    opts: SshOptions,
+    lanes: Vec<Lane>,
+    /// A session being connected in a helper thread (connecting blocks).
+    connecting: Option<Receiver<Result<SshSession>>>,
+    /// No new session before this (set after a failed attempt).
+    grow_after: Instant,
     listener: TcpListener,
     remote_port: u16,
+    /// Accepted connections in order, waiting for a lane with no open in flight.
+    waiting: VecDeque<Waiting>,
     conns: Vec<Conn>,
     /// Channels we closed that wait for the server's close; dropped once it arrives (freeing
     /// a channel before that leaks it inside libssh2).
     closing: Vec<(Channel, Instant)>,
     stop: Arc<AtomicBool>,
-    open: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+    log: TunnelLog,
 }
 
 impl Forwarder {
@@ -115,6 +212,9 @@ impl Forwarder {
         let mut buf = vec![0u8; BUF];
         while !self.stop.load(Ordering::Relaxed) {
             let mut progressed = self.accept();
+            progressed |= self.add_session();
+            progressed |= self.open_channels();
+            self.grow();
             let mut i = 0;
             while i < self.conns.len() {
                 match pump(&mut self.conns[i], &mut buf) {
@@ -141,51 +241,47 @@ impl Forwarder {
             if !progressed {
                 // Idle tunnels (`jeeves tunnel`) must not be dropped by NAT or firewalls; libssh2
                 // sends only once the keepalive interval has passed.
-                let _ = self.session.raw().keepalive_send();
+                for lane in &self.lanes {
+                    let _ = lane.session.raw().keepalive_send();
+                }
                 self.wait();
             }
+        }
+        // Nothing here waits for the server: closes are sent, not awaited, and an open still
+        // under way is abandoned with its session.
+        let opening = self.lanes.iter_mut().filter_map(|l| l.opening.take());
+        for w in self.waiting.drain(..).chain(opening) {
+            let _ = w.local.shutdown(Shutdown::Both);
         }
         for mut c in self.conns.drain(..) {
             let _ = c.local.shutdown(Shutdown::Both);
             let _ = c.channel.close();
         }
-        self.open.store(0, Ordering::Relaxed);
+        self.counters.open.store(0, Ordering::Relaxed);
     }
 
     /// Sends the channel's close; the channel is kept until the server answers with its own.
     fn retire(&mut self, mut channel: Channel) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.counters.open.fetch_sub(1, Ordering::Relaxed);
         if close_pending(channel.close()) {
             self.closing.push((channel, Instant::now()));
         }
     }
 
+    /// Takes every pending connection; `open_channels` opens their channels.
     fn accept(&mut self) -> bool {
         let mut progressed = false;
         loop {
             match self.listener.accept() {
-                Ok((local, _)) => {
+                Ok((local, peer)) => {
                     progressed = true;
                     let _ = local.set_nonblocking(true);
                     let _ = local.set_nodelay(true);
-                    match self.open_channel() {
-                        Ok(channel) => {
-                            self.open.fetch_add(1, Ordering::Relaxed);
-                            self.conns.push(Conn {
-                                local,
-                                channel,
-                                to_remote: Vec::new(),
-                                to_local: Vec::new(),
-                                local_eof: false,
-                                sent_eof: false,
-                                remote_eof: false,
-                                local_shut: false,
-                            });
-                        }
-                        Err(_) => {
-                            let _ = local.shutdown(Shutdown::Both);
-                        }
-                    }
+                    self.waiting.push_back(Waiting {
+                        local,
+                        peer,
+                        since: Instant::now(),
+                    });
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return progressed,
                 Err(_) => return progressed,
@@ -193,44 +289,174 @@ impl Forwarder {
         }
     }
 
-    fn open_channel(&self) -> Result<Channel> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self
-                .session
-                .raw()
-                .channel_direct_tcpip("127.0.0.1", self.remote_port, None)
-            {
-                Ok(c) => return Ok(c),
-                Err(e) if would_block(&e) => self.session.wait_socket(deadline)?,
-                Err(e) => bail!(
-                    "cannot open a channel to 127.0.0.1:{}: {e}",
-                    self.remote_port
-                ),
+    /// Advances every open under way and starts the next ones, without waiting: an open the
+    /// server has not answered stays with its lane for the next turn of the loop. A refused open
+    /// (sshd could not connect, forwarding not permitted…) closes that connection alone, with
+    /// the reason in the log; any other failure also retires the session from further opens.
+    fn open_channels(&mut self) -> bool {
+        let mut progressed = false;
+        let mut i = 0;
+        while i < self.lanes.len() {
+            let lane = &mut self.lanes[i];
+            let mut broken = false;
+            loop {
+                if lane.opening.is_none() {
+                    match self.waiting.pop_front() {
+                        Some(w) => lane.opening = Some(w),
+                        None => break,
+                    }
+                }
+                let opened =
+                    lane.session
+                        .raw()
+                        .channel_direct_tcpip("127.0.0.1", self.remote_port, None);
+                match opened {
+                    Err(e) if would_block(&e) => break,
+                    Ok(channel) => {
+                        let w = lane.opening.take().expect("an open under way");
+                        self.counters.open.fetch_add(1, Ordering::Relaxed);
+                        self.conns.push(Conn {
+                            local: w.local,
+                            channel,
+                            to_remote: Vec::new(),
+                            to_local: Vec::new(),
+                            local_eof: false,
+                            sent_eof: false,
+                            remote_eof: false,
+                            local_shut: false,
+                        });
+                    }
+                    Err(e) => {
+                        let w = lane.opening.take().expect("an open under way");
+                        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                        (self.log)(&format!(
+                            "connection from {} closed after {:.1}s: {} could not open 127.0.0.1:{}: {}",
+                            w.peer,
+                            w.since.elapsed().as_secs_f64(),
+                            self.target.name,
+                            self.remote_port,
+                            e.message()
+                        ));
+                        let _ = w.local.shutdown(Shutdown::Both);
+                        if e.code() != ssh2::ErrorCode::Session(CHANNEL_FAILURE) {
+                            broken = true;
+                        }
+                    }
+                }
+                progressed = true;
+                if broken {
+                    break;
+                }
+            }
+            if broken {
+                (self.log)(&format!(
+                    "SSH session {} of {} to {} retired from new connections",
+                    i + 1,
+                    self.lanes.len(),
+                    self.target.name
+                ));
+                self.lanes.swap_remove(i);
+                self.counters
+                    .sessions
+                    .store(self.lanes.len(), Ordering::Relaxed);
+                continue;
+            }
+            i += 1;
+        }
+        progressed
+    }
+
+    /// Connects another session when a connection has waited `GROW_AFTER` because every lane
+    /// has an open in flight (or no lane is left), one at a time, up to `MAX_SESSIONS`.
+    fn grow(&mut self) {
+        let Some(first) = self.waiting.front() else {
+            return;
+        };
+        if self.connecting.is_some()
+            || self.lanes.len() >= MAX_SESSIONS
+            || first.since.elapsed() < GROW_AFTER
+            || Instant::now() < self.grow_after
+        {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (target, opts) = (self.target.clone(), self.opts.clone());
+        let spawned = std::thread::Builder::new()
+            .name("jeeves-tunnel-connect".into())
+            .spawn(move || {
+                let _ = tx.send(SshSession::connect(&target, &opts));
+            });
+        match spawned {
+            Ok(_) => self.connecting = Some(rx),
+            Err(e) => self.grow_failed(anyhow::Error::new(e).context("cannot start a thread")),
+        }
+    }
+
+    /// Takes the session `grow` connected, once it is there.
+    fn add_session(&mut self) -> bool {
+        let Some(rx) = &self.connecting else {
+            return false;
+        };
+        let connected = match rx.try_recv() {
+            Err(TryRecvError::Empty) => return false,
+            Ok(r) => r,
+            Err(TryRecvError::Disconnected) => Err(anyhow::anyhow!("the connecting thread died")),
+        };
+        self.connecting = None;
+        match connected {
+            Ok(session) => {
+                self.lanes.push(Lane::new(session));
+                self.counters
+                    .sessions
+                    .store(self.lanes.len(), Ordering::Relaxed);
+            }
+            Err(e) => self.grow_failed(e),
+        }
+        true
+    }
+
+    /// A session could not be added: logged; with no session left, the waiting connections
+    /// cannot be forwarded and are closed.
+    fn grow_failed(&mut self, e: anyhow::Error) {
+        self.grow_after = Instant::now() + GROW_BACKOFF;
+        (self.log)(&format!(
+            "cannot open another SSH session to {}: {e:#}",
+            self.target.name
+        ));
+        if self.lanes.is_empty() {
+            for w in self.waiting.drain(..) {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                (self.log)(&format!(
+                    "connection from {} closed: no SSH session to {}",
+                    w.peer, self.target.name
+                ));
+                let _ = w.local.shutdown(Shutdown::Both);
             }
         }
     }
 
     /// Sleeps until any socket is ready, bounded: libssh2 may already hold data it read for
-    /// another channel, which no socket event announces.
+    /// another channel, or the answer to an open, which no socket event announces.
     fn wait(&self) {
         let mut fds = vec![libc::pollfd {
             fd: self.listener.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         }];
-        // Outbound too when libssh2 is blocked writing (socket buffer full): waiting for input
-        // only would stall a bulk upload until the timeout.
-        let session_events = match self.session.raw().block_directions() {
-            ssh2::BlockDirections::Outbound => libc::POLLIN | libc::POLLOUT,
-            ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
-            _ => libc::POLLIN,
-        };
-        fds.push(libc::pollfd {
-            fd: self.session.raw_fd(),
-            events: session_events,
-            revents: 0,
-        });
+        for lane in &self.lanes {
+            // Outbound too when libssh2 is blocked writing (socket buffer full): waiting for
+            // input only would stall a bulk upload until the timeout.
+            let events = match lane.session.raw().block_directions() {
+                ssh2::BlockDirections::Outbound => libc::POLLIN | libc::POLLOUT,
+                ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
+                _ => libc::POLLIN,
+            };
+            fds.push(libc::pollfd {
+                fd: lane.session.raw_fd(),
+                events,
+                revents: 0,
+            });
+        }
         for c in &self.conns {
             let mut events = 0;
             if !c.local_eof && c.to_remote.len() < BUF {
@@ -245,7 +471,11 @@ impl Forwarder {
                 revents: 0,
             });
         }
-        let timeout = if self.conns.is_empty() { 200 } else { 5 };
+        let idle = self.conns.is_empty()
+            && self.waiting.is_empty()
+            && self.connecting.is_none()
+            && self.lanes.iter().all(|l| l.opening.is_none());
+        let timeout = if idle { 200 } else { 5 };
         // SAFETY: a valid array of pollfd for the duration of the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
     }

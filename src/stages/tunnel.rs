@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::config::Settings;
 use crate::report::Change;
-use crate::ssh::{HostKeyPolicy, RemoteCommand, SshOptions, SshSession, Target, Tunnel};
+use crate::ssh::{HostKeyPolicy, RemoteCommand, SshOptions, SshSession, Target, Tunnel, TunnelLog};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::{Host, Inventory, write_private};
@@ -54,13 +54,21 @@ fn controller(inv: &Inventory) -> Result<Host> {
         .context("the inventory has no controller; run `jeeves up --only terraform` first")
 }
 
+/// The tunnel's words as warnings of the run (the run's log and output), for the stages.
+pub fn report_to(reporter: &crate::report::Reporter) -> TunnelLog {
+    let reporter = reporter.clone();
+    Box::new(move |line| reporter.log(None, crate::report::Level::Warn, format!("tunnel: {line}")))
+}
+
 /// Fetches the kubeconfig, opens the tunnel and waits until the API answers `/readyz` through
-/// it (the real kubectl, with that kubeconfig, at a private temporary path).
+/// it (the real kubectl, with that kubeconfig, at a private temporary path). `log` gets the
+/// tunnel's own words (a connection whose channel the controller refused, and why).
 pub fn open(
     settings: &Settings,
     inv: &Inventory,
     host_keys: HostKeyPolicy,
     scratch: &Path,
+    log: TunnelLog,
 ) -> Result<Opened> {
     let host = controller(inv)?;
     let opts = SshOptions::from_settings(&settings.ssh, host_keys);
@@ -82,10 +90,11 @@ pub fn open(
         );
     }
     let kubeconfig = rewrite_server(&out.stdout, settings.tunnel.local_port)?;
-    let tunnel = Tunnel::open(
+    let tunnel = Tunnel::open_logging(
         SshSession::connect(&target, &opts)?,
         settings.tunnel.local_port,
         settings.tunnel.remote_port,
+        log,
     )?;
     write_private(scratch, kubeconfig.as_bytes())?;
     let ready = wait_ready(settings, scratch, settings.microk8s.ready_timeout);
@@ -141,9 +150,11 @@ impl Stage for TunnelStage {
         }
         let policy = cx.host_keys;
         let scratch = cx.state_dir.file("kubeconfig.probe");
-        let opened = tokio::task::spawn_blocking(move || open(&settings, &inv, policy, &scratch))
-            .await
-            .context("the tunnel thread panicked")??;
+        let log = report_to(cx.reporter);
+        let opened =
+            tokio::task::spawn_blocking(move || open(&settings, &inv, policy, &scratch, log))
+                .await
+                .context("the tunnel thread panicked")??;
         let controller = cx
             .state
             .inventory

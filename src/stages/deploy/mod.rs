@@ -290,10 +290,12 @@ async fn ensure_tunnel(cx: &mut StageContext<'_>) -> Result<PathBuf> {
     let inv = cx.state.inventory.clone();
     let policy: HostKeyPolicy = cx.host_keys;
     let scratch = cx.state_dir.file("kubeconfig.probe");
-    let opened =
-        tokio::task::spawn_blocking(move || super::tunnel::open(&settings, &inv, policy, &scratch))
-            .await
-            .context("the tunnel thread panicked")??;
+    let log = super::tunnel::report_to(cx.reporter);
+    let opened = tokio::task::spawn_blocking(move || {
+        super::tunnel::open(&settings, &inv, policy, &scratch, log)
+    })
+    .await
+    .context("the tunnel thread panicked")??;
     write_private(&path, opened.kubeconfig.as_bytes())?;
     cx.info(format!(
         "tunnel {} → the MicroK8s API opened for this stage",
