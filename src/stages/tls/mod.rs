@@ -198,6 +198,10 @@ struct Plan {
     unloaded: Vec<String>,
 }
 
+/// How precisely a process's start is known: its start is counted in clock ticks (10 ms) from a
+/// boot time read to 10 ms. A file is unloaded only when written later than that.
+const START_PRECISION_MS: i64 = 30;
+
 /// Of `paths`, those modified after the running haproxy last loaded its files.
 fn unloaded<'a>(facts: &Facts, paths: &[&'a str]) -> Vec<&'a str> {
     let Some(loaded) = facts.loaded_at.filter(|_| facts.active) else {
@@ -206,7 +210,12 @@ fn unloaded<'a>(facts: &Facts, paths: &[&'a str]) -> Vec<&'a str> {
     paths
         .iter()
         .copied()
-        .filter(|p| facts.mtimes.get(*p).is_some_and(|m| *m > loaded))
+        .filter(|p| {
+            facts
+                .mtimes
+                .get(*p)
+                .is_some_and(|m| *m > loaded + START_PRECISION_MS)
+        })
         .collect()
 }
 

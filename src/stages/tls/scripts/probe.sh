@@ -51,7 +51,9 @@ echo "@loaded"
 # reload starts new processes (the master of master-worker mode re-executes in place and
 # starts new workers), so a file changed after it is one the running haproxy has not loaded.
 ticks=$(getconf CLK_TCK)
-boot=$(awk '/^btime/ {print $2}' /proc/stat)
+# Boot time in ms: now minus /proc/uptime (the btime of /proc/stat is whole seconds, which put
+# a start up to 1 s early and made a file written just before it look unloaded).
+boot_ms=$(awk -v now="$(date +%s%3N)" '{printf "%.0f", now - $1 * 1000}' /proc/uptime)
 newest=""
 pids=$(pgrep -x haproxy) || pids="" # pgrep exits 1 when none runs: that is the answer
 for p in $pids; do
@@ -60,5 +62,5 @@ for p in $pids; do
     if [ -z "$newest" ] || [ "$start" -gt "$newest" ]; then newest=$start; fi
   fi
 done
-if [ -n "$newest" ]; then echo $((boot * 1000 + newest * 1000 / ticks)); fi
+if [ -n "$newest" ]; then echo $((boot_ms + newest * 1000 / ticks)); fi
 echo "@end"
