@@ -33,11 +33,6 @@ mod secret;
 use release::Recovery;
 use secret::MongoSecret;
 
-/// The newest revision in `helm history -o json`, for messages.
-fn history_last(history: &str) -> Option<release::Revision> {
-    release::parse(history).ok()?.pop()
-}
-
 pub const HASH_ANNOTATION: &str = "jeeves.io/manifests-sha256";
 const FIELD_MANAGER: &str = "jeeves";
 /// `kubectl apply` (or `diff`) server-side as Jeeves' field manager; the file (or `-`) follows.
@@ -390,35 +385,33 @@ impl Stage for DeployStage {
             .await?;
         // helm names a chart `<Chart.yaml name>-<version>`, from a repository or a path alike.
         let chart = format!("{}-{}", crate::chart::CHART_NAME, s.helm.version);
-        let mut recovery = None;
-        let release = if !history.status.success() {
-            if history.stderr.contains("not found") {
-                Release::Install
-            } else {
-                bail!(
-                    "`helm history {}` failed:\n{}",
-                    s.helm.release,
-                    history.tail(10)
-                );
-            }
+        let revs = if history.status.success() {
+            release::parse(&history.stdout)
+                .with_context(|| format!("reading the history of release {}", s.helm.release))?
+        } else if history.stderr.contains("not found") {
+            Vec::new()
         } else {
-            let revs = release::parse(&history.stdout)
-                .with_context(|| format!("reading the history of release {}", s.helm.release))?;
-            recovery = release::recovery(&revs);
-            let current = revs.last().is_some_and(|last| {
-                last.status == "deployed"
-                    && last.chart == chart
-                    && last
-                        .description
-                        .contains(&format!("values-sha256={}", rendered.values_sha))
-            });
-            match recovery {
-                Some(Recovery::Uninstall) => Release::Install,
-                _ if current => Release::Current,
-                _ => Release::Upgrade,
-            }
+            bail!(
+                "`helm history {}` failed:\n{}",
+                s.helm.release,
+                history.tail(10)
+            );
         };
-        if let (Some(r), Some(last)) = (recovery, history_last(&history.stdout)) {
+        let recovery = release::recovery(&revs);
+        let current = revs.last().is_some_and(|last| {
+            last.status == "deployed"
+                && last.chart == chart
+                && last
+                    .description
+                    .contains(&format!("values-sha256={}", rendered.values_sha))
+        });
+        let release = match recovery {
+            _ if revs.is_empty() => Release::Install,
+            Some(Recovery::Uninstall) => Release::Install,
+            _ if current => Release::Current,
+            _ => Release::Upgrade,
+        };
+        if let (Some(r), Some(last)) = (recovery, revs.last()) {
             changes.push(Change::new(
                 "recover",
                 match r {
