@@ -154,6 +154,32 @@ fn the_ssh_engine_on_real_openssh() {
         "{err:#}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+    // The host stops it too, with its process group (certbot must not hold port 80 after the
+    // run gave up), and SIGKILL follows for a command that ignores SIGTERM.
+    let started = Instant::now();
+    let err = s
+        .exec(
+            &RemoteCommand::new("sh")
+                .arg("-c")
+                .arg("trap '' TERM; sleep 61 & wait"),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("ssh.command_timeout) and was stopped on the host"),
+        "{err:#}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(6) && took < Duration::from_secs(12),
+        "{took:?}"
+    );
+    let (code, out) = lab.ssh(
+        "10.77.0.10",
+        &known_hosts,
+        "pgrep -af 'sleep 6[01]' || echo gone",
+    );
+    assert_eq!((code, out.trim()), (0, "gone"), "left running on the host");
 
     // Many commands at once on one session's host, from parallel sessions.
     std::thread::scope(|scope| {

@@ -1,4 +1,9 @@
+use std::time::Duration;
+
 use anyhow::{Result, bail};
+
+/// How long a command stopped by `timeout` (SIGTERM) has before SIGKILL.
+pub const KILL_AFTER: Duration = Duration::from_secs(5);
 
 /// A remote command as a list of arguments, each quoted for the remote shell. Nothing is ever
 /// pasted into a command line unquoted: a value such as `$(touch /tmp/pwned)` reaches the
@@ -51,9 +56,28 @@ impl RemoteCommand {
 
     /// The command line for the remote shell. Fails on a NUL byte, which no shell can carry.
     pub fn to_shell(&self) -> Result<String> {
+        self.line(None)
+    }
+
+    /// The command line, run under coreutils' `timeout`: past `limit` the host itself stops the
+    /// command (SIGTERM to its process group, SIGKILL `KILL_AFTER` later), so a command outlives
+    /// neither its deadline nor a runner that died or lost the connection. Inside `sudo`, so
+    /// that `timeout` may signal what runs as root.
+    pub fn to_shell_within(&self, limit: Duration) -> Result<String> {
+        self.line(Some(limit))
+    }
+
+    fn line(&self, limit: Option<Duration>) -> Result<String> {
         let mut words: Vec<String> = Vec::new();
         if self.sudo {
             words.extend(["sudo", "-n", "--"].map(String::from));
+        }
+        if let Some(limit) = limit {
+            words.extend([
+                "timeout".to_string(),
+                format!("--kill-after={}s", KILL_AFTER.as_secs()),
+                format!("{}s", limit.as_secs().max(1)),
+            ]);
         }
         for a in &self.args {
             match shlex::try_quote(a) {
@@ -110,5 +134,9 @@ mod tests {
             "sudo -n -- systemctl reload haproxy"
         );
         assert!(RemoteCommand::new("echo").arg("a\0b").to_shell().is_err());
+        assert_eq!(
+            sudo.to_shell_within(Duration::from_secs(600)).unwrap(),
+            "sudo -n -- timeout --kill-after=5s 600s systemctl reload haproxy"
+        );
     }
 }

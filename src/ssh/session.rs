@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use ssh2::{BlockDirections, Channel, Session};
 
 use super::host_keys::{self, HostKeyPolicy};
-use super::remote_command::RemoteCommand;
+use super::remote_command::{KILL_AFTER, RemoteCommand};
 
 /// A host to log in to: a name for messages and the address to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,9 +172,21 @@ impl SshSession {
         cmd: &RemoteCommand,
         on_line: &mut dyn FnMut(Stream, &str),
     ) -> Result<ExecOutput> {
-        let line = cmd.to_shell()?;
-        let deadline = Instant::now() + self.opts.command_timeout;
+        // The host stops the command at `command_timeout` (see `to_shell_within`); the local
+        // deadline, later by the kill grace and a margin, only catches a host that stopped
+        // answering.
+        let limit = self.opts.command_timeout;
+        let line = cmd.to_shell_within(limit)?;
+        let started = Instant::now();
+        let deadline = started + limit + KILL_AFTER + Duration::from_secs(5);
         let what = || format!("`{}` on {}", cmd.describe(), self.target.name);
+        let timed_out = || {
+            format!(
+                "{} ran longer than {}s (ssh.command_timeout) and was stopped on the host",
+                what(),
+                limit.as_secs()
+            )
+        };
         let mut ch: Channel = self
             .retry(deadline, || self.session.channel_session())
             .with_context(what)?;
@@ -217,9 +229,10 @@ impl SshSession {
             if !progressed {
                 self.wait(deadline).with_context(|| {
                     format!(
-                        "{} ran longer than {}s (ssh.command_timeout)",
+                        "{} ran longer than {}s (ssh.command_timeout) and the host did not stop \
+                         it: it may still be running there",
                         what(),
-                        self.opts.command_timeout.as_secs()
+                        limit.as_secs()
                     )
                 })?;
             }
@@ -230,14 +243,25 @@ impl SshSession {
             .with_context(what)?;
         // libssh2 reports status 0 when the command sent none, as one killed by a signal does
         // (sshd sends `exit-signal` instead): that must never read as success.
-        if let Some(signal) = ch.exit_signal().with_context(what)?.exit_signal {
+        let signal = ch.exit_signal().with_context(what)?.exit_signal;
+        let status = ch.exit_status().with_context(what)?;
+        // `timeout` exits 124 after SIGTERM, or dies of SIGKILL when the command ignored it; a
+        // command can exit 124 or be killed on its own, so only past the limit is it a timeout.
+        let stopped = signal.as_deref() == Some("KILL") || (signal.is_none() && status == 124);
+        if stopped && started.elapsed() >= limit {
+            bail!(
+                "{}:\n{}",
+                timed_out(),
+                crate::process::tail(&out.text, &err.text, 10)
+            );
+        }
+        if let Some(signal) = signal {
             bail!(
                 "{} was killed by signal SIG{signal} (no exit status):\n{}",
                 what(),
                 crate::process::tail(&out.text, &err.text, 10)
             );
         }
-        let status = ch.exit_status().with_context(what)?;
         Ok(ExecOutput {
             status,
             stdout: out.text,
