@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
 use anyhow::{Context, Result, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::report::{Level, Reporter};
@@ -44,21 +43,6 @@ pub fn tail(stdout: &str, stderr: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// The next line of a child's output, bytes that are not UTF-8 replaced rather than fatal
-/// (a tool's odd byte must not abort the run while the tool is mid-apply).
-async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
-    r: &mut R,
-) -> std::io::Result<Option<String>> {
-    let mut buf = Vec::new();
-    if r.read_until(b'\n', &mut buf).await? == 0 {
-        return Ok(None);
-    }
-    if buf.last() == Some(&b'\n') {
-        buf.pop();
-    }
-    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
-}
-
 /// How long a tool may run, and the setting that says so (for the error).
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
@@ -71,10 +55,16 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs `cmd`, streaming each stdout line to `on_stdout` and each stderr line to the log, and
 /// returns the whole output. Past `deadline` the child is asked to stop (SIGINT), killed after
-/// a grace period, and the run fails naming the setting: every wait is bounded. The child runs in a process group of its own, so a Ctrl-C on the
-/// terminal reaches Jeeves alone: on the first interrupt (`interrupt`) Jeeves sends the child one
-/// SIGINT and waits for it to stop cleanly (terraform finishes its operations and unlocks its
-/// state). It is killed only if the future is dropped.
+/// a grace period, and the run fails naming the setting: every wait is bounded.
+///
+/// The child runs in a process group of its own, so a Ctrl-C on the terminal reaches Jeeves
+/// alone: on the first interrupt (`interrupt`) Jeeves sends the child one SIGINT and waits for
+/// it to stop cleanly (terraform finishes its operations and unlocks its state). Its output goes
+/// to unlinked files that Jeeves reads as they grow, not to pipes: if Jeeves itself is killed
+/// (SIGKILL), a pipe would kill terraform or helm at its next line of output (SIGPIPE; Go tools
+/// die of it even when it is ignored), mid-apply, leaving resources missing from the state and
+/// a remote state lock held. With files the tool finishes what it started and the next run
+/// waits for its lock. It is killed only if the future is dropped.
 pub async fn run(
     cmd: &mut Command,
     stage: StageName,
@@ -83,35 +73,32 @@ pub async fn run(
     mut on_stdout: impl FnMut(&str),
 ) -> Result<Output> {
     let program = describe(cmd);
+    let (out_file, mut out) = OutputFile::new().context("cannot create a file for tool output")?;
+    let (err_file, mut err) = OutputFile::new().context("cannot create a file for tool output")?;
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out_file)
+        .stderr(err_file)
         .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
-    let mut out = BufReader::new(child.stdout.take().expect("piped"));
-    let mut err = BufReader::new(child.stderr.take().expect("piped"));
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    let (mut out_open, mut err_open) = (true, true);
+    // Spawning consumed the child's ends; ours read at their own offsets.
+    let mut on_stderr = |l: &str| reporter.log(Some(stage), Level::Output, l.to_string());
     let mut forwarded = false;
     let limit = tokio::time::Instant::now() + deadline.within;
     let mut timed_out = false;
     let mut kill_at = None;
-    while out_open || err_open {
+    let mut poll = tokio::time::interval(OUTPUT_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let status = loop {
+        out.read_lines(&mut on_stdout)?;
+        err.read_lines(&mut on_stderr)?;
         tokio::select! {
-            line = next_line(&mut out), if out_open => match line? {
-                Some(l) => { on_stdout(&l); stdout.push_str(&l); stdout.push('\n'); }
-                None => out_open = false,
-            },
-            line = next_line(&mut err), if err_open => match line? {
-                Some(l) => {
-                    reporter.log(Some(stage), Level::Output, l.clone());
-                    stderr.push_str(&l); stderr.push('\n');
-                }
-                None => err_open = false,
-            },
+            status = child.wait() => {
+                break status.with_context(|| format!("waiting for {program}"))?;
+            }
+            _ = poll.tick() => {}
             _ = crate::interrupt::wait(), if !forwarded => {
                 forwarded = true;
                 if let Some(pid) = child.id() {
@@ -147,11 +134,9 @@ pub async fn run(
                 child.start_kill().ok();
             },
         }
-    }
-    let status = child
-        .wait()
-        .await
-        .with_context(|| format!("waiting for {program}"))?;
+    };
+    let stdout = out.finish(&mut on_stdout)?;
+    let stderr = err.finish(&mut on_stderr)?;
     if timed_out {
         bail!(
             "{program} ran longer than {}s ({}) and was stopped:\n{}",
@@ -165,6 +150,75 @@ pub async fn run(
         stdout,
         stderr,
     })
+}
+
+/// How often a running tool's output files are read for new lines.
+const OUTPUT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// One output stream of a tool: an unlinked temporary file (nothing of it stays on disk once
+/// both sides have closed it), written by the child through its own descriptor and read here
+/// through another, at an offset of its own.
+struct OutputFile {
+    file: std::fs::File,
+    pending: Vec<u8>,
+    text: String,
+}
+
+impl OutputFile {
+    /// The child's end and ours.
+    fn new() -> std::io::Result<(std::fs::File, OutputFile)> {
+        let named = tempfile::NamedTempFile::new()?;
+        let ours = named.reopen()?;
+        let theirs = named.into_file();
+        Ok((
+            theirs,
+            OutputFile {
+                file: ours,
+                pending: Vec::new(),
+                text: String::new(),
+            },
+        ))
+    }
+
+    /// Reads what was written since the last call and hands on each complete line, bytes that
+    /// are not UTF-8 replaced rather than fatal (a tool's odd byte must not abort the run while
+    /// the tool is mid-apply).
+    fn read_lines(&mut self, on_line: &mut impl FnMut(&str)) -> Result<()> {
+        use std::io::Read;
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = self
+                .file
+                .read(&mut buf)
+                .context("cannot read a tool's output")?;
+            if n == 0 {
+                break;
+            }
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.line(&line[..line.len() - 1], on_line);
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, bytes: &[u8], on_line: &mut impl FnMut(&str)) {
+        let line = String::from_utf8_lossy(bytes);
+        on_line(&line);
+        self.text.push_str(&line);
+        self.text.push('\n');
+    }
+
+    /// The rest, once the child has exited, and the whole text.
+    fn finish(mut self, on_line: &mut impl FnMut(&str)) -> Result<String> {
+        self.read_lines(on_line)?;
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.line(&rest, on_line);
+        }
+        Ok(self.text)
+    }
 }
 
 /// Like `run`, with stdout lines logged; fails unless the exit status is one of `ok`.

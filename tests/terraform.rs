@@ -606,3 +606,57 @@ fn a_tool_past_its_timeout_is_stopped_and_named() {
     assert_eq!(std::fs::read_to_string(t.path("mark")).unwrap(), "int\n");
     assert!(started.elapsed() < std::time::Duration::from_secs(40));
 }
+
+/// A run SIGKILLed while terraform applies (a Jenkins kill after its abort timeout): terraform
+/// is not killed with it (its output does not go to a pipe that breaks), finishes the apply it
+/// started and records it; the next run waits for its state lock instead of failing on it or
+/// creating the resource a second time, and converges.
+#[test]
+fn a_run_killed_mid_apply_leaves_no_lock_in_the_way_of_the_next() {
+    use std::io::{BufRead, BufReader};
+    let t = Test::new();
+    // A resource that takes a few seconds to create (terraform's own local-exec).
+    let created = t.path("created");
+    t.write(
+        "terraform/lab/slow.tf",
+        &format!(
+            "resource \"terraform_data\" \"slow\" {{\n  provisioner \"local-exec\" {{\n    command = \"sleep 5; echo once >> {}\"\n  }}\n}}\n",
+            created.display()
+        ),
+    );
+    let mut child = t
+        .command(&["--output", "json", "up", "--only", "terraform"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let e: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if e["event"] == "host_progress"
+            && e["host"] == "terraform_data.slow"
+            && e["message"] == "create: started"
+        {
+            break;
+        }
+        assert_ne!(
+            e["event"], "run_finished",
+            "never saw the slow create start"
+        );
+    }
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().code(), None);
+    let repair = t.run(&["up", "--only", "terraform"]);
+    assert_eq!(repair.code, 0, "{}\n{}", repair.stdout, repair.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&created).unwrap(),
+        "once\n",
+        "created once, by the killed run's terraform"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&created).unwrap(),
+        "once\n",
+        "created once, by the killed run's terraform"
+    );
+    t.run(&["plan", "--detailed-exitcode", "--only", "terraform"])
+        .expect(0);
+}

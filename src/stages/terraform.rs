@@ -101,6 +101,13 @@ impl<'a> Terraform<'a> {
         cmd
     }
 
+    /// Waits for the state lock rather than failing on it, within the command's own bound: a
+    /// terraform left running by a run that was killed holds the lock until it has finished
+    /// what it started (Jeeves' tools outlive a SIGKILLed run: `process::run`).
+    fn lock_timeout(&self) -> String {
+        format!("-lock-timeout={}s", self.deadline().within.as_secs())
+    }
+
     fn abs(&self, name: &str) -> Result<PathBuf> {
         std::path::absolute(self.state_dir.file(name)).context("cannot resolve the state directory")
     }
@@ -143,6 +150,7 @@ impl<'a> Terraform<'a> {
         let plan = self.abs(PLAN_FILE)?;
         let mut cmd = self.command("plan");
         cmd.args(["-input=false", "-no-color", "-detailed-exitcode"])
+            .arg(self.lock_timeout())
             .args(self.var_file_args()?)
             .arg(format!("-out={}", plan.display()));
         let out = process::run_checked(
@@ -184,7 +192,9 @@ impl<'a> Terraform<'a> {
     pub async fn apply_plan(&self, cx: &StageContext<'_>) -> Result<()> {
         let plan = self.abs(PLAN_FILE)?;
         let mut cmd = self.command("apply");
-        cmd.args(["-input=false", "-json"]).arg(&plan);
+        cmd.args(["-input=false", "-json"])
+            .arg(self.lock_timeout())
+            .arg(&plan);
         self.run_json(cmd, cx).await
     }
 
@@ -200,6 +210,7 @@ impl<'a> Terraform<'a> {
     async fn run_unplanned(&self, subcommand: &str, cx: &StageContext<'_>) -> Result<()> {
         let mut cmd = self.command(subcommand);
         cmd.args(["-input=false", "-json", "-auto-approve"])
+            .arg(self.lock_timeout())
             .args(self.var_file_args()?);
         self.run_json(cmd, cx).await
     }
