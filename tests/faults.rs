@@ -48,6 +48,15 @@ fn progress(stage: &'static str, needle: &'static str) -> impl Fn(&serde_json::V
     }
 }
 
+/// The stage's plan is out, with a change: it applies next.
+fn planned(stage: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+    move |e| {
+        e["event"] == "stage_planned"
+            && e["stage"] == stage
+            && !e["changes"].as_array().is_some_and(|c| c.is_empty())
+    }
+}
+
 /// The next run succeeds; the one after it finds nothing to do.
 fn converges(t: &Test, what: &str) {
     let run = t.run(&["--output", "json", "up"]);
@@ -116,4 +125,27 @@ fn a_run_killed_in_any_applying_stage_is_repaired_by_the_next() {
         .env("JEEVES_HELM_CHART", &common::chart("6.25.1"));
     kill_during(&t, &progress("deploy", "helm upgrade --install"));
     converges(&t, "killed in deploy");
+
+    // tunnel: killed while the tunnel opens and the kubeconfig is written (removed first).
+    std::fs::remove_file(t.path(".jeeves/lab/kubeconfig")).unwrap();
+    kill_during(&t, &planned("tunnel"));
+    converges(&t, "killed in tunnel");
+
+    // dns: killed between the plan and the upsert of a changed record (a new TTL).
+    t.env("JEEVES_DNS_TTL", "120");
+    kill_during(&t, &planned("dns"));
+    converges(&t, "killed in dns");
+
+    // terraform: killed while terraform updates every host record (a new tag), so Jeeves'
+    // inventory is not rewritten and terraform is left mid-apply.
+    let tags = t.path("fault-tags.tfvars.json");
+    std::fs::write(&tags, r#"{"tags": {"Fault": "terraform"}}"#).unwrap();
+    let var_files = format!(
+        "{},{}",
+        lab.path("terraform.tfvars.json").display(),
+        tags.display()
+    );
+    t.env("JEEVES_TERRAFORM_VAR_FILES", &var_files);
+    kill_during(&t, &progress("terraform", ": started"));
+    converges(&t, "killed in terraform");
 }
