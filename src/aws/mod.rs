@@ -26,10 +26,14 @@ pub fn retry_config() -> RetryConfig {
 /// with its retries. Waits longer than one call (Route 53 INSYNC, console output) have their own
 /// bounds in the code that polls.
 pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    bounded(Duration::from_secs(20), Duration::from_secs(120))
+}
+
+fn bounded(attempt: Duration, call: Duration) -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .operation_attempt_timeout(Duration::from_secs(20))
-        .operation_timeout(Duration::from_secs(120))
+        .connect_timeout(attempt.min(Duration::from_secs(10)))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(call)
         .build()
 }
 
@@ -76,4 +80,59 @@ pub async fn identity(timeout: Duration) -> Result<Identity> {
         account: reply.account().unwrap_or_default().to_string(),
         region,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endpoint that accepts connections and never answers (a wedged proxy, a black-holed
+    /// VPC endpoint): the call fails when its bound passes, through the same retry strategy
+    /// as every call, instead of hanging the run.
+    #[tokio::test]
+    async fn a_call_to_an_endpoint_that_never_answers_is_bounded() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for conn in listener.incoming().take(8) {
+                open.push(conn);
+            }
+        });
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(format!("http://{addr}"))
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_route53::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .retry_config(retry_config())
+            .timeout_config(bounded(Duration::from_millis(500), Duration::from_secs(2)))
+            .load()
+            .await;
+        let started = std::time::Instant::now();
+        let err = aws_sdk_route53::Client::new(&config)
+            .list_hosted_zones()
+            .send()
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+        assert!(
+            format!("{}", describe(err)).contains("timeout"),
+            "names the timeout"
+        );
+        drop(held);
+        // The settings every call uses.
+        let t = timeout_config();
+        assert_eq!(
+            (t.operation_attempt_timeout(), t.operation_timeout()),
+            (
+                Some(Duration::from_secs(20)),
+                Some(Duration::from_secs(120))
+            )
+        );
+    }
 }
