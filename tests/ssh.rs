@@ -29,6 +29,7 @@ fn options(lab: &Lab, known_hosts: &Path) -> SshOptions {
         command_timeout: Duration::from_secs(30),
         keepalive: Duration::from_secs(5),
         sudo: false,
+        jump: None,
     }
 }
 
@@ -285,4 +286,136 @@ fn the_ssh_engine_on_real_openssh() {
         format!("{err:#}").contains("authentication failed"),
         "{err:#}"
     );
+
+    // Through a jump host (ssh.jump_host): worker-1 unreachable from here (a prohibit route),
+    // reached through the controller; its own host key is checked end to end.
+    let route = Route::prohibit("10.77.0.11");
+    let short = SshOptions {
+        connect_timeout: Duration::from_secs(2),
+        ..opts.clone()
+    };
+    assert!(
+        SshSession::connect(&target("worker-1", "10.77.0.11"), &short).is_err(),
+        "worker-1 is not reachable directly"
+    );
+    let jumped = SshOptions {
+        jump: Some(jeeves::ssh::Jump {
+            target: target("controller", "10.77.0.10"),
+            user: "root".into(),
+        }),
+        ..opts.clone()
+    };
+    let w = SshSession::connect(&target("worker-1", "10.77.0.11"), &jumped).expect("jumped");
+    let out = w.run(&RemoteCommand::new("hostname")).unwrap();
+    assert_eq!(out.stdout.trim(), "worker-1");
+    // The worker's key is checked as 10.77.0.11's: the controller's key in its place fails.
+    let swapped = lab.path("swapped_known_hosts");
+    let mine = std::fs::read_to_string(&known_hosts).unwrap();
+    let controller_key: Vec<&str> = mine
+        .lines()
+        .find(|l| l.starts_with("10.77.0.10 ") && l.contains("ed25519"))
+        .expect("the controller's key")
+        .split_whitespace()
+        .collect();
+    std::fs::write(
+        &swapped,
+        format!(
+            "{mine}\n10.77.0.11 {} {}\n",
+            controller_key[1], controller_key[2]
+        )
+        .lines()
+        .filter(|l| !l.starts_with("10.77.0.11 ") || l.contains(controller_key[2]))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>(),
+    )
+    .unwrap();
+    let err = SshSession::connect(
+        &target("worker-1", "10.77.0.11"),
+        &SshOptions {
+            known_hosts: swapped,
+            ..jumped.clone()
+        },
+    )
+    .err()
+    .expect("the wrong key through the jump host");
+    assert!(
+        format!("{err:#}").contains("host key mismatch for 10.77.0.11:22"),
+        "{err:#}"
+    );
+    // A host the jump host cannot reach: the jump host's reason, within the timeout.
+    let started = Instant::now();
+    let err = SshSession::connect(
+        &Target {
+            port: 2222,
+            ..target("worker-1", "10.77.0.11")
+        },
+        &SshOptions {
+            connect_timeout: Duration::from_secs(3),
+            ..jumped.clone()
+        },
+    )
+    .err()
+    .expect("nothing on 2222");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("through the jump host") && text.contains("ssh.connect_timeout"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+    drop(route);
+
+    // ssh-agent alone: no key file, the key in an agent.
+    let agent = lab.path("agent.sock");
+    let (code, out) =
+        common::sh(std::process::Command::new("ssh-agent").args(["-a", agent.to_str().unwrap()]));
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = common::sh(
+        std::process::Command::new("ssh-add")
+            .arg(lab.path("id_ed25519"))
+            .env("SSH_AUTH_SOCK", &agent),
+    );
+    assert_eq!(code, 0, "{out}");
+    // SAFETY: this test binary runs this one test function; nothing else reads the env now.
+    unsafe { std::env::set_var("SSH_AUTH_SOCK", &agent) };
+    let agent_only = SshOptions {
+        key_path: lab.path("no-such-key"),
+        ..opts.clone()
+    };
+    let s = SshSession::connect(&target("controller", "10.77.0.10"), &agent_only)
+        .expect("logged in with the agent's key");
+    assert_eq!(
+        s.run(&RemoteCommand::new("hostname"))
+            .unwrap()
+            .stdout
+            .trim(),
+        "controller"
+    );
+    let _ = std::process::Command::new("ssh-agent")
+        .arg("-k")
+        .env("SSH_AUTH_SOCK", &agent)
+        .status();
+}
+
+/// A route that makes an address unreachable from the test's namespace, removed when dropped.
+struct Route(String);
+
+impl Route {
+    fn prohibit(ip: &str) -> Route {
+        let (code, out) = common::sh(std::process::Command::new("ip").args([
+            "route",
+            "add",
+            "prohibit",
+            &format!("{ip}/32"),
+        ]));
+        assert_eq!(code, 0, "{out}");
+        Route(ip.to_string())
+    }
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["route", "del", "prohibit", &format!("{}/32", self.0)])
+            .status();
+    }
 }

@@ -116,6 +116,7 @@ fn session(lab: &Lab) -> SshSession {
         command_timeout: Duration::from_secs(60),
         keepalive: Duration::from_secs(5),
         sudo: false,
+        jump: None,
     };
     SshSession::connect(
         &Target {

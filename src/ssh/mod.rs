@@ -10,5 +10,5 @@ mod tunnel;
 
 pub use host_keys::{HostKeyPolicy, HostKeyRejected};
 pub use remote_command::RemoteCommand;
-pub use session::{ExecOutput, SshOptions, SshSession, Stream, Target};
+pub use session::{ExecOutput, Jump, SshOptions, SshSession, Stream, Target};
 pub use tunnel::{Tunnel, TunnelLog};

@@ -32,6 +32,16 @@ pub struct SshOptions {
     pub keepalive: Duration,
     /// Prefix privileged commands with `sudo -n` (when the user is not root).
     pub sudo: bool,
+    /// Reach every host through this one, as OpenSSH's ProxyJump does: an SSH session to the
+    /// jump host forwards a connection to the host's sshd; keys and login are end to end.
+    pub jump: Option<Jump>,
+}
+
+/// A jump host (bastion): where it is and who logs in there (same key, agent and known_hosts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jump {
+    pub target: Target,
+    pub user: String,
 }
 
 impl SshOptions {
@@ -46,6 +56,7 @@ impl SshOptions {
             command_timeout: s.command_timeout,
             keepalive: s.keepalive,
             sudo: s.sudo,
+            jump: None,
         }
     }
 
@@ -85,6 +96,8 @@ pub struct SshSession {
     stream: TcpStream,
     pub target: Target,
     opts: SshOptions,
+    /// Through a jump host: the forwarding that carries this session (dropped after it).
+    _via: Option<Box<super::Tunnel>>,
 }
 
 impl SshSession {
@@ -93,12 +106,45 @@ impl SshSession {
     /// a host-key or authentication problem is final at once.
     pub fn connect(target: &Target, opts: &SshOptions) -> Result<SshSession> {
         let deadline = Instant::now() + opts.connect_timeout;
+        // Through a jump host: one session to it, forwarding a local port to the host's sshd.
+        // What the jump host said when it could not forward (refused, unreachable) goes into
+        // the error: the local side only sees its connection closed.
+        let said: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+        let via = match &opts.jump {
+            None => None,
+            Some(jump) => {
+                let hop = SshOptions {
+                    user: jump.user.clone(),
+                    jump: None,
+                    ..opts.clone()
+                };
+                let session = SshSession::connect(&jump.target, &hop).with_context(|| {
+                    format!("through the jump host {} (ssh.jump_host)", jump.target.name)
+                })?;
+                let said = said.clone();
+                Some(Box::new(super::Tunnel::open_to(
+                    session,
+                    0,
+                    &target.address,
+                    target.port,
+                    Box::new(move |line| *said.lock().expect("not poisoned") = Some(line.into())),
+                )?))
+            }
+        };
+        let dial = via.as_ref().map(|t| t.local);
         let mut delay = Duration::from_millis(250);
         loop {
-            match Self::try_connect(target, opts, deadline) {
-                Ok(s) => return Ok(s),
+            match Self::try_connect(target, dial, opts, deadline) {
+                Ok(mut s) => {
+                    s._via = via;
+                    return Ok(s);
+                }
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retry(e)) => {
+                    let e = match said.lock().expect("not poisoned").take() {
+                        Some(line) => e.context(format!("through the jump host: {line}")),
+                        None => e,
+                    };
                     if Instant::now() + delay >= deadline {
                         return Err(e.context(format!(
                             "cannot reach {} ({}:{}) within {}s (ssh.connect_timeout)",
@@ -115,16 +161,22 @@ impl SshSession {
         }
     }
 
+    /// One attempt; `dial` is where to connect when not the target itself (a jump host's
+    /// forwarding). The host key is checked against the target either way.
     fn try_connect(
         target: &Target,
+        dial: Option<std::net::SocketAddr>,
         opts: &SshOptions,
         deadline: Instant,
     ) -> Result<SshSession, Attempt> {
-        let addr = (target.address.as_str(), target.port)
-            .to_socket_addrs()
-            .map_err(|e| Attempt::Final(anyhow!("cannot resolve {}: {e}", target.address)))?
-            .next()
-            .ok_or_else(|| Attempt::Final(anyhow!("no address for {}", target.address)))?;
+        let addr = match dial {
+            Some(addr) => addr,
+            None => (target.address.as_str(), target.port)
+                .to_socket_addrs()
+                .map_err(|e| Attempt::Final(anyhow!("cannot resolve {}: {e}", target.address)))?
+                .next()
+                .ok_or_else(|| Attempt::Final(anyhow!("no address for {}", target.address)))?,
+        };
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
@@ -157,6 +209,7 @@ impl SshSession {
             stream,
             target: target.clone(),
             opts: opts.clone(),
+            _via: None,
         })
     }
 

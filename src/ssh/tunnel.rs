@@ -78,6 +78,19 @@ impl Tunnel {
         remote_port: u16,
         log: TunnelLog,
     ) -> Result<Tunnel> {
+        Self::open_to(session, local_port, "127.0.0.1", remote_port, log)
+    }
+
+    /// Forwards to `remote_host:remote_port` as the session's host reaches it (a jump host
+    /// forwarding to another host's sshd). Port 0 listens on a free port (`local` says which).
+    pub fn open_to(
+        session: SshSession,
+        local_port: u16,
+        remote_host: &str,
+        remote_port: u16,
+        log: TunnelLog,
+    ) -> Result<Tunnel> {
+        let remote_host = remote_host.to_string();
         let listener = TcpListener::bind(("127.0.0.1", local_port)).map_err(|e| {
             if e.kind() == ErrorKind::AddrInUse {
                 anyhow::anyhow!(
@@ -103,6 +116,7 @@ impl Tunnel {
                     connecting: None,
                     grow_after: Instant::now(),
                     listener,
+                    remote_host,
                     remote_port,
                     waiting: VecDeque::new(),
                     conns: Vec::new(),
@@ -195,6 +209,7 @@ struct Forwarder {
     /// No new session before this (set after a failed attempt).
     grow_after: Instant,
     listener: TcpListener,
+    remote_host: String,
     remote_port: u16,
     /// Accepted connections in order, waiting for a lane with no open in flight.
     waiting: VecDeque<Waiting>,
@@ -306,10 +321,11 @@ impl Forwarder {
                         None => break,
                     }
                 }
-                let opened =
-                    lane.session
-                        .raw()
-                        .channel_direct_tcpip("127.0.0.1", self.remote_port, None);
+                let opened = lane.session.raw().channel_direct_tcpip(
+                    &self.remote_host,
+                    self.remote_port,
+                    None,
+                );
                 match opened {
                     Err(e) if would_block(&e) => break,
                     Ok(channel) => {
@@ -330,10 +346,11 @@ impl Forwarder {
                         let w = lane.opening.take().expect("an open under way");
                         self.counters.refused.fetch_add(1, Ordering::Relaxed);
                         (self.log)(&format!(
-                            "connection from {} closed after {:.1}s: {} could not open 127.0.0.1:{}: {}",
+                            "connection from {} closed after {:.1}s: {} could not open {}:{}: {}",
                             w.peer,
                             w.since.elapsed().as_secs_f64(),
                             self.target.name,
+                            self.remote_host,
                             self.remote_port,
                             e.message()
                         ));

@@ -39,6 +39,7 @@ fn opts(lab: &Path) -> SshOptions {
         command_timeout: Duration::from_secs(60),
         keepalive: Duration::from_secs(10),
         sudo: false,
+        jump: None,
     }
 }
 
