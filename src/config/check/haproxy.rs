@@ -38,3 +38,30 @@ pub(super) fn check(
         backend_address: backend_address?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pem_is_named_after_the_domain_unless_set() {
+        let mut c = Checker::for_test();
+        let h = check(
+            &mut c,
+            pipeline::Haproxy::default(),
+            Some("chat.example.com"),
+        )
+        .unwrap();
+        assert_eq!(h.pem_path, "/etc/haproxy/certs/chat.example.com.pem");
+        // No domain: its own error was recorded already, none is added here.
+        assert!(check(&mut c, pipeline::Haproxy::default(), None).is_none());
+        assert_eq!(c.keys(), Vec::<&str>::new());
+
+        let raw = pipeline::Haproxy {
+            pem_path: "/etc/ssl/private/chat.pem".into(),
+            ..Default::default()
+        };
+        let h = check(&mut c, raw, None).unwrap();
+        assert_eq!(h.pem_path, "/etc/ssl/private/chat.pem");
+    }
+}

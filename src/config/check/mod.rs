@@ -73,6 +73,21 @@ impl Checker {
         Some(path)
     }
 
+    /// A checker for one section's unit tests: values from the file `demo.toml`.
+    #[cfg(test)]
+    fn for_test() -> Checker {
+        Checker::new(Sources {
+            file: "demo.toml".into(),
+            overrides: Default::default(),
+        })
+    }
+
+    /// The keys of the problems recorded so far, in order.
+    #[cfg(test)]
+    fn keys(&self) -> Vec<&str> {
+        self.errors.iter().map(|e| e.key.as_str()).collect()
+    }
+
     /// Every section checked, in the pipeline file's order (and so the errors' order).
     pub fn finish(
         mut self,

@@ -27,3 +27,47 @@ pub(super) fn check(
         templates?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_follow_aws_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = |tags: &[(&str, &str)]| pipeline::Project {
+            name: "demo".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            templates: ".".into(),
+        };
+        let mut c = Checker::for_test();
+        let (project, templates) = check(
+            &mut c,
+            raw(&[("team", "chat"), ("cost-center", "")]),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(c.keys(), Vec::<&str>::new());
+        assert_eq!(project.tags.len(), 2);
+        assert_eq!(templates, dir.path().join("."));
+
+        let long = "v".repeat(257);
+        let mut c = Checker::for_test();
+        check(
+            &mut c,
+            raw(&[("aws:created-by", "me"), ("owner", &long), ("", "x")]),
+            dir.path(),
+        );
+        assert_eq!(
+            c.keys(),
+            [
+                "project.tags.",
+                "project.tags.aws:created-by",
+                "project.tags.owner"
+            ]
+        );
+    }
+}

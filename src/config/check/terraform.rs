@@ -54,3 +54,32 @@ pub(super) fn check(
         timeout: timeout?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_workers(value: &str) -> pipeline::Terraform {
+        pipeline::Terraform {
+            dir: ".".into(),
+            vars: format!("worker_count = {value}").parse().unwrap(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn worker_count_is_a_whole_number_up_to_1000() {
+        let dir = tempfile::tempdir().unwrap();
+        for ok in ["0", "3", "1000"] {
+            let mut c = Checker::for_test();
+            let tf = check(&mut c, with_workers(ok), dir.path()).unwrap();
+            assert_eq!(c.keys(), Vec::<&str>::new(), "{ok}");
+            assert_eq!(tf.vars["worker_count"].to_string(), ok);
+        }
+        for bad in ["-1", "1001", "2.5", "'3'"] {
+            let mut c = Checker::for_test();
+            check(&mut c, with_workers(bad), dir.path());
+            assert_eq!(c.keys(), ["terraform.vars.worker_count"], "{bad}");
+        }
+    }
+}

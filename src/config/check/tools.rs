@@ -16,3 +16,22 @@ pub(super) fn check(c: &mut Checker, raw: Tools) -> Option<Tools> {
     }
     Some(raw)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_must_be_named() {
+        let mut c = Checker::for_test();
+        assert!(check(&mut c, Tools::default()).is_some());
+        assert_eq!(c.keys(), Vec::<&str>::new());
+        let raw = Tools {
+            terraform: " ".into(),
+            helm: "/opt/helm/bin/helm".into(),
+            kubectl: String::new(),
+        };
+        check(&mut c, raw);
+        assert_eq!(c.keys(), ["tools.terraform", "tools.kubectl"]);
+    }
+}

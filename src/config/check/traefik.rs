@@ -68,3 +68,53 @@ pub(super) fn check(c: &mut Checker, raw: Traefik, base: &Path) -> Option<Traefi
     }
     Some(Traefik { crds: crds?, ..raw })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_pass_and_a_local_crd_bundle_becomes_absolute() {
+        let mut c = Checker::for_test();
+        let raw = Traefik {
+            crds: "crds/traefik-v3.3.yaml".into(),
+            ..Traefik::default()
+        };
+        let t = check(&mut c, raw, Path::new("/srv/pipelines")).unwrap();
+        assert_eq!(c.keys(), Vec::<&str>::new());
+        assert_eq!(t.crds, "/srv/pipelines/crds/traefik-v3.3.yaml");
+        assert_eq!(t.storage_size, "1Gi");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        let mut c = Checker::for_test();
+        let raw = Traefik {
+            namespace: "Traefik".into(),
+            web_nodeport: 30443,
+            trusted_ips: vec!["10.1.0.0/16".into(), "10.1.0.0/33".into()],
+            storage_class: "".into(),
+            storage_size: "1 Gi".into(),
+            ..Traefik::default()
+        };
+        check(&mut c, raw, Path::new("/srv"));
+        assert_eq!(
+            c.keys(),
+            [
+                "traefik.namespace",
+                "traefik.websecure_nodeport",
+                "traefik.trusted_ips[1]",
+                "traefik.storage_class",
+                "traefik.storage_size"
+            ]
+        );
+        let mut c = Checker::for_test();
+        let raw = Traefik {
+            trusted_ips: Vec::new(),
+            crds: String::new(),
+            ..Traefik::default()
+        };
+        assert!(check(&mut c, raw, Path::new("/srv")).is_none());
+        assert_eq!(c.keys(), ["traefik.crds", "traefik.trusted_ips"]);
+    }
+}
