@@ -1,9 +1,14 @@
 //! Configuration: the pipeline file, `.env` and the environment, merged once into `Settings`.
 
+mod check;
 mod config_error;
 mod env;
+mod load;
+mod overrides;
 mod pipeline;
+mod preflight;
 mod settings;
+mod sources;
 pub mod validate;
 
 pub use config_error::{ConfigError, ConfigErrors};
@@ -14,5 +19,6 @@ pub use settings::{
     Settings, SshSettings, TerraformSettings, TlsSettings,
 };
 
+#[cfg(test)]
 #[cfg(test)]
 mod tests;

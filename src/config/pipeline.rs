@@ -1,6 +1,6 @@
 //! The pipeline file as written: plain serde data with defaults. Values that need parsing
-//! (durations, paths) stay strings here; `settings.rs` turns them into checked types and names
-//! the key when one is wrong.
+//! (durations, paths) stay strings here; `check/` turns them into checked types and names the
+//! key when one is wrong.
 
 use std::collections::BTreeMap;
 

@@ -1,14 +1,26 @@
-//! The Helm release as `helm history` shows it, and what a killed or failed helm left behind.
+//! The Rocket.Chat Helm release: its values rendered, its state read from `helm history`, what
+//! a killed or failed helm left behind, and the helm calls that recover, install or upgrade it.
 //!
-//! A helm killed mid-operation leaves its last revision `pending-install`, `pending-upgrade`
-//! or `pending-rollback`, and every later helm call on the release fails with "another
-//! operation (install/upgrade/rollback) is in progress". A failed install without `--atomic`
-//! leaves `failed` with nothing deployed, and `upgrade --install` then fails with "has no
-//! deployed releases". Both are recovered before the upgrade: a rollback to the last revision
-//! that was deployed, or — when none ever was — an uninstall.
+//! The release's description carries the SHA-256 of its values (and chart), so an unchanged
+//! release is left alone. A helm killed mid-operation leaves its last revision
+//! `pending-install`, `pending-upgrade` or `pending-rollback`, and every later helm call on the
+//! release fails with "another operation (install/upgrade/rollback) is in progress". A failed
+//! install without `--atomic` leaves `failed` with nothing deployed, and `upgrade --install`
+//! then fails with "has no deployed releases". Both are recovered before the upgrade: a rollback
+//! to the last revision that was deployed, or — when none ever was — an uninstall.
 
-use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+
+use super::sha256;
+use super::tools::{Tools, succeeded};
+use crate::config::Settings;
+use crate::report::Change;
+use crate::stage::StageContext;
+use crate::state::write_private;
+use crate::templates::{ROCKETCHAT_VALUES, TemplateContext, Templates};
 
 /// One revision of `helm history -o json`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -50,6 +62,281 @@ pub fn recovery(revs: &[Revision]) -> Option<Recovery> {
         (true, _, None) | (false, "failed", None) => Some(Recovery::Uninstall),
         _ => None,
     }
+}
+
+/// The release's values files (no secrets in them: the chart reads the MongoDB secret).
+pub struct Values {
+    /// `rocketchat-values.yaml` in the stage's state directory.
+    pub path: PathBuf,
+    text: String,
+    /// `helm.values` from the pipeline file, passed after the rendered values.
+    pub extra: Option<(PathBuf, String)>,
+    /// Of the chart, its timeout and both files: recorded in the release's description.
+    pub sha: String,
+}
+
+impl Values {
+    /// Renders them for `dir`; nothing is written until `write`.
+    pub fn render(
+        templates: &Templates,
+        ctx: &TemplateContext,
+        settings: &Settings,
+        dir: &Path,
+    ) -> Result<Values> {
+        let text = templates.render(ROCKETCHAT_VALUES, ctx)?;
+        let extra = crate::templates::extra_values(settings)?;
+        let chart = format!(
+            "{} {} {} {}",
+            settings.helm.repo,
+            settings.helm.chart,
+            settings.helm.version,
+            settings.helm.timeout.as_secs()
+        );
+        let sha =
+            sha256(format!("{chart}\n{text}\n{}", extra.as_deref().unwrap_or_default()).as_bytes());
+        Ok(Values {
+            path: dir.join("rocketchat-values.yaml"),
+            text,
+            extra: extra.map(|e| (dir.join(crate::templates::EXTRA_VALUES), e)),
+            sha,
+        })
+    }
+
+    pub fn write(&self) -> Result<()> {
+        write_private(&self.path, self.text.as_bytes())?;
+        if let Some((path, text)) = &self.extra {
+            write_private(path, text.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Deployed with this chart version and these values.
+    Current,
+    Install,
+    Upgrade,
+}
+
+/// What `helm history` says of the release.
+pub struct Probe {
+    pub release: Release,
+    /// What an interrupted or failed helm left, to undo before the upgrade.
+    pub recovery: Option<Recovery>,
+    /// The recovery, as the plan shows it.
+    pub recover_change: Option<Change>,
+    /// The install or upgrade, as the plan shows it.
+    pub change: Option<Change>,
+}
+
+/// This chart version, these values, deployed — or what must happen to get there.
+pub async fn probe(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Result<Probe> {
+    let s = cx.settings;
+    let history = tools
+        .helm(
+            cx,
+            &[
+                "history",
+                &s.helm.release,
+                "-n",
+                &s.helm.namespace,
+                "--max",
+                "50",
+                "-o",
+                "json",
+            ],
+        )
+        .await?;
+    // helm names a chart `<Chart.yaml name>-<version>`, from a repository or a path alike.
+    let chart = format!("{}-{}", crate::chart::CHART_NAME, s.helm.version);
+    let revs = if history.status.success() {
+        parse(&history.stdout)
+            .with_context(|| format!("reading the history of release {}", s.helm.release))?
+    } else if history.stderr.contains("not found") {
+        Vec::new()
+    } else {
+        bail!(
+            "`helm history {}` failed:\n{}",
+            s.helm.release,
+            history.tail(10)
+        );
+    };
+    let recovery = recovery(&revs);
+    let current = revs.last().is_some_and(|last| {
+        last.status == "deployed"
+            && last.chart == chart
+            && last
+                .description
+                .contains(&format!("values-sha256={}", values.sha))
+    });
+    let release = match recovery {
+        _ if revs.is_empty() => Release::Install,
+        Some(Recovery::Uninstall) => Release::Install,
+        _ if current => Release::Current,
+        _ => Release::Upgrade,
+    };
+    let recover_change = match (recovery, revs.last()) {
+        (Some(r), Some(last)) => Some(Change::new(
+            "recover",
+            match r {
+                Recovery::Rollback(rev) => format!(
+                    "helm release {}: revision {} is {} (a helm that was interrupted); roll back to revision {rev}, the last deployed",
+                    s.helm.release, last.revision, last.status
+                ),
+                Recovery::Uninstall => format!(
+                    "helm release {}: revision {} is {} and nothing was ever deployed; uninstall it, then install",
+                    s.helm.release, last.revision, last.status
+                ),
+            },
+        )),
+        _ => None,
+    };
+    let change = match release {
+        Release::Current => None,
+        Release::Install => Some(Change::new(
+            "install",
+            format!(
+                "helm release {} ({chart}) in {}",
+                s.helm.release, s.helm.namespace
+            ),
+        )),
+        Release::Upgrade => Some(Change::new(
+            "upgrade",
+            format!(
+                "helm release {} to {chart} with the rendered values in {}",
+                s.helm.release, s.helm.namespace
+            ),
+        )),
+    };
+    Ok(Probe {
+        release,
+        recovery,
+        recover_change,
+        change,
+    })
+}
+
+/// Undoes what an interrupted or failed helm left, waiting for it.
+pub async fn recover(tools: &Tools, cx: &StageContext<'_>, recovery: Recovery) -> Result<()> {
+    let s = cx.settings;
+    let timeout = format!("{}s", s.helm.timeout.as_secs());
+    let ns = s.helm.namespace.as_str();
+    let rel = s.helm.release.as_str();
+    let (args, what) = match recovery {
+        Recovery::Rollback(rev) => {
+            let rev = rev.to_string();
+            let args: Vec<String> = [
+                "rollback",
+                rel,
+                &rev,
+                "-n",
+                ns,
+                "--wait",
+                "--timeout",
+                &timeout,
+            ]
+            .map(String::from)
+            .to_vec();
+            (args, format!("rolled back to revision {rev}"))
+        }
+        Recovery::Uninstall => (
+            ["uninstall", rel, "-n", ns, "--wait", "--timeout", &timeout]
+                .map(String::from)
+                .to_vec(),
+            "uninstalled (nothing had been deployed)".to_string(),
+        ),
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    succeeded(
+        tools.helm(cx, &args).await?,
+        &format!("recovering release {rel} ({})", args[0]),
+    )?;
+    cx.host(rel.to_string(), what);
+    Ok(())
+}
+
+/// `helm upgrade --install --atomic` with the rendered values, the values' hash in the
+/// release's description.
+pub async fn upgrade(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Result<()> {
+    let s = cx.settings;
+    let timeout = format!("{}s", s.helm.timeout.as_secs());
+    let description = format!("jeeves values-sha256={}", values.sha);
+    let values_path = values.path.display().to_string();
+    let local = s.helm.local_chart.as_ref().map(|p| p.display().to_string());
+    let mut args = vec!["upgrade", "--install", s.helm.release.as_str()];
+    match &local {
+        // A chart on disk is used as it is (config checks hold it to helm.version).
+        Some(path) => args.push(path.as_str()),
+        None => args.extend([
+            s.helm.chart.as_str(),
+            "--repo",
+            s.helm.repo.as_str(),
+            "--version",
+            s.helm.version.as_str(),
+        ]),
+    }
+    args.extend([
+        "-n",
+        s.helm.namespace.as_str(),
+        "--create-namespace",
+        "-f",
+        values_path.as_str(),
+    ]);
+    let extra = values.extra.as_ref().map(|(p, _)| p.display().to_string());
+    if let Some(extra) = &extra {
+        args.extend(["-f", extra.as_str()]);
+    }
+    args.extend([
+        "--wait",
+        "--atomic",
+        "--timeout",
+        timeout.as_str(),
+        "--description",
+        description.as_str(),
+    ]);
+    cx.host(
+        s.helm.release.clone(),
+        format!(
+            "helm upgrade --install {} {}-{} (waits up to {timeout})",
+            s.helm.release, s.helm.chart, s.helm.version
+        ),
+    );
+    succeeded(
+        tools.helm(cx, &args).await?,
+        &format!("helm upgrade --install of release {}", s.helm.release),
+    )?;
+    cx.host(s.helm.release.clone(), "release deployed");
+    Ok(())
+}
+
+/// Rolls every Deployment of the release: Rocket.Chat reads MONGO_URL from the secret when a
+/// pod starts, so a changed database URI reaches it only through new pods.
+pub async fn restart(tools: &Tools, cx: &StageContext<'_>) -> Result<()> {
+    let s = cx.settings;
+    let selector = format!("app.kubernetes.io/instance={}", s.helm.release);
+    succeeded(
+        tools
+            .kubectl(
+                cx,
+                &[
+                    "rollout",
+                    "restart",
+                    "deployment",
+                    "-l",
+                    &selector,
+                    "-n",
+                    &s.helm.namespace,
+                ],
+            )
+            .await?,
+        "restarting the release's Deployments after the MongoDB secret changed",
+    )?;
+    cx.host(
+        s.helm.release.clone(),
+        "Deployments restarted: their pods read the changed MongoDB secret",
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,13 @@
 
 use std::collections::BTreeSet;
 
+use anyhow::{Context, Result, bail};
 use serde_json::Value;
+
+use super::tools::{Tools, succeeded};
+use super::traefik::Manifests;
+use crate::process::Output;
+use crate::stage::StageContext;
 
 /// One `spec.routes[].services[]` entry of an IngressRoute.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -123,6 +129,43 @@ pub fn unresolved(backends: &[Backend], services: &[Value]) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Every IngressRoute backend among the applied manifests is a live Service with the port the
+/// route names; otherwise an error naming each broken one.
+pub async fn check(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Result<()> {
+    if !m.routes {
+        return Ok(());
+    }
+    let manifests = m.path.display().to_string();
+    let json = |out: Output, what: &str| -> Result<Value> {
+        let out = succeeded(out, what)?;
+        serde_json::from_str(&out.stdout).with_context(|| format!("{what}: the answer is not JSON"))
+    };
+    let applied = json(
+        tools
+            .kubectl(cx, &["get", "-f", &manifests, "-o", "json"])
+            .await?,
+        "reading the applied IngressRoutes",
+    )?;
+    let backends = backends(&applied);
+    let mut services = Vec::new();
+    for ns in namespaces(&backends) {
+        services.push(json(
+            tools
+                .kubectl(cx, &["get", "services", "-n", ns, "-o", "json"])
+                .await?,
+            &format!("listing the Services in {ns}"),
+        )?);
+    }
+    let broken = unresolved(&backends, &services);
+    if !broken.is_empty() {
+        bail!(
+            "Traefik would answer 404: {}. The IngressRoute template (templates/traefik/) and the chart disagree on the Service; `jeeves render` shows what Jeeves applies",
+            broken.join("; ")
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,8 +10,11 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 
+use super::tools::{Tools, succeeded};
 use crate::chart::{self, secret_keys::*};
 use crate::config::Settings;
+use crate::report::Change;
+use crate::stage::StageContext;
 
 /// The secret's data as it should be, plain text.
 pub struct MongoSecret {
@@ -142,6 +145,101 @@ impl MongoSecret {
     }
 }
 
+/// A secret to apply: missing, or not holding what it should.
+pub struct Update {
+    pub secret: MongoSecret,
+    /// A live secret is replaced: pods read it only when they start, so they must roll.
+    pub replaces: bool,
+    /// As the plan shows it.
+    pub change: Change,
+}
+
+/// The live secret, compared in memory with what it must hold. `fresh`: the release is not
+/// installed yet, so the bundled MongoDB's credentials may be generated.
+pub async fn probe(tools: &Tools, cx: &StageContext<'_>, fresh: bool) -> Result<Option<Update>> {
+    let s = cx.settings;
+    let out = tools
+        .kubectl(
+            cx,
+            &[
+                "get",
+                "secret",
+                &s.helm.mongodb_secret,
+                "-n",
+                &s.helm.namespace,
+                "-o",
+                "json",
+            ],
+        )
+        .await?;
+    let live = if out.status.success() {
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).with_context(|| {
+            format!(
+                "`kubectl get secret {}` answered something that is not JSON",
+                s.helm.mongodb_secret
+            )
+        })?;
+        decode(&doc)
+    } else if out.stderr.contains("NotFound") {
+        Default::default()
+    } else {
+        bail!(
+            "cannot read secret {}/{}:\n{}",
+            s.helm.namespace,
+            s.helm.mongodb_secret,
+            out.tail(10)
+        );
+    };
+    let Some(wanted) = MongoSecret::desired(s, &live, fresh)? else {
+        return Ok(None);
+    };
+    if wanted.matches(&live) {
+        return Ok(None);
+    }
+    let change = Change::new(
+        if out.status.success() {
+            "update"
+        } else {
+            "create"
+        },
+        format!(
+            "secret {}/{} ({}; {})",
+            s.helm.namespace,
+            s.helm.mongodb_secret,
+            wanted.keys(),
+            if s.helm.bundled_mongodb {
+                "credentials of the bundled MongoDB, generated once"
+            } else {
+                "from the environment"
+            }
+        ),
+    );
+    Ok(Some(Update {
+        secret: wanted,
+        replaces: out.status.success(),
+        change,
+    }))
+}
+
+/// `kubectl apply --server-side -f -`: the values reach kubectl on standard input only.
+pub async fn apply(tools: &Tools, cx: &StageContext<'_>, secret: &MongoSecret) -> Result<()> {
+    let s = cx.settings;
+    succeeded(
+        tools
+            .apply_stdin(serde_json::to_vec(&secret.document(s))?)
+            .await?,
+        &format!(
+            "applying secret {}/{}",
+            s.helm.namespace, s.helm.mongodb_secret
+        ),
+    )?;
+    cx.host(
+        s.helm.mongodb_secret.clone(),
+        format!("MongoDB secret applied ({})", secret.keys()),
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +322,42 @@ mod tests {
         // Before the first install it is simply made; what is there stays.
         let made = MongoSecret::desired(&s, &partial, true).unwrap().unwrap();
         assert_eq!(made.data[PASSWORDS], live[PASSWORDS]);
+    }
+
+    /// One field manager applies the app's Namespace twice (with the Traefik resources and with
+    /// the secret): the two must not differ, or each apply removes what the other set.
+    #[test]
+    fn the_secrets_namespace_is_the_templates_namespace() {
+        let s = settings(&[("MONGO_URI", "m"), ("MONGO_OPLOG_URI", "o")]);
+        let templates = crate::templates::Templates::load(&s.templates_dir).unwrap();
+        let name = templates
+            .traefik_names()
+            .find(|n| n.contains("namespaces"))
+            .unwrap()
+            .to_string();
+        let text = templates
+            .render(&name, &crate::templates::TemplateContext::new(&s))
+            .unwrap();
+        let doc = text
+            .split("---")
+            .find(|d| d.contains(&format!("name: {}\n", s.helm.namespace)))
+            .expect("the app's Namespace in the template");
+        let labels: serde_json::Map<String, serde_json::Value> = doc
+            .lines()
+            .skip_while(|l| l.trim() != "labels:")
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .filter_map(|l| l.trim().split_once(": "))
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        assert!(!labels.is_empty(), "{doc}");
+        let secret = MongoSecret::desired(&s, &Default::default(), true)
+            .unwrap()
+            .unwrap()
+            .document(&s);
+        assert_eq!(
+            secret["items"][0]["metadata"],
+            serde_json::json!({"name": s.helm.namespace, "labels": labels})
+        );
     }
 }

@@ -1,0 +1,84 @@
+//! Pipeline file + `.env` + environment, merged in exactly one place into one validated
+//! `Settings`. Nothing else in Jeeves reads the pipeline file or configuration variables.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::check::Checker;
+use super::env::Env;
+use super::overrides;
+use super::pipeline::Pipeline;
+use super::sources::Sources;
+use super::{ConfigError, ConfigErrors, MongoUris, Settings};
+
+impl Settings {
+    /// Reads and validates the pipeline file with the environment applied.
+    pub fn load(pipeline_file: &Path, env: &Env) -> Result<Settings, ConfigErrors> {
+        let file = pipeline_file.display().to_string();
+        let file_err = |message: String| -> ConfigErrors {
+            ConfigError {
+                source: file.clone(),
+                key: String::new(),
+                message,
+            }
+            .into()
+        };
+        let text = std::fs::read_to_string(pipeline_file).map_err(|e| {
+            file_err(format!(
+                "cannot read the pipeline file: {e} (choose one with -p/--pipeline)"
+            ))
+        })?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_err(format!("not valid TOML: {e}")))?;
+
+        let mut sources = Sources {
+            file: file.clone(),
+            overrides: HashMap::new(),
+        };
+        overrides::apply(&mut table, env, &mut sources)?;
+
+        let raw: Pipeline =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let key = if key == "." { String::new() } else { key };
+                ConfigErrors::from(ConfigError {
+                    source: sources.of(&key),
+                    key,
+                    // toml appends "in `section`"; the key already says where.
+                    message: e
+                        .inner()
+                        .to_string()
+                        .split("\nin `")
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                })
+            })?;
+
+        let name = pipeline_file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let base = pipeline_file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let state_dir = match env.get("JEEVES_STATE_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(".jeeves").join(&name),
+        };
+        let secrets = env.secret_values();
+        let mut settings =
+            Checker::new(sources).finish(raw, name, pipeline_file, base, state_dir, secrets)?;
+        settings.mongo = env.get("MONGO_URI").map(|uri| MongoUris {
+            uri: uri.to_string(),
+            oplog_uri: env.get("MONGO_OPLOG_URI").map(str::to_string),
+        });
+        settings.mongo_source = env.describe("MONGO_URI");
+        settings.ssh.key_passphrase = env.get("JEEVES_SSH_KEY_PASSPHRASE").map(str::to_string);
+        Ok(settings)
+    }
+}

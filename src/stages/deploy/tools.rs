@@ -1,0 +1,146 @@
+//! kubectl and helm as the deploy stage runs them: always with the tunnel's kubeconfig
+//! (`--kubeconfig` and `KUBECONFIG`, never the user's default context), each call bounded by
+//! `helm.timeout` and a margin, and server-side applies under Jeeves' own field manager.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{Context, Result, bail};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::config::Settings;
+use crate::process::{self, Output};
+use crate::stage::StageContext;
+use crate::stage_name::StageName;
+
+pub const FIELD_MANAGER: &str = "jeeves";
+
+/// `kubectl apply` (or `diff`) server-side as Jeeves' field manager; the file (or `-`) follows.
+pub fn server_side(verb: &str) -> [&str; 6] {
+    [
+        verb,
+        "--server-side",
+        "--field-manager",
+        FIELD_MANAGER,
+        "--force-conflicts",
+        "-f",
+    ]
+}
+
+/// One API request of kubectl's.
+const REQUEST_TIMEOUT: &str = "60s";
+
+/// kubectl and helm, always with the tunnel's kubeconfig.
+pub struct Tools {
+    kubectl: PathBuf,
+    helm: PathBuf,
+    kubeconfig: PathBuf,
+    /// Any one call: `helm.timeout` (helm's own `--timeout` and kubectl's waits use it) and a
+    /// margin for helm to roll back.
+    deadline: process::Deadline,
+}
+
+impl Tools {
+    pub fn new(settings: &Settings, kubeconfig: PathBuf) -> Result<Tools> {
+        Ok(Tools {
+            kubectl: process::find_tool(&settings.tools.kubectl, "tools.kubectl")?,
+            helm: process::find_tool(&settings.tools.helm, "tools.helm")?,
+            kubeconfig: std::path::absolute(kubeconfig)?,
+            deadline: process::Deadline {
+                within: settings.helm.timeout + std::time::Duration::from_secs(120),
+                setting: "helm.timeout",
+            },
+        })
+    }
+
+    fn command(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("HELM_KUBECONTEXT")
+            .env_remove("HELM_KUBETOKEN")
+            .env_remove("HELM_KUBEAPISERVER");
+        cmd
+    }
+
+    /// kubectl: one API request may take `REQUEST_TIMEOUT` (`--request-timeout`, except for
+    /// the commands that wait with their own `--timeout`), the command `helm.timeout` at most.
+    pub async fn kubectl(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
+        let waits =
+            matches!(args.first(), Some(&"wait")) || args.starts_with(&["rollout", "status"]);
+        let mut cmd = self.command(&self.kubectl, args);
+        if !waits {
+            cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"));
+        }
+        process::run(
+            &mut cmd,
+            StageName::Deploy,
+            cx.reporter,
+            self.deadline,
+            |_| {},
+        )
+        .await
+    }
+
+    pub async fn helm(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
+        process::run(
+            &mut self.command(&self.helm, args),
+            StageName::Deploy,
+            cx.reporter,
+            self.deadline,
+            |l| {
+                cx.reporter.log(
+                    Some(StageName::Deploy),
+                    crate::report::Level::Output,
+                    l.to_string(),
+                )
+            },
+        )
+        .await
+    }
+
+    /// `kubectl apply --server-side` of a document given on standard input.
+    pub async fn apply_stdin(&self, input: Vec<u8>) -> Result<Output> {
+        let mut cmd = self.command(&self.kubectl, &[&server_side("apply")[..], &["-"]].concat());
+        cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("cannot start kubectl")?;
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin.write_all(&input).await?;
+        drop(stdin);
+        // Bounded like every other call; the child is killed when the timeout drops it.
+        let out = tokio::time::timeout(self.deadline.within, child.wait_with_output())
+            .await
+            .with_context(|| {
+                format!(
+                    "`kubectl apply` ran longer than {}s ({})",
+                    self.deadline.within.as_secs(),
+                    self.deadline.setting
+                )
+            })??;
+        Ok(Output {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// The output of a call that must succeed; otherwise an error naming `what` with its tail.
+pub fn succeeded(out: Output, what: &str) -> Result<Output> {
+    if out.status.success() {
+        Ok(out)
+    } else {
+        bail!(
+            "{what} failed (exit {}):\n{}",
+            out.status.code().unwrap_or(-1),
+            out.tail(20)
+        )
+    }
+}

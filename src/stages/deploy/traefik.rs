@@ -1,0 +1,244 @@
+//! The Traefik objects: the CRD bundle and the resources from `templates/traefik/`, rendered,
+//! compared with the live ones, and server-side applied with field manager `jeeves`.
+//!
+//! The live objects carry the SHA-256 of what was applied (annotation
+//! `jeeves.io/manifests-sha256`); when it matches, a server-side `kubectl diff` still finds
+//! changes made to them since (`kubectl edit`, `set image`, a deleted field).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::sha256;
+use super::tools::{FIELD_MANAGER, Tools, server_side, succeeded};
+use crate::config::Settings;
+use crate::report::Change;
+use crate::stage::StageContext;
+use crate::state::write_private;
+use crate::templates::{TemplateContext, Templates};
+
+pub const HASH_ANNOTATION: &str = "jeeves.io/manifests-sha256";
+
+/// The rendered Traefik resources (no secrets in them), and the CRD bundle they need.
+pub struct Manifests {
+    /// Where kubectl reads them: `traefik.yaml` in the stage's state directory.
+    pub path: PathBuf,
+    text: String,
+    /// Objects in the manifests.
+    pub objects: usize,
+    /// Of the CRD bundle and the manifests: the hash annotation the live objects carry.
+    pub sha: String,
+    /// A pinned https:// URL or an absolute path.
+    pub crds: String,
+    /// The manifests hold IngressRoutes, whose backends must exist once the release is up.
+    pub routes: bool,
+}
+
+impl Manifests {
+    /// Renders them for `dir`; nothing is written until `write`.
+    pub fn render(
+        templates: &Templates,
+        ctx: &TemplateContext,
+        settings: &Settings,
+        dir: &Path,
+    ) -> Result<Manifests> {
+        let mut text = String::new();
+        for name in templates.traefik_names() {
+            let doc = templates.render(name, ctx)?;
+            text.push_str(&format!("---\n# {name}\n{}\n", doc.trim_end()));
+        }
+        let objects = text
+            .split("\n---")
+            .filter(|doc| doc.lines().any(|l| l.starts_with("kind:")))
+            .count();
+        // Absolute already when local (settings resolve it against the pipeline file).
+        let crds = settings.traefik.crds.clone();
+        // A pinned URL names its content; a local file is hashed by content.
+        let crds_id = if crds.starts_with("https://") {
+            crds.clone()
+        } else {
+            sha256(
+                &std::fs::read(&crds)
+                    .with_context(|| format!("cannot read {crds} (traefik.crds)"))?,
+            )
+        };
+        Ok(Manifests {
+            path: dir.join("traefik.yaml"),
+            objects,
+            sha: sha256(format!("{crds_id}\n{text}").as_bytes()),
+            crds,
+            routes: text.contains("\nkind: IngressRoute"),
+            text,
+        })
+    }
+
+    pub fn write(&self) -> Result<()> {
+        write_private(&self.path, self.text.as_bytes())
+    }
+}
+
+/// `Some` when the manifests must be applied: the live objects are missing, carry another
+/// rendering's hash, or were changed outside Jeeves since.
+pub async fn probe(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Result<Option<Change>> {
+    // Every rendered object present and carrying this rendering's hash.
+    let manifests = m.path.display().to_string();
+    let jsonpath = format!(
+        "jsonpath={{range .items[*]}}{{.metadata.annotations.{}}}{{\"\\n\"}}{{end}}",
+        HASH_ANNOTATION.replace('.', "\\.")
+    );
+    let live = tools
+        .kubectl(cx, &["get", "-f", &manifests, "-o", &jsonpath])
+        .await?;
+    let hashes: Vec<&str> = live.stdout.lines().collect();
+    let applied =
+        live.status.success() && hashes.len() == m.objects && hashes.iter().all(|h| *h == m.sha);
+    if !applied {
+        return Ok(Some(Change::new(
+            "apply",
+            format!(
+                "Traefik: CRDs from {}, {} object(s) from templates/traefik (server-side, field manager {FIELD_MANAGER}){}",
+                m.crds,
+                m.objects,
+                if live.status.success() {
+                    ", the live ones differ"
+                } else {
+                    ""
+                }
+            ),
+        )));
+    }
+    // The hash says this rendering was applied; a server-side diff says whether someone
+    // changed the live objects since (`kubectl edit`, `set image`, a deleted field).
+    // Exit 0: no differences, 1: differences, >1: kubectl or diff failed.
+    let mut args = server_side("diff").to_vec();
+    args.push(&manifests);
+    let diff = tools.kubectl(cx, &args).await?;
+    match diff.status.code() {
+        Some(0) => Ok(None),
+        Some(1) => Ok(Some(Change::new(
+            "apply",
+            format!(
+                "Traefik: live objects changed outside Jeeves ({}); re-apply the rendered manifests",
+                drifted(&diff.stdout).join(", ")
+            ),
+        ))),
+        _ => {
+            cx.warn(format!(
+                "cannot compare the live Traefik objects with the rendered manifests (kubectl diff exit {}): {}; trusting the {HASH_ANNOTATION} annotations",
+                diff.status.code().unwrap_or(-1),
+                diff.tail(5)
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// The objects a `kubectl diff` reports, from its `diff -u -N LIVE/<object> MERGED/<object>`
+/// headers (`apps.v1.Deployment.traefik.traefik`: group.version.Kind.namespace.name).
+fn drifted(diff: &str) -> Vec<String> {
+    diff.lines()
+        .filter(|l| l.starts_with("diff "))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+        .collect()
+}
+
+/// The CRDs (waiting until they are Established), then the objects, their hash annotation,
+/// and the Traefik Deployment's rollout.
+pub async fn apply(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Result<()> {
+    let s = cx.settings;
+    let manifests = m.path.display().to_string();
+    succeeded(
+        tools
+            .kubectl(
+                cx,
+                &[&server_side("apply")[..], &[m.crds.as_str()]].concat(),
+            )
+            .await?,
+        "applying the Traefik CRDs",
+    )?;
+    succeeded(
+        tools
+            .kubectl(
+                cx,
+                &[
+                    "wait",
+                    "--for",
+                    "condition=established",
+                    "--timeout",
+                    "120s",
+                    "-f",
+                    &m.crds,
+                ],
+            )
+            .await?,
+        "waiting for the Traefik CRDs to be Established",
+    )?;
+    cx.host("traefik", "CRDs established");
+    succeeded(
+        tools
+            .kubectl(
+                cx,
+                &[&server_side("apply")[..], &[manifests.as_str()]].concat(),
+            )
+            .await?,
+        &format!("applying the Traefik resources ({manifests})"),
+    )?;
+    let annotation = format!("{HASH_ANNOTATION}={}", m.sha);
+    succeeded(
+        tools
+            .kubectl(
+                cx,
+                &["annotate", "--overwrite", "-f", &manifests, &annotation],
+            )
+            .await?,
+        "recording the applied manifests' hash",
+    )?;
+    let timeout = format!("--timeout={}s", s.helm.timeout.as_secs());
+    succeeded(
+        tools
+            .kubectl(
+                cx,
+                &[
+                    "rollout",
+                    "status",
+                    "deployment/traefik",
+                    "-n",
+                    &s.traefik.namespace,
+                    &timeout,
+                ],
+            )
+            .await?,
+        "waiting for the Traefik deployment to roll out",
+    )?;
+    cx.host(
+        "traefik",
+        format!("{} object(s) applied, rolled out", m.objects),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_names_the_objects_kubectl_diff_reports() {
+        let out = "diff -u -N /tmp/LIVE-1266/apps.v1.Deployment.traefik.traefik /tmp/MERGED-1266/apps.v1.Deployment.traefik.traefik
+--- /tmp/LIVE-1266/apps.v1.Deployment.traefik.traefik\t2026-11-22 18:25:19
++++ /tmp/MERGED-1266/apps.v1.Deployment.traefik.traefik\t2026-11-22 18:25:19
+@@ -1,3 +1,3 @@
+-        image: traefik:tampered
++        image: docker.io/library/traefik:v3.3.4
+diff -u -N /tmp/LIVE-1266/v1.Namespace..psautoinfra /tmp/MERGED-1266/v1.Namespace..psautoinfra
+";
+        assert_eq!(
+            drifted(out),
+            [
+                "apps.v1.Deployment.traefik.traefik",
+                "v1.Namespace..psautoinfra"
+            ]
+        );
+        assert!(drifted("").is_empty());
+    }
+}
