@@ -16,7 +16,7 @@ pub use env::{Env, is_secret_name};
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
 pub use settings::{
     DnsSettings, HaproxySettings, HelmSettings, Microk8sSettings, MongoUris, ProjectSettings,
-    Settings, SshSettings, TerraformSettings, TlsSettings,
+    JumpHost, Settings, SshSettings, TerraformSettings, TlsSettings,
 };
 
 #[cfg(test)]

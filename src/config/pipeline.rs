@@ -85,6 +85,14 @@ pub struct Ssh {
     /// cloud-init `SSH HOST KEY KEYS` block), for hosts whose inventory id is an instance id.
     #[serde(default = "d::yes")]
     pub pin_from_console: bool,
+    /// `[user@]host[:port]` of a bastion every host is reached through (OpenSSH's ProxyJump).
+    /// Empty: hosts are reached directly.
+    #[serde(default)]
+    pub jump_host: String,
+    /// An OpenSSH client config whose `Host` entries apply to the stack's hosts (HostName,
+    /// User, Port, IdentityFile, ProxyJump), resolved by `ssh -G` itself. Empty: none.
+    #[serde(default)]
+    pub ssh_config: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

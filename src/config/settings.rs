@@ -88,9 +88,19 @@ pub struct SshSettings {
     pub keepalive: Duration,
     pub sudo: bool,
     pub pin_from_console: bool,
+    pub jump_host: Option<JumpHost>,
+    pub ssh_config: Option<PathBuf>,
     /// From JEEVES_SSH_KEY_PASSPHRASE (never serialised).
     #[serde(skip)]
     pub key_passphrase: Option<String>,
+}
+
+/// `ssh.jump_host`: a bastion. The user defaults to `ssh.user`, the port to 22.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JumpHost {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Serialize)]
