@@ -213,14 +213,57 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
         on_controller(&lab, "systemctl is-active haproxy").trim(),
         "active"
     );
-    // A real (forced) renewal: the deploy hook rebuilds the PEM and HAProxy serves the new one.
+    // A real (forced) renewal: the deploy hook rebuilds the PEM and HAProxy serves the new one
+    // (stopped by the pre hook, started again by the post hook).
     let before = served_serial();
+    let pid = haproxy_pid(&lab);
     on_controller(
         &lab,
         "certbot renew --no-random-sleep-on-renew --force-renewal --server https://10.77.0.1:14000/dir 2>&1",
     );
     let after = served_serial();
     assert!(!after.is_empty() && after != before, "{before} → {after}");
+    assert_ne!(haproxy_pid(&lab), pid, "haproxy restarted by the hooks");
+    assert_eq!(https_status(&lab), "503");
+    let lineage_sha = || {
+        on_controller(
+            &lab,
+            &format!(
+                "cat /etc/letsencrypt/live/{DOMAIN}/privkey.pem /etc/letsencrypt/live/{DOMAIN}/fullchain.pem | sha256sum"
+            ),
+        )
+    };
+    assert_eq!(
+        on_controller(&lab, &format!("sha256sum <{pem}")),
+        lineage_sha()
+    );
+
+    // The deploy hook alone, as certbot runs it with haproxy running (a renewal that needed no
+    // port 80): another lineage is not its business; ours gets the PEM rebuilt by the script a
+    // run uses (here from a damaged one) and a reload.
+    let hook = "/etc/letsencrypt/renewal-hooks/deploy/jeeves-haproxy.sh";
+    let pid = haproxy_pid(&lab);
+    on_controller(&lab, &format!("printf damaged >{pem}"));
+    on_controller(
+        &lab,
+        &format!("RENEWED_LINEAGE=/etc/letsencrypt/live/other.jeeves.test {hook}"),
+    );
+    assert_eq!(on_controller(&lab, &format!("cat {pem}")), "damaged");
+    assert_eq!(haproxy_pid(&lab), pid, "no reload for another lineage");
+    on_controller(
+        &lab,
+        &format!("RENEWED_LINEAGE=/etc/letsencrypt/live/{DOMAIN} {hook}"),
+    );
+    assert_eq!(
+        on_controller(&lab, &format!("sha256sum <{pem}")),
+        lineage_sha()
+    );
+    assert_eq!(
+        on_controller(&lab, &format!("stat -c %a {pem}")).trim(),
+        "600"
+    );
+    assert_ne!(haproxy_pid(&lab), pid, "reloaded");
+    assert_eq!(served_serial(), after);
     assert_eq!(https_status(&lab), "503");
     // Jeeves keeps the renewed lineage for the next rebuild, and changes nothing on the host.
     let run = t
