@@ -1,7 +1,11 @@
 //! The tls stage on the lab: real certbot against Pebble with a real HTTP-01 validation, real
-//! HAProxy, Route 53 on moto for DNS first. One test function: the lab is one per machine.
+//! HAProxy, Route 53 on moto for DNS first. Each test brings up its own lab; the lab is one per
+//! machine, so they take turns through its machine lock.
 
 mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 
 use common::{Lab, Test};
 
@@ -213,14 +217,57 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
         on_controller(&lab, "systemctl is-active haproxy").trim(),
         "active"
     );
-    // A real (forced) renewal: the deploy hook rebuilds the PEM and HAProxy serves the new one.
+    // A real (forced) renewal: the deploy hook rebuilds the PEM and HAProxy serves the new one
+    // (stopped by the pre hook, started again by the post hook).
     let before = served_serial();
+    let pid = haproxy_pid(&lab);
     on_controller(
         &lab,
         "certbot renew --no-random-sleep-on-renew --force-renewal --server https://10.77.0.1:14000/dir 2>&1",
     );
     let after = served_serial();
     assert!(!after.is_empty() && after != before, "{before} → {after}");
+    assert_ne!(haproxy_pid(&lab), pid, "haproxy restarted by the hooks");
+    assert_eq!(https_status(&lab), "503");
+    let lineage_sha = || {
+        on_controller(
+            &lab,
+            &format!(
+                "cat /etc/letsencrypt/live/{DOMAIN}/privkey.pem /etc/letsencrypt/live/{DOMAIN}/fullchain.pem | sha256sum"
+            ),
+        )
+    };
+    assert_eq!(
+        on_controller(&lab, &format!("sha256sum <{pem}")),
+        lineage_sha()
+    );
+
+    // The deploy hook alone, as certbot runs it with haproxy running (a renewal that needed no
+    // port 80): another lineage is not its business; ours gets the PEM rebuilt by the script a
+    // run uses (here from a damaged one) and a reload.
+    let hook = "/etc/letsencrypt/renewal-hooks/deploy/jeeves-haproxy.sh";
+    let pid = haproxy_pid(&lab);
+    on_controller(&lab, &format!("printf damaged >{pem}"));
+    on_controller(
+        &lab,
+        &format!("RENEWED_LINEAGE=/etc/letsencrypt/live/other.jeeves.test {hook}"),
+    );
+    assert_eq!(on_controller(&lab, &format!("cat {pem}")), "damaged");
+    assert_eq!(haproxy_pid(&lab), pid, "no reload for another lineage");
+    on_controller(
+        &lab,
+        &format!("RENEWED_LINEAGE=/etc/letsencrypt/live/{DOMAIN} {hook}"),
+    );
+    assert_eq!(
+        on_controller(&lab, &format!("sha256sum <{pem}")),
+        lineage_sha()
+    );
+    assert_eq!(
+        on_controller(&lab, &format!("stat -c %a {pem}")).trim(),
+        "600"
+    );
+    assert_ne!(haproxy_pid(&lab), pid, "reloaded");
+    assert_eq!(served_serial(), after);
     assert_eq!(https_status(&lab), "503");
     // Jeeves keeps the renewed lineage for the next rebuild, and changes nothing on the host.
     let run = t
@@ -309,4 +356,118 @@ fn tls_issues_once_serves_restores_and_never_breaks_the_running_config() {
         run.stderr
     );
     assert_eq!(orders(&lab), orders_before, "no ACME order");
+}
+
+/// Issue 12: Ctrl-C (SIGINT) while haproxy is stopped for certbot. The stage finishes what it
+/// cannot leave half done (certbot's order, the PEM from the new lineage, haproxy started again),
+/// then stops: exit 130, tls recorded as failed, no further stage, haproxy serving the new
+/// certificate. The next run completes the rest without a new ACME order; the one after finds
+/// tls unchanged.
+#[test]
+fn an_interrupt_while_haproxy_is_stopped_for_certbot_leaves_it_serving() {
+    let lab = Lab::up(0);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    t.run(&["up", "--only", "tls"]).expect(0);
+    assert_eq!(
+        on_controller(&lab, "systemctl is-active haproxy").trim(),
+        "active"
+    );
+
+    // certbot must run (as in faults.rs): no lineage, no PEM, no cache. haproxy still runs with
+    // the old PEM loaded, so the stage stops it for certbot's port 80.
+    on_controller(
+        &lab,
+        "rm -rf /etc/letsencrypt/live /etc/letsencrypt/archive /etc/letsencrypt/renewal /etc/haproxy/certs",
+    );
+    std::fs::remove_dir_all(t.path(".jeeves/lab/tls")).unwrap();
+    let orders_before = orders(&lab);
+
+    let stderr = t.path("interrupted.stderr");
+    let mut child = t
+        .command(&["--output", "json", "up", "--only", "tls", "--only", "dns"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    let mut sent = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let certbot = event["event"] == "host_progress"
+            && event["stage"] == "tls"
+            && event["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("certbot: requesting a certificate"));
+        events.push(event);
+        if certbot && sent.is_none() {
+            // SAFETY: kill(2) on the pid of a child this test spawned and has not waited for.
+            assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+            sent = Some(events.len());
+        }
+    }
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&stderr).unwrap();
+    let tls_messages: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "host_progress" && e["stage"] == "tls")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    let sent = sent.unwrap_or_else(|| panic!("certbot never ran: {tls_messages:?}\n{stderr}"));
+    assert!(
+        events[..sent].iter().any(|e| e["event"] == "host_progress"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("haproxy") && m.contains("for certbot"))),
+        "SIGINT sent with haproxy stopped for certbot: {tls_messages:?}"
+    );
+    assert_eq!(status.code(), Some(130), "{events:?}\n{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    let finished = |stage: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "stage_finished" && e["stage"] == stage)
+            .unwrap_or_else(|| panic!("no stage_finished for {stage}: {events:?}"))
+            .clone()
+    };
+    let tls = finished("tls");
+    assert_eq!(tls["result"], "failed", "{tls}");
+    assert!(
+        tls["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by SIGINT"),
+        "{tls}"
+    );
+    assert_eq!(finished("dns")["result"], "skipped", "no further stage");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "stage_started" && e["stage"] == "dns"),
+        "dns never started"
+    );
+    assert_eq!(t.state()["stages"]["tls"]["result"], "failed");
+    // The step under way finished: certbot's order went through, and haproxy is back, serving
+    // the new certificate (a handshake verified against Pebble's root).
+    assert_eq!(orders(&lab), orders_before + 1, "{tls_messages:?}");
+    assert_eq!(
+        on_controller(&lab, "systemctl is-active haproxy").trim(),
+        "active",
+        "haproxy running after the interrupt: {tls_messages:?}\n{stderr}"
+    );
+    assert_eq!(https_status(&lab), "503");
+
+    // The next run does what was left (certbot's window, the cache) with no new order; the run
+    // after it finds nothing to do.
+    let run = t.run(&["--output", "json", "up", "--only", "tls", "--only", "dns"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(orders(&lab), orders_before + 1, "no new ACME order");
+    assert!(t.path(&format!(".jeeves/lab/tls/{DOMAIN}.tar.gz")).exists());
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls", "--only", "dns"])
+        .expect(0);
+    assert_eq!(run.stage_result("tls"), "unchanged", "{}", run.stdout);
+    assert_eq!(run.stage_result("dns"), "unchanged", "{}", run.stdout);
+    assert_eq!(https_status(&lab), "503");
 }

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds the HAProxy PEM from the lineage: key, then full chain; 0600; atomically.
+# Builds the HAProxy PEM from the lineage: key, then full chain; 0600; atomically. The one
+# definition: `jeeves up` runs it, certbot's deploy hook calls the copy installed beside it.
 # $1: the domain; $2: the PEM's path.
 set -eu
 d="$1"
