@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit_code;
+pub mod fleet;
 pub mod interrupt;
 pub mod process;
 pub mod report;

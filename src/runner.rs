@@ -7,8 +7,8 @@ use anyhow::Result;
 use crate::cli::SelectArgs;
 use crate::config::Settings;
 use crate::exit_code::UsageError;
+use crate::fleet::Fleet;
 use crate::report::{Event, Reporter};
-use crate::ssh::HostKeyPolicy;
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::stages;
@@ -51,10 +51,11 @@ pub struct RunReport {
 }
 
 pub struct Runner<'a> {
-    pub settings: &'a Settings,
+    pub settings: &'a std::sync::Arc<Settings>,
     pub state_dir: &'a StateDir,
     pub reporter: &'a Reporter,
-    pub host_keys: HostKeyPolicy,
+    /// The run's hosts layer; the command drops it (closing every connection) after the run.
+    pub fleet: &'a Fleet,
     /// `up --allow-replace`: a terraform plan may replace or destroy without asking.
     pub allow_replace: bool,
 }
@@ -68,8 +69,6 @@ impl Runner<'_> {
         state: &mut State,
     ) -> RunReport {
         let mut report = RunReport::default();
-        // Lives for the whole run; dropping it at the end closes the tunnel.
-        let mut tunnel = None;
         for name in StageName::ALL {
             if !selected.contains(&name) || report.failed.is_some() {
                 self.reporter.emit(Event::StageFinished {
@@ -85,13 +84,7 @@ impl Runner<'_> {
             let started = Instant::now();
             self.reporter.emit(Event::StageStarted { stage: name });
             let outcome = self
-                .run_stage(
-                    stage.as_mut(),
-                    mode,
-                    force.contains(&name),
-                    state,
-                    &mut tunnel,
-                )
+                .run_stage(stage.as_mut(), mode, force.contains(&name), state)
                 .await;
             let duration_ms = started.elapsed().as_millis() as u64;
             // Interrupted (Ctrl-C, a Jenkins abort): the stage stopped at its safe point; no
@@ -144,7 +137,6 @@ impl Runner<'_> {
         mode: Mode,
         force: bool,
         state: &mut State,
-        tunnel: &mut Option<crate::ssh::Tunnel>,
     ) -> Result<StageResult> {
         let name = stage.name();
         // `plan` on a stack terraform has not created yet: the later stages have no hosts to
@@ -169,9 +161,8 @@ impl Runner<'_> {
             reporter: self.reporter,
             stage: name,
             force,
-            host_keys: self.host_keys,
+            fleet: self.fleet,
             allow_replace: self.allow_replace,
-            tunnel,
         };
         let changes = stage.probe(&mut cx).await?;
         let unchanged = changes.is_empty();

@@ -1,17 +1,20 @@
 //! The shape every stage has: probe the real world, say what would change, then change it.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use async_trait::async_trait;
 
 use crate::config::Settings;
+use crate::fleet::Fleet;
 use crate::report::{Change, Event, Level, Reporter};
-use crate::ssh::{HostKeyPolicy, Tunnel};
 use crate::stage_name::StageName;
 use crate::state::{State, StateDir};
 
 /// What a stage gets to work with.
 pub struct StageContext<'a> {
-    pub settings: &'a Settings,
+    /// Shared, not copied: a stage that needs the settings on another thread clones the `Arc`.
+    pub settings: &'a Arc<Settings>,
     pub state_dir: &'a StateDir,
     /// The inventory and stage records; saved by the runner after each stage of `up`,
     /// discarded by `plan`.
@@ -20,13 +23,11 @@ pub struct StageContext<'a> {
     pub stage: StageName,
     /// `up --force STAGE`: apply even when the probe found nothing to change.
     pub force: bool,
-    /// `up --accept-new-host-keys` turns this to trust-on-first-use.
-    pub host_keys: HostKeyPolicy,
+    /// The run's hosts layer: SSH sessions (one connection per host), pinned host keys, and
+    /// the tunnel to the cluster API opened by the tunnel stage for the stages after it.
+    pub fleet: &'a Fleet,
     /// `up --allow-replace`: destructive terraform plans are applied without asking.
     pub allow_replace: bool,
-    /// The tunnel to the cluster API, opened by the tunnel stage for the stages after it and
-    /// closed when the run ends.
-    pub tunnel: &'a mut Option<Tunnel>,
 }
 
 impl StageContext<'_> {
@@ -36,6 +37,12 @@ impl StageContext<'_> {
 
     pub fn warn(&self, message: impl Into<String>) {
         self.reporter.log(Some(self.stage), Level::Warn, message);
+    }
+
+    /// Pins the keys of `hosts` new to this run (once per run; `Fleet::pin`), reporting each.
+    pub async fn pin(&self, hosts: &[crate::state::Host]) -> Result<()> {
+        let say = |host: &str, message: String| self.host(host, message);
+        self.fleet.pin(hosts, &say).await
     }
 
     pub fn host(&self, host: impl Into<String>, message: impl Into<String>) {

@@ -1,4 +1,5 @@
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -7,6 +8,7 @@ use super::Session;
 use crate::cli::{DownArgs, GlobalArgs};
 use crate::config::Settings;
 use crate::exit_code::UsageError;
+use crate::fleet::Fleet;
 use crate::report::{Event, Redactor};
 use crate::ssh::HostKeyPolicy;
 use crate::stage::StageContext;
@@ -18,7 +20,7 @@ use crate::state::{Inventory, StageResult};
 /// Teardown: the DNS record (only while it points at this stack), then terraform destroy.
 pub async fn run(
     g: &GlobalArgs,
-    settings: &Settings,
+    settings: &Arc<Settings>,
     redactor: Redactor,
     args: &DownArgs,
 ) -> Result<u8> {
@@ -59,12 +61,14 @@ pub async fn run(
 }
 
 async fn teardown(
-    settings: &Settings,
+    settings: &Arc<Settings>,
     session: &Session,
     state: &mut crate::state::State,
     keep_dns: bool,
 ) -> Result<()> {
     let reporter = &session.reporter;
+    // `down` logs in nowhere; the stages' context carries an idle hosts layer.
+    let fleet = Fleet::new(&settings.ssh, HostKeyPolicy::Strict);
     let step = |stage: StageName, result: StageResult, started: Instant, error: Option<String>| {
         reporter.emit(Event::StageFinished {
             stage,
@@ -85,9 +89,8 @@ async fn teardown(
             reporter,
             stage: StageName::Dns,
             force: false,
-            host_keys: HostKeyPolicy::Strict,
+            fleet: &fleet,
             allow_replace: false,
-            tunnel: &mut None,
         };
         if let Err(e) = dns::remove_record(&mut cx).await {
             step(
@@ -113,9 +116,8 @@ async fn teardown(
         reporter,
         stage: StageName::Terraform,
         force: false,
-        host_keys: HostKeyPolicy::Strict,
+        fleet: &fleet,
         allow_replace: false,
-        tunnel: &mut None,
     };
     let outcome = async {
         let tf = Terraform::new(settings, &session.state_dir, reporter, StageName::Terraform)?;

@@ -23,7 +23,7 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
     match cli.command {
         Command::Doctor => doctor::run(&g, &env).await,
         command => {
-            let settings = Settings::load(&g.pipeline, &env)?;
+            let settings = std::sync::Arc::new(Settings::load(&g.pipeline, &env)?);
             redactor_extend(&redactor, &settings);
             match command {
                 Command::Up(args) => up::run(&g, &settings, redactor, &args).await,

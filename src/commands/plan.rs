@@ -10,7 +10,7 @@ use crate::ssh::HostKeyPolicy;
 /// Probes only. It takes the lock too: terraform's plan file and state lock are shared with `up`.
 pub async fn run(
     g: &GlobalArgs,
-    settings: &Settings,
+    settings: &std::sync::Arc<Settings>,
     redactor: Redactor,
     args: &PlanArgs,
 ) -> Result<u8> {

@@ -3,6 +3,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Settings;
 use crate::exit_code;
+use crate::fleet::Fleet;
 use crate::ssh::HostKeyPolicy;
 use crate::stages::tunnel::{self, kubeconfig_path};
 use crate::state::{StateDir, write_private};
@@ -16,10 +17,11 @@ pub async fn run(settings: &Settings) -> Result<u8> {
     let s = settings.clone();
     let scratch = state_dir.file("kubeconfig.probe");
     let opened = tokio::task::spawn_blocking(move || {
+        let fleet = Fleet::new(&s.ssh, HostKeyPolicy::Strict);
         tunnel::open(
             &s,
+            &fleet,
             &inv,
-            HostKeyPolicy::Strict,
             &scratch,
             Box::new(|line| eprintln!("tunnel: {line}")),
         )

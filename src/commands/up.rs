@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -6,13 +7,14 @@ use super::{Session, check_ssh_key_for};
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::config::Settings;
 use crate::exit_code::UsageError;
-use crate::report::{Event, Redactor};
+use crate::fleet::Fleet;
+use crate::report::{Event, Level, Redactor};
 use crate::runner::{self, Mode, Runner};
 use crate::ssh::HostKeyPolicy;
 
 pub async fn run(
     g: &GlobalArgs,
-    settings: &Settings,
+    settings: &Arc<Settings>,
     redactor: Redactor,
     args: &UpArgs,
 ) -> Result<u8> {
@@ -56,7 +58,7 @@ pub(super) struct Options<'a> {
 /// Shared by `up` and `plan`: run the stages and report the run. Returns the exit code and
 /// whether any stage planned changes.
 pub(super) async fn execute(
-    settings: &Settings,
+    settings: &Arc<Settings>,
     session: &Session,
     mode: Mode,
     stages: &[crate::stage_name::StageName],
@@ -72,14 +74,22 @@ pub(super) async fn execute(
         pipeline: settings.name.clone(),
         stages: stages.to_vec(),
     });
+    let fleet = Fleet::new(&settings.ssh, opts.host_keys);
     let runner = Runner {
         settings,
         state_dir: &session.state_dir,
         reporter,
-        host_keys: opts.host_keys,
+        fleet: &fleet,
         allow_replace: opts.allow_replace,
     };
     let report = runner.run(mode, stages, opts.force, &mut state).await;
+    reporter.log(
+        None,
+        Level::Output,
+        format!("ssh: {} handshake(s) in this run", fleet.handshakes()),
+    );
+    // Closes the run's SSH sessions and tunnel (blocking: libssh2 says goodbye to each host).
+    tokio::task::spawn_blocking(move || drop(fleet)).await.ok();
     let changes = report
         .results
         .iter()

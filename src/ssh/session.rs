@@ -18,7 +18,7 @@ pub struct Target {
     pub port: u16,
 }
 
-/// How to log in, from the pipeline's `[ssh]` settings.
+/// How to log in (the hosts layer, `fleet`, builds these from the pipeline's `[ssh]`).
 #[derive(Debug, Clone)]
 pub struct SshOptions {
     pub user: String,
@@ -45,21 +45,6 @@ pub struct Jump {
 }
 
 impl SshOptions {
-    pub fn from_settings(s: &crate::config::SshSettings, host_keys: HostKeyPolicy) -> SshOptions {
-        SshOptions {
-            user: s.user.clone(),
-            key_path: s.key_path.clone(),
-            passphrase: s.key_passphrase.clone(),
-            known_hosts: s.known_hosts.clone(),
-            host_keys,
-            connect_timeout: s.connect_timeout,
-            command_timeout: s.command_timeout,
-            keepalive: s.keepalive,
-            sudo: s.sudo,
-            jump: None,
-        }
-    }
-
     /// Whether privileged commands need `sudo -n`.
     pub fn needs_sudo(&self) -> bool {
         self.sudo && self.user != "root"

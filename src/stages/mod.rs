@@ -3,7 +3,6 @@
 pub mod bootstrap;
 pub mod deploy;
 pub mod dns;
-pub mod host_pinning;
 pub mod terraform;
 pub mod tls;
 pub mod tunnel;

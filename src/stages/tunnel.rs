@@ -8,8 +8,9 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 
 use crate::config::Settings;
+use crate::fleet::Fleet;
 use crate::report::Change;
-use crate::ssh::{HostKeyPolicy, RemoteCommand, SshOptions, SshSession, Target, Tunnel, TunnelLog};
+use crate::ssh::{RemoteCommand, Tunnel, TunnelLog};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::{Host, Inventory, write_private};
@@ -61,27 +62,22 @@ pub fn report_to(reporter: &crate::report::Reporter) -> TunnelLog {
 }
 
 /// Fetches the kubeconfig, opens the tunnel and waits until the API answers `/readyz` through
-/// it (the real kubectl, with that kubeconfig, at a private temporary path). `log` gets the
-/// tunnel's own words (a connection whose channel the controller refused, and why).
+/// it (the real kubectl, with that kubeconfig, at a private temporary path). The controller's
+/// session comes from the fleet and becomes the tunnel's. `log` gets the tunnel's own words (a
+/// connection whose channel the controller refused, and why). Blocking.
 pub fn open(
     settings: &Settings,
+    fleet: &Fleet,
     inv: &Inventory,
-    host_keys: HostKeyPolicy,
     scratch: &Path,
     log: TunnelLog,
 ) -> Result<Opened> {
     let host = controller(inv)?;
-    let opts = SshOptions::from_settings(&settings.ssh, host_keys);
-    let target = Target {
-        name: host.hostname.clone(),
-        address: host.public_ip.clone(),
-        port: settings.ssh.port,
-    };
-    let session = SshSession::connect(&target, &opts)?;
+    let session = fleet.lease(&host)?;
     let out = session.run(
         &RemoteCommand::new("microk8s")
             .arg("config")
-            .sudo(opts.needs_sudo()),
+            .sudo(fleet.sudo()),
     )?;
     if out.stdout.contains("acting as a node in a cluster") {
         bail!(
@@ -91,7 +87,7 @@ pub fn open(
     }
     let kubeconfig = rewrite_server(&out.stdout, settings.tunnel.local_port)?;
     let tunnel = Tunnel::open_logging(
-        SshSession::connect(&target, &opts)?,
+        session.detach(),
         settings.tunnel.local_port,
         settings.tunnel.remote_port,
         log,
@@ -101,6 +97,32 @@ pub fn open(
     let _ = std::fs::remove_file(scratch);
     ready?;
     Ok(Opened { tunnel, kubeconfig })
+}
+
+/// Opens the run's tunnel (the controller's keys pinned first) and leaves it with the fleet
+/// until the run ends; returns the kubeconfig that uses it.
+pub async fn open_for_run(cx: &StageContext<'_>) -> Result<String> {
+    if let Some(c) = &cx.state.inventory.controller {
+        cx.pin(std::slice::from_ref(c)).await?;
+    }
+    let settings = cx.settings.clone();
+    let fleet = cx.fleet.clone();
+    let inv = cx.state.inventory.clone();
+    let scratch = cx.state_dir.file("kubeconfig.probe");
+    let log = report_to(cx.reporter);
+    let opened = tokio::task::spawn_blocking(move || open(&settings, &fleet, &inv, &scratch, log))
+        .await
+        .context("the tunnel thread panicked")??;
+    let controller = controller(&cx.state.inventory)?.hostname;
+    cx.host(
+        controller.clone(),
+        format!(
+            "tunnel {} → {controller}:{} ready (/readyz ok)",
+            opened.tunnel.local, cx.settings.tunnel.remote_port
+        ),
+    );
+    cx.fleet.hold_tunnel(opened.tunnel);
+    Ok(opened.kubeconfig)
 }
 
 fn wait_ready(settings: &Settings, kubeconfig: &Path, timeout: Duration) -> Result<()> {
@@ -143,35 +165,10 @@ impl Stage for TunnelStage {
 
     /// Opens the tunnel (changing nothing remote) and compares the kubeconfig with the saved one.
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
-        let settings = cx.settings.clone();
-        let inv = cx.state.inventory.clone();
-        if let Some(c) = &inv.controller {
-            super::host_pinning::pin_new_hosts(cx, std::slice::from_ref(c)).await?;
-        }
-        let policy = cx.host_keys;
-        let scratch = cx.state_dir.file("kubeconfig.probe");
-        let log = report_to(cx.reporter);
-        let opened =
-            tokio::task::spawn_blocking(move || open(&settings, &inv, policy, &scratch, log))
-                .await
-                .context("the tunnel thread panicked")??;
-        let controller = cx
-            .state
-            .inventory
-            .controller
-            .as_ref()
-            .map(|c| c.hostname.clone())
-            .unwrap_or_default();
-        cx.host(
-            controller.clone(),
-            format!(
-                "tunnel {} → {controller}:{} ready (/readyz ok)",
-                opened.tunnel.local, cx.settings.tunnel.remote_port
-            ),
-        );
+        let kubeconfig = open_for_run(cx).await?;
         let path = kubeconfig_path(cx.settings);
         let current = std::fs::read_to_string(&path).ok();
-        let changes = if current.as_deref() == Some(opened.kubeconfig.as_str()) {
+        let changes = if current.as_deref() == Some(kubeconfig.as_str()) {
             Vec::new()
         } else {
             vec![Change::new(
@@ -179,8 +176,7 @@ impl Stage for TunnelStage {
                 path.display().to_string(),
             )]
         };
-        self.kubeconfig = Some(opened.kubeconfig);
-        *cx.tunnel = Some(opened.tunnel);
+        self.kubeconfig = Some(kubeconfig);
         Ok(changes)
     }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::fleet::Lease;
 use crate::report::Reporter;
 use crate::ssh::{RemoteCommand, SshSession};
 
@@ -22,7 +23,7 @@ const JOIN: &str = include_str!("scripts/join.sh");
 
 /// The controller's session, and the join URL its `add-node` issued.
 pub struct JoinToken<'a> {
-    pub session: SshSession,
+    pub session: Lease,
     issued: Option<(Instant, String)>,
     sudo: bool,
     ttl: Duration,
@@ -33,7 +34,7 @@ pub struct JoinToken<'a> {
 
 impl<'a> JoinToken<'a> {
     pub fn new(
-        session: SshSession,
+        session: Lease,
         sudo: bool,
         ttl: Duration,
         ready_timeout: Duration,

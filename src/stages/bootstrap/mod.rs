@@ -14,11 +14,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use async_trait::async_trait;
 
 use crate::config::Settings;
+use crate::fleet::Fleet;
 use crate::report::{Change, Reporter};
 use crate::ssh::probe::{self, Sections};
-use crate::ssh::{
-    ExecOutput, HostKeyRejected, RemoteCommand, SshOptions, SshSession, Stream, Target,
-};
+use crate::ssh::{ExecOutput, HostKeyRejected, RemoteCommand, SshSession, Stream};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::{Host, Inventory};
@@ -91,14 +90,6 @@ fn parse_nodes(json: &str) -> BTreeMap<String, bool> {
             (name, ready)
         })
         .collect()
-}
-
-fn target(host: &Host, port: u16) -> Target {
-    Target {
-        name: host.hostname.clone(),
-        address: host.public_ip.clone(),
-        port,
-    }
 }
 
 fn probe_host(
@@ -251,9 +242,9 @@ impl Stage for BootstrapStage {
         let (controller, workers) = inventory(&cx.state.inventory)?;
         let mut hosts = vec![controller.clone()];
         hosts.extend(workers.iter().cloned());
-        super::host_pinning::pin_new_hosts(cx, &hosts).await?;
-        let opts = SshOptions::from_settings(&cx.settings.ssh, cx.host_keys);
-        let port = cx.settings.ssh.port;
+        cx.pin(&hosts).await?;
+        let fleet = cx.fleet.clone();
+        let user = cx.settings.ssh.user.clone();
         let limit = cx.settings.microk8s.concurrency as usize;
         let wait = cx.settings.microk8s.ready_timeout;
         let reporter = cx.reporter.clone();
@@ -262,16 +253,17 @@ impl Stage for BootstrapStage {
                 .iter()
                 .map(|w| (w.hostname.clone(), w.private_ip.clone()))
                 .collect();
-            let session = SshSession::connect(&target(&controller, port), &opts)?;
-            let facts = probe_host(&session, &opts.user, wait, &pairs)?;
+            let session = fleet.lease(&controller)?;
+            let facts = probe_host(&session, &user, wait, &pairs)?;
             let results = Mutex::new(BTreeMap::new());
             let fatal = parallel(
                 &workers,
                 limit,
                 |w| w.hostname.clone(),
                 |w| {
-                    let r = SshSession::connect(&target(w, port), &opts)
-                        .and_then(|s| probe_host(&s, &opts.user, wait, &[]));
+                    let r = fleet
+                        .lease(w)
+                        .and_then(|s| probe_host(&s, &user, wait, &[]));
                     // A wrong or unknown host key stops the stage before anything runs
                     // anywhere; an unreachable worker only stops itself.
                     if let Err(e) = &r
@@ -331,9 +323,9 @@ impl Stage for BootstrapStage {
     async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
         let probe = self.probe.take().context("apply without probe")?;
         let settings = cx.settings.clone();
-        let opts = SshOptions::from_settings(&cx.settings.ssh, cx.host_keys);
+        let fleet = cx.fleet.clone();
         let reporter = cx.reporter.clone();
-        tokio::task::spawn_blocking(move || apply(&settings, &opts, &reporter, probe))
+        tokio::task::spawn_blocking(move || apply(&settings, &fleet, &reporter, probe))
             .await
             .context("the bootstrap thread panicked")?
     }
@@ -347,13 +339,13 @@ fn host_progress(reporter: &Reporter, host: &str, message: &str) {
     });
 }
 
-fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) -> Result<()> {
-    let port = settings.ssh.port;
-    let sudo = opts.needs_sudo();
+fn apply(settings: &Settings, fleet: &Fleet, reporter: &Reporter, p: Probe) -> Result<()> {
+    let sudo = fleet.sudo();
+    let user = settings.ssh.user.as_str();
     let mk = &settings.microk8s;
     let cname = p.controller.hostname.clone();
     let progress = |host: &str, msg: &str| host_progress(reporter, host, msg);
-    let controller = SshSession::connect(&target(&p.controller, port), opts)?;
+    let controller = fleet.lease(&p.controller)?;
     let run = |s: &SshSession, cmd: RemoteCommand| run_logged(s, &cmd.sudo(sudo), reporter);
 
     match &p.facts.channel {
@@ -367,10 +359,10 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
         }
         Some(_) => {}
     }
-    if opts.user != "root" && !p.facts.in_group {
+    if user != "root" && !p.facts.in_group {
         run(
             &controller,
-            RemoteCommand::new("usermod").args(["-a", "-G", "microk8s", opts.user.as_str()]),
+            RemoteCommand::new("usermod").args(["-a", "-G", "microk8s", user]),
         )?;
     }
     progress(&cname, "waiting for microk8s to be ready");
@@ -428,7 +420,7 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
                 mk.channel
             ),
         );
-        let refreshed = SshSession::connect(&target(w, port), opts).and_then(|session| {
+        let refreshed = fleet.lease(w).and_then(|session| {
             upgrade::refresh_worker(
                 &controller,
                 &session,
@@ -477,11 +469,11 @@ fn apply(settings: &Settings, opts: &SshOptions, reporter: &Reporter, p: Probe) 
             .iter()
             .find(|(h, _)| h == w)
             .and_then(|(_, f)| f.as_ref().ok().cloned());
-        let session = SshSession::connect(&target(w, port), opts)?;
+        let session = fleet.lease(w)?;
         // Unreachable at probe time: look again now.
         let facts = match probed {
             Some(f) => f,
-            None => probe_host(&session, &opts.user, mk.ready_timeout, &[])?,
+            None => probe_host(&session, user, mk.ready_timeout, &[])?,
         };
         match &facts.channel {
             None => {

@@ -16,7 +16,6 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
 use crate::report::Change;
-use crate::ssh::HostKeyPolicy;
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::write_private;
@@ -87,28 +86,12 @@ pub struct DeployStage {
 /// The tunnel's kubeconfig, opening the tunnel when this run has not (`up --only deploy`).
 async fn ensure_tunnel(cx: &mut StageContext<'_>) -> Result<PathBuf> {
     let path = super::tunnel::kubeconfig_path(cx.settings);
-    if cx.tunnel.is_some() && path.exists() {
+    if cx.fleet.has_tunnel() && path.exists() {
         return Ok(path);
     }
-    if let Some(c) = &cx.state.inventory.controller {
-        super::host_pinning::pin_new_hosts(cx, std::slice::from_ref(c)).await?;
-    }
-    let settings = cx.settings.clone();
-    let inv = cx.state.inventory.clone();
-    let policy: HostKeyPolicy = cx.host_keys;
-    let scratch = cx.state_dir.file("kubeconfig.probe");
-    let log = super::tunnel::report_to(cx.reporter);
-    let opened = tokio::task::spawn_blocking(move || {
-        super::tunnel::open(&settings, &inv, policy, &scratch, log)
-    })
-    .await
-    .context("the tunnel thread panicked")??;
-    write_private(&path, opened.kubeconfig.as_bytes())?;
-    cx.info(format!(
-        "tunnel {} → the MicroK8s API opened for this stage",
-        opened.tunnel.local
-    ));
-    *cx.tunnel = Some(opened.tunnel);
+    let kubeconfig = super::tunnel::open_for_run(cx).await?;
+    write_private(&path, kubeconfig.as_bytes())?;
+    cx.info("the tunnel to the MicroK8s API was opened for this stage");
     Ok(path)
 }
 

@@ -27,12 +27,10 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use tokio::task::block_in_place;
 
-use crate::config::Settings;
 use crate::report::Change;
-use crate::ssh::{RemoteCommand, SshOptions, SshSession, Target};
+use crate::ssh::{RemoteCommand, SshSession};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
-use crate::state::Host;
 use crate::templates::{HAPROXY_CFG, TemplateContext, Templates};
 
 use certificate::Cache;
@@ -40,18 +38,6 @@ use haproxy::Service;
 use plan::{Certificate, Plan};
 
 const LE: &str = "/etc/letsencrypt";
-
-fn connect(settings: &Settings, host: &Host, cx: &StageContext<'_>) -> Result<SshSession> {
-    let opts = SshOptions::from_settings(&settings.ssh, cx.host_keys);
-    SshSession::connect(
-        &Target {
-            name: host.hostname.clone(),
-            address: host.public_ip.clone(),
-            port: settings.ssh.port,
-        },
-        &opts,
-    )
-}
 
 /// Runs a privileged command on the controller, failing with its own output; returns stdout.
 fn run(session: &SshSession, cmd: RemoteCommand) -> Result<String> {
@@ -86,11 +72,11 @@ impl Stage for TlsStage {
             cx.state.inventory.controller.clone().context(
                 "the inventory has no controller; run `jeeves up --only terraform` first",
             )?;
-        super::host_pinning::pin_new_hosts(cx, std::slice::from_ref(&controller)).await?;
+        cx.pin(std::slice::from_ref(&controller)).await?;
         let templates = Templates::load(&settings.templates_dir)?;
         let config = templates.render(HAPROXY_CFG, &TemplateContext::new(&settings))?;
         let facts = block_in_place(|| {
-            let session = connect(&settings, &controller, cx)?;
+            let session = cx.fleet.lease(&controller)?;
             facts::probe(&session, &settings, &plan::managed_paths(&settings))
         })?;
         let cached = Cache::new(&settings).read().map(|(meta, _)| meta);
@@ -104,7 +90,7 @@ impl Stage for TlsStage {
         let plan = self.plan.take().context("apply without probe")?;
         let settings = cx.settings.clone();
         let host = plan.controller.hostname.clone();
-        let session = block_in_place(|| connect(&settings, &plan.controller, cx))?;
+        let session = block_in_place(|| cx.fleet.lease(&plan.controller))?;
 
         if !plan.install.is_empty() {
             cx.host(&host, format!("installing {}", plan.install.join(" ")));

@@ -3,21 +3,20 @@
 use anyhow::{Context, Result};
 
 use crate::aws::ec2::Ec2;
-use crate::ssh::HostKeyPolicy;
+use crate::config::SshSettings;
 use crate::ssh::host_keys;
-use crate::stage::StageContext;
 use crate::state::Host;
 
 /// For every host that has an EC2 instance id and no entry in known_hosts yet, fetches the
 /// keys cloud-init printed on its console (through the AWS API, polled up to the SSH connect
-/// timeout) and adds them. Does nothing with `--accept-new-host-keys` or
-/// `ssh.pin_from_console = false`; hosts without an instance id (the lab) are left to strict
-/// checking.
-pub async fn pin_new_hosts(cx: &StageContext<'_>, hosts: &[Host]) -> Result<()> {
-    let ssh = &cx.settings.ssh;
-    if cx.host_keys != HostKeyPolicy::Strict || !ssh.pin_from_console {
-        return Ok(());
-    }
+/// timeout) and adds them; `say(host, message)` reports each. Hosts without an instance id
+/// (the lab) are left to strict checking. (The caller skips this with
+/// `--accept-new-host-keys` or `ssh.pin_from_console = false`.)
+pub(super) async fn pin_new_hosts(
+    ssh: &SshSettings,
+    hosts: &[Host],
+    say: &(dyn Fn(&str, String) + Sync),
+) -> Result<()> {
     // A rebuilt host behind the same address (an Elastic IP): its keys were pinned from
     // another instance's console. Those go; the new instance's console is the trusted source,
     // as for a new host. (The same instance with another key still stops the run.)
@@ -25,8 +24,8 @@ pub async fn pin_new_hosts(cx: &StageContext<'_>, hosts: &[Host]) -> Result<()> 
         let pinned = host_keys::pinned_instances(&ssh.known_hosts, &h.public_ip, ssh.port);
         if !pinned.is_empty() && !pinned.contains(&h.id) {
             host_keys::forget(&ssh.known_hosts, &h.public_ip, ssh.port)?;
-            cx.host(
-                h.hostname.clone(),
+            say(
+                &h.hostname,
                 format!(
                     "{} is now instance {} (its keys were pinned from {}): re-pinning from the new instance's console",
                     h.public_ip,
@@ -72,8 +71,8 @@ pub async fn pin_new_hosts(cx: &StageContext<'_>, hosts: &[Host]) -> Result<()> 
                 keys,
                 &format!("{} {} {}", h.hostname, h.id, host_keys::PINNED_BY),
             )?;
-            cx.host(
-                h.hostname.clone(),
+            say(
+                &h.hostname,
                 format!(
                     "pinned {added} host key(s) from the console output of {} into {}",
                     h.id,

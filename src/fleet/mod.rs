@@ -1,0 +1,220 @@
+//! The hosts layer: the run's SSH connections to the stack's hosts. Built once per run from the
+//! `[ssh]` settings, it pins new hosts' keys once (from their EC2 console output), connects to
+//! each host once and lends that session to every stage that works on the host (a stage that
+//! needs two at once on one host gets a second); a host that cannot be reached is reported once
+//! and the same error is returned to every later caller. It also holds the run's tunnel to the
+//! cluster API, closed with it. Stages never build SSH options or connect on their own.
+
+mod pinning;
+mod ssh_config;
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, anyhow};
+
+use crate::config::SshSettings;
+use crate::ssh::{HostKeyPolicy, Jump, SshOptions, SshSession, Target, Tunnel};
+use crate::state::Host;
+
+/// The run's connections. Cheap to clone (shared); dropping the last clone closes everything.
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ssh: SshSettings,
+    policy: HostKeyPolicy,
+    /// Idle sessions by host address.
+    idle: Mutex<BTreeMap<String, Vec<SshSession>>>,
+    /// Hosts that could not be reached in this run, and why.
+    failed: Mutex<BTreeMap<String, String>>,
+    /// Hosts whose keys were checked against their console output in this run.
+    pinned: Mutex<HashSet<String>>,
+    tunnel: Mutex<Option<Tunnel>>,
+    handshakes: AtomicUsize,
+}
+
+/// A session lent by the fleet; back in the pool when dropped.
+pub struct Lease {
+    session: Option<SshSession>,
+    /// The host's address in the inventory: the pool's key.
+    key: String,
+    fleet: Arc<Inner>,
+}
+
+impl Fleet {
+    pub fn new(ssh: &SshSettings, policy: HostKeyPolicy) -> Fleet {
+        Fleet {
+            inner: Arc::new(Inner {
+                ssh: ssh.clone(),
+                policy,
+                idle: Mutex::default(),
+                failed: Mutex::default(),
+                pinned: Mutex::default(),
+                tunnel: Mutex::default(),
+                handshakes: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Whether privileged commands go through `sudo -n`.
+    pub fn sudo(&self) -> bool {
+        self.inner.ssh.sudo && self.inner.ssh.user != "root"
+    }
+
+    /// SSH handshakes made so far in this run (the hosts' and any jump host's).
+    pub fn handshakes(&self) -> usize {
+        self.inner.handshakes.load(Ordering::Relaxed)
+    }
+
+    /// Pins the keys of `hosts` not checked yet in this run from their EC2 console output
+    /// (`pinning::pin_new_hosts`); `say(host, message)` reports what was pinned.
+    pub async fn pin(&self, hosts: &[Host], say: &(dyn Fn(&str, String) + Sync)) -> Result<()> {
+        if self.inner.policy != HostKeyPolicy::Strict || !self.inner.ssh.pin_from_console {
+            return Ok(());
+        }
+        let new: Vec<Host> = {
+            let pinned = self.inner.pinned.lock().expect("not poisoned");
+            hosts
+                .iter()
+                .filter(|h| !pinned.contains(&h.public_ip))
+                .cloned()
+                .collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        pinning::pin_new_hosts(&self.inner.ssh, &new, say).await?;
+        let mut pinned = self.inner.pinned.lock().expect("not poisoned");
+        pinned.extend(new.into_iter().map(|h| h.public_ip));
+        Ok(())
+    }
+
+    /// A session to `host`: the pooled one, else a new connection (blocking: call from a
+    /// blocking thread). A host that failed to connect earlier in the run fails again at once
+    /// with the first error.
+    pub fn lease(&self, host: &Host) -> Result<Lease> {
+        let key = host.public_ip.clone();
+        if let Some(why) = self.inner.failed.lock().expect("not poisoned").get(&key) {
+            return Err(anyhow!(
+                "{} ({key}) could not be reached earlier in this run: {why}",
+                host.hostname
+            ));
+        }
+        let pooled = self
+            .inner
+            .idle
+            .lock()
+            .expect("not poisoned")
+            .get_mut(&key)
+            .and_then(Vec::pop);
+        let session = match pooled {
+            Some(s) => s,
+            None => self.connect(host).inspect_err(|e| {
+                // Only an unreachable host is remembered; a refused key or login is final
+                // anyway and says so itself.
+                self.inner
+                    .failed
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(key.clone(), format!("{e:#}"));
+            })?,
+        };
+        Ok(Lease {
+            session: Some(session),
+            key,
+            fleet: self.inner.clone(),
+        })
+    }
+
+    fn connect(&self, host: &Host) -> Result<SshSession> {
+        let ssh = &self.inner.ssh;
+        let resolved = match &ssh.ssh_config {
+            Some(config) => ssh_config::resolve(config, &host.public_ip)?,
+            None => ssh_config::Resolved::default(),
+        };
+        let jump = match (&resolved.jump, &ssh.jump_host) {
+            (Some(j), _) => Some(Jump {
+                user: if j.user.is_empty() {
+                    ssh.user.clone()
+                } else {
+                    j.user.clone()
+                },
+                ..j.clone()
+            }),
+            (None, Some(j)) => Some(Jump {
+                target: Target {
+                    name: j.host.clone(),
+                    address: j.host.clone(),
+                    port: j.port,
+                },
+                user: j.user.clone().unwrap_or_else(|| ssh.user.clone()),
+            }),
+            (None, None) => None,
+        };
+        let opts = SshOptions {
+            user: resolved.user.unwrap_or_else(|| ssh.user.clone()),
+            key_path: resolved.key_path.unwrap_or_else(|| ssh.key_path.clone()),
+            passphrase: ssh.key_passphrase.clone(),
+            known_hosts: ssh.known_hosts.clone(),
+            host_keys: self.inner.policy,
+            connect_timeout: ssh.connect_timeout,
+            command_timeout: ssh.command_timeout,
+            keepalive: ssh.keepalive,
+            sudo: ssh.sudo,
+            jump: jump.clone(),
+        };
+        let target = Target {
+            name: host.hostname.clone(),
+            address: resolved.hostname.unwrap_or_else(|| host.public_ip.clone()),
+            port: resolved.port.unwrap_or(ssh.port),
+        };
+        let session = SshSession::connect(&target, &opts)?;
+        let hops = if jump.is_some() { 2 } else { 1 };
+        self.inner.handshakes.fetch_add(hops, Ordering::Relaxed);
+        Ok(session)
+    }
+
+    /// Keeps the run's tunnel open until the fleet is dropped (the end of the run).
+    pub fn hold_tunnel(&self, tunnel: Tunnel) {
+        *self.inner.tunnel.lock().expect("not poisoned") = Some(tunnel);
+    }
+
+    /// Whether a tunnel to the cluster API is open in this run.
+    pub fn has_tunnel(&self) -> bool {
+        self.inner.tunnel.lock().expect("not poisoned").is_some()
+    }
+}
+
+impl Lease {
+    /// The session itself, no longer pooled (the tunnel keeps its own for the run).
+    pub fn detach(mut self) -> SshSession {
+        self.session.take().expect("a lease holds its session")
+    }
+}
+
+impl Deref for Lease {
+    type Target = SshSession;
+
+    fn deref(&self) -> &SshSession {
+        self.session.as_ref().expect("a lease holds its session")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.fleet
+                .idle
+                .lock()
+                .expect("not poisoned")
+                .entry(std::mem::take(&mut self.key))
+                .or_default()
+                .push(s);
+        }
+    }
+}
