@@ -15,8 +15,8 @@ pub use config_error::{ConfigError, ConfigErrors};
 pub use env::{Env, is_secret_name};
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
 pub use settings::{
-    DnsSettings, HaproxySettings, HelmSettings, Microk8sSettings, MongoUris, ProjectSettings,
-    JumpHost, Settings, SshSettings, TerraformSettings, TlsSettings,
+    DnsSettings, HaproxySettings, HelmSettings, JumpHost, Microk8sSettings, MongoUris,
+    ProjectSettings, Settings, SshSettings, TerraformSettings, TlsSettings,
 };
 
 #[cfg(test)]
