@@ -90,12 +90,20 @@ impl Settings {
             }
             .into()
         };
-        let meta = std::fs::metadata(path).map_err(|e| {
-            err(format!(
-                "cannot read the SSH private key {}: {e} (set ssh.key_path or SSH_KEY_PATH)",
-                path.display()
-            ))
-        })?;
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            // No key file: logging in with an ssh-agent's keys alone (or the IdentityFile of
+            // the user's ssh_config) is fine; the login says what it tried if it fails.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && agent_or_ssh_config(self) => {
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(err(format!(
+                    "cannot read the SSH private key {}: {e} (set ssh.key_path or SSH_KEY_PATH, or run an ssh-agent holding the key)",
+                    path.display()
+                )));
+            }
+        };
         if !meta.is_file() {
             return Err(err(format!("{} is not a file", path.display())));
         }
@@ -113,4 +121,13 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// An ssh-agent is reachable (SSH_AUTH_SOCK names a socket), or an ssh_config may name the key.
+fn agent_or_ssh_config(settings: &Settings) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    settings.ssh.ssh_config.is_some()
+        || std::env::var_os("SSH_AUTH_SOCK")
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|m| m.file_type().is_socket())
 }

@@ -1,0 +1,99 @@
+//! The hosts layer on the lab: one SSH handshake per host in a converged run; the workers
+//! reached only through a jump host (ssh.jump_host), logging in with ssh-agent alone.
+//! One test function: the lab is one per machine.
+
+mod common;
+
+use common::{Lab, Test};
+
+/// The handshake count the run logged (`ssh: N handshake(s) in this run`).
+fn handshakes(run: &common::Run) -> usize {
+    run.events()
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .find_map(|m| {
+            m.strip_prefix("ssh: ")?
+                .strip_suffix(" handshake(s) in this run")?
+                .parse()
+                .ok()
+        })
+        .expect("the run logs its handshakes")
+}
+
+/// Makes an address unreachable from the runner's namespace (not from the lab's hosts).
+struct Prohibit(Vec<String>);
+
+impl Prohibit {
+    fn routes(ips: &[&str]) -> Prohibit {
+        for ip in ips {
+            let (code, out) = common::sh(std::process::Command::new("ip").args([
+                "route",
+                "add",
+                "prohibit",
+                &format!("{ip}/32"),
+            ]));
+            assert_eq!(code, 0, "{out}");
+        }
+        Prohibit(ips.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+impl Drop for Prohibit {
+    fn drop(&mut self) {
+        for ip in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["route", "del", "prohibit", &format!("{ip}/32")])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent() {
+    let lab = Lab::up(2);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    t.run(&["up", "--only", "bootstrap"]).expect(0);
+
+    // Converged: the probe reads every host once; nothing else logs in.
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert_eq!(run.stage_result("bootstrap"), "unchanged");
+    assert_eq!(handshakes(&run), 3, "controller + 2 workers");
+
+    // The workers unreachable from here; no key file, the key in an agent.
+    let _routes = Prohibit::routes(&["10.77.0.11", "10.77.0.12"]);
+    t.env("JEEVES_SSH_CONNECT_TIMEOUT", "3s");
+    let direct = t.run(&["--output", "json", "up", "--only", "bootstrap"]);
+    assert_eq!(direct.code, 1, "unreachable directly\n{}", direct.stdout);
+    let agent = lab.path("agent.sock");
+    let (code, out) =
+        common::sh(std::process::Command::new("ssh-agent").args(["-a", agent.to_str().unwrap()]));
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = common::sh(
+        std::process::Command::new("ssh-add")
+            .arg(lab.path("id_ed25519"))
+            .env("SSH_AUTH_SOCK", &agent),
+    );
+    assert_eq!(code, 0, "{out}");
+    let no_key = t.path("no-key-file");
+    t.env("SSH_AUTH_SOCK", agent.to_str().unwrap())
+        .env("SSH_KEY_PATH", no_key.to_str().unwrap())
+        .env("JEEVES_SSH_JUMP_HOST", "root@10.77.0.10");
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert_eq!(run.stage_result("bootstrap"), "unchanged");
+    assert_eq!(
+        handshakes(&run),
+        6,
+        "each host through the jump host: 2 each"
+    );
+    let (code, out) = common::sh(
+        std::process::Command::new("pkill")
+            .args(["-f", &format!("ssh-agent -a {}", agent.display())]),
+    );
+    assert_eq!(code, 0, "{out}");
+}
