@@ -1,75 +1,21 @@
+//! One SSH session to one host (`SshSession`): connect (retried until `ssh.connect_timeout`,
+//! through the jump host if there is one), verify the host key and log in; then run commands
+//! with streamed output and a timeout, and upload files atomically.
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ssh2::{BlockDirections, Channel, Session};
 
-use super::host_keys::{self, HostKeyPolicy};
+use super::auth::authenticate;
+use super::host_keys;
+use super::options::{SshOptions, Target};
+use super::output::{Collector, ExecOutput, Stream};
 use super::remote_command::{KILL_AFTER, RemoteCommand};
-
-/// A host to log in to: a name for messages and the address to connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub name: String,
-    pub address: String,
-    pub port: u16,
-}
-
-/// How to log in (the hosts layer, `fleet`, builds these from the pipeline's `[ssh]`).
-#[derive(Debug, Clone)]
-pub struct SshOptions {
-    pub user: String,
-    pub key_path: PathBuf,
-    /// From JEEVES_SSH_KEY_PASSPHRASE; never logged.
-    pub passphrase: Option<String>,
-    pub known_hosts: PathBuf,
-    pub host_keys: HostKeyPolicy,
-    pub connect_timeout: Duration,
-    pub command_timeout: Duration,
-    pub keepalive: Duration,
-    /// Prefix privileged commands with `sudo -n` (when the user is not root).
-    pub sudo: bool,
-    /// Reach every host through this one, as OpenSSH's ProxyJump does: an SSH session to the
-    /// jump host forwards a connection to the host's sshd; keys and login are end to end.
-    pub jump: Option<Jump>,
-}
-
-/// A jump host (bastion): where it is and who logs in there (same key, agent and known_hosts).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Jump {
-    pub target: Target,
-    pub user: String,
-}
-
-impl SshOptions {
-    /// Whether privileged commands need `sudo -n`.
-    pub fn needs_sudo(&self) -> bool {
-        self.sudo && self.user != "root"
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecOutput {
-    pub status: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl ExecOutput {
-    /// The last non-empty lines of stderr (or stdout), for error messages.
-    pub fn tail(&self, lines: usize) -> String {
-        crate::process::tail(&self.stdout, &self.stderr, lines)
-    }
-}
+use super::socket::{send_whole_packets, would_block};
 
 /// One SSH session to one host, reused for all of a stage's commands on it.
 ///
@@ -397,165 +343,7 @@ impl SshSession {
     }
 }
 
-/// libssh2's EAGAIN: the call must be repeated once the socket is ready.
-pub(super) fn would_block(e: &ssh2::Error) -> bool {
-    e.code() == ssh2::ErrorCode::Session(-37)
-}
-
-// libssh2-sys does not declare it.
-unsafe extern "C" {
-    fn libssh2_session_callback_set2(
-        session: *mut libc::c_void,
-        cbtype: libc::c_int,
-        callback: *const libc::c_void,
-    ) -> *const libc::c_void;
-}
-
-const LIBSSH2_CALLBACK_SEND: libc::c_int = 5;
-
-/// How long one packet may wait for room in the socket before the peer counts as gone.
-const SEND_STALL: Duration = Duration::from_secs(120);
-
-/// Makes every libssh2 socket send finish its packet (or fail) instead of returning EAGAIN
-/// half-way. In non-blocking mode libssh2 keeps a half-sent packet and lets only the very
-/// call that started it finish it (libssh2 PR #169, issues #1397/#1672): with many channels on
-/// one session, a window adjustment, EOF or close left half-sent by one channel while
-/// another is served stalls every channel of the session. Reads stay non-blocking.
-fn send_whole_packets(session: &Session) {
-    let mut raw = session.raw();
-    let ptr: *mut _ = &mut *raw;
-    // SAFETY: a live session; the callback has the documented LIBSSH2_SEND_FUNC signature.
-    unsafe {
-        libssh2_session_callback_set2(
-            ptr.cast(),
-            LIBSSH2_CALLBACK_SEND,
-            send_all as *const libc::c_void,
-        );
-    }
-}
-
-/// LIBSSH2_SEND_FUNC: sends all of `buffer`, waiting for room in the socket between partial
-/// sends. Returns the byte count, or a negated errno as libssh2's own send does.
-unsafe extern "C" fn send_all(
-    socket: libc::c_int,
-    buffer: *const libc::c_void,
-    length: libc::size_t,
-    flags: libc::c_int,
-    _abstract: *mut *mut libc::c_void,
-) -> libc::ssize_t {
-    let deadline = Instant::now() + SEND_STALL;
-    let mut sent = 0usize;
-    while sent < length {
-        // SAFETY: libssh2 passes a buffer of `length` bytes.
-        let rc = unsafe {
-            libc::send(
-                socket,
-                buffer.cast::<u8>().add(sent).cast(),
-                length - sent,
-                flags | libc::MSG_NOSIGNAL,
-            )
-        };
-        if rc >= 0 {
-            sent += rc as usize;
-            continue;
-        }
-        let err = std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO);
-        if err != libc::EAGAIN && err != libc::EWOULDBLOCK && err != libc::EINTR {
-            return if sent > 0 {
-                sent as libc::ssize_t
-            } else {
-                -(err as libc::ssize_t)
-            };
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return if sent > 0 {
-                sent as libc::ssize_t
-            } else {
-                -(libc::EAGAIN as libc::ssize_t)
-            };
-        }
-        let mut fd = libc::pollfd {
-            fd: socket,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        unsafe { libc::poll(&mut fd, 1, left.as_millis().min(1000) as i32) };
-    }
-    sent as libc::ssize_t
-}
-
 enum Attempt {
     Retry(anyhow::Error),
     Final(anyhow::Error),
-}
-
-fn authenticate(session: &Session, opts: &SshOptions) -> Result<()> {
-    let mut tried = Vec::new();
-    if opts.key_path.is_file() {
-        match session.userauth_pubkey_file(
-            &opts.user,
-            None,
-            &opts.key_path,
-            opts.passphrase.as_deref(),
-        ) {
-            Ok(()) if session.authenticated() => return Ok(()),
-            Ok(()) => tried.push(format!("key {}", opts.key_path.display())),
-            Err(e) => tried.push(format!("key {} ({})", opts.key_path.display(), e.message())),
-        }
-    }
-    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        let mut agent = session.agent()?;
-        if agent.connect().is_ok() && agent.list_identities().is_ok() {
-            let ids = agent.identities()?;
-            for id in &ids {
-                if agent.userauth(&opts.user, id).is_ok() && session.authenticated() {
-                    return Ok(());
-                }
-            }
-            tried.push(format!(
-                "{} ssh-agent identit{}",
-                ids.len(),
-                if ids.len() == 1 { "y" } else { "ies" }
-            ));
-        }
-    }
-    if tried.is_empty() {
-        bail!(
-            "no credentials: {} does not exist and no ssh-agent is running (SSH_AUTH_SOCK)",
-            opts.key_path.display()
-        );
-    }
-    bail!("authentication failed; tried {}", tried.join(", "))
-}
-
-/// Accumulates a stream and hands out complete lines as they arrive.
-#[derive(Default)]
-struct Collector {
-    text: String,
-    partial: Vec<u8>,
-}
-
-impl Collector {
-    fn push(&mut self, bytes: &[u8], mut on_line: impl FnMut(&str)) {
-        self.partial.extend_from_slice(bytes);
-        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=i).collect();
-            let line = String::from_utf8_lossy(&line);
-            on_line(line.trim_end_matches(['\n', '\r']));
-            self.text.push_str(&line);
-        }
-    }
-
-    fn finish(&mut self, mut on_line: impl FnMut(&str)) {
-        if !self.partial.is_empty() {
-            let line = String::from_utf8_lossy(&self.partial).into_owned();
-            on_line(&line);
-            self.text.push_str(&line);
-            self.partial.clear();
-        }
-    }
 }

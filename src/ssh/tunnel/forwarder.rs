@@ -1,32 +1,26 @@
-//! A local port forwarded to a port on the remote host's loopback over SSH direct-tcpip, in
-//! process: no `ssh -L` child that could outlive Jeeves. Dedicated, non-blocking sessions; one
-//! thread multiplexes every connection in a `poll(2)` loop.
-//!
-//! Nothing in the loop waits for the server (issue 12). sshd confirms a direct-tcpip open only
-//! once its own `connect(2)` to the target has completed: one round trip at best, a SYN
-//! retransmission (1 s, then 3 s, 7 s…) when the target's accept queue is full. An open that
-//! waited for that inside the loop stalled every connection's data, every later open and the
-//! stop flag for as long. So an open is a step of the loop like a read, and because libssh2 has
-//! at most one open in flight per session (its open state is the session's), opens that queue
-//! behind a slow one get another session, up to `MAX_SESSIONS`, as `ssh -L` has many opens in
-//! flight on its one connection.
+//! The tunnel's thread (`Forwarder`): one `poll(2)` loop that accepts local connections, opens
+//! their channels on the tunnel's sessions (`Lane`s) without waiting for the server, connects
+//! another session when opens queue behind a slow one, pumps every connection and closes what
+//! is finished.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ssh2::Channel;
 
-use super::session::{SshOptions, SshSession, Target, would_block};
+use super::conn::{BUF, Conn, pump};
+use super::{Counters, TunnelLog};
+use crate::ssh::options::{SshOptions, Target};
+use crate::ssh::session::SshSession;
+use crate::ssh::socket::would_block;
 
-const BUF: usize = 256 * 1024;
 /// How long a closed channel may wait for the server's close before it is let go.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// SSH sessions one tunnel may hold: how many channel opens can wait on the server at once.
@@ -39,142 +33,6 @@ const GROW_AFTER: Duration = Duration::from_millis(100);
 const GROW_BACKOFF: Duration = Duration::from_secs(10);
 /// libssh2's LIBSSH2_ERROR_CHANNEL_FAILURE: the server refused this one open.
 const CHANNEL_FAILURE: i32 = -21;
-
-/// Where the tunnel reports a connection it could not forward (one line, no newline).
-pub type TunnelLog = Box<dyn Fn(&str) + Send>;
-
-/// An open tunnel; closed (listener, channels, sessions, thread) when dropped.
-pub struct Tunnel {
-    pub local: SocketAddr,
-    stop: Arc<AtomicBool>,
-    counters: Arc<Counters>,
-    thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct Counters {
-    open: AtomicUsize,
-    refused: AtomicUsize,
-    sessions: AtomicUsize,
-}
-
-impl Tunnel {
-    /// Listens on 127.0.0.1:`local_port` and forwards each connection to 127.0.0.1:`remote_port`
-    /// on the session's host. A busy port is a clear error naming it. A connection whose channel
-    /// cannot be opened is closed with its reason on stderr; the others carry on.
-    pub fn open(session: SshSession, local_port: u16, remote_port: u16) -> Result<Tunnel> {
-        Self::open_logging(
-            session,
-            local_port,
-            remote_port,
-            Box::new(|line| eprintln!("tunnel: {line}")),
-        )
-    }
-
-    /// `open`, reporting the connections it could not forward to `log`.
-    pub fn open_logging(
-        session: SshSession,
-        local_port: u16,
-        remote_port: u16,
-        log: TunnelLog,
-    ) -> Result<Tunnel> {
-        Self::open_to(session, local_port, "127.0.0.1", remote_port, log)
-    }
-
-    /// Forwards to `remote_host:remote_port` as the session's host reaches it (a jump host
-    /// forwarding to another host's sshd). Port 0 listens on a free port (`local` says which).
-    pub fn open_to(
-        session: SshSession,
-        local_port: u16,
-        remote_host: &str,
-        remote_port: u16,
-        log: TunnelLog,
-    ) -> Result<Tunnel> {
-        let remote_host = remote_host.to_string();
-        let listener = TcpListener::bind(("127.0.0.1", local_port)).map_err(|e| {
-            if e.kind() == ErrorKind::AddrInUse {
-                anyhow::anyhow!(
-                    "local port {local_port} is already in use (another tunnel or kubectl proxy?); choose another with tunnel.local_port or JEEVES_TUNNEL_LOCAL_PORT"
-                )
-            } else {
-                anyhow::anyhow!("cannot listen on 127.0.0.1:{local_port}: {e}")
-            }
-        })?;
-        listener.set_nonblocking(true)?;
-        let local = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(Counters::default());
-        counters.sessions.store(1, Ordering::Relaxed);
-        let (s, c) = (stop.clone(), counters.clone());
-        let thread = std::thread::Builder::new()
-            .name("jeeves-tunnel".into())
-            .spawn(move || {
-                Forwarder {
-                    target: session.target.clone(),
-                    opts: session.options().clone(),
-                    lanes: vec![Lane::new(session)],
-                    connecting: None,
-                    grow_after: Instant::now(),
-                    listener,
-                    remote_host,
-                    remote_port,
-                    waiting: VecDeque::new(),
-                    conns: Vec::new(),
-                    closing: Vec::new(),
-                    stop: s,
-                    counters: c,
-                    log,
-                }
-                .run()
-            })
-            .context("cannot start the tunnel thread")?;
-        Ok(Tunnel {
-            local,
-            stop,
-            counters,
-            thread: Some(thread),
-        })
-    }
-
-    /// Connections currently forwarded.
-    pub fn open_connections(&self) -> usize {
-        self.counters.open.load(Ordering::Relaxed)
-    }
-
-    /// Connections closed so far because their channel could not be opened.
-    pub fn refused_connections(&self) -> usize {
-        self.counters.refused.load(Ordering::Relaxed)
-    }
-
-    /// SSH sessions the tunnel holds to the host.
-    pub fn sessions(&self) -> usize {
-        self.counters.sessions.load(Ordering::Relaxed)
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
-    }
-}
-
-impl Drop for Tunnel {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-struct Conn {
-    local: TcpStream,
-    channel: Channel,
-    to_remote: Vec<u8>,
-    to_local: Vec<u8>,
-    local_eof: bool,
-    sent_eof: bool,
-    remote_eof: bool,
-    local_shut: bool,
-}
 
 /// An accepted connection waiting for its channel.
 struct Waiting {
@@ -200,7 +58,7 @@ impl Lane {
     }
 }
 
-struct Forwarder {
+pub(super) struct Forwarder {
     target: Target,
     opts: SshOptions,
     lanes: Vec<Lane>,
@@ -223,7 +81,34 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    fn run(mut self) {
+    pub(super) fn new(
+        session: SshSession,
+        listener: TcpListener,
+        remote_host: String,
+        remote_port: u16,
+        stop: Arc<AtomicBool>,
+        counters: Arc<Counters>,
+        log: TunnelLog,
+    ) -> Forwarder {
+        Forwarder {
+            target: session.target.clone(),
+            opts: session.options().clone(),
+            lanes: vec![Lane::new(session)],
+            connecting: None,
+            grow_after: Instant::now(),
+            listener,
+            remote_host,
+            remote_port,
+            waiting: VecDeque::new(),
+            conns: Vec::new(),
+            closing: Vec::new(),
+            stop,
+            counters,
+            log,
+        }
+    }
+
+    pub(super) fn run(mut self) {
         let mut buf = vec![0u8; BUF];
         while !self.stop.load(Ordering::Relaxed) {
             let mut progressed = self.accept();
@@ -501,80 +386,4 @@ impl Forwarder {
 /// A close that waits for the server's answer.
 fn close_pending(r: Result<(), ssh2::Error>) -> bool {
     matches!(r, Err(e) if would_block(&e))
-}
-
-/// Moves bytes both ways for one connection. Returns (progress made, connection finished).
-fn pump(c: &mut Conn, buf: &mut [u8]) -> std::io::Result<(bool, bool)> {
-    let mut progressed = false;
-    // local → remote
-    if !c.local_eof && c.to_remote.len() < BUF {
-        match c.local.read(&mut buf[..BUF - c.to_remote.len()]) {
-            Ok(0) => {
-                c.local_eof = true;
-                progressed = true;
-            }
-            Ok(n) => {
-                c.to_remote.extend_from_slice(&buf[..n]);
-                progressed = true;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    while !c.to_remote.is_empty() {
-        match c.channel.write(&c.to_remote) {
-            Ok(0) => break,
-            Ok(n) => {
-                c.to_remote.drain(..n);
-                progressed = true;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    if c.local_eof && c.to_remote.is_empty() && !c.sent_eof {
-        match c.channel.send_eof() {
-            Ok(()) => {
-                c.sent_eof = true;
-                progressed = true;
-            }
-            Err(e) if would_block(&e) => {}
-            Err(e) => return Err(std::io::Error::other(e)),
-        }
-    }
-    // remote → local
-    if !c.remote_eof && c.to_local.len() < BUF {
-        match c.channel.read(&mut buf[..BUF - c.to_local.len()]) {
-            Ok(0) => {
-                if c.channel.eof() {
-                    c.remote_eof = true;
-                    progressed = true;
-                }
-            }
-            Ok(n) => {
-                c.to_local.extend_from_slice(&buf[..n]);
-                progressed = true;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    while !c.to_local.is_empty() {
-        match c.local.write(&c.to_local) {
-            Ok(0) => break,
-            Ok(n) => {
-                c.to_local.drain(..n);
-                progressed = true;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    if c.remote_eof && c.to_local.is_empty() && !c.local_shut {
-        let _ = c.local.shutdown(Shutdown::Write);
-        c.local_shut = true;
-        progressed = true;
-    }
-    let done = c.local_shut && c.sent_eof;
-    Ok((progressed, done))
 }
