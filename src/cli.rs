@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::stage_name::StageName;
 
@@ -49,12 +49,7 @@ pub struct GlobalArgs {
     pub lock_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputMode {
-    Auto,
-    Plain,
-    Json,
-}
+pub use crate::report::OutputMode;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -17,6 +17,7 @@ pub mod stage_name;
 pub mod stages;
 pub mod state;
 pub mod templates;
+pub mod terraform;
 
 use std::process::ExitCode;
 

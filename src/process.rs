@@ -1,14 +1,12 @@
-//! Local tools (terraform, helm, kubectl) as child processes whose output streams into the
-//! event stream line by line. Knows nothing of stages.
+//! Local tools (terraform, helm, kubectl) as child processes whose output is handed to the
+//! caller line by line as it arrives (`Said`), each bounded by a deadline. Knows nothing of
+//! stages or of how output is reported.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
-
-use crate::report::{Level, Reporter};
-use crate::stage_name::StageName;
 
 /// Finds a tool with `which`: a bare name on PATH, or a path as given.
 pub fn find_tool(setting: &str, key: &str) -> Result<PathBuf> {
@@ -43,6 +41,15 @@ pub fn tail(stdout: &str, stderr: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// What a running tool said, line by line, or what was done to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Said<'a> {
+    Stdout(&'a str),
+    Stderr(&'a str),
+    /// Jeeves' own word about the tool (asked to stop: interrupted, past its deadline).
+    Notice(&'a str),
+}
+
 /// How long a tool may run, and the setting that says so (for the error).
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
@@ -67,10 +74,8 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 /// waits for its lock. It is killed only if the future is dropped.
 pub async fn run(
     cmd: &mut Command,
-    stage: StageName,
-    reporter: &Reporter,
     deadline: Deadline,
-    mut on_stdout: impl FnMut(&str),
+    mut on: impl FnMut(Said<'_>),
 ) -> Result<Output> {
     let program = describe(cmd);
     let (out_file, mut out) = OutputFile::new().context("cannot create a file for tool output")?;
@@ -84,7 +89,6 @@ pub async fn run(
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
     // Spawning consumed the child's ends; ours read at their own offsets.
-    let mut on_stderr = |l: &str| reporter.log(Some(stage), Level::Output, l.to_string());
     let mut forwarded = false;
     let limit = tokio::time::Instant::now() + deadline.within;
     let mut timed_out = false;
@@ -92,8 +96,8 @@ pub async fn run(
     let mut poll = tokio::time::interval(OUTPUT_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let status = loop {
-        out.read_lines(&mut on_stdout)?;
-        err.read_lines(&mut on_stderr)?;
+        out.read_lines(&mut |l| on(Said::Stdout(l)))?;
+        err.read_lines(&mut |l| on(Said::Stderr(l)))?;
         tokio::select! {
             status = child.wait() => {
                 break status.with_context(|| format!("waiting for {program}"))?;
@@ -102,11 +106,9 @@ pub async fn run(
             _ = crate::interrupt::wait(), if !forwarded => {
                 forwarded = true;
                 if let Some(pid) = child.id() {
-                    reporter.log(
-                        Some(stage),
-                        Level::Warn,
-                        format!("interrupted: asking {program} to stop (SIGINT) and waiting for it"),
-                    );
+                    on(Said::Notice(&format!(
+                        "interrupted: asking {program} to stop (SIGINT) and waiting for it"
+                    )));
                     // SAFETY: kill(2) on the child's pid; it is ours and not yet reaped.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
                 }
@@ -114,15 +116,11 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(limit), if !timed_out => {
                 timed_out = true;
-                reporter.log(
-                    Some(stage),
-                    Level::Warn,
-                    format!(
-                        "{program} ran longer than {}s ({}): asking it to stop",
-                        deadline.within.as_secs(),
-                        deadline.setting
-                    ),
-                );
+                on(Said::Notice(&format!(
+                    "{program} ran longer than {}s ({}): asking it to stop",
+                    deadline.within.as_secs(),
+                    deadline.setting
+                )));
                 if let Some(pid) = child.id() {
                     // SAFETY: as above.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
@@ -135,8 +133,8 @@ pub async fn run(
             },
         }
     };
-    let stdout = out.finish(&mut on_stdout)?;
-    let stderr = err.finish(&mut on_stderr)?;
+    let stdout = out.finish(&mut |l| on(Said::Stdout(l)))?;
+    let stderr = err.finish(&mut |l| on(Said::Stderr(l)))?;
     if timed_out {
         bail!(
             "{program} ran longer than {}s ({}) and was stopped:\n{}",
@@ -221,19 +219,15 @@ impl OutputFile {
     }
 }
 
-/// Like `run`, with stdout lines logged; fails unless the exit status is one of `ok`.
+/// Like `run`; fails unless the exit status is one of `ok`.
 pub async fn run_checked(
     cmd: &mut Command,
-    stage: StageName,
-    reporter: &Reporter,
     deadline: Deadline,
     ok: &[i32],
+    on: impl FnMut(Said<'_>),
 ) -> Result<Output> {
     let program = describe(cmd);
-    let output = run(cmd, stage, reporter, deadline, |l| {
-        reporter.log(Some(stage), Level::Output, l.to_string())
-    })
-    .await?;
+    let output = run(cmd, deadline, on).await?;
     match output.status.code() {
         Some(code) if ok.contains(&code) => Ok(output),
         Some(code) => bail!("{program} exited with status {code}:\n{}", output.tail(20)),

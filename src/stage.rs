@@ -45,6 +45,18 @@ impl StageContext<'_> {
         self.fleet.pin(hosts, &say).await
     }
 
+    /// Reports what a local tool said: its lines as output (stdout only when `stdout`; some
+    /// tools print whole documents there), Jeeves' notices about it as warnings.
+    pub fn tool_said(&self, said: crate::process::Said<'_>, stdout: bool) {
+        use crate::process::Said;
+        match said {
+            Said::Stdout(l) if stdout => self.reporter.log(Some(self.stage), Level::Output, l),
+            Said::Stdout(_) => {}
+            Said::Stderr(l) => self.reporter.log(Some(self.stage), Level::Output, l),
+            Said::Notice(n) => self.reporter.log(Some(self.stage), Level::Warn, n),
+        }
+    }
+
     pub fn host(&self, host: impl Into<String>, message: impl Into<String>) {
         self.reporter.emit(Event::HostProgress {
             stage: self.stage,

@@ -14,7 +14,7 @@ use crate::ssh::HostKeyPolicy;
 use crate::stage::StageContext;
 use crate::stage_name::StageName;
 use crate::stages::dns;
-use crate::stages::terraform::Terraform;
+use crate::stages::terraform;
 use crate::state::{Inventory, StageResult};
 
 /// Teardown: the DNS record (only while it points at this stack), then terraform destroy.
@@ -120,9 +120,9 @@ async fn teardown(
         allow_replace: false,
     };
     let outcome = async {
-        let tf = Terraform::new(settings, &session.state_dir, reporter, StageName::Terraform)?;
-        tf.init().await?;
-        tf.destroy(&cx).await
+        let tf = terraform::terraform(settings, &session.state_dir)?;
+        tf.init(|s| cx.tool_said(s, true)).await?;
+        tf.destroy(terraform::report(&cx)).await
     }
     .await;
     match outcome {

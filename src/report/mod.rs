@@ -14,4 +14,4 @@ mod tty;
 
 pub use event::{Change, Event, Level};
 pub use redactor::Redactor;
-pub use reporter::{Reporter, ReporterOptions};
+pub use reporter::{OutputMode, Reporter, ReporterOptions};

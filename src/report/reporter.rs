@@ -7,7 +7,14 @@ use anyhow::Result;
 use super::event::{Event, Level};
 use super::redactor::Redactor;
 use super::{json, junit, log_file, plain, tty};
-use crate::cli::OutputMode;
+
+/// How progress is shown (the `--output` flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputMode {
+    Auto,
+    Plain,
+    Json,
+}
 
 /// A view of the event stream.
 pub(super) trait Sink: Send {

@@ -1,23 +1,18 @@
-//! The terraform stage: init, plan (-detailed-exitcode), apply of that very plan with its JSON
-//! UI turned into progress, then `output -json` into the inventory.
+//! The terraform stage: init, plan (-detailed-exitcode), a plan that replaces or destroys
+//! refused unless confirmed, apply of that very plan with its progress reported, then the
+//! outputs into the inventory. Terraform itself is run by the adapter in `crate::terraform`.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use async_trait::async_trait;
-use serde::Deserialize;
-use tokio::process::Command;
 
 use crate::config::Settings;
 use crate::exit_code::UsageError;
 use crate::process;
-use crate::report::{Change, Level, Reporter};
+use crate::report::{Change, Level};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
-use crate::state::{Host, Inventory, StateDir, write_private};
-
-const PLAN_FILE: &str = "terraform.tfplan";
-const VARS_FILE: &str = "terraform.tfvars.json";
+use crate::state::StateDir;
+use crate::terraform::{Options, Progress, Terraform};
 
 #[derive(Default)]
 pub struct TerraformStage {
@@ -58,200 +53,49 @@ fn confirm_destruction(cx: &StageContext<'_>, what: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The terraform binary, run in the configuration directory with Jeeves' variables.
-pub struct Terraform<'a> {
-    bin: PathBuf,
-    settings: &'a Settings,
-    state_dir: &'a StateDir,
-    reporter: &'a Reporter,
-    stage: StageName,
+/// The terraform adapter as the pipeline configures it: Jeeves' variables are the pipeline's
+/// `[terraform.vars]` plus the project name and tags; the plan and the variables file live in
+/// the state directory.
+pub fn terraform(settings: &Settings, state_dir: &StateDir) -> Result<Terraform> {
+    let tf = &settings.terraform;
+    let mut vars: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_value(serde_json::to_value(&tf.vars)?)?;
+    vars.entry("project")
+        .or_insert_with(|| settings.project.name.clone().into());
+    vars.entry("tags")
+        .or_insert_with(|| serde_json::json!(settings.project.tags));
+    Ok(Terraform::new(Options {
+        bin: process::find_tool(&settings.tools.terraform, "tools.terraform")?,
+        dir: tf.dir.clone(),
+        vars,
+        var_files: tf.var_files.clone(),
+        backend_config: tf.backend_config.clone(),
+        timeout: tf.timeout,
+        timeout_setting: "terraform.timeout",
+        work_dir: state_dir.path().to_path_buf(),
+    }))
 }
 
-impl<'a> Terraform<'a> {
-    pub fn new(
-        settings: &'a Settings,
-        state_dir: &'a StateDir,
-        reporter: &'a Reporter,
-        stage: StageName,
-    ) -> Result<Self> {
-        let bin = process::find_tool(&settings.tools.terraform, "tools.terraform")?;
-        Ok(Terraform {
-            bin,
-            settings,
-            state_dir,
-            reporter,
-            stage,
-        })
-    }
-
-    /// Every terraform command is bounded by `terraform.timeout`.
-    fn deadline(&self) -> process::Deadline {
-        process::Deadline {
-            within: self.settings.terraform.timeout,
-            setting: "terraform.timeout",
+/// An apply's or destroy's progress as the stage's events: per resource as host progress,
+/// diagnostics and terraform's own lines in the log.
+pub fn report<'a>(cx: &'a StageContext<'_>) -> impl FnMut(Progress<'_>) + 'a {
+    move |p| match p {
+        Progress::Started { address, action } => cx.host(address, format!("{action}: started")),
+        Progress::Working { address, seconds } => {
+            cx.host(address, format!("still working ({seconds:.0}s)"))
         }
-    }
-
-    fn command(&self, subcommand: &str) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg(format!("-chdir={}", self.settings.terraform.dir.display()))
-            .arg(subcommand)
-            .env("TF_IN_AUTOMATION", "1")
-            .env("TF_INPUT", "0");
-        cmd
-    }
-
-    /// Waits for the state lock rather than failing on it, within the command's own bound: a
-    /// terraform left running by a run that was killed holds the lock until it has finished
-    /// what it started (Jeeves' tools outlive a SIGKILLed run: `process::run`).
-    fn lock_timeout(&self) -> String {
-        format!("-lock-timeout={}s", self.deadline().within.as_secs())
-    }
-
-    fn abs(&self, name: &str) -> Result<PathBuf> {
-        std::path::absolute(self.state_dir.file(name)).context("cannot resolve the state directory")
-    }
-
-    /// `-var-file` arguments: Jeeves' own file, then the pipeline's `var_files` (later wins).
-    fn var_file_args(&self) -> Result<Vec<String>> {
-        let mut args = vec![format!("-var-file={}", self.write_vars()?.display())];
-        for f in &self.settings.terraform.var_files {
-            let abs = std::path::absolute(f)
-                .with_context(|| format!("cannot resolve {}", f.display()))?;
-            args.push(format!("-var-file={}", abs.display()));
+        Progress::Done {
+            address,
+            action,
+            seconds,
+        } => cx.host(address, format!("{action}: done ({seconds:.0}s)")),
+        Progress::Failed { address } => cx.host(address, "failed"),
+        Progress::Diagnostic { warn: true, text } => cx.warn(text),
+        Progress::Diagnostic { warn: false, text } => {
+            cx.reporter.log(Some(cx.stage), Level::Output, text)
         }
-        Ok(args)
-    }
-
-    /// Writes the variables file (pipeline vars + project name and tags), mode 0600.
-    fn write_vars(&self) -> Result<PathBuf> {
-        let mut vars = self.settings.terraform.vars.clone();
-        vars.entry("project")
-            .or_insert_with(|| self.settings.project.name.clone().into());
-        vars.entry("tags")
-            .or_insert_with(|| serde_json::json!(self.settings.project.tags));
-        let path = self.abs(VARS_FILE)?;
-        write_private(&path, serde_json::to_string_pretty(&vars)?.as_bytes())?;
-        Ok(path)
-    }
-
-    pub async fn init(&self) -> Result<()> {
-        let mut cmd = self.command("init");
-        cmd.args(["-input=false", "-no-color"]);
-        for (k, v) in &self.settings.terraform.backend_config {
-            cmd.arg(format!("-backend-config={k}={v}"));
-        }
-        process::run_checked(&mut cmd, self.stage, self.reporter, self.deadline(), &[0]).await?;
-        Ok(())
-    }
-
-    /// `plan -detailed-exitcode -out=…`: the changes, empty when there are none.
-    pub async fn plan(&self) -> Result<Vec<Change>> {
-        let plan = self.abs(PLAN_FILE)?;
-        let mut cmd = self.command("plan");
-        cmd.args(["-input=false", "-no-color", "-detailed-exitcode"])
-            .arg(self.lock_timeout())
-            .args(self.var_file_args()?)
-            .arg(format!("-out={}", plan.display()));
-        let out = process::run_checked(
-            &mut cmd,
-            self.stage,
-            self.reporter,
-            self.deadline(),
-            &[0, 2],
-        )
-        .await?;
-        // A saved plan holds variable values in clear text.
-        restrict(&plan)?;
-        if out.status.code() == Some(0) {
-            return Ok(Vec::new());
-        }
-        let mut show = self.command("show");
-        show.arg("-json").arg(&plan);
-        let out = process::run(
-            &mut show,
-            self.stage,
-            self.reporter,
-            self.deadline(),
-            |_| {},
-        )
-        .await?;
-        if !out.status.success() {
-            bail!("`terraform show -json` failed:\n{}", out.tail(20));
-        }
-        let changes = plan_changes(&out.stdout)?;
-        // Only outputs changed: still worth applying so the inventory follows.
-        Ok(if changes.is_empty() {
-            vec![Change::new("update", "outputs")]
-        } else {
-            changes
-        })
-    }
-
-    /// Applies the saved plan, turning terraform's JSON UI into progress events.
-    pub async fn apply_plan(&self, cx: &StageContext<'_>) -> Result<()> {
-        let plan = self.abs(PLAN_FILE)?;
-        let mut cmd = self.command("apply");
-        cmd.args(["-input=false", "-json"])
-            .arg(self.lock_timeout())
-            .arg(&plan);
-        self.run_json(cmd, cx).await
-    }
-
-    /// `apply -auto-approve` without a saved plan (forced runs, where the plan was empty).
-    pub async fn apply_fresh(&self, cx: &StageContext<'_>) -> Result<()> {
-        self.run_unplanned("apply", cx).await
-    }
-
-    pub async fn destroy(&self, cx: &StageContext<'_>) -> Result<()> {
-        self.run_unplanned("destroy", cx).await
-    }
-
-    async fn run_unplanned(&self, subcommand: &str, cx: &StageContext<'_>) -> Result<()> {
-        let mut cmd = self.command(subcommand);
-        cmd.args(["-input=false", "-json", "-auto-approve"])
-            .arg(self.lock_timeout())
-            .args(self.var_file_args()?);
-        self.run_json(cmd, cx).await
-    }
-
-    async fn run_json(&self, mut cmd: Command, cx: &StageContext<'_>) -> Result<()> {
-        let program = process::describe(&cmd);
-        let mut errors = Vec::new();
-        let out = process::run(
-            &mut cmd,
-            self.stage,
-            self.reporter,
-            self.deadline(),
-            |line| match serde_json::from_str::<UiLine>(line) {
-                Ok(ui) => ui.report(cx, &mut errors),
-                Err(_) => cx
-                    .reporter
-                    .log(Some(self.stage), Level::Output, line.to_string()),
-            },
-        )
-        .await?;
-        if !out.status.success() {
-            let detail = if errors.is_empty() {
-                out.tail(20)
-            } else {
-                errors.join("\n")
-            };
-            bail!("{program} failed:\n{detail}");
-        }
-        Ok(())
-    }
-
-    /// `output -json`, as an inventory.
-    pub async fn outputs(&self) -> Result<Inventory> {
-        let mut cmd = self.command("output");
-        cmd.args(["-json", "-no-color"]);
-        let out =
-            process::run(&mut cmd, self.stage, self.reporter, self.deadline(), |_| {}).await?;
-        if !out.status.success() {
-            bail!("`terraform output -json` failed:\n{}", out.tail(20));
-        }
-        parse_outputs(&out.stdout, &self.settings.terraform.dir)
+        Progress::Summary(text) => cx.info(text),
+        Progress::Said(said) => cx.tool_said(said, true),
     }
 }
 
@@ -262,11 +106,16 @@ impl Stage for TerraformStage {
     }
 
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
-        let tf = Terraform::new(cx.settings, cx.state_dir, cx.reporter, cx.stage)?;
+        let tf = terraform(cx.settings, cx.state_dir)?;
         cx.info("terraform init");
-        tf.init().await?;
+        tf.init(|s| cx.tool_said(s, true)).await?;
         cx.info("terraform plan");
-        let mut changes = tf.plan().await?;
+        let mut changes: Vec<Change> = tf
+            .plan(|s| cx.tool_said(s, true))
+            .await?
+            .into_iter()
+            .map(|c| Change::new(c.action, c.address))
+            .collect();
         self.plan_has_changes = !changes.is_empty();
         // What would go comes first, and loudly: a routine repair must not rebuild the cluster.
         changes.sort_by_key(|c| !is_destructive(c));
@@ -285,7 +134,7 @@ impl Stage for TerraformStage {
         if changes.is_empty() {
             // Nothing to apply, but the inventory may be missing (fresh checkout, remote
             // backend) or stale: refresh it from the outputs.
-            let inventory = tf.outputs().await?;
+            let inventory = tf.outputs(|s| cx.tool_said(s, true)).await?;
             if inventory != cx.state.inventory {
                 cx.info("inventory refreshed from terraform outputs");
                 cx.state.inventory = inventory;
@@ -295,16 +144,16 @@ impl Stage for TerraformStage {
     }
 
     async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
-        let tf = Terraform::new(cx.settings, cx.state_dir, cx.reporter, cx.stage)?;
+        let tf = terraform(cx.settings, cx.state_dir)?;
         if !self.destructive.is_empty() && !cx.allow_replace {
             confirm_destruction(cx, &self.destructive)?;
         }
         if self.plan_has_changes {
-            tf.apply_plan(cx).await?;
+            tf.apply_plan(report(cx)).await?;
         } else {
-            tf.apply_fresh(cx).await?;
+            tf.apply_fresh(report(cx)).await?;
         }
-        cx.state.inventory = tf.outputs().await?;
+        cx.state.inventory = tf.outputs(|s| cx.tool_said(s, true)).await?;
         let inv = &cx.state.inventory;
         cx.info(format!(
             "inventory: controller {}, {} worker(s)",
@@ -315,214 +164,5 @@ impl Stage for TerraformStage {
             inv.workers.len()
         ));
         Ok(())
-    }
-}
-
-/// One line of terraform's machine-readable UI (`-json`); only the fields Jeeves reads.
-#[derive(Debug, Deserialize)]
-struct UiLine {
-    #[serde(rename = "@level", default)]
-    level: String,
-    #[serde(rename = "@message", default)]
-    message: String,
-    #[serde(rename = "type", default)]
-    kind: String,
-    #[serde(default)]
-    hook: Option<Hook>,
-    #[serde(default)]
-    diagnostic: Option<Diagnostic>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Hook {
-    resource: Option<HookResource>,
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    elapsed_seconds: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HookResource {
-    addr: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Diagnostic {
-    #[serde(default)]
-    summary: String,
-    #[serde(default)]
-    detail: String,
-}
-
-impl UiLine {
-    fn report(self, cx: &StageContext<'_>, errors: &mut Vec<String>) {
-        let addr = self
-            .hook
-            .as_ref()
-            .and_then(|h| h.resource.as_ref())
-            .map(|r| r.addr.clone());
-        match (self.kind.as_str(), addr) {
-            ("apply_start", Some(addr)) => {
-                let action = self.hook.map(|h| h.action).unwrap_or_default();
-                cx.host(addr, format!("{action}: started"));
-            }
-            ("apply_progress", Some(addr)) => {
-                let secs = self
-                    .hook
-                    .and_then(|h| h.elapsed_seconds)
-                    .unwrap_or_default();
-                cx.host(addr, format!("still working ({secs:.0}s)"));
-            }
-            ("apply_complete", Some(addr)) => {
-                let hook = self.hook.expect("addr came from the hook");
-                let secs = hook.elapsed_seconds.unwrap_or_default();
-                cx.host(addr, format!("{}: done ({secs:.0}s)", hook.action));
-            }
-            ("apply_errored", Some(addr)) => cx.host(addr, "failed"),
-            ("diagnostic", _) => {
-                let d = self.diagnostic.unwrap_or(Diagnostic {
-                    summary: self.message.clone(),
-                    detail: String::new(),
-                });
-                let text = if d.detail.is_empty() {
-                    d.summary
-                } else {
-                    format!("{}: {}", d.summary, d.detail)
-                };
-                if self.level == "error" {
-                    errors.push(text.clone());
-                }
-                let level = if self.level == "error" || self.level == "warn" {
-                    Level::Warn
-                } else {
-                    Level::Output
-                };
-                cx.reporter.log(Some(cx.stage), level, text);
-            }
-            ("change_summary", _) => cx.info(self.message),
-            _ => cx.reporter.log(Some(cx.stage), Level::Output, self.message),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn restrict(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot make {} private", path.display()))
-}
-
-#[cfg(not(unix))]
-fn restrict(_: &Path) -> Result<()> {
-    Ok(())
-}
-
-/// The resource changes in `terraform show -json <plan>`.
-fn plan_changes(json: &str) -> Result<Vec<Change>> {
-    #[derive(Deserialize)]
-    struct Plan {
-        #[serde(default)]
-        resource_changes: Vec<ResourceChange>,
-    }
-    #[derive(Deserialize)]
-    struct ResourceChange {
-        address: String,
-        change: ChangeBody,
-    }
-    #[derive(Deserialize)]
-    struct ChangeBody {
-        actions: Vec<String>,
-    }
-    let plan: Plan = serde_json::from_str(json).context("cannot read `terraform show -json`")?;
-    Ok(plan
-        .resource_changes
-        .into_iter()
-        .filter_map(|rc| {
-            let action = match rc
-                .change
-                .actions
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
-                ["no-op"] | ["read"] => return None,
-                ["create"] => "create",
-                ["update"] => "update",
-                ["delete"] => "destroy",
-                ["delete", "create"] | ["create", "delete"] => "replace",
-                _ => "change",
-            };
-            Some(Change::new(action, rc.address))
-        })
-        .collect())
-}
-
-/// `terraform output -json` → inventory. Both configurations (AWS and lab) define the outputs
-/// `controller` (an object) and `workers` (a list of objects) with the fields of `Host`.
-pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
-    #[derive(Deserialize)]
-    struct Output<T> {
-        value: T,
-    }
-    #[derive(Deserialize)]
-    struct Outputs {
-        controller: Option<Output<Host>>,
-        workers: Option<Output<Vec<Host>>>,
-    }
-    let hint = || {
-        format!(
-            "the terraform configuration in {} must define the outputs `controller` (object with id, hostname, public_ip, private_ip) and `workers` (list of such objects)",
-            dir.display()
-        )
-    };
-    let outputs: Outputs = serde_json::from_str(json).with_context(hint)?;
-    if outputs.controller.is_none() && outputs.workers.is_none() {
-        // No outputs at all: nothing applied yet (or destroyed).
-        return Ok(Inventory::default());
-    }
-    let (Some(controller), Some(workers)) = (outputs.controller, outputs.workers) else {
-        bail!("{}", hint());
-    };
-    Ok(Inventory {
-        controller: Some(controller.value),
-        workers: workers.value,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outputs_become_the_inventory() {
-        let json = r#"{
-          "controller": {"sensitive": false, "type": "object", "value": {"id": "i-0a", "hostname": "ip-10-0-1-10", "public_ip": "203.0.113.10", "private_ip": "10.0.1.10"}},
-          "workers": {"sensitive": false, "type": "list", "value": [{"id": "i-0b", "hostname": "ip-10-0-1-11", "public_ip": "203.0.113.11", "private_ip": "10.0.1.11"}]}
-        }"#;
-        let inv = parse_outputs(json, Path::new("terraform/aws")).unwrap();
-        assert_eq!(inv.controller.unwrap().private_ip, "10.0.1.10");
-        assert_eq!(inv.workers.len(), 1);
-        assert!(parse_outputs("{}", Path::new("x")).unwrap().is_empty());
-        let err = parse_outputs(r#"{"controller": {"value": {"id": "a", "hostname": "b", "public_ip": "c", "private_ip": "d"}}}"#, Path::new("x")).unwrap_err();
-        assert!(err.to_string().contains("`workers`"), "{err}");
-    }
-
-    #[test]
-    fn plan_changes_skip_no_ops() {
-        let json = r#"{"resource_changes": [
-          {"address": "terraform_data.controller", "change": {"actions": ["create"]}},
-          {"address": "terraform_data.worker[0]", "change": {"actions": ["no-op"]}},
-          {"address": "aws_instance.worker[1]", "change": {"actions": ["delete", "create"]}}
-        ]}"#;
-        let changes = plan_changes(json).unwrap();
-        assert_eq!(
-            changes,
-            vec![
-                Change::new("create", "terraform_data.controller"),
-                Change::new("replace", "aws_instance.worker[1]"),
-            ]
-        );
     }
 }

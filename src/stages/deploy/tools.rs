@@ -12,7 +12,6 @@ use tokio::process::Command;
 use crate::config::Settings;
 use crate::process::{self, Output};
 use crate::stage::StageContext;
-use crate::stage_name::StageName;
 
 pub const FIELD_MANAGER: &str = "jeeves";
 
@@ -75,30 +74,13 @@ impl Tools {
         if !waits {
             cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"));
         }
-        process::run(
-            &mut cmd,
-            StageName::Deploy,
-            cx.reporter,
-            self.deadline,
-            |_| {},
-        )
-        .await
+        process::run(&mut cmd, self.deadline, |s| cx.tool_said(s, false)).await
     }
 
     pub async fn helm(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
-        process::run(
-            &mut self.command(&self.helm, args),
-            StageName::Deploy,
-            cx.reporter,
-            self.deadline,
-            |l| {
-                cx.reporter.log(
-                    Some(StageName::Deploy),
-                    crate::report::Level::Output,
-                    l.to_string(),
-                )
-            },
-        )
+        process::run(&mut self.command(&self.helm, args), self.deadline, |s| {
+            cx.tool_said(s, true)
+        })
         .await
     }
 
