@@ -8,21 +8,14 @@ use anyhow::{Context, Result, bail};
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use crate::chart::{self, ChartVersion};
-use crate::config::{Replicas, Settings};
+use crate::chart::ChartVersion;
+use crate::config::Replicas;
 
 pub const HAPROXY_CFG: &str = "haproxy.cfg";
 pub const ROCKETCHAT_VALUES: &str = "rocketchat-values.yaml";
 pub const TRAEFIK_DIR: &str = "traefik";
 /// `[helm.values]` from the pipeline, as the second values file helm gets (JSON is YAML).
 pub const EXTRA_VALUES: &str = "rocketchat-extra-values.json";
-
-/// The second values file's contents, when the pipeline has `[helm.values]`.
-pub fn extra_values(s: &Settings) -> Result<Option<String>> {
-    Ok((!s.helm.values.is_empty())
-        .then(|| serde_json::to_string_pretty(&s.helm.values))
-        .transpose()?)
-}
 
 pub struct Templates {
     hb: Handlebars<'static>,
@@ -94,7 +87,8 @@ impl Templates {
     }
 }
 
-/// Everything a template may use. Deliberately no secrets: rendered files may be shown.
+/// Everything a template may use. Deliberately no secrets: rendered files may be shown. Built
+/// from the pipeline by `stages::template_context`.
 #[derive(Debug, Clone, Serialize)]
 pub struct TemplateContext {
     pub domain: String,
@@ -137,41 +131,4 @@ pub struct AppContext {
     pub mongodb_secret: String,
     /// What this chart version reads (`src/chart.rs`).
     pub chart: ChartVersion,
-}
-
-impl TemplateContext {
-    pub fn new(s: &Settings) -> TemplateContext {
-        let release = &s.helm.release;
-        let name_override = s.helm.values.get("nameOverride").and_then(|v| v.as_str());
-        TemplateContext {
-            domain: s.domain.clone(),
-            project: s.project.name.clone(),
-            haproxy: HaproxyContext {
-                pem_path: s.haproxy.pem_path.clone(),
-                backend_address: s.haproxy.backend_address.clone(),
-                backend_port: s.traefik.web_nodeport,
-            },
-            traefik: TraefikContext {
-                image: s.traefik.image.clone(),
-                namespace: s.traefik.namespace.clone(),
-                web_nodeport: s.traefik.web_nodeport,
-                websecure_nodeport: s.traefik.websecure_nodeport,
-                replicas: s.traefik.replicas,
-                storage_class: s.traefik.storage_class.clone(),
-                storage_size: s.traefik.storage_size.clone(),
-                trusted_ips: s.traefik.trusted_ips.clone(),
-            },
-            app: AppContext {
-                namespace: s.helm.namespace.clone(),
-                release: release.clone(),
-                service: chart::fullname(release, name_override),
-                ddp_service: chart::ddp_streamer_service(release),
-                microservices: s.helm.microservices,
-                replicas: s.helm.replicas.clone(),
-                bundled_mongodb: s.helm.bundled_mongodb,
-                mongodb_secret: s.helm.mongodb_secret.clone(),
-                chart: *s.helm.reads,
-            },
-        }
-    }
 }

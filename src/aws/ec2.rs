@@ -3,13 +3,22 @@
 use anyhow::{Context, Result, bail};
 
 use super::describe;
-use crate::state::Host;
 
 /// Tag keys and the controller's role value, exactly as terraform/aws sets them (a test reads
 /// the terraform files to keep the two in step).
 pub const TAG_PROJECT: &str = "Project";
 pub const TAG_ROLE: &str = "Role";
 pub const ROLE_CONTROLLER: &str = "controller";
+
+/// An instance as EC2 describes it (the facts Jeeves reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    /// The first label of the private DNS name (`ip-10-0-1-10`): the machine's hostname.
+    pub hostname: String,
+    pub public_ip: String,
+    pub private_ip: String,
+}
 
 pub struct Ec2 {
     client: aws_sdk_ec2::Client,
@@ -23,7 +32,7 @@ impl Ec2 {
     }
 
     /// The one running instance tagged `Project=<project>` and `Role=controller`.
-    pub async fn find_controller(&self, project: &str) -> Result<Host> {
+    pub async fn find_controller(&self, project: &str) -> Result<Instance> {
         use aws_sdk_ec2::types::Filter;
         let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
         let mut pages = self
@@ -56,7 +65,7 @@ impl Ec2 {
                     .with_context(|| format!("the controller {id} has no public IP address"))?
                     .to_string();
                 let private_dns = one.private_dns_name().unwrap_or_default();
-                Ok(Host {
+                Ok(Instance {
                     hostname: private_dns
                         .split('.')
                         .next()

@@ -3,7 +3,7 @@ use anyhow::{Context, Result};
 use crate::cli::RenderArgs;
 use crate::config::Settings;
 use crate::exit_code;
-use crate::templates::{self, EXTRA_VALUES, TemplateContext, Templates};
+use crate::templates::{EXTRA_VALUES, Templates};
 
 pub fn run(settings: &Settings, args: &RenderArgs) -> Result<u8> {
     let out = args
@@ -11,9 +11,9 @@ pub fn run(settings: &Settings, args: &RenderArgs) -> Result<u8> {
         .clone()
         .unwrap_or_else(|| settings.state_dir.join("rendered"));
     let templates = Templates::load(&settings.templates_dir)?;
-    let ctx = TemplateContext::new(settings);
+    let ctx = crate::stages::template_context(settings);
     let mut files = templates.render_all(&ctx)?;
-    if let Some(extra) = templates::extra_values(settings)? {
+    if let Some(extra) = crate::stages::extra_values(settings)? {
         files.push((EXTRA_VALUES.into(), extra));
     }
     for (rel, text) in files {

@@ -98,12 +98,17 @@ async fn controller_ip(
     if let Some(c) = &state.inventory.controller {
         return Ok(c.public_ip.clone());
     }
-    let host = Ec2::new(config)
+    let found = Ec2::new(config)
         .find_controller(&settings.project.name)
         .await
         .context("the inventory has no controller, and looking it up in EC2 failed")?;
-    let ip = host.public_ip.clone();
-    state.inventory.controller = Some(host);
+    let ip = found.public_ip.clone();
+    state.inventory.controller = Some(crate::state::Host {
+        id: found.id,
+        hostname: found.hostname,
+        public_ip: found.public_ip,
+        private_ip: found.private_ip,
+    });
     Ok(ip)
 }
 

@@ -1,4 +1,5 @@
-//! One file per stage. `build` is the only place that knows which stages exist.
+//! One module per stage (a folder where a stage has parts). `build` is the only place that
+//! knows which stages exist; the templates' context is built from the pipeline here.
 
 pub mod bootstrap;
 pub mod deploy;
@@ -7,11 +8,14 @@ pub mod terraform;
 pub mod tls;
 pub mod tunnel;
 
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 
+use crate::chart;
 use crate::config::Settings;
 use crate::stage::Stage;
 use crate::stage_name::StageName;
+use crate::templates::{AppContext, HaproxyContext, TemplateContext, TraefikContext};
 
 pub fn build(name: StageName) -> Box<dyn Stage> {
     match name {
@@ -36,4 +40,47 @@ pub fn inputs_fingerprint(name: StageName, s: &Settings) -> String {
         StageName::Dns => serde_json::json!([s.domain, s.dns]),
     };
     hex::encode(Sha256::digest(inputs.to_string().as_bytes()))
+}
+
+/// What the templates get from the pipeline (haproxy.cfg, the Traefik resources, the values).
+pub fn template_context(s: &Settings) -> TemplateContext {
+    let release = &s.helm.release;
+    let name_override = s.helm.values.get("nameOverride").and_then(|v| v.as_str());
+    TemplateContext {
+        domain: s.domain.clone(),
+        project: s.project.name.clone(),
+        haproxy: HaproxyContext {
+            pem_path: s.haproxy.pem_path.clone(),
+            backend_address: s.haproxy.backend_address.clone(),
+            backend_port: s.traefik.web_nodeport,
+        },
+        traefik: TraefikContext {
+            image: s.traefik.image.clone(),
+            namespace: s.traefik.namespace.clone(),
+            web_nodeport: s.traefik.web_nodeport,
+            websecure_nodeport: s.traefik.websecure_nodeport,
+            replicas: s.traefik.replicas,
+            storage_class: s.traefik.storage_class.clone(),
+            storage_size: s.traefik.storage_size.clone(),
+            trusted_ips: s.traefik.trusted_ips.clone(),
+        },
+        app: AppContext {
+            namespace: s.helm.namespace.clone(),
+            release: release.clone(),
+            service: chart::fullname(release, name_override),
+            ddp_service: chart::ddp_streamer_service(release),
+            microservices: s.helm.microservices,
+            replicas: s.helm.replicas.clone(),
+            bundled_mongodb: s.helm.bundled_mongodb,
+            mongodb_secret: s.helm.mongodb_secret.clone(),
+            chart: *s.helm.reads,
+        },
+    }
+}
+
+/// The second values file's contents, when the pipeline has `[helm.values]`.
+pub fn extra_values(s: &Settings) -> Result<Option<String>> {
+    Ok((!s.helm.values.is_empty())
+        .then(|| serde_json::to_string_pretty(&s.helm.values))
+        .transpose()?)
 }

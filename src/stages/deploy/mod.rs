@@ -19,7 +19,7 @@ use crate::report::Change;
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::write_private;
-use crate::templates::{TemplateContext, Templates};
+use crate::templates::Templates;
 
 mod release;
 mod routes;
@@ -44,7 +44,7 @@ struct Rendered {
 /// Renders everything before writing anything, into `<state>/deploy/`.
 fn render(settings: &Settings) -> Result<Rendered> {
     let templates = Templates::load(&settings.templates_dir)?;
-    let ctx = TemplateContext::new(settings);
+    let ctx = crate::stages::template_context(settings);
     let dir = settings.state_dir.join("deploy");
     let rendered = Rendered {
         traefik: traefik::Manifests::render(&templates, &ctx, settings, &dir)?,

@@ -84,7 +84,7 @@ impl Values {
         dir: &Path,
     ) -> Result<Values> {
         let text = templates.render(ROCKETCHAT_VALUES, ctx)?;
-        let extra = crate::templates::extra_values(settings)?;
+        let extra = crate::stages::extra_values(settings)?;
         let chart = format!(
             "{} {} {} {}",
             settings.helm.repo,

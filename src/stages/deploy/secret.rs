@@ -336,7 +336,7 @@ mod tests {
             .unwrap()
             .to_string();
         let text = templates
-            .render(&name, &crate::templates::TemplateContext::new(&s))
+            .render(&name, &crate::stages::template_context(&s))
             .unwrap();
         let doc = text
             .split("---")

@@ -31,7 +31,7 @@ use crate::report::Change;
 use crate::ssh::{RemoteCommand, SshSession};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
-use crate::templates::{HAPROXY_CFG, TemplateContext, Templates};
+use crate::templates::{HAPROXY_CFG, Templates};
 
 use certificate::Cache;
 use haproxy::Service;
@@ -74,7 +74,7 @@ impl Stage for TlsStage {
             )?;
         cx.pin(std::slice::from_ref(&controller)).await?;
         let templates = Templates::load(&settings.templates_dir)?;
-        let config = templates.render(HAPROXY_CFG, &TemplateContext::new(&settings))?;
+        let config = templates.render(HAPROXY_CFG, &crate::stages::template_context(&settings))?;
         let facts = block_in_place(|| {
             let session = cx.fleet.lease(&controller)?;
             facts::probe(&session, &settings, &plan::managed_paths(&settings))
