@@ -1,11 +1,13 @@
 //! The controller: the snap at the configured channel, the SSH user in the `microk8s` group,
 //! ready, addons one per command, hosts entries for the workers; then the join token its
-//! `add-node` issues and the node list the workers are awaited in.
+//! `add-node` issues and the node list the workers are awaited in. The workers wait for it
+//! through `Controller`, while they install.
 
 use std::collections::BTreeSet;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 
 use crate::report::Reporter;
 use crate::ssh::{RemoteCommand, SshSession};
@@ -17,12 +19,14 @@ use super::{Apply, exec_logged, snap};
 /// Idempotent /etc/hosts entries, one `IP NAME` pair after another, in one round trip.
 const HOSTS_ENTRIES: &str = include_str!("scripts/hosts-entries.sh");
 
-/// Carries out the controller's part of the plan and waits until its API answers.
+/// Carries out the controller's part of the plan and waits until its API answers; `phase`
+/// hears when the snap is in place.
 pub fn converge(
     a: &Apply,
     session: &SshSession,
     plan: &ControllerPlan,
     channel: &str,
+    phase: &Controller,
 ) -> Result<()> {
     let name = &plan.host.hostname;
     match &plan.snap {
@@ -36,6 +40,7 @@ pub fn converge(
         }
         Snap::Current => {}
     }
+    phase.advance(Phase::Installed);
     if let Some(user) = &plan.add_to_group {
         a.run(
             session,
@@ -66,6 +71,127 @@ pub fn converge(
     }
     a.progress(name, "ready");
     Ok(())
+}
+
+/// How far the controller is, as the workers wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Converging,
+    /// The snap is on the configured channel: `add-node` can issue the join token.
+    Installed,
+    /// Converged and its API answering: workers may join.
+    Ready,
+    /// The workers in the cluster on another channel have been refreshed (or failed to be):
+    /// such a worker that is also to join again may now.
+    Upgraded,
+    /// Not ready; why, in one line.
+    Failed(String),
+}
+
+impl Phase {
+    fn rank(&self) -> u8 {
+        match self {
+            Phase::Converging => 0,
+            Phase::Installed => 1,
+            Phase::Ready => 2,
+            Phase::Upgraded => 3,
+            Phase::Failed(_) => 4,
+        }
+    }
+}
+
+/// The controller as the workers and the token's thread see it: its phase, and the join token
+/// (on a session of its own, so that issuing it overlaps the addons).
+pub struct Controller<'a> {
+    phase: Mutex<Phase>,
+    changed: Condvar,
+    /// The join token, or why there is none.
+    token: OnceLock<Result<Mutex<JoinToken<'a>>, String>>,
+}
+
+impl<'a> Controller<'a> {
+    pub fn new() -> Controller<'a> {
+        Controller {
+            phase: Mutex::new(Phase::Converging),
+            changed: Condvar::new(),
+            token: OnceLock::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves on to `phase`; never back, and never out of `Failed`.
+    pub fn advance(&self, phase: Phase) {
+        let mut now = self.lock();
+        if phase.rank() > now.rank() {
+            *now = phase;
+            self.changed.notify_all();
+        }
+    }
+
+    /// The token, or why there is none; the first answer counts.
+    pub fn set_token(&self, token: Result<JoinToken<'a>, String>) {
+        let _ = self.token.set(token.map(Mutex::new));
+        let _now = self.lock();
+        self.changed.notify_all();
+    }
+
+    /// Whether waiting for `phase` would return at once (a failure included).
+    pub fn reached(&self, phase: &Phase) -> bool {
+        self.lock().rank() >= phase.rank()
+    }
+
+    /// Waits until the controller reaches `phase`, and (`token`) its join token is issued;
+    /// the token, or why the wait is over without one.
+    fn wait_for(&self, phase: &Phase, token: bool) -> Result<Option<&Mutex<JoinToken<'a>>>> {
+        let mut now = self.lock();
+        loop {
+            if let Phase::Failed(why) = &*now {
+                bail!("the controller is not ready: {why}");
+            }
+            if now.rank() >= phase.rank() {
+                match self.token.get() {
+                    _ if !token => return Ok(None),
+                    Some(Ok(t)) => return Ok(Some(t)),
+                    Some(Err(why)) => bail!("no join token: {why}"),
+                    None => {}
+                }
+            }
+            // Woken at least every 250 ms to see a Ctrl-C.
+            now = self
+                .changed
+                .wait_timeout(now, Duration::from_millis(250))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            crate::interrupt::check()?;
+        }
+    }
+
+    /// Waits until the controller reaches `phase`, or fails.
+    pub fn wait(&self, phase: &Phase) -> Result<()> {
+        self.wait_for(phase, false).map(|_| ())
+    }
+
+    /// Waits until the controller reaches `phase` with its join token issued.
+    pub fn wait_token(&self, phase: &Phase) -> Result<&Mutex<JoinToken<'a>>> {
+        self.wait_for(phase, true)?
+            .ok_or_else(|| anyhow!("no join token"))
+    }
+
+    /// The controller's thread is over: a phase short of `Ready` becomes `Failed` (an error
+    /// moved it there already, with its reason; a panic did not), `Ready` becomes `Upgraded`.
+    pub fn finish(&self) {
+        let now = self.lock().clone();
+        match now {
+            Phase::Converging | Phase::Installed => {
+                self.advance(Phase::Failed("its thread stopped".into()))
+            }
+            Phase::Ready => self.advance(Phase::Upgraded),
+            Phase::Upgraded | Phase::Failed(_) => {}
+        }
+    }
 }
 
 pub fn wait_ready(timeout: Duration) -> RemoteCommand {

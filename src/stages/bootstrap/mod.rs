@@ -13,7 +13,7 @@ mod workers;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use async_trait::async_trait;
 
 use crate::config::Microk8sSettings;
@@ -23,6 +23,7 @@ use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::{Host, Inventory};
 
+use controller::{Controller, JoinToken, Phase};
 use plan::Plan;
 
 /// How the stage reaches its hosts: the one place it makes SSH sessions.
@@ -151,13 +152,36 @@ impl Stage for BootstrapStage {
     }
 }
 
-/// The controller first; then the workers in the cluster on another channel, one at a time;
-/// then the others in parallel.
+/// Every host at once: the workers install while the controller converges, the join token is
+/// issued as soon as the controller is installed, and each worker joins as soon as it is
+/// installed and the controller is ready. Workers in the cluster on another channel follow the
+/// controller, one at a time.
 fn apply(a: &Apply, plan: &Plan) -> Result<()> {
-    let controller = a.hosts.connect(&plan.controller.host)?;
-    controller::converge(a, &controller, &plan.controller, &plan.channel)?;
-    let mut failed = workers::upgrade_in_cluster(a, &controller, plan);
-    failed.extend(workers::join_all(a, controller, plan)?);
+    let controller = Controller::new();
+    let (converged, (joined, mut failed)) = std::thread::scope(|scope| {
+        let converged = scope.spawn(|| converge_controller(a, plan, &controller));
+        if plan.needs_join() {
+            scope.spawn(|| issue_token(a, plan, &controller));
+        }
+        let workers = workers::converge_all(a, plan, &controller);
+        (converged.join(), workers)
+    });
+    let converged = converged.map_err(|_| anyhow!("the controller's thread panicked"))?;
+    let (session, upgrades) = match converged {
+        Ok(done) => done,
+        // The workers that were to join failed waiting for it and say so; the stage's error is
+        // the controller's own.
+        Err(e) if !failed.is_empty() => {
+            return Err(e.context(format!(
+                "{}: MicroK8s is not ready; {} worker(s) not joined (a re-run joins them)",
+                plan.controller.host.hostname,
+                failed.len()
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    failed.extend(upgrades);
+    failed.extend(workers::await_ready(a, &session, &joined)?);
     failed.sort_by(|a, b| a.0.cmp(&b.0));
     if !failed.is_empty() {
         let list: Vec<String> = failed.iter().map(|(h, e)| format!("{h}: {e:#}")).collect();
@@ -169,6 +193,54 @@ fn apply(a: &Apply, plan: &Plan) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs a closure when dropped: whichever way a thread ends, a panic included.
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// The controller's thread: converged and ready for the joins; then the workers in the cluster
+/// on another channel, one at a time. Returns its session and their failures.
+fn converge_controller(
+    a: &Apply,
+    plan: &Plan,
+    controller: &Controller,
+) -> Result<(SshSession, Vec<workers::Failure>)> {
+    let _finish = Defer(|| controller.finish());
+    let c = &plan.controller;
+    let converged = a.hosts.connect(&c.host).and_then(|session| {
+        controller::converge(a, &session, c, &plan.channel, controller)?;
+        Ok(session)
+    });
+    let session = converged.inspect_err(|e| controller.advance(Phase::Failed(first_line(e))))?;
+    controller.advance(Phase::Ready);
+    let failed = workers::upgrade_in_cluster(a, &session, plan);
+    Ok((session, failed))
+}
+
+/// The join token's thread: its own session to the controller, made while the controller
+/// installs; the token issued once it is installed, while it enables its addons. A failure
+/// to issue it is not lost: the workers' own request for the token meets it again.
+fn issue_token<'a>(a: &Apply<'a>, plan: &'a Plan, controller: &Controller<'a>) {
+    let _unset = Defer(|| controller.set_token(Err("the thread issuing it stopped".into())));
+    let c = &plan.controller.host;
+    let token = a.hosts.connect(c).and_then(|session| {
+        controller.wait(&Phase::Installed)?;
+        let mut token = JoinToken::new(session, a, &c.private_ip);
+        if let Err(e) = token.url() {
+            a.progress(
+                &c.hostname,
+                &format!("issuing a join token: {}", first_line(&e)),
+            );
+        }
+        Ok(token)
+    });
+    controller.set_token(token.map_err(|e| first_line(&e)));
 }
 
 fn host_progress(reporter: &Reporter, host: &str, message: &str) {

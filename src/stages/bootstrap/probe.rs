@@ -111,8 +111,9 @@ pub fn probe_host(
     )?))
 }
 
-/// The controller, then the workers on at most `limit` threads. A worker that cannot be
-/// reached only stops itself; a host key that is not the pinned one stops everything.
+/// The controller, and meanwhile the workers on at most `limit` threads (on fresh instances
+/// each probe first waits for cloud-init). A worker that cannot be reached only stops itself;
+/// an unreachable controller, or a host key that is not the pinned one, stops everything.
 pub fn probe_all(
     hosts: &Hosts,
     controller: Host,
@@ -125,35 +126,41 @@ pub fn probe_all(
         .iter()
         .map(|w| (w.hostname.clone(), w.private_ip.clone()))
         .collect();
-    let session = hosts.connect(&controller)?;
-    let facts = probe_host(&session, hosts.user(), wait, &pairs)?;
     let results = Mutex::new(BTreeMap::new());
-    let fatal = parallel(
-        &workers,
-        limit,
-        |w| w.hostname.clone(),
-        |w| {
-            let r = hosts
-                .connect(w)
-                .and_then(|s| probe_host(&s, hosts.user(), wait, &[]));
-            // A wrong or unknown host key stops the stage before anything runs anywhere; an
-            // unreachable worker only stops itself.
-            if let Err(e) = &r
-                && e.chain().any(|c| c.is::<HostKeyRejected>())
-            {
-                return Err(anyhow!("{e:#}"));
-            }
-            let r = r.map_err(|e| format!("{e:#}"));
-            if let Err(e) = &r {
-                host_progress(reporter, &w.hostname, &format!("probe failed: {e}"));
-            }
-            results
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(w.hostname.clone(), r);
-            Ok(())
-        },
-    );
+    let (facts, fatal) = std::thread::scope(|scope| {
+        let facts = scope.spawn(|| {
+            let session = hosts.connect(&controller)?;
+            probe_host(&session, hosts.user(), wait, &pairs)
+        });
+        let fatal = parallel(
+            &workers,
+            limit,
+            |w| w.hostname.clone(),
+            |w| {
+                let r = hosts
+                    .connect(w)
+                    .and_then(|s| probe_host(&s, hosts.user(), wait, &[]));
+                // A wrong or unknown host key stops the stage before anything runs anywhere; an
+                // unreachable worker only stops itself.
+                if let Err(e) = &r
+                    && e.chain().any(|c| c.is::<HostKeyRejected>())
+                {
+                    return Err(anyhow!("{e:#}"));
+                }
+                let r = r.map_err(|e| format!("{e:#}"));
+                if let Err(e) = &r {
+                    host_progress(reporter, &w.hostname, &format!("probe failed: {e}"));
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(w.hostname.clone(), r);
+                Ok(())
+            },
+        );
+        (facts.join(), fatal)
+    });
+    let facts = facts.map_err(|_| anyhow!("the controller's probe panicked"))??;
     if let Some((host, e)) = fatal.into_iter().next() {
         return Err(e.context(format!(
             "{host}: host key rejected; nothing was changed on any host"

@@ -1,5 +1,6 @@
-//! The workers: those in the cluster on another channel follow the controller one at a time
-//! (`upgrade.rs`); the others are installed (or refreshed) and joined in parallel (`join.rs`).
+//! The workers: each installed (or refreshed, outside the cluster) while the controller
+//! converges, and joined as soon as it is installed and the controller is ready (`join.rs`);
+//! those in the cluster on another channel follow the controller one at a time (`upgrade.rs`).
 
 use std::sync::Mutex;
 
@@ -7,7 +8,7 @@ use anyhow::{Result, anyhow, bail};
 
 use crate::ssh::SshSession;
 
-use super::controller::{JoinToken, wait_nodes_ready};
+use super::controller::{Controller, Phase, wait_nodes_ready};
 use super::plan::{Plan, Snap, WorkerPlan, WorkerSnap};
 use super::probe::probe_host;
 use super::{Apply, first_line, join, parallel, snap, upgrade};
@@ -16,7 +17,7 @@ use super::{Apply, first_line, join, parallel, snap, upgrade};
 pub type Failure = (String, anyhow::Error);
 
 /// Workers in the cluster on another channel: cordoned, drained, refreshed, uncordoned and
-/// Ready, one at a time, the controller draining them.
+/// Ready, one at a time, the controller draining them. Called once the controller is ready.
 pub fn upgrade_in_cluster(a: &Apply, controller: &SshSession, plan: &Plan) -> Vec<Failure> {
     let mut failed = Vec::new();
     for w in &plan.workers {
@@ -56,7 +57,7 @@ pub fn upgrade_in_cluster(a: &Apply, controller: &SshSession, plan: &Plan) -> Ve
 
 /// One worker: probed again when the plan could not probe it, its snap installed or refreshed
 /// outside the cluster, then joined. Returns whether it joined (and is to be awaited Ready).
-fn converge(a: &Apply, w: &WorkerPlan, channel: &str, token: &Mutex<JoinToken>) -> Result<bool> {
+fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -> Result<bool> {
     let name = w.name();
     let session = a.hosts.connect(&w.host)?;
     let snap_step = match &w.snap {
@@ -78,13 +79,22 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, token: &Mutex<JoinToken>) 
         Snap::Upgrade { from } if matches!(w.snap, WorkerSnap::Unprobed { .. }) => bail!(
             "{name} runs microk8s {from}, not {channel}, and was unreachable when the plan was made: a re-run drains and refreshes it"
         ),
-        // Planned: refreshed by `upgrade_in_cluster` before the joins.
+        // Planned: refreshed by `upgrade_in_cluster`, which this worker's join waits for.
         Snap::Upgrade { .. } | Snap::Current => {}
     }
     if !w.join {
         a.progress(name, "already in the cluster");
         return Ok(false);
     }
+    let phase = if matches!(snap_step, Snap::Upgrade { .. }) {
+        Phase::Upgraded
+    } else {
+        Phase::Ready
+    };
+    if !controller.reached(&phase) {
+        a.progress(name, "waiting for the controller");
+    }
+    let token = controller.wait_token(&phase)?;
     a.progress(name, "joining");
     join::join(
         &session,
@@ -98,54 +108,44 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, token: &Mutex<JoinToken>) 
     Ok(true)
 }
 
-/// Workers in parallel: install (or refresh, outside the cluster), then join. One token with
-/// a TTL serves them all (join.rs), issued while they install; readiness is awaited once for
-/// all of them afterwards: the controller's one session never becomes the queue the workers
-/// wait in.
-pub fn join_all(a: &Apply, controller: SshSession, plan: &Plan) -> Result<Vec<Failure>> {
-    let cname = &plan.controller.host.hostname;
-    let token = Mutex::new(JoinToken::new(
-        controller,
-        a,
-        &plan.controller.host.private_ip,
-    ));
-    let joining = Mutex::new(Vec::new());
+/// Every worker with something to do, on at most `microk8s.concurrency` threads, while the
+/// controller converges. One token with a TTL serves them all (join.rs). Returns the workers
+/// that joined (to be awaited Ready) and those that failed.
+pub fn converge_all(
+    a: &Apply,
+    plan: &Plan,
+    controller: &Controller,
+) -> (Vec<String>, Vec<Failure>) {
+    let joined = Mutex::new(Vec::new());
     let work: Vec<&WorkerPlan> = plan.workers.iter().filter(|w| w.has_work()).collect();
-    let mut failed = std::thread::scope(|scope| {
-        // The token is issued while the workers install: the controller's round trip overlaps
-        // the longest step instead of following it. A failure here is not lost: the workers'
-        // own request for the token meets it again and reports it.
-        if plan.needs_join() {
-            scope.spawn(|| {
-                if let Err(e) = token.lock().unwrap_or_else(|e| e.into_inner()).url() {
-                    a.progress(cname, &format!("issuing a join token: {}", first_line(&e)));
-                }
-            });
-        }
-        parallel(
-            &work,
-            a.mk.concurrency as usize,
-            |w| w.name().to_string(),
-            |w| {
-                let joined = converge(a, w, &plan.channel, &token)
-                    .inspect_err(|e| a.progress(w.name(), &format!("failed: {}", first_line(e))))?;
-                if joined {
-                    joining
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(w.name().to_string());
-                }
-                Ok(())
-            },
-        )
-    });
-    let controller = token
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .session;
-    let joining = joining.into_inner().unwrap_or_else(|e| e.into_inner());
-    let not_ready = wait_nodes_ready(&controller, a.sudo(), &joining, a.mk.ready_timeout)?;
-    for name in &joining {
+    let failed = parallel(
+        &work,
+        a.mk.concurrency as usize,
+        |w| w.name().to_string(),
+        |w| {
+            let this = converge(a, w, &plan.channel, controller)
+                .inspect_err(|e| a.progress(w.name(), &format!("failed: {}", first_line(e))))?;
+            if this {
+                joined
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(w.name().to_string());
+            }
+            Ok(())
+        },
+    );
+    (
+        joined.into_inner().unwrap_or_else(|e| e.into_inner()),
+        failed,
+    )
+}
+
+/// The joined workers, awaited Ready once for all of them: the controller's one session never
+/// becomes the queue the workers wait in.
+pub fn await_ready(a: &Apply, controller: &SshSession, joined: &[String]) -> Result<Vec<Failure>> {
+    let not_ready = wait_nodes_ready(controller, a.sudo(), joined, a.mk.ready_timeout)?;
+    let mut failed = Vec::new();
+    for name in joined {
         if not_ready.contains(name) {
             a.progress(name, "failed: joined but not Ready");
             failed.push((
