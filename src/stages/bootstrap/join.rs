@@ -13,115 +13,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::fleet::Lease;
 use crate::report::Reporter;
 use crate::ssh::{RemoteCommand, SshSession};
 
-use super::{exec_logged, wait_ready};
+use super::controller::JoinToken;
+use super::exec_logged;
 
 const JOIN: &str = include_str!("scripts/join.sh");
-
-/// The controller's session, and the join URL its `add-node` issued.
-pub struct JoinToken<'a> {
-    pub session: Lease,
-    issued: Option<(Instant, String)>,
-    sudo: bool,
-    ttl: Duration,
-    ready_timeout: Duration,
-    private_ip: &'a str,
-    reporter: &'a Reporter,
-}
-
-impl<'a> JoinToken<'a> {
-    pub fn new(
-        session: Lease,
-        sudo: bool,
-        ttl: Duration,
-        ready_timeout: Duration,
-        private_ip: &'a str,
-        reporter: &'a Reporter,
-    ) -> JoinToken<'a> {
-        JoinToken {
-            session,
-            issued: None,
-            sudo,
-            ttl,
-            ready_timeout,
-            private_ip,
-            reporter,
-        }
-    }
-
-    /// The join URL: the current token while it is younger than half its TTL (a slow install
-    /// never meets an expired one), else a new one.
-    pub fn url(&mut self) -> Result<String> {
-        match &self.issued {
-            Some((at, url)) if at.elapsed() < self.ttl / 2 => Ok(url.clone()),
-            _ => {
-                let url = self.add_node()?;
-                self.issued = Some((Instant::now(), url.clone()));
-                Ok(url)
-            }
-        }
-    }
-
-    /// A new token, unless another worker already replaced `stale`.
-    fn renew(&mut self, stale: &str) -> Result<String> {
-        if self.issued.as_ref().is_some_and(|(_, u)| u == stale) {
-            self.issued = None;
-        }
-        self.url()
-    }
-
-    /// `<controller private ip>:25000/<token>/<check>`, the token registered with the
-    /// redactor before anything can print it.
-    fn add_node(&self) -> Result<String> {
-        let out = self.session.exec(
-            &RemoteCommand::new("microk8s")
-                .args(["add-node", "--token-ttl"])
-                .arg(self.ttl.as_secs().max(1).to_string())
-                .args(["--format", "json"])
-                .sudo(self.sudo),
-            &mut |_, _| {},
-        )?;
-        let token = serde_json::from_str::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v["token"].as_str().map(str::to_string));
-        let Some(token) = token.filter(|_| out.status == 0) else {
-            bail!(
-                "`microk8s add-node` on {} exited with status {} without a token:\n{}",
-                self.session.target.name,
-                out.status,
-                self.reporter.redactor().redact(&out.tail(20))
-            );
-        };
-        let (secret, check) = token.split_once('/').unwrap_or((&token, ""));
-        self.reporter.redactor().add(secret.to_string());
-        self.reporter.redactor().add(token.clone());
-        Ok(if check.is_empty() {
-            format!("{}:25000/{secret}", self.private_ip)
-        } else {
-            format!("{}:25000/{secret}/{check}", self.private_ip)
-        })
-    }
-
-    /// `microk8s status --wait-ready` on the controller, for at most `timeout`.
-    fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        let out = exec_logged(
-            &self.session,
-            &wait_ready(timeout).sudo(self.sudo),
-            self.reporter,
-        )?;
-        if out.status != 0 {
-            bail!(
-                "the controller's MicroK8s is not ready within microk8s.ready_timeout ({}s):\n{}",
-                self.ready_timeout.as_secs(),
-                out.tail(10)
-            );
-        }
-        Ok(())
-    }
-}
 
 /// Why a join failed, from its exit status and output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

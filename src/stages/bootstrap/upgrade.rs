@@ -10,7 +10,8 @@ use anyhow::{Result, bail};
 use crate::report::Reporter;
 use crate::ssh::{RemoteCommand, SshSession};
 
-use super::{run_logged, snap, wait_nodes_ready};
+use super::controller::wait_nodes_ready;
+use super::{run_logged, snap};
 
 /// A channel's track as a comparable version: `1.32/stable` → (1, 32); `latest/…` is newer
 /// than any numbered track. `None` for a track that is neither.

@@ -1,0 +1,267 @@
+//! What the plan needs to know about each host, in one round trip per host (`scripts/probe.sh`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+
+use crate::report::Reporter;
+use crate::ssh::probe::{self, Sections};
+use crate::ssh::{HostKeyRejected, RemoteCommand, SshSession};
+use crate::state::Host;
+
+use super::{Hosts, host_progress, parallel};
+
+/// One round trip that tells everything the plan needs about a host (values as positional
+/// parameters; checked by shellcheck in the test command).
+const PROBE: &str = include_str!("scripts/probe.sh");
+
+/// The sections PROBE prints.
+const SECTIONS: &[&str] = &["snap", "groups", "status", "nodes", "hosts"];
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Tracking channel of the microk8s snap; `None` when not installed.
+    pub channel: Option<String>,
+    pub in_group: bool,
+    pub addons: BTreeSet<String>,
+    /// Node name → Ready (controller only).
+    pub nodes: BTreeMap<String, bool>,
+    /// Worker names the host resolves to the right address.
+    pub resolves: BTreeSet<String>,
+}
+
+/// What the probe found on every host.
+pub struct Probe {
+    pub controller: Host,
+    pub facts: HostFacts,
+    /// Workers with their facts, or the error that stopped probing them.
+    pub workers: Vec<(Host, Result<HostFacts, String>)>,
+}
+
+fn parse_facts(p: &Sections) -> HostFacts {
+    let mut addons = BTreeSet::new();
+    let mut addon: Option<String> = None;
+    for t in p.lines("status").map(str::trim) {
+        if let Some(name) = t.strip_prefix("- name: ") {
+            addon = Some(name.trim().to_string());
+        } else if let Some(status) = t.strip_prefix("status: ")
+            && status.trim() == "enabled"
+            && let Some(a) = addon.take()
+        {
+            addons.insert(a);
+        }
+    }
+    HostFacts {
+        channel: p.values("snap").last(),
+        in_group: p
+            .lines("groups")
+            .any(|l| l.split_whitespace().any(|g| g == "microk8s")),
+        addons,
+        nodes: parse_nodes(&p.lines("nodes").collect::<Vec<_>>().join("\n")),
+        resolves: p.values("hosts").collect(),
+    }
+}
+
+/// `kubectl get nodes -o json` → node name → Ready.
+pub fn parse_nodes(json: &str) -> BTreeMap<String, bool> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return BTreeMap::new();
+    };
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            let name = item["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let ready = item["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (name, ready)
+        })
+        .collect()
+}
+
+/// Probes one host; `pairs` are the NAME IP pairs it should resolve (the controller's workers).
+pub fn probe_host(
+    session: &SshSession,
+    user: &str,
+    wait: Duration,
+    pairs: &[(String, String)],
+) -> Result<HostFacts> {
+    let mut cmd = RemoteCommand::new("sh")
+        .arg("-c")
+        .arg(PROBE)
+        .args(["probe", user])
+        .arg(wait.as_secs().max(1).to_string());
+    for (name, ip) in pairs {
+        cmd = cmd.args([name.as_str(), ip.as_str()]);
+    }
+    let sudo = session.options().needs_sudo();
+    Ok(parse_facts(&probe::run(
+        session,
+        &cmd.sudo(sudo),
+        SECTIONS,
+    )?))
+}
+
+/// The controller, and meanwhile the workers on at most `limit` threads (on fresh instances
+/// each probe first waits for cloud-init). A worker that cannot be reached only stops itself;
+/// an unreachable controller, or a host key that is not the pinned one, stops everything.
+pub fn probe_all(
+    hosts: &Hosts,
+    controller: Host,
+    workers: Vec<Host>,
+    limit: usize,
+    wait: Duration,
+    reporter: &Reporter,
+) -> Result<Probe> {
+    let pairs: Vec<(String, String)> = workers
+        .iter()
+        .map(|w| (w.hostname.clone(), w.private_ip.clone()))
+        .collect();
+    let results = Mutex::new(BTreeMap::new());
+    let (facts, fatal) = std::thread::scope(|scope| {
+        let facts = scope.spawn(|| {
+            let session = hosts.connect(&controller)?;
+            probe_host(&session, hosts.user(), wait, &pairs)
+        });
+        let fatal = parallel(
+            &workers,
+            limit,
+            |w| w.hostname.clone(),
+            |w| {
+                let r = hosts
+                    .connect(w)
+                    .and_then(|s| probe_host(&s, hosts.user(), wait, &[]));
+                // A wrong or unknown host key stops the stage before anything runs anywhere; an
+                // unreachable worker only stops itself.
+                if let Err(e) = &r
+                    && e.chain().any(|c| c.is::<HostKeyRejected>())
+                {
+                    return Err(anyhow!("{e:#}"));
+                }
+                let r = r.map_err(|e| format!("{e:#}"));
+                if let Err(e) = &r {
+                    host_progress(reporter, &w.hostname, &format!("probe failed: {e}"));
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(w.hostname.clone(), r);
+                Ok(())
+            },
+        );
+        (facts.join(), fatal)
+    });
+    let facts = facts.map_err(|_| anyhow!("the controller's probe panicked"))??;
+    if let Some((host, e)) = fatal.into_iter().next() {
+        return Err(e.context(format!(
+            "{host}: host key rejected; nothing was changed on any host"
+        )));
+    }
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let workers = workers.into_iter().map(|w| {
+        let r = results
+            .remove(&w.hostname)
+            .unwrap_or_else(|| Err("not probed".into()));
+        (w, r)
+    });
+    Ok(Probe {
+        controller,
+        facts,
+        workers: workers.collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe script on this machine's `sh`, with `snap` and `microk8s` answering as given.
+    fn probe_with(microk8s: &str) -> std::process::Output {
+        let bin = tempfile::tempdir().unwrap();
+        let tool = |name: &str, body: &str| {
+            let p = bin.path().join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        tool(
+            "snap",
+            "echo 'Name Version Rev Tracking Publisher Notes'; echo 'microk8s v1.32.3 1 1.32/stable canonical classic'",
+        );
+        tool("microk8s", microk8s);
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let user = String::from_utf8(
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        std::process::Command::new("sh")
+            .args(["-c", PROBE, "probe", user.trim(), "1"])
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    }
+
+    /// A controller whose node list cannot be read fails the probe (no @end): read as "no
+    /// nodes", it would have every worker joined again.
+    #[test]
+    fn a_probe_that_cannot_read_the_cluster_fails() {
+        let ok = probe_with(
+            "case \"$1 $2\" in 'status --wait-ready') echo 'microk8s:'; echo '  running: True';; 'kubectl get') echo '{\"items\": []}';; esac",
+        );
+        let text = String::from_utf8_lossy(&ok.stdout);
+        assert!(ok.status.success() && text.contains("@end"), "{ok:?}");
+        let f = parse_facts(&Sections::parse(&text, SECTIONS).unwrap());
+        assert_eq!(f.channel.as_deref(), Some("1.32/stable"));
+        let broken = probe_with(
+            "case \"$1 $2\" in 'status --wait-ready') echo 'microk8s:';; 'kubectl get') echo 'The connection to the server 127.0.0.1:16443 was refused' >&2; exit 1;; esac",
+        );
+        assert!(!broken.status.success(), "{broken:?}");
+        assert!(!String::from_utf8_lossy(&broken.stdout).contains("@end"));
+        // A MicroK8s that does not come up within the wait fails too, saying so.
+        let down = probe_with(
+            "echo 'microk8s is not running. Use microk8s inspect for a deeper inspection.'; exit 1",
+        );
+        assert!(!down.status.success());
+        assert!(
+            String::from_utf8_lossy(&down.stderr).contains("installed but not running"),
+            "{down:?}"
+        );
+    }
+
+    #[test]
+    fn probe_output_becomes_facts() {
+        let text = "@snap\n1.32/stable\n@groups\nubuntu adm microk8s\n@status\nmicrok8s:\n  running: true\naddons:\n- name: dns\n  status: enabled\n- name: rbac\n  repository: core\n  status: disabled\n@nodes\n{\"items\": [{\"metadata\": {\"name\": \"controller\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"True\"}]}}, {\"metadata\": {\"name\": \"worker-1\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"False\"}]}}]}\n@hosts\nworker-1\n@end\n";
+        let f = parse_facts(&Sections::parse(text, SECTIONS).unwrap());
+        assert_eq!(f.channel.as_deref(), Some("1.32/stable"));
+        assert!(f.in_group);
+        assert_eq!(f.addons, BTreeSet::from(["dns".to_string()]));
+        assert_eq!(f.nodes.get("worker-1"), Some(&false));
+        assert_eq!(f.nodes.get("controller"), Some(&true));
+        assert!(f.resolves.contains("worker-1"));
+        let empty = parse_facts(
+            &Sections::parse(
+                "@snap\n@groups\nroot\n@status\n@nodes\n@hosts\n@end\n",
+                SECTIONS,
+            )
+            .unwrap(),
+        );
+        assert_eq!(empty, HostFacts::default());
+    }
+}
