@@ -117,7 +117,11 @@ impl SshSession {
         let mut session = Session::new().map_err(|e| Attempt::Final(e.into()))?;
         send_whole_packets(&session);
         session.set_tcp_stream(stream.try_clone().map_err(|e| Attempt::Final(e.into()))?);
-        session.set_timeout(left.as_millis().min(u32::MAX as u128) as u32);
+        // `connect_timeout` bounds waiting for the host to answer, as OpenSSH's ConnectTimeout
+        // does; a host that has answered gets at least HANDSHAKE for the key exchange and
+        // sshd's own LoginGraceTime for the login (a loaded host's sshd can take seconds to
+        // fork and check a key: a short connect timeout must not fail a host that is there).
+        session.set_timeout(millis(left.max(HANDSHAKE)));
         session
             .handshake()
             .map_err(|e| Attempt::Retry(anyhow!("SSH handshake with {addr}: {e}")))?;
@@ -129,6 +133,7 @@ impl SshSession {
             opts.host_keys,
         )
         .map_err(Attempt::Final)?;
+        session.set_timeout(millis(LOGIN_GRACE));
         authenticate(&session, opts).map_err(|e| {
             Attempt::Final(e.context(format!("logging in to {} as {}", target.name, opts.user)))
         })?;
@@ -346,4 +351,14 @@ impl SshSession {
 enum Attempt {
     Retry(anyhow::Error),
     Final(anyhow::Error),
+}
+
+/// The least time a host that accepted the connection gets for the SSH key exchange.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+/// The time a login may take: sshd's own default LoginGraceTime, after which it drops us anyway.
+const LOGIN_GRACE: Duration = Duration::from_secs(120);
+
+/// A libssh2 timeout (milliseconds, u32).
+fn millis(d: Duration) -> u32 {
+    d.as_millis().min(u32::MAX as u128) as u32
 }
