@@ -325,3 +325,65 @@ fn a_worker_whose_drain_or_refresh_fails_is_uncordoned_and_named() {
     assert_eq!(schedulable(&lab), everyone);
     assert_eq!(nodes(&lab), everyone);
 }
+
+/// A join that meets the controller's API server restarting (kubelite restarted just as the
+/// worker joins: the agent answers 500 and `microk8s join` exits 6) waits for the controller
+/// and joins again; the run succeeds.
+#[test]
+fn a_join_that_meets_a_restarting_controller_waits_and_joins_again() {
+    let lab = Lab::up(1);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    // The stand-in's test hooks: the controller's next join request restarts kubelite, which
+    // then keeps the API server down for 6 s.
+    let hook = lab.path("hosts/controller/var-snap/.lab-restart-kubelite-on-join");
+    std::fs::write(&hook, "").unwrap();
+    let restart = 6.0;
+    std::fs::write(
+        lab.path("hosts/controller/var-snap/.lab-kubelite-restart-seconds"),
+        format!("{restart}"),
+    )
+    .unwrap();
+
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert!(!hook.exists(), "a join met the restart");
+    let seconds = |e: &serde_json::Value| {
+        let ts = e["ts"].as_str().unwrap();
+        humantime::parse_rfc3339(ts)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let events = run.events();
+    let progress: Vec<(f64, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "host_progress" && e["host"] == "worker-1")
+        .map(|e| (seconds(e), e["message"].as_str().unwrap()))
+        .collect();
+    let at = |message: &str| {
+        progress
+            .iter()
+            .find(|(_, m)| m.starts_with(message))
+            .unwrap_or_else(|| panic!("{message}: {progress:?}"))
+            .0
+    };
+    let joining = at("joining");
+    let waited = at("the controller's API is restarting; waiting for it, then joining again");
+    let joined = at("waiting for the node to be Ready");
+    assert!(joining <= waited && waited <= joined, "{progress:?}");
+    assert!(
+        joined - joining >= restart - 1.0,
+        "the join waited for the restart: {progress:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("Failed to retrieve list of control plane nodes"),
+        "the first attempt's answer is logged"
+    );
+    assert!(run.stdout.contains("Successfully joined the cluster."));
+    assert_eq!(nodes(&lab), ["controller", "worker-1"]);
+}
