@@ -1,5 +1,5 @@
 //! The bootstrap stage on the lab: real OpenSSH, the MicroK8s stand-ins (tests/lab/standins).
-//! One test function: the lab is one per machine.
+//! Each test brings up its own lab; the lab is one per machine, so they take turns.
 
 mod common;
 
@@ -38,6 +38,39 @@ fn nodes(lab: &Lab) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Nodes that take pods (not cordoned), as the controller's `microk8s kubectl` reports them.
+fn schedulable(lab: &Lab) -> Vec<String> {
+    let (code, out) = lab.ssh(
+        "10.77.0.10",
+        &lab.path("known_hosts"),
+        "microk8s kubectl get nodes -o json",
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut names: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["spec"]["unschedulable"] != true)
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The channel the host's microk8s snap tracks (`snap list`).
+fn channel(lab: &Lab, ip: &str) -> String {
+    let (code, out) = lab.ssh(ip, &lab.path("known_hosts"), "snap list microk8s");
+    assert_eq!(code, 0, "{ip}: {out}");
+    out.lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -211,4 +244,146 @@ fn bootstrap_joins_what_is_missing_and_nothing_else() {
         .split(|c: char| !c.is_ascii_hexdigit())
         .find(|w| w.len() == 32);
     assert_eq!(hex_run, None, "a join token leaked");
+}
+
+/// Issue 12: a worker whose drain or refresh fails during a channel change is uncordoned again,
+/// still on its old channel, and the stage fails naming it; the other workers move on. With
+/// the fault gone, the next run completes the change.
+#[test]
+fn a_worker_whose_drain_or_refresh_fails_is_uncordoned_and_named() {
+    let lab = Lab::up(3);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    t.run(&["up", "--only", "bootstrap"]).expect(0);
+    let everyone = ["controller", "worker-1", "worker-2", "worker-3"];
+    assert_eq!(schedulable(&lab), everyone);
+
+    // worker-1: a pod without a controller, which `kubectl drain` refuses to delete without
+    // --force. worker-2: `snap refresh` fails there (the stand-in's test hook).
+    let known_hosts = lab.path("known_hosts");
+    let (code, out) = lab.ssh(
+        "10.77.0.10",
+        &known_hosts,
+        "lab-pods add default/bare worker-1 --owner none",
+    );
+    assert_eq!(code, 0, "{out}");
+    let fail_refresh = lab.path("hosts/worker-2/var-snap/.lab-fail-refresh");
+    std::fs::write(&fail_refresh, "").unwrap();
+
+    t.env("JEEVES_MICROK8S_CHANNEL", "1.33/stable");
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(1);
+    for needle in [
+        "2 of 3 worker(s) failed",
+        "worker-1: draining worker-1 failed",
+        "uncordoned, still on its old channel",
+        "cannot delete Pods that declare no controller",
+        "worker-2: refreshing worker-2 to 1.33/stable failed; uncordoned again",
+        "`snap refresh` on worker-2 exited with status 1",
+        "error: cannot perform the following tasks",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}:\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("worker-3:"), "{}", run.stderr);
+    // Both take pods again: cordoned, then uncordoned.
+    assert_eq!(schedulable(&lab), everyone);
+    for n in [1, 2] {
+        let cordoned = format!("node/worker-{n} cordoned");
+        let uncordoned = format!("node/worker-{n} uncordoned");
+        let (c, u) = (run.stdout.find(&cordoned), run.stdout.find(&uncordoned));
+        assert!(
+            c.is_some() && c < u,
+            "{cordoned}, then {uncordoned}:\n{}",
+            run.stdout
+        );
+    }
+    assert_eq!(channel(&lab, "10.77.0.10"), "1.33/stable");
+    assert_eq!(channel(&lab, "10.77.0.11"), "1.32/stable");
+    assert_eq!(channel(&lab, "10.77.0.12"), "1.32/stable");
+    assert_eq!(channel(&lab, "10.77.0.13"), "1.33/stable");
+
+    // The faults gone, the next run refreshes those two, and only those.
+    let (code, out) = lab.ssh("10.77.0.10", &known_hosts, "lab-pods rm default/bare");
+    assert_eq!(code, 0, "{out}");
+    std::fs::remove_file(&fail_refresh).unwrap();
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    let planned = planned_targets(&run);
+    assert_eq!(planned.len(), 2, "{planned:?}");
+    assert!(
+        planned
+            .iter()
+            .all(|c| c.starts_with("refresh worker-1:") || c.starts_with("refresh worker-2:")),
+        "{planned:?}"
+    );
+    for ip in ["10.77.0.10", "10.77.0.11", "10.77.0.12", "10.77.0.13"] {
+        assert_eq!(channel(&lab, ip), "1.33/stable", "{ip}");
+    }
+    assert_eq!(schedulable(&lab), everyone);
+    assert_eq!(nodes(&lab), everyone);
+}
+
+/// A join that meets the controller's API server restarting (kubelite restarted just as the
+/// worker joins: the agent answers 500 and `microk8s join` exits 6) waits for the controller
+/// and joins again; the run succeeds.
+#[test]
+fn a_join_that_meets_a_restarting_controller_waits_and_joins_again() {
+    let lab = Lab::up(1);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    // The stand-in's test hooks: the controller's next join request restarts kubelite, which
+    // then keeps the API server down for 6 s.
+    let hook = lab.path("hosts/controller/var-snap/.lab-restart-kubelite-on-join");
+    std::fs::write(&hook, "").unwrap();
+    let restart = 6.0;
+    std::fs::write(
+        lab.path("hosts/controller/var-snap/.lab-kubelite-restart-seconds"),
+        format!("{restart}"),
+    )
+    .unwrap();
+
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert!(!hook.exists(), "a join met the restart");
+    let seconds = |e: &serde_json::Value| {
+        let ts = e["ts"].as_str().unwrap();
+        humantime::parse_rfc3339(ts)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let events = run.events();
+    let progress: Vec<(f64, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "host_progress" && e["host"] == "worker-1")
+        .map(|e| (seconds(e), e["message"].as_str().unwrap()))
+        .collect();
+    let at = |message: &str| {
+        progress
+            .iter()
+            .find(|(_, m)| m.starts_with(message))
+            .unwrap_or_else(|| panic!("{message}: {progress:?}"))
+            .0
+    };
+    let joining = at("joining");
+    let waited = at("the controller's API is restarting; waiting for it, then joining again");
+    let joined = at("waiting for the node to be Ready");
+    assert!(joining <= waited && waited <= joined, "{progress:?}");
+    assert!(
+        joined - joining >= restart - 1.0,
+        "the join waited for the restart: {progress:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("Failed to retrieve list of control plane nodes"),
+        "the first attempt's answer is logged"
+    );
+    assert!(run.stdout.contains("Successfully joined the cluster."));
+    assert_eq!(nodes(&lab), ["controller", "worker-1"]);
 }
