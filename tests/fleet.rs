@@ -20,34 +20,6 @@ fn handshakes(run: &common::Run) -> usize {
         .expect("the run logs its handshakes")
 }
 
-/// Makes an address unreachable from the runner's namespace (not from the lab's hosts).
-struct Prohibit(Vec<String>);
-
-impl Prohibit {
-    fn routes(ips: &[&str]) -> Prohibit {
-        for ip in ips {
-            let (code, out) = common::sh(std::process::Command::new("ip").args([
-                "route",
-                "add",
-                "prohibit",
-                &format!("{ip}/32"),
-            ]));
-            assert_eq!(code, 0, "{out}");
-        }
-        Prohibit(ips.iter().map(|s| s.to_string()).collect())
-    }
-}
-
-impl Drop for Prohibit {
-    fn drop(&mut self) {
-        for ip in &self.0 {
-            let _ = std::process::Command::new("ip")
-                .args(["route", "del", "prohibit", &format!("{ip}/32")])
-                .status();
-        }
-    }
-}
-
 #[test]
 fn one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent() {
     let lab = Lab::up(2);
@@ -64,22 +36,13 @@ fn one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent() {
     assert_eq!(handshakes(&run), 3, "controller + 2 workers");
 
     // The workers unreachable from here; no key file, the key in an agent.
-    let _routes = Prohibit::routes(&["10.77.0.11", "10.77.0.12"]);
+    let _routes = common::Prohibit::routes(&["10.77.0.11", "10.77.0.12"]);
     t.env("JEEVES_SSH_CONNECT_TIMEOUT", "3s");
     let direct = t.run(&["--output", "json", "up", "--only", "bootstrap"]);
     assert_eq!(direct.code, 1, "unreachable directly\n{}", direct.stdout);
-    let agent = lab.path("agent.sock");
-    let (code, out) =
-        common::sh(std::process::Command::new("ssh-agent").args(["-a", agent.to_str().unwrap()]));
-    assert_eq!(code, 0, "{out}");
-    let (code, out) = common::sh(
-        std::process::Command::new("ssh-add")
-            .arg(lab.path("id_ed25519"))
-            .env("SSH_AUTH_SOCK", &agent),
-    );
-    assert_eq!(code, 0, "{out}");
+    let agent = common::Agent::with_key(lab.path("agent.sock"), &lab.path("id_ed25519"));
     let no_key = t.path("no-key-file");
-    t.env("SSH_AUTH_SOCK", agent.to_str().unwrap())
+    t.env("SSH_AUTH_SOCK", agent.socket.to_str().unwrap())
         .env("SSH_KEY_PATH", no_key.to_str().unwrap())
         .env("JEEVES_SSH_JUMP_HOST", "root@10.77.0.10");
     let run = t
@@ -91,9 +54,4 @@ fn one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent() {
         6,
         "each host through the jump host: 2 each"
     );
-    let (code, out) = common::sh(
-        std::process::Command::new("pkill")
-            .args(["-f", &format!("ssh-agent -a {}", agent.display())]),
-    );
-    assert_eq!(code, 0, "{out}");
 }

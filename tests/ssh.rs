@@ -289,7 +289,7 @@ fn the_ssh_engine_on_real_openssh() {
 
     // Through a jump host (ssh.jump_host): worker-1 unreachable from here (a prohibit route),
     // reached through the controller; its own host key is checked end to end.
-    let route = Route::prohibit("10.77.0.11");
+    let route = common::Prohibit::routes(&["10.77.0.11"]);
     let short = SshOptions {
         connect_timeout: Duration::from_secs(2),
         ..opts.clone()
@@ -365,18 +365,9 @@ fn the_ssh_engine_on_real_openssh() {
     drop(route);
 
     // ssh-agent alone: no key file, the key in an agent.
-    let agent = lab.path("agent.sock");
-    let (code, out) =
-        common::sh(std::process::Command::new("ssh-agent").args(["-a", agent.to_str().unwrap()]));
-    assert_eq!(code, 0, "{out}");
-    let (code, out) = common::sh(
-        std::process::Command::new("ssh-add")
-            .arg(lab.path("id_ed25519"))
-            .env("SSH_AUTH_SOCK", &agent),
-    );
-    assert_eq!(code, 0, "{out}");
+    let agent = common::Agent::with_key(lab.path("agent.sock"), &lab.path("id_ed25519"));
     // SAFETY: this test binary runs this one test function; nothing else reads the env now.
-    unsafe { std::env::set_var("SSH_AUTH_SOCK", &agent) };
+    unsafe { std::env::set_var("SSH_AUTH_SOCK", &agent.socket) };
     let agent_only = SshOptions {
         key_path: lab.path("no-such-key"),
         ..opts.clone()
@@ -390,32 +381,4 @@ fn the_ssh_engine_on_real_openssh() {
             .trim(),
         "controller"
     );
-    let _ = std::process::Command::new("ssh-agent")
-        .arg("-k")
-        .env("SSH_AUTH_SOCK", &agent)
-        .status();
-}
-
-/// A route that makes an address unreachable from the test's namespace, removed when dropped.
-struct Route(String);
-
-impl Route {
-    fn prohibit(ip: &str) -> Route {
-        let (code, out) = common::sh(std::process::Command::new("ip").args([
-            "route",
-            "add",
-            "prohibit",
-            &format!("{ip}/32"),
-        ]));
-        assert_eq!(code, 0, "{out}");
-        Route(ip.to_string())
-    }
-}
-
-impl Drop for Route {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["route", "del", "prohibit", &format!("{}/32", self.0)])
-            .status();
-    }
 }

@@ -11,6 +11,7 @@ mod settings;
 mod sources;
 pub mod validate;
 
+pub(crate) use check::parse_jump_host;
 pub use config_error::{ConfigError, ConfigErrors};
 pub use env::{Env, is_secret_name};
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};

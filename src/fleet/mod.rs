@@ -137,25 +137,20 @@ impl Fleet {
             Some(config) => ssh_config::resolve(config, &host.public_ip)?,
             None => ssh_config::Resolved::default(),
         };
-        let jump = match (&resolved.jump, &ssh.jump_host) {
-            (Some(j), _) => Some(Jump {
-                user: if j.user.is_empty() {
-                    ssh.user.clone()
-                } else {
-                    j.user.clone()
-                },
-                ..j.clone()
-            }),
-            (None, Some(j)) => Some(Jump {
+        // The ssh_config's ProxyJump for this host, else ssh.jump_host; its user defaults to
+        // the hosts' login user.
+        let jump = resolved
+            .jump
+            .as_ref()
+            .or(ssh.jump_host.as_ref())
+            .map(|j| Jump {
                 target: Target {
                     name: j.host.clone(),
                     address: j.host.clone(),
                     port: j.port,
                 },
                 user: j.user.clone().unwrap_or_else(|| ssh.user.clone()),
-            }),
-            (None, None) => None,
-        };
+            });
         let opts = SshOptions {
             user: resolved.user.unwrap_or_else(|| ssh.user.clone()),
             key_path: resolved.key_path.unwrap_or_else(|| ssh.key_path.clone()),

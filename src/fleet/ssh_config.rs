@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::ssh::{Jump, Target};
+use crate::config::{JumpHost, parse_jump_host};
 
 /// What the config sets for one host.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct Resolved {
     pub user: Option<String>,
     pub port: Option<u16>,
     pub key_path: Option<PathBuf>,
-    pub jump: Option<Jump>,
+    pub jump: Option<JumpHost>,
 }
 
 pub fn resolve(config: &Path, host: &str) -> Result<Resolved> {
@@ -42,10 +42,9 @@ pub fn resolve(config: &Path, host: &str) -> Result<Resolved> {
             "{}: ProxyJump {j} for {host}: Jeeves takes one jump host, not a chain",
             config.display()
         ),
-        Some(j) => Some(
-            parse_jump(&j)
-                .with_context(|| format!("{}: ProxyJump {j} for {host}", config.display()))?,
-        ),
+        Some(j) => parse_jump_host(&j)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{}: ProxyJump for {host}", config.display()))?,
     };
     Ok(Resolved {
         hostname: first("hostname"),
@@ -85,26 +84,6 @@ fn ssh_g(config: &Path, host: &str) -> Result<BTreeMap<String, Vec<String>>> {
     Ok(map)
 }
 
-/// `[user@]host[:port]`.
-fn parse_jump(value: &str) -> Result<Jump> {
-    let (user, rest) = match value.split_once('@') {
-        Some((u, r)) => (Some(u.to_string()), r),
-        None => (None, value),
-    };
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().context("not a port")?),
-        None => (rest, 22),
-    };
-    Ok(Jump {
-        target: Target {
-            name: host.to_string(),
-            address: host.to_string(),
-            port,
-        },
-        user: user.unwrap_or_default(),
-    })
-}
-
 fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
@@ -139,14 +118,13 @@ mod tests {
         assert_eq!(r.port, Some(2222));
         assert_eq!(r.key_path.as_deref(), Some(key.as_path()));
         assert_eq!(r.hostname, None);
-        let jump = r.jump.unwrap();
         assert_eq!(
-            (
-                jump.user.as_str(),
-                jump.target.address.as_str(),
-                jump.target.port
-            ),
-            ("jump", "bastion.example.com", 2200)
+            r.jump,
+            Some(JumpHost {
+                user: Some("jump".into()),
+                host: "bastion.example.com".into(),
+                port: 2200
+            })
         );
         let other = resolve(&config, "10.9.9.9").unwrap();
         assert_eq!(other.hostname.as_deref(), Some("internal.example.com"));

@@ -366,3 +366,54 @@ impl Lab {
         assert_eq!(code, 0, "lab {args:?}:\n{out}");
     }
 }
+
+/// Makes addresses unreachable from the runner's namespace (not from the lab's hosts) with
+/// prohibit routes, removed when dropped.
+pub struct Prohibit(Vec<String>);
+
+impl Prohibit {
+    pub fn routes(ips: &[&str]) -> Prohibit {
+        for ip in ips {
+            let (code, out) =
+                sh(Command::new("ip").args(["route", "add", "prohibit", &format!("{ip}/32")]));
+            assert_eq!(code, 0, "{out}");
+        }
+        Prohibit(ips.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+impl Drop for Prohibit {
+    fn drop(&mut self) {
+        for ip in &self.0 {
+            let _ = Command::new("ip")
+                .args(["route", "del", "prohibit", &format!("{ip}/32")])
+                .status();
+        }
+    }
+}
+
+/// An ssh-agent listening on `socket`, holding `key`; stopped when dropped.
+pub struct Agent {
+    pub socket: PathBuf,
+}
+
+impl Agent {
+    pub fn with_key(socket: PathBuf, key: &std::path::Path) -> Agent {
+        let (code, out) = sh(Command::new("ssh-agent").arg("-a").arg(&socket));
+        assert_eq!(code, 0, "{out}");
+        let agent = Agent { socket };
+        let (code, out) = sh(Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &agent.socket));
+        assert_eq!(code, 0, "{out}");
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-f", &format!("ssh-agent -a {}", self.socket.display())])
+            .status();
+    }
+}

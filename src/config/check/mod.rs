@@ -20,6 +20,8 @@ mod tools;
 mod traefik;
 mod tunnel;
 
+pub(crate) use ssh::jump_host as parse_jump_host;
+
 /// Collects every problem in one pass. A section's check returns `None` only when it cannot
 /// build its section; either way each problem is recorded here, and `finish` fails when there
 /// is any.

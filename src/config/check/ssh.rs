@@ -54,8 +54,9 @@ pub(super) fn check(
     })
 }
 
-/// `[user@]host[:port]`, as OpenSSH's `-J` takes it; empty is none.
-fn jump_host(value: &str) -> Result<Option<JumpHost>, String> {
+/// `[user@]host[:port]`, as OpenSSH's `-J` takes it; empty is none. Also how an ssh_config's
+/// `ProxyJump` is read (`fleet`).
+pub(crate) fn jump_host(value: &str) -> Result<Option<JumpHost>, String> {
     if value.is_empty() {
         return Ok(None);
     }
