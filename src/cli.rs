@@ -59,6 +59,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Inventory, per-stage last result and time, lock holder if any.
     Status,
+    /// Read-only health report of the live stack (exit 0 healthy, 1 when a check fails).
+    Check,
     /// Tear the stack down: the DNS record, then terraform destroy.
     Down(DownArgs),
     /// Render every template with the current configuration.

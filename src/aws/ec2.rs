@@ -88,6 +88,68 @@ impl Ec2 {
     }
 }
 
+/// An instance of the stack and its state, as DescribeInstances reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceState {
+    pub id: String,
+    /// The `Name` tag (empty when untagged).
+    pub name: String,
+    /// The `Role` tag: `controller` or `worker`.
+    pub role: String,
+    /// `pending`, `running`, `stopping`, `stopped`, `shutting-down`, `terminated`.
+    pub state: String,
+}
+
+impl Ec2 {
+    /// Every instance tagged `Project=<project>` that is not terminated, in any other state.
+    pub async fn stack_instances(&self, project: &str) -> Result<Vec<InstanceState>> {
+        use aws_sdk_ec2::types::Filter;
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{TAG_PROJECT}"))
+                    .values(project)
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(describe)
+                .context("EC2 DescribeInstances failed")?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                let tag = |key: &str| {
+                    i.tags()
+                        .iter()
+                        .find(|t| t.key() == Some(key))
+                        .and_then(|t| t.value())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let state = i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default();
+                if state == "terminated" {
+                    continue;
+                }
+                found.push(InstanceState {
+                    id: i.instance_id().unwrap_or_default().to_string(),
+                    name: tag("Name"),
+                    role: tag(TAG_ROLE),
+                    state,
+                });
+            }
+        }
+        found.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
+        Ok(found)
+    }
+}
+
 impl Ec2 {
     /// The SSH host keys cloud-init printed on the instance's console (GetConsoleOutput),
     /// polled until the block appears or `timeout` passes. The console output comes through the

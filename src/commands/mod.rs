@@ -1,5 +1,6 @@
 //! One module per command. Settings are loaded here, once; commands get plain data.
 
+mod check;
 mod doctor;
 mod down;
 mod plan;
@@ -29,6 +30,7 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
                 Command::Up(args) => up::run(&g, &settings, redactor, &args).await,
                 Command::Plan(args) => plan::run(&g, &settings, redactor, &args).await,
                 Command::Status => status::run(&g, &settings),
+                Command::Check => check::run(&g, &settings, redactor).await,
                 Command::Down(args) => down::run(&g, &settings, redactor, &args).await,
                 Command::Render(args) => render::run(&settings, &args),
                 Command::Tunnel => tunnel::run(&settings).await,

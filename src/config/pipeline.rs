@@ -30,6 +30,8 @@ pub struct Pipeline {
     pub dns: Dns,
     #[serde(default)]
     pub tools: Tools,
+    #[serde(default)]
+    pub check: Check,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -239,6 +241,21 @@ pub struct Dns {
     pub wait_timeout: String,
 }
 
+/// `jeeves check`'s thresholds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// A container restarted more often than this fails the check.
+    #[serde(default = "d::max_restarts")]
+    pub max_restarts: u32,
+    /// Root file system use (percent) above which a host fails the check.
+    #[serde(default = "d::max_disk_use")]
+    pub max_disk_use: u32,
+    /// A certificate with less left than this fails (under `tls.renew_before` it warns).
+    #[serde(default = "d::cert_min_remaining")]
+    pub cert_min_remaining: String,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tools {
@@ -261,7 +278,7 @@ macro_rules! default_from_serde {
     )*};
 }
 default_from_serde!(
-    Terraform, Ssh, Microk8s, Haproxy, Tunnel, Traefik, Helm, Replicas, Dns, Tools
+    Terraform, Ssh, Microk8s, Haproxy, Tunnel, Traefik, Helm, Replicas, Dns, Tools, Check
 );
 
 /// Defaults, one function per value (serde wants functions).
@@ -395,5 +412,14 @@ mod d {
     }
     pub fn kubectl() -> String {
         "kubectl".into()
+    }
+    pub fn max_restarts() -> u32 {
+        5
+    }
+    pub fn max_disk_use() -> u32 {
+        85
+    }
+    pub fn cert_min_remaining() -> String {
+        "7days".into()
     }
 }

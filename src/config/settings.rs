@@ -33,6 +33,7 @@ pub struct Settings {
     pub helm: HelmSettings,
     pub dns: DnsSettings,
     pub tools: pipeline::Tools,
+    pub check: CheckSettings,
     /// Values to redact from every output (never serialised).
     #[serde(skip)]
     pub secrets: Vec<String>,
@@ -153,6 +154,15 @@ pub struct DnsSettings {
     pub zone_id: Option<String>,
     pub ttl: u32,
     pub wait_timeout: Duration,
+}
+
+/// `[check]`: `jeeves check`'s thresholds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckSettings {
+    pub max_restarts: u32,
+    /// Percent.
+    pub max_disk_use: u32,
+    pub cert_min_remaining: Duration,
 }
 
 impl Settings {

@@ -30,6 +30,25 @@ pub enum Level {
     Warn,
 }
 
+/// A `jeeves check` verdict: `warn` leaves the exit code 0, `fail` makes it 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Ok => "ok",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "fail",
+        }
+    }
+}
+
 /// The events of a run. In `--output json` each is one line: `{"ts": …, "event": "<name>", …}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -65,6 +84,17 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// One health check of `jeeves check`: what was looked at, what was found, and for a
+    /// warning or failure what to run to repair it.
+    CheckFinished {
+        /// `group/subject`, e.g. `nodes/worker-1`, `tls/certificate`.
+        check: String,
+        status: CheckStatus,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        repair: Option<String>,
+        duration_ms: u64,
+    },
     RunFinished {
         /// `success` or `failed`.
         result: String,
@@ -87,6 +117,15 @@ impl Event {
                 .collect(),
             Event::HostProgress { host, message, .. } => vec![host, message],
             Event::Log { message, .. } => vec![message],
+            Event::CheckFinished {
+                check,
+                message,
+                repair,
+                ..
+            } => [check, message]
+                .into_iter()
+                .chain(repair.iter_mut())
+                .collect(),
             Event::StageFinished { error, .. } | Event::RunFinished { error, .. } => {
                 error.iter_mut().collect()
             }

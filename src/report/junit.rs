@@ -5,16 +5,32 @@ use anyhow::{Context, Result};
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event as Xml};
 
-use super::event::Event;
+use super::event::{CheckStatus, Event};
 use super::reporter::Sink;
-use crate::stage_name::StageName;
 use crate::state::StageResult;
 
-/// JUnit XML: one testcase per stage, written when the run finishes.
+/// A testcase's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// One testcase: a stage of `up`/`plan`, or a check of `jeeves check`.
+struct Case {
+    name: String,
+    outcome: Outcome,
+    ms: u64,
+    /// The failure's text, or what a passed case says in `system-out`.
+    text: String,
+}
+
+/// JUnit XML: one testcase per stage (or per check), written when the run finishes.
 pub(super) struct JunitSink {
     path: PathBuf,
     pipeline: String,
-    cases: Vec<(StageName, StageResult, u64, Option<String>)>,
+    cases: Vec<Case>,
 }
 
 impl JunitSink {
@@ -31,14 +47,14 @@ impl JunitSink {
         let failures = self
             .cases
             .iter()
-            .filter(|c| c.1 == StageResult::Failed)
+            .filter(|c| c.outcome == Outcome::Failed)
             .count();
         let skipped = self
             .cases
             .iter()
-            .filter(|c| c.1 == StageResult::Skipped)
+            .filter(|c| c.outcome == Outcome::Skipped)
             .count();
-        let total_ms: u64 = self.cases.iter().map(|c| c.2).sum();
+        let total_ms: u64 = self.cases.iter().map(|c| c.ms).sum();
         let secs = |ms: u64| format!("{:.3}", ms as f64 / 1000.0);
         w.write_event(Xml::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
         let mut suites = BytesStart::new("testsuites");
@@ -53,29 +69,27 @@ impl JunitSink {
         suite.push_attribute(("skipped", skipped.to_string().as_str()));
         suite.push_attribute(("time", secs(total_ms).as_str()));
         w.write_event(Xml::Start(suite))?;
-        for (stage, result, ms, error) in &self.cases {
+        for c in &self.cases {
             let mut case = BytesStart::new("testcase");
             case.push_attribute(("classname", name.as_str()));
-            case.push_attribute(("name", stage.as_str()));
-            case.push_attribute(("time", secs(*ms).as_str()));
+            case.push_attribute(("name", c.name.as_str()));
+            case.push_attribute(("time", secs(c.ms).as_str()));
             w.write_event(Xml::Start(case))?;
-            match result {
-                StageResult::Failed => {
-                    let message = error.clone().unwrap_or_else(|| "failed".into());
-                    let first_line = message.lines().next().unwrap_or_default().to_string();
+            match c.outcome {
+                Outcome::Failed => {
+                    let first_line = c.text.lines().next().unwrap_or_default().to_string();
                     let mut f = BytesStart::new("failure");
                     f.push_attribute(("message", first_line.as_str()));
                     w.write_event(Xml::Start(f))?;
-                    w.write_event(Xml::Text(BytesText::new(&message)))?;
+                    w.write_event(Xml::Text(BytesText::new(&c.text)))?;
                     w.write_event(Xml::End(BytesEnd::new("failure")))?;
                 }
-                StageResult::Skipped => {
+                Outcome::Skipped => {
                     w.write_event(Xml::Empty(BytesStart::new("skipped")))?;
                 }
-                StageResult::Changed | StageResult::Unchanged => {
-                    let out = format!("result: {}", result.as_str());
+                Outcome::Passed => {
                     w.write_event(Xml::Start(BytesStart::new("system-out")))?;
-                    w.write_event(Xml::Text(BytesText::new(&out)))?;
+                    w.write_event(Xml::Text(BytesText::new(&c.text)))?;
                     w.write_event(Xml::End(BytesEnd::new("system-out")))?;
                 }
             }
@@ -91,15 +105,46 @@ impl JunitSink {
 
 impl Sink for JunitSink {
     fn event(&mut self, _: SystemTime, event: &Event) {
-        if let Event::StageFinished {
-            stage,
-            result,
-            duration_ms,
-            error,
-        } = event
-        {
-            self.cases
-                .push((*stage, *result, *duration_ms, error.clone()));
+        match event {
+            Event::StageFinished {
+                stage,
+                result,
+                duration_ms,
+                error,
+            } => self.cases.push(Case {
+                name: stage.to_string(),
+                outcome: match result {
+                    StageResult::Failed => Outcome::Failed,
+                    StageResult::Skipped => Outcome::Skipped,
+                    StageResult::Changed | StageResult::Unchanged => Outcome::Passed,
+                },
+                ms: *duration_ms,
+                text: match result {
+                    StageResult::Failed => error.clone().unwrap_or_else(|| "failed".into()),
+                    r => format!("result: {}", r.as_str()),
+                },
+            }),
+            // A warning passes (Jenkins would otherwise fail the build on it); its text says so.
+            Event::CheckFinished {
+                check,
+                status,
+                message,
+                repair,
+                duration_ms,
+            } => self.cases.push(Case {
+                name: check.clone(),
+                outcome: if *status == CheckStatus::Fail {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                },
+                ms: *duration_ms,
+                text: match repair {
+                    Some(r) => format!("{}: {message}\nrepair: {r}", status.as_str()),
+                    None => format!("{}: {message}", status.as_str()),
+                },
+            }),
+            _ => {}
         }
     }
 

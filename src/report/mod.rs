@@ -12,6 +12,6 @@ mod reporter;
 mod summary;
 mod tty;
 
-pub use event::{Change, Event, Level};
+pub use event::{Change, CheckStatus, Event, Level};
 pub use redactor::Redactor;
 pub use reporter::{OutputMode, Reporter, ReporterOptions};

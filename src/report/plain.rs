@@ -29,12 +29,30 @@ pub(super) fn describe(event: &Event) -> Option<String> {
             command,
             pipeline,
             stages,
+        } if stages.is_empty() => format!("jeeves {command}: pipeline {pipeline}"),
+        Event::RunStarted {
+            command,
+            pipeline,
+            stages,
         } => {
             let names: Vec<&str> = stages.iter().map(|s| s.as_str()).collect();
             format!(
                 "jeeves {command}: pipeline {pipeline}, stages {}",
                 names.join(", ")
             )
+        }
+        Event::CheckFinished {
+            check,
+            status,
+            message,
+            repair,
+            ..
+        } => {
+            let mut s = format!("[check] {:<4} {check}: {message}", status.as_str());
+            if let Some(r) = repair {
+                s.push_str(&format!("\n[check]      repair: {r}"));
+            }
+            s
         }
         Event::StageStarted { stage } => format!("[{stage}] started"),
         Event::StagePlanned { stage, changes } if changes.is_empty() => {
@@ -115,6 +133,9 @@ impl Sink for PlainSink {
         } = event
         {
             self.summary.add(*stage, *result, *duration_ms);
+        }
+        if let Event::CheckFinished { status, .. } = event {
+            self.summary.add_check(*status);
         }
         let ts = humantime::format_rfc3339_seconds(ts);
         if let Some(text) = describe(event) {

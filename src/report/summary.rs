@@ -1,5 +1,6 @@
 use std::fmt::Write;
 
+use super::event::CheckStatus;
 use crate::stage_name::StageName;
 use crate::state::StageResult;
 
@@ -7,6 +8,8 @@ use crate::state::StageResult;
 #[derive(Debug, Default)]
 pub(super) struct Summary {
     rows: Vec<(StageName, StageResult, u64)>,
+    /// `jeeves check`: how many checks were ok, warned, failed.
+    checks: [usize; 3],
 }
 
 impl Summary {
@@ -14,8 +17,20 @@ impl Summary {
         self.rows.push((stage, result, duration_ms));
     }
 
+    pub fn add_check(&mut self, status: CheckStatus) {
+        self.checks[status as usize] += 1;
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
+        if self.checks.iter().any(|n| *n > 0) {
+            let [ok, warn, fail] = self.checks;
+            let _ = writeln!(
+                out,
+                "checks: {ok} ok, {warn} warning{}, {fail} failed",
+                if warn == 1 { "" } else { "s" }
+            );
+        }
         if self.rows.is_empty() {
             return out;
         }

@@ -3,7 +3,7 @@ use std::time::{Duration, SystemTime};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::event::{Event, Level};
+use super::event::{CheckStatus, Event, Level};
 use super::reporter::Sink;
 use super::summary::{Summary, format_ms};
 use crate::stage_name::StageName;
@@ -148,6 +148,24 @@ impl Sink for TtySink {
                     None => format!("{mark} ({})", format_ms(*duration_ms)),
                 };
                 self.line(format!("  {:<10} {text}", stage.as_str()));
+            }
+            Event::CheckFinished {
+                check,
+                status,
+                message,
+                repair,
+                ..
+            } => {
+                self.summary.add_check(*status);
+                let mark = match status {
+                    CheckStatus::Ok => "✓",
+                    CheckStatus::Warn => "!",
+                    CheckStatus::Fail => "✗",
+                };
+                self.line(format!("  {mark} {check:<28} {message}"));
+                if let Some(r) = repair {
+                    self.line(format!("    {:<28} → {r}", ""));
+                }
             }
             Event::RunFinished { .. } => {
                 eprintln!();

@@ -24,7 +24,7 @@ use crate::templates::Templates;
 mod release;
 mod routes;
 mod secret;
-mod tools;
+pub mod tools;
 mod traefik;
 
 use release::{Recovery, Release};

@@ -68,20 +68,35 @@ impl Tools {
     /// kubectl: one API request may take `REQUEST_TIMEOUT` (`--request-timeout`, except for
     /// the commands that wait with their own `--timeout`), the command `helm.timeout` at most.
     pub async fn kubectl(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
+        self.kubectl_saying(args, |s| cx.tool_said(s, false)).await
+    }
+
+    /// `kubectl` outside a stage (`jeeves check`): `say` gets what it prints as it runs.
+    pub async fn kubectl_saying(
+        &self,
+        args: &[&str],
+        say: impl FnMut(process::Said<'_>),
+    ) -> Result<Output> {
         let waits =
             matches!(args.first(), Some(&"wait")) || args.starts_with(&["rollout", "status"]);
         let mut cmd = self.command(&self.kubectl, args);
         if !waits {
             cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"));
         }
-        process::run(&mut cmd, self.deadline, |s| cx.tool_said(s, false)).await
+        process::run(&mut cmd, self.deadline, say).await
     }
 
     pub async fn helm(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
-        process::run(&mut self.command(&self.helm, args), self.deadline, |s| {
-            cx.tool_said(s, true)
-        })
-        .await
+        self.helm_saying(args, |s| cx.tool_said(s, true)).await
+    }
+
+    /// `helm` outside a stage (`jeeves check`).
+    pub async fn helm_saying(
+        &self,
+        args: &[&str],
+        say: impl FnMut(process::Said<'_>),
+    ) -> Result<Output> {
+        process::run(&mut self.command(&self.helm, args), self.deadline, say).await
     }
 
     /// `kubectl apply --server-side` of a document given on standard input.

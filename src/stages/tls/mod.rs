@@ -20,8 +20,11 @@
 mod certificate;
 mod facts;
 mod haproxy;
+mod health;
 mod hooks;
 mod plan;
+
+pub use health::{HaproxyHealth, haproxy_health};
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;

@@ -62,7 +62,7 @@ pub(super) struct Plan {
     pub enable: bool,
 }
 
-fn sha256(data: &[u8]) -> String {
+pub(super) fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
