@@ -92,3 +92,12 @@ def opt(argv, *names, default=None):
             if a.startswith(n + "="):
                 return a.split("=", 1)[1]
     return default
+
+
+def post_raw(argv, api_path, body):
+    """POST a JSON body to the API through the kubeconfig's server (lab-only paths)."""
+    server, ctx = api(kubeconfig_path(argv))
+    req = urllib.request.Request(server + api_path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        return r.read().decode()

@@ -31,6 +31,9 @@ use crate::report::{CheckStatus, Event, Level, Redactor, Reporter, ReporterOptio
 use crate::ssh::HostKeyPolicy;
 use crate::state::{RunLock, StateDir};
 
+/// The longest a host may take to answer SSH (less when `ssh.connect_timeout` is).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One check's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Finding {
@@ -152,7 +155,11 @@ async fn check_all(
         std::iter::once(("controller", controller.clone()))
             .chain(inv.workers.iter().map(|w| ("worker", w.clone())))
             .collect();
-    let fleet = Fleet::new(&settings.ssh, HostKeyPolicy::Strict);
+    // A host that does not answer within this long fails its check: `ssh.connect_timeout`
+    // (minutes, for instances still booting) is for `up`, not for a health report.
+    let mut ssh = settings.ssh.clone();
+    ssh.connect_timeout = ssh.connect_timeout.min(CONNECT_TIMEOUT);
+    let fleet = Fleet::new(&ssh, HostKeyPolicy::Strict);
     let timed = |f: Vec<Finding>, t: Instant| (f, t.elapsed().as_millis() as u64);
     let (cloud, hosts, cluster, web) = tokio::join!(
         async {

@@ -1,0 +1,311 @@
+//! `jeeves check` on the lab after `up`: healthy → exit 0 with every check ok; then one fault at
+//! a time, each making it exit 1 with the failing check's message and repair, and each repaired
+//! before the next: a certificate under the thresholds, a pod in CrashLoopBackOff (the kubectl
+//! stand-in's `pod_faults` switch), the A record changed in moto, HAProxy stopped, a worker's
+//! sshd stopped. One lab bring-up.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Lab, Test};
+
+const CONTROLLER: &str = "10.77.0.10";
+
+struct Checked {
+    code: i32,
+    events: Vec<serde_json::Value>,
+    stderr: String,
+}
+
+impl Checked {
+    /// (status, message, repair) of one check; panics when it was not reported.
+    #[track_caller]
+    fn get(&self, check: &str) -> (String, String, String) {
+        let e = self
+            .events
+            .iter()
+            .find(|e| e["event"] == "check_finished" && e["check"] == check)
+            .unwrap_or_else(|| panic!("no check {check} in:\n{}", self.dump()));
+        let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+        (s("status"), s("message"), s("repair"))
+    }
+
+    /// The checks that did not pass, as `check status: message`.
+    fn not_ok(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "check_finished" && e["status"] != "ok")
+            .map(|e| format!("{} {}: {}", e["check"], e["status"], e["message"]))
+            .collect()
+    }
+
+    fn dump(&self) -> String {
+        let lines: Vec<String> = self.events.iter().map(|e| e.to_string()).collect();
+        format!("{}\n--- stderr\n{}", lines.join("\n"), self.stderr)
+    }
+}
+
+fn check(t: &Test, env: &[(&str, &str)]) -> Checked {
+    let out = t
+        .command(&["--output", "json", "--junit", "check.xml", "check"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Checked {
+        code: out.status.code().unwrap_or(-1),
+        events: stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[track_caller]
+fn fails_with(c: &Checked, check: &str, message: &str, repair: &str) {
+    assert_eq!(c.code, 1, "{}", c.dump());
+    let (status, msg, rep) = c.get(check);
+    assert_eq!(status, "fail", "{check}: {msg}");
+    assert!(msg.contains(message), "{check}: `{msg}` lacks `{message}`");
+    assert!(
+        rep.contains(repair),
+        "{check}: repair `{rep}` lacks `{repair}`"
+    );
+}
+
+/// The A record's value in the lab's moto, through boto3 as the lab itself uses it.
+fn set_a_record(lab_env: &[(String, String)], ip: &str) {
+    let script = format!(
+        "import boto3\nr = boto3.client('route53')\nz = r.list_hosted_zones()['HostedZones'][0]['Id']\n\
+         r.change_resource_record_sets(HostedZoneId=z, ChangeBatch={{'Changes': [{{'Action': 'UPSERT', \
+         'ResourceRecordSet': {{'Name': 'chat.jeeves.test', 'Type': 'A', 'TTL': 60, \
+         'ResourceRecords': [{{'Value': '{ip}'}}]}}}}]}})\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .envs(lab_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `/api/info` through HAProxy for up to 30 s.
+fn api_info_answers(root: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, status) = common::tool(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+                "--cacert",
+                root,
+                "--resolve",
+                &format!("chat.jeeves.test:443:{CONTROLLER}"),
+                "https://chat.jeeves.test/api/info",
+            ],
+        );
+        if status.trim() == "200" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/api/info still answers {status} after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+fn lab_env(lab: &Lab) -> Vec<(String, String)> {
+    let (code, out) = common::sh(&mut lab.cmd(&["env"]));
+    assert_eq!(code, 0, "{out}");
+    out.lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
+    let lab = Lab::up(1);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    let root = lab.path("pebble/root.pem").display().to_string();
+    // The certificate is Pebble's: its root is trusted through SSL_CERT_FILE, as a private CA
+    // would be; a 5 s SSH connect limit keeps the stopped-sshd case short.
+    t.with_standins()
+        .env("JEEVES_TUNNEL_LOCAL_PORT", "26504")
+        .env("SSL_CERT_FILE", &root)
+        .env("JEEVES_SSH_CONNECT_TIMEOUT", "5s");
+    t.run(&["--output", "json", "up"]).expect(0);
+    // HAProxy marks Traefik's NodePort up after `rise 2` health checks `inter 5s` apart: wait
+    // for that (as anyone checking right after a first deploy would) before judging it.
+    api_info_answers(&root);
+
+    // Healthy: exit 0, every check ok, one JUnit testcase per check.
+    let c = check(&t, &[]);
+    assert_eq!(
+        (c.code, c.not_ok()),
+        (0, Vec::<String>::new()),
+        "{}",
+        c.dump()
+    );
+    for name in [
+        "ec2/jeeves-lab-controller",
+        "ec2/jeeves-lab-worker-1",
+        "dns/record",
+        "ssh/controller",
+        "ssh/worker-1",
+        "disk/controller",
+        "disk/worker-1",
+        "haproxy/service",
+        "haproxy/config",
+        "node/controller",
+        "node/worker-1",
+        "nodes/versions",
+        "helm/rocketchat",
+        "https/certificate",
+        "https/api-info",
+        "http/redirect",
+    ] {
+        c.get(name);
+    }
+    assert!(c.get("https/api-info").1.contains("Rocket.Chat 7.0"));
+    let pods: Vec<_> = c
+        .events
+        .iter()
+        .filter(|e| {
+            e["event"] == "check_finished" && e["check"].as_str().unwrap().starts_with("pods/")
+        })
+        .collect();
+    assert!(!pods.is_empty(), "no pods/* check:\n{}", c.dump());
+    let checks = c
+        .events
+        .iter()
+        .filter(|e| e["event"] == "check_finished")
+        .count();
+    let junit = std::fs::read_to_string(t.path("check.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), checks, "{junit}");
+    assert!(junit.contains(r#"failures="0""#), "{junit}");
+
+    // The certificate: under tls.renew_before warns (exit 0), under check.cert_min_remaining
+    // fails (Pebble's certificates last 5 years: thresholds above that stand for a short life).
+    let c = check(&t, &[("JEEVES_TLS_RENEW_BEFORE", "3000days")]);
+    assert_eq!(c.code, 0, "{}", c.dump());
+    let (status, msg, _) = c.get("https/certificate");
+    assert_eq!(status, "warn", "{msg}");
+    assert!(msg.contains("renewal due"), "{msg}");
+    let c = check(&t, &[("JEEVES_CHECK_CERT_MIN_REMAINING", "3000days")]);
+    fails_with(
+        &c,
+        "https/certificate",
+        "under check.cert_min_remaining",
+        "jeeves up --only tls",
+    );
+    let junit = std::fs::read_to_string(t.path("check.xml")).unwrap();
+    assert!(junit.contains(r#"failures="1""#), "{junit}");
+
+    // A pod in CrashLoopBackOff (the stand-in's switch on the first Deployment of the release).
+    let cluster_file = t.path("standin-cluster.json");
+    let mut cluster: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cluster_file).unwrap()).unwrap();
+    let (ns, name) = cluster["objects"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|o| {
+            o["kind"] == "Deployment"
+                && o["metadata"]["annotations"]["meta.helm.sh/release-name"] == "rocketchat"
+        })
+        .map(|o| {
+            let m = &o["metadata"];
+            (
+                m["namespace"].as_str().unwrap().to_string(),
+                m["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .expect("a Deployment of the release");
+    cluster["pod_faults"] = serde_json::json!({ format!("{ns}/{name}"): {"reason": "CrashLoopBackOff", "restarts": 9} });
+    std::fs::write(&cluster_file, cluster.to_string()).unwrap();
+    let c = check(&t, &[]);
+    fails_with(
+        &c,
+        &format!("pods/{ns}"),
+        "CrashLoopBackOff",
+        "jeeves up --only deploy",
+    );
+    assert!(
+        c.get(&format!("pods/{ns}"))
+            .1
+            .contains("restarted 9 times (check.max_restarts 5)")
+    );
+    cluster["pod_faults"] = serde_json::json!({});
+    std::fs::write(&cluster_file, cluster.to_string()).unwrap();
+
+    // The A record changed in Route 53 (moto); `up --only dns` puts it back.
+    let env = lab_env(&lab);
+    set_a_record(&env, "192.0.2.7");
+    let c = check(&t, &[]);
+    fails_with(
+        &c,
+        "dns/record",
+        "192.0.2.7, but the controller's public IP is 10.77.0.10",
+        "jeeves up --only dns",
+    );
+    t.run(&["up", "--only", "dns"]).expect(0);
+
+    // HAProxy stopped: the service and HTTPS fail; `up --only tls` starts it again.
+    let (code, out) = lab.ssh(
+        CONTROLLER,
+        &lab.path("known_hosts"),
+        "systemctl stop haproxy",
+    );
+    assert_eq!(code, 0, "{out}");
+    let c = check(&t, &[]);
+    fails_with(
+        &c,
+        "haproxy/service",
+        "haproxy is not active on controller",
+        "jeeves up --only tls",
+    );
+    fails_with(
+        &c,
+        "https/certificate",
+        "no verified HTTPS",
+        "jeeves up --only tls",
+    );
+    t.run(&["up", "--only", "tls"]).expect(0);
+
+    // A worker's sshd stopped.
+    lab.must(&["stop-sshd", "worker-1"]);
+    let c = check(&t, &[]);
+    fails_with(
+        &c,
+        "ssh/worker-1",
+        "does not answer over SSH",
+        "jeeves up --only bootstrap",
+    );
+    assert_eq!(c.get("ssh/controller").0, "ok");
+    lab.must(&["start-sshd", "worker-1"]);
+
+    // Every fault repaired: healthy again (HAProxy, restarted, checks its backend again first).
+    api_info_answers(&root);
+    let c = check(&t, &[]);
+    assert_eq!(
+        (c.code, c.not_ok()),
+        (0, Vec::<String>::new()),
+        "{}",
+        c.dump()
+    );
+}
