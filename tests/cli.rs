@@ -8,7 +8,9 @@ use common::Test;
 fn help_lists_every_command() {
     let t = Test::new();
     let run = t.run(&["--help"]).expect(0);
-    for cmd in ["up", "plan", "status", "down", "render", "tunnel", "doctor"] {
+    for cmd in [
+        "up", "plan", "check", "status", "down", "render", "tunnel", "doctor",
+    ] {
         assert!(
             run.stdout.contains(&format!("  {cmd} ")),
             "{cmd} missing:\n{}",
@@ -53,6 +55,21 @@ fn a_bad_pipeline_file_value_names_key_and_file() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn check_thresholds_are_validated_before_anything_is_looked_at() {
+    let mut t = Test::new();
+    t.with_key();
+    t.env("JEEVES_CHECK_MAX_DISK_USE", "0");
+    let run = t.run(&["check"]).expect(2);
+    assert!(
+        run.stderr.contains("check.max_disk_use")
+            && run.stderr.contains("JEEVES_CHECK_MAX_DISK_USE"),
+        "{}",
+        run.stderr
+    );
+    assert!(!t.path(".jeeves/lab").exists(), "no state directory");
 }
 
 #[test]
