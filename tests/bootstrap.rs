@@ -33,7 +33,13 @@ fn nodes(lab: &Lab) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|n| n["status"]["conditions"][0]["status"] == "True")
+        .filter(|n| {
+            n["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
         .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
     names.sort();

@@ -199,6 +199,18 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
     assert_eq!(junit.matches("<testcase ").count(), checks, "{junit}");
     assert!(junit.contains(r#"failures="0""#), "{junit}");
 
+    // The same report in plain lines (what a Jenkins console shows; README's example).
+    let plain = t.run(&["--output", "plain", "check"]).expect(0);
+    eprintln!("{}", plain.stdout);
+    assert!(
+        plain
+            .stdout
+            .contains("[check] ok   https/api-info: Rocket.Chat 7.0 answers /api/info"),
+        "{}",
+        plain.stdout
+    );
+    assert!(plain.stdout.contains("checks: "), "{}", plain.stdout);
+
     // The certificate: under tls.renew_before warns (exit 0), under check.cert_min_remaining
     // fails (Pebble's certificates last 5 years: thresholds above that stand for a short life).
     let c = check(&t, &[("JEEVES_TLS_RENEW_BEFORE", "3000days")]);

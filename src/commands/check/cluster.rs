@@ -43,7 +43,12 @@ async fn gather(
     let kubeconfig = tempfile::Builder::new()
         .prefix("check-kubeconfig.")
         .tempfile_in(&settings.state_dir)?;
-    let (s, f, i) = (settings.clone(), fleet.clone(), inv.clone());
+    // A port of its own, so that a `jeeves tunnel` left open (or a run) is no obstacle.
+    let mut own = settings.clone();
+    own.tunnel.local_port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port();
+    let (s, f, i) = (own, fleet.clone(), inv.clone());
     let scratch = kubeconfig.path().with_extension("probe");
     let log = crate::stages::tunnel::report_to(reporter);
     let opened =
