@@ -1,8 +1,9 @@
 //! `jeeves check` on the lab after `up`: healthy → exit 0 with every check ok; then one fault at
 //! a time, each making it exit 1 with the failing check's message and repair, and each repaired
-//! before the next: a certificate under the thresholds, a pod in CrashLoopBackOff (the kubectl
-//! stand-in's `pod_faults` switch), the A record changed in moto, HAProxy stopped, a worker's
-//! sshd stopped. One lab bring-up.
+//! before the next: a certificate under the thresholds, a pod in CrashLoopBackOff and a pod left
+//! from an older ReplicaSet (the kubectl stand-in's `pod_faults` and `stale_replicasets`
+//! switches), the A record changed in moto, HAProxy stopped, a worker's sshd stopped. One lab
+//! bring-up.
 
 mod common;
 
@@ -248,7 +249,9 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
             )
         })
         .expect("a Deployment of the release");
+    // … and, on the same Deployment, a rollout stuck half way: a pod of the older ReplicaSet.
     cluster["pod_faults"] = serde_json::json!({ format!("{ns}/{name}"): {"reason": "CrashLoopBackOff", "restarts": 9} });
+    cluster["stale_replicasets"] = serde_json::json!({ format!("{ns}/{name}"): 1 });
     std::fs::write(&cluster_file, cluster.to_string()).unwrap();
     let c = check(&t, &[]);
     fails_with(
@@ -262,7 +265,14 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
             .1
             .contains("restarted 9 times (check.max_restarts 5)")
     );
+    let pods_msg = c.get(&format!("pods/{ns}")).1;
+    assert!(
+        pods_msg.contains(&format!("not deployment {name}'s current"))
+            && pods_msg.contains("(stale after an upgrade)"),
+        "{pods_msg}"
+    );
     cluster["pod_faults"] = serde_json::json!({});
+    cluster["stale_replicasets"] = serde_json::json!({});
     std::fs::write(&cluster_file, cluster.to_string()).unwrap();
 
     // The A record changed in Route 53 (moto); `up --only dns` puts it back.

@@ -26,7 +26,10 @@ def meta(o):
     return o.get("metadata", {})
 
 
-def replicasets(objs):
+def replicasets(objs, stale=None):
+    """`stale` {"NS/DEPLOYMENT": N} (test switch): a rollout stuck half way — an older ReplicaSet
+    (revision 1, the current one revision 2) still holding N pods."""
+    stale = stale or {}
     out = []
     for o in objs.values():
         if o.get("kind") != "Deployment":
@@ -35,21 +38,28 @@ def replicasets(objs):
         template = spec.get("template", {})
         h = template_hash(template)
         replicas = spec.get("replicas", 1)
-        labels = dict((template.get("metadata") or {}).get("labels") or {}, **{"pod-template-hash": h})
-        out.append({
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": {"name": f"{m['name']}-{h}", "namespace": m.get("namespace", "default"),
-                         "labels": labels,
-                         "annotations": {"deployment.kubernetes.io/desired-replicas": str(replicas),
-                                         "deployment.kubernetes.io/max-replicas": str(replicas + 1),
-                                         "deployment.kubernetes.io/revision": "1"},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": m["name"],
-                                              "controller": True, "blockOwnerDeletion": True}]},
-            "spec": {"replicas": replicas, "selector": spec.get("selector", {}),
-                     "template": dict(template, metadata=dict(template.get("metadata") or {}, labels=labels))},
-            "status": {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
-                       "availableReplicas": replicas, "observedGeneration": 1}})
+        old = stale.get(f"{m.get('namespace', 'default')}/{m['name']}")
+        if old:
+            out.append(replicaset(m, spec, template, safe(h + "-previous", 10), old, "1"))
+        out.append(replicaset(m, spec, template, h, replicas, "2" if old else "1"))
     return out
+
+
+def replicaset(m, spec, template, h, replicas, revision):
+    labels = dict((template.get("metadata") or {}).get("labels") or {}, **{"pod-template-hash": h})
+    return {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": f"{m['name']}-{h}", "namespace": m.get("namespace", "default"),
+                     "labels": labels,
+                     "annotations": {"deployment.kubernetes.io/desired-replicas": str(spec.get("replicas", 1)),
+                                     "deployment.kubernetes.io/max-replicas": str(spec.get("replicas", 1) + 1),
+                                     "deployment.kubernetes.io/revision": revision},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": m["name"],
+                                          "controller": True, "blockOwnerDeletion": True}]},
+        "spec": {"replicas": replicas, "selector": spec.get("selector", {}),
+                 "template": dict(template, metadata=dict(template.get("metadata") or {}, labels=labels))},
+        "status": {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
+                   "availableReplicas": replicas, "observedGeneration": 1}}
 
 
 def pod(ns, name, owner_kind, owner, template, node, fault, started):
@@ -87,7 +97,7 @@ def pods(objs, state, nodes, started):
     faults = state.get("pod_faults", {})
     nodes = nodes or ["node"]
     out, i = [], 0
-    for rs in replicasets(objs):
+    for rs in replicasets(objs, state.get("stale_replicasets")):
         m = rs["metadata"]
         workload = m["ownerReferences"][0]["name"]
         for n in range(rs["spec"]["replicas"]):
