@@ -22,10 +22,12 @@ use crate::state::write_private;
 use crate::templates::Templates;
 
 mod release;
+mod rollout;
 mod routes;
 mod secret;
 mod tools;
 mod traefik;
+mod values_diff;
 
 use release::{Recovery, Release};
 use secret::MongoSecret;
@@ -143,15 +145,11 @@ impl Stage for DeployStage {
             routes::check(&tools, cx, &rendered.traefik).await?;
         }
 
-        let changes = [
-            traefik,
-            release.recover_change,
-            secret_change,
-            release.change,
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let changes = [traefik, release.recover_change, secret_change]
+            .into_iter()
+            .flatten()
+            .chain(release.changes)
+            .collect();
         self.plan = Some(Plan {
             tools,
             rendered,
@@ -172,8 +170,8 @@ impl Stage for DeployStage {
                 Step::Traefik => traefik::apply(&tools, cx, &rendered.traefik).await?,
                 Step::Secret(secret) => secret::apply(&tools, cx, &secret).await?,
                 Step::Recover(recovery) => release::recover(&tools, cx, recovery).await?,
-                Step::Upgrade => release::upgrade(&tools, cx, &rendered.values).await?,
-                Step::Restart => release::restart(&tools, cx).await?,
+                Step::Upgrade => rollout::upgrade(&tools, cx, &rendered.values).await?,
+                Step::Restart => rollout::restart(&tools, cx).await?,
                 Step::CheckRoutes => {
                     routes::check(&tools, cx, &rendered.traefik).await?;
                     cx.host(
