@@ -129,6 +129,8 @@ pub struct AppContext {
     pub replicas: Replicas,
     pub bundled_mongodb: bool,
     pub mongodb_secret: String,
+    /// `helm.metrics`: the Prometheus endpoint and the PodMonitor.
+    pub metrics: bool,
     /// What this chart version reads (`src/chart.rs`).
     pub chart: ChartVersion,
 }

@@ -209,3 +209,89 @@ fn an_unknown_chart_version_or_an_unread_key_is_a_config_error() {
     let route = std::fs::read_to_string(t.path("renamed/traefik/60-ingressroute.yaml")).unwrap();
     assert!(route.contains("name: rocketchat-chat\n"), "{route}");
 }
+
+/// `helm.metrics` through the real `helm template`, for a cluster that has the Prometheus
+/// Operator's API (`--api-versions monitoring.coreos.com/v1`, the chart's condition for its
+/// monitors): on, the chart renders its PodMonitor for Rocket.Chat's `metrics` and
+/// `ms-metrics` ports and the pods expose them; off, neither.
+#[test]
+fn the_metrics_switch_renders_the_pod_monitor_and_the_metrics_ports() {
+    for version in ["6.25.1", "7.0.2"] {
+        for metrics in [true, false] {
+            let mut t = Test::new();
+            let chart_path = common::chart(version);
+            t.env("JEEVES_HELM_VERSION", version)
+                .env("JEEVES_HELM_CHART", &chart_path)
+                .env("JEEVES_HELM_MONGODB", "external")
+                .env(
+                    "JEEVES_HELM_METRICS",
+                    if metrics { "true" } else { "false" },
+                );
+            t.run(&["render", "--out", "out"]).expect(0);
+            let values = t.path("out/rocketchat-values.yaml").display().to_string();
+            let (code, rendered) = tool(
+                "helm",
+                &[
+                    "template",
+                    "rocketchat",
+                    &chart_path,
+                    "-n",
+                    NAMESPACE,
+                    "--kube-version",
+                    KUBE_VERSION,
+                    "--api-versions",
+                    "monitoring.coreos.com/v1",
+                    "-f",
+                    &values,
+                ],
+            );
+            assert_eq!(code, 0, "{rendered}");
+            let case = format!("chart {version}, metrics {metrics}");
+            let docs: Vec<serde_json::Value> = rendered
+                .split("\n---")
+                .filter_map(|d| serde_yaml::from_str::<serde_json::Value>(d).ok())
+                .filter(|d| d.is_object())
+                .collect();
+            let find = |kind: &str, name: &str| {
+                docs.iter()
+                    .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            };
+            let monitor = find("PodMonitor", "rocketchat-rocketchat");
+            assert_eq!(monitor.is_some(), metrics, "{case}: the PodMonitor");
+            if let Some(m) = monitor {
+                let ports: Vec<&str> = m["spec"]["podMetricsEndpoints"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|e| e["port"].as_str())
+                    .collect();
+                assert_eq!(ports, ["metrics", "ms-metrics"], "{case}");
+            }
+            let port = |deployment: &str, name: &str| {
+                find("Deployment", deployment).unwrap()["spec"]["template"]["spec"]["containers"][0]
+                    ["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["name"] == name)
+                    .map(|p| p["containerPort"].as_u64().unwrap())
+            };
+            let (main, ms) = (
+                port("rocketchat-rocketchat", "metrics"),
+                port("rocketchat-presence", "ms-metrics"),
+            );
+            if metrics {
+                assert_eq!((main, ms), (Some(9100), Some(9458)), "{case}");
+            } else {
+                assert_eq!((main, ms), (None, None), "{case}");
+            }
+            let env = find("Deployment", "rocketchat-rocketchat").unwrap()["spec"]["template"]
+                .to_string();
+            assert_eq!(
+                env.contains("OVERWRITE_SETTING_Prometheus_Enabled"),
+                metrics,
+                "{case}: Rocket.Chat's Prometheus setting"
+            );
+        }
+    }
+}

@@ -201,6 +201,9 @@ pub struct Helm {
     pub mongodb: String,
     #[serde(default = "d::mongodb_secret")]
     pub mongodb_secret: String,
+    /// Rocket.Chat's Prometheus endpoint and the chart's PodMonitor (the chart's own default).
+    #[serde(default = "d::yes")]
+    pub metrics: bool,
     #[serde(default)]
     pub replicas: Replicas,
     /// Extra chart values, passed as a second values file after the rendered one.

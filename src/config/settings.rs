@@ -144,6 +144,8 @@ pub struct HelmSettings {
     pub microservices: bool,
     pub bundled_mongodb: bool,
     pub mongodb_secret: String,
+    /// `prometheusScraping` and `podMonitor` on (the chart's defaults), or both off.
+    pub metrics: bool,
     pub replicas: pipeline::Replicas,
     pub values: serde_json::Map<String, serde_json::Value>,
 }

@@ -73,6 +73,7 @@ pub fn template_context(s: &Settings) -> TemplateContext {
             replicas: s.helm.replicas.clone(),
             bundled_mongodb: s.helm.bundled_mongodb,
             mongodb_secret: s.helm.mongodb_secret.clone(),
+            metrics: s.helm.metrics,
             chart: *s.helm.reads,
         },
     }
