@@ -275,7 +275,7 @@ async fn live_values(
     let rev = revision.to_string();
     let out = succeeded(
         tools
-            .helm(
+            .helm_quiet(
                 cx,
                 &[
                     "get",

@@ -84,6 +84,15 @@ impl Tools {
         .await
     }
 
+    /// helm whose answer stays out of the log (its errors do not): `get values` prints every
+    /// value of the release, which the plan shows with secrets masked.
+    pub async fn helm_quiet(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
+        process::run(&mut self.command(&self.helm, args), self.deadline, |s| {
+            cx.tool_said(s, false)
+        })
+        .await
+    }
+
     /// `kubectl apply --server-side` of a document given on standard input.
     pub async fn apply_stdin(&self, input: Vec<u8>) -> Result<Output> {
         let mut cmd = self.command(&self.kubectl, &[&server_side("apply")[..], &["-"]].concat());
