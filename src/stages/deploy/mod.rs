@@ -5,7 +5,8 @@
 //!
 //! Every kubectl and helm call gets the tunnel's kubeconfig (`tools.rs`). Nothing is applied
 //! when nothing changed: the live Traefik objects carry the hash of what was applied, the
-//! release's description the hash of its values, and the MongoDB secret is compared in memory.
+//! release's values are compared with `helm get values`, and the MongoDB secret is compared in
+//! memory.
 //! Mongo URIs reach kubectl on standard input only, never an argument or a file.
 
 use std::path::PathBuf;

@@ -1,8 +1,10 @@
 //! The Rocket.Chat Helm release: its values rendered, its state read from `helm history`, what
 //! a killed or failed helm left behind, and the helm calls that recover, install or upgrade it.
 //!
-//! The release's description carries the SHA-256 of its values (and chart), so an unchanged
-//! release is left alone. A helm killed mid-operation leaves its last revision
+//! A release whose chart version (`helm history`) and values (`helm get values -o json`,
+//! compared key by key: `values_diff.rs`) are the ones wanted is left alone; otherwise the plan
+//! shows the chart old → new and each value that changes. (The description still carries the
+//! SHA-256 of the values, for a person reading `helm history`.) A helm killed mid-operation leaves its last revision
 //! `pending-install`, `pending-upgrade` or `pending-rollback`, and every later helm call on the
 //! release fails with "another operation (install/upgrade/rollback) is in progress". A failed
 //! install without `--atomic` leaves `failed` with nothing deployed, and `upgrade --install`
