@@ -213,16 +213,21 @@ fn an_unknown_chart_version_or_an_unread_key_is_a_config_error() {
 /// `helm.metrics` through the real `helm template`, for a cluster that has the Prometheus
 /// Operator's API (`--api-versions monitoring.coreos.com/v1`, the chart's condition for its
 /// monitors): on, the chart renders its PodMonitor for Rocket.Chat's `metrics` and
-/// `ms-metrics` ports and the pods expose them; off, neither.
+/// `ms-metrics` ports and the pods expose them; off, neither. Chart 7.x: NATS's PodMonitor
+/// follows the switch, MongoDB's ServiceMonitor too and only for the bundled MongoDB.
 #[test]
 fn the_metrics_switch_renders_the_pod_monitor_and_the_metrics_ports() {
-    for version in ["6.25.1", "7.0.2"] {
+    for (version, mongodb) in [
+        ("6.25.1", "external"),
+        ("7.0.2", "external"),
+        ("7.0.2", "bundled"),
+    ] {
         for metrics in [true, false] {
             let mut t = Test::new();
             let chart_path = common::chart(version);
             t.env("JEEVES_HELM_VERSION", version)
                 .env("JEEVES_HELM_CHART", &chart_path)
-                .env("JEEVES_HELM_MONGODB", "external")
+                .env("JEEVES_HELM_MONGODB", mongodb)
                 .env(
                     "JEEVES_HELM_METRICS",
                     if metrics { "true" } else { "false" },
@@ -246,7 +251,7 @@ fn the_metrics_switch_renders_the_pod_monitor_and_the_metrics_ports() {
                 ],
             );
             assert_eq!(code, 0, "{rendered}");
-            let case = format!("chart {version}, metrics {metrics}");
+            let case = format!("chart {version}, MongoDB {mongodb}, metrics {metrics}");
             let docs: Vec<serde_json::Value> = rendered
                 .split("\n---")
                 .filter_map(|d| serde_yaml::from_str::<serde_json::Value>(d).ok())
@@ -292,6 +297,18 @@ fn the_metrics_switch_renders_the_pod_monitor_and_the_metrics_ports() {
                 metrics,
                 "{case}: Rocket.Chat's Prometheus setting"
             );
+            if version == "7.0.2" {
+                assert_eq!(
+                    find("PodMonitor", "rocketchat-nats-monitor").is_some(),
+                    metrics,
+                    "{case}: NATS's PodMonitor"
+                );
+                assert_eq!(
+                    find("ServiceMonitor", "rocketchat-mongodb").is_some(),
+                    metrics && mongodb == "bundled",
+                    "{case}: MongoDB's ServiceMonitor"
+                );
+            }
         }
     }
 }

@@ -319,8 +319,8 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         .expect(0);
     assert_eq!(run.stage_result("deploy"), "unchanged", "{}", run.stdout);
 
-    // A new chart version, one value changed, one added that is a secret, and one Traefik
-    // setting: `plan` shows exactly those — the chart old → new, the values old → new (read
+    // A new chart version (with the two values Jeeves writes for it alone), one value changed,
+    // one added that is a secret, and one Traefik setting: `plan` shows exactly those — the chart old → new, the values old → new (read
     // from `helm get values`; the secret masked), the Traefik object that would change — and
     // changes nothing.
     const TOKEN: &str = "t0ken-from-the-pipeline";
@@ -345,7 +345,7 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         .lines()
         .filter_map(|l| l.split_once("[deploy]   ").map(|(_, c)| c))
         .collect();
-    assert_eq!(planned.len(), 4, "{}", plan.stdout);
+    assert_eq!(planned.len(), 6, "{}", plan.stdout);
     assert!(
         planned[0].starts_with("apply Traefik: CRDs from ")
             && planned[0].ends_with("; these would change: apps.v1.Deployment.traefik.traefik"),
@@ -357,6 +357,9 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         [
             "upgrade helm release rocketchat in psautoinfra: chart rocketchat-6.25.1 → rocketchat-7.0.2",
             "value microservices.presence.replicas: 1 → 2",
+            // Values Jeeves writes for 7.x only (the monitors' own switches: helm.metrics).
+            "value mongodb.serviceMonitor.enabled: (none) → false",
+            "value nats.podMonitor.enabled: (none) → true",
             "value podAnnotations[\"jeeves.test/api-token\"]: (none) → [masked]",
         ],
         "{}",
