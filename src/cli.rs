@@ -67,6 +67,15 @@ pub enum Command {
     Tunnel,
     /// Check tools, SSH key, AWS credentials and the configuration.
     Doctor,
+    /// Break the S3 state lock left by a run that died (its id is in the lock error and in
+    /// `status`). Refused when the id is not the current lock's.
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The lock's id, as the lock error or `jeeves status` shows it.
+    pub lock_id: String,
 }
 
 #[derive(Debug, Args, Default, Clone)]

@@ -5,6 +5,7 @@
 
 pub mod ec2;
 pub mod route53;
+pub mod s3;
 
 use std::time::Duration;
 

@@ -43,7 +43,7 @@ pub async fn run(
         }
     }
     crate::interrupt::install()?;
-    let session = Session::open(g, settings, redactor, "down")?;
+    let session = Session::open(g, settings, redactor, "down").await?;
     let reporter = &session.reporter;
     let started = Instant::now();
     let mut state = session.state_dir.load()?;

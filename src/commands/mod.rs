@@ -6,6 +6,7 @@ mod plan;
 mod render;
 mod status;
 mod tunnel;
+mod unlock;
 mod up;
 
 use std::path::PathBuf;
@@ -13,10 +14,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command, GlobalArgs};
+use crate::config::StateSettings;
 use crate::config::{ConfigErrors, Env, Settings};
 use crate::exit_code;
-use crate::report::{Event, Redactor, Reporter, ReporterOptions};
-use crate::state::{RunLock, StateDir};
+use crate::report::{Event, Level, Redactor, Reporter, ReporterOptions};
+use crate::state::{RunLock, S3Lock, SharedState, StateDir};
 
 pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
     let g = cli.global;
@@ -28,7 +30,8 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
             match command {
                 Command::Up(args) => up::run(&g, &settings, redactor, &args).await,
                 Command::Plan(args) => plan::run(&g, &settings, redactor, &args).await,
-                Command::Status => status::run(&g, &settings),
+                Command::Status => status::run(&g, &settings).await,
+                Command::Unlock(args) => unlock::run(&settings, &args).await,
                 Command::Down(args) => down::run(&g, &settings, redactor, &args).await,
                 Command::Render(args) => render::run(&settings, &args),
                 Command::Tunnel => tunnel::run(&settings).await,
@@ -46,22 +49,33 @@ fn redactor_extend(redactor: &Redactor, settings: &Settings) {
 
 /// The state directory, the lock and a reporter with a log file: what `up`, `plan` and `down`
 /// share.
+/// With the S3 backend, the S3 lock is taken after the local one (two runs in one checkout
+/// never both reach S3) and released before it; the state is pulled once it is held.
 struct Session {
     state_dir: StateDir,
     reporter: Reporter,
+    _s3_lock: Option<S3Lock>,
     _lock: RunLock,
     log_file: PathBuf,
 }
 
 impl Session {
-    fn open(
+    async fn open(
         g: &GlobalArgs,
         settings: &Settings,
         redactor: Redactor,
         command: &str,
     ) -> Result<Session> {
-        let state_dir = StateDir::open(&settings.state_dir)?;
+        let mut state_dir = StateDir::open(&settings.state_dir)?;
         let lock = RunLock::acquire(&state_dir.file("lock"), command, g.lock_timeout)?;
+        let mut s3_lock = None;
+        let mut pulled = None;
+        if let Some(bucket) = state_bucket(settings).await? {
+            s3_lock = Some(S3Lock::acquire(&bucket, command, g.lock_timeout)?);
+            let shared = std::sync::Arc::new(SharedState::new(bucket, state_dir.path()));
+            pulled = Some(shared.pull()?);
+            state_dir.share(shared);
+        }
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
             .to_string()
             .replace(':', "");
@@ -79,17 +93,59 @@ impl Session {
             },
             redactor,
         )?;
+        if let (Some(names), Some(shared)) = (pulled, state_dir.shared()) {
+            reporter.log(
+                None,
+                Level::Output,
+                format!(
+                    "state: lock taken, pulled [{}] from s3://{}/{}/",
+                    names.join(", "),
+                    shared.bucket().name,
+                    shared.bucket().prefix
+                ),
+            );
+        }
         Ok(Session {
             state_dir,
             reporter,
+            _s3_lock: s3_lock,
             _lock: lock,
             log_file,
         })
     }
 }
 
+/// The state bucket, when `[state] backend = "s3"`.
+async fn state_bucket(settings: &Settings) -> Result<Option<crate::aws::s3::Bucket>> {
+    match &settings.state {
+        StateSettings::Local => Ok(None),
+        StateSettings::S3 {
+            bucket,
+            key_prefix,
+            region,
+        } => Ok(Some(
+            crate::aws::s3::Bucket::open(bucket, key_prefix, region.as_deref()).await?,
+        )),
+    }
+}
+
 /// Emits `run_finished`, writes the reports, and turns the run's outcome into an exit code.
 fn finish_run(session: &Session, started: std::time::Instant, result: Result<()>) -> Result<u8> {
+    // Whatever the outcome, the bucket gets what this run learnt (pinned keys included).
+    let result = match (result, session.state_dir.push()) {
+        (result, Ok(())) => result,
+        (Ok(()), Err(e)) => Err(e.context(
+            "the run succeeded but its state could not be pushed to the state bucket; run it again to push it",
+        )),
+        (Err(run), Err(push)) => {
+            session.reporter.log(
+                None,
+                Level::Warn,
+                format!("the state could not be pushed to the state bucket either: {push:#}"),
+            );
+            Err(run)
+        }
+    };
     let code = match &result {
         Ok(()) => exit_code::SUCCESS,
         Err(e) => exit_code::for_error(e),

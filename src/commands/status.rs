@@ -1,4 +1,4 @@
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, OutputMode};
@@ -6,12 +6,39 @@ use crate::config::Settings;
 use crate::exit_code;
 use crate::stage_name::StageName;
 use crate::stages::inputs_fingerprint;
-use crate::state::{RunLock, StateDir};
+use crate::state::{RunLock, State, StateDir, s3_lock_holder};
 
-pub fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
+pub async fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
     let dir = StateDir::existing(&settings.state_dir);
-    let state = dir.load()?;
-    let holder = RunLock::holder(&dir.file("lock"));
+    // With the S3 backend, the bucket's state and lock (read without taking the lock).
+    let (state, holder, location) = match super::state_bucket(settings).await? {
+        None => {
+            let holder = RunLock::holder(&dir.file("lock")).map(|h| (json!(h), h.to_string()));
+            (
+                dir.load()?,
+                holder,
+                settings.state_dir.display().to_string(),
+            )
+        }
+        Some(bucket) => {
+            let state = match bucket.get("state.json").await? {
+                None => State::default(),
+                Some(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                    format!("the shared state {} is corrupt", bucket.url("state.json"))
+                })?,
+            };
+            let holder = s3_lock_holder(&bucket)?.map(|l| {
+                let text = format!(
+                    "{} (lock id {id}; `jeeves unlock {id}` if that run is dead)",
+                    l.holder,
+                    id = l.id
+                );
+                (json!(l), text)
+            });
+            let location = format!("s3://{}/{}/", bucket.name, bucket.prefix);
+            (state, holder, location)
+        }
+    };
     if g.output == OutputMode::Json {
         let stages: serde_json::Map<String, serde_json::Value> = state
             .stages
@@ -25,7 +52,8 @@ pub fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
         let doc = json!({
             "pipeline": settings.name,
             "state_dir": settings.state_dir,
-            "lock": holder,
+            "state": location,
+            "lock": holder.as_ref().map(|(j, _)| j),
             "inventory": state.inventory,
             "stages": stages,
         });
@@ -37,9 +65,9 @@ pub fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
         settings.name,
         settings.pipeline_file.display()
     );
-    println!("state      {}", settings.state_dir.display());
+    println!("state      {location}");
     match holder {
-        Some(h) => println!("lock       held by {h}"),
+        Some((_, h)) => println!("lock       held by {h}"),
         None => println!("lock       free"),
     }
     println!("\nINVENTORY");

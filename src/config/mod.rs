@@ -17,7 +17,7 @@ pub use env::{Env, is_secret_name};
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
 pub use settings::{
     DnsSettings, HaproxySettings, HelmSettings, JumpHost, Microk8sSettings, MongoUris,
-    ProjectSettings, Settings, SshSettings, TerraformSettings, TlsSettings,
+    ProjectSettings, Settings, SshSettings, StateSettings, TerraformSettings, TlsSettings,
 };
 
 #[cfg(test)]

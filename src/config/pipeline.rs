@@ -30,6 +30,8 @@ pub struct Pipeline {
     pub dns: Dns,
     #[serde(default)]
     pub tools: Tools,
+    #[serde(default)]
+    pub state: StateBackend,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -250,6 +252,24 @@ pub struct Tools {
     pub kubectl: String,
 }
 
+/// `[state]`: where state.json, known_hosts, the certificate cache and the run lock live between
+/// runs. `local` (the default): the state directory only. `s3`: a bucket shared by every
+/// machine that runs the pipeline, the state directory being the working copy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateBackend {
+    #[serde(default = "d::state_backend")]
+    pub backend: String,
+    #[serde(default)]
+    pub bucket: String,
+    /// Empty: `jeeves/<pipeline name>`.
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Empty: the AWS configuration's region (AWS_REGION, the profile).
+    #[serde(default)]
+    pub region: String,
+}
+
 macro_rules! default_from_serde {
     ($($t:ty),*) => {$(
         impl Default for $t {
@@ -261,7 +281,17 @@ macro_rules! default_from_serde {
     )*};
 }
 default_from_serde!(
-    Terraform, Ssh, Microk8s, Haproxy, Tunnel, Traefik, Helm, Replicas, Dns, Tools
+    Terraform,
+    Ssh,
+    Microk8s,
+    Haproxy,
+    Tunnel,
+    Traefik,
+    Helm,
+    Replicas,
+    Dns,
+    Tools,
+    StateBackend
 );
 
 /// Defaults, one function per value (serde wants functions).
@@ -386,6 +416,9 @@ mod d {
     }
     pub fn dns_wait() -> String {
         "120s".into()
+    }
+    pub fn state_backend() -> String {
+        "local".into()
     }
     pub fn terraform() -> String {
         "terraform".into()

@@ -33,6 +33,7 @@ pub struct Settings {
     pub helm: HelmSettings,
     pub dns: DnsSettings,
     pub tools: pipeline::Tools,
+    pub state: StateSettings,
     /// Values to redact from every output (never serialised).
     #[serde(skip)]
     pub secrets: Vec<String>,
@@ -146,6 +147,21 @@ pub struct HelmSettings {
     pub mongodb_secret: String,
     pub replicas: pipeline::Replicas,
     pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `[state]`: where state, known_hosts, the certificate cache and the lock are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum StateSettings {
+    /// The state directory only; the lock is an OS file lock.
+    Local,
+    /// `s3://bucket/key_prefix/…`, the state directory being the working copy.
+    S3 {
+        bucket: String,
+        key_prefix: String,
+        /// None: the AWS configuration's region.
+        region: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]

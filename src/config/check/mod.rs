@@ -14,6 +14,7 @@ mod helm;
 mod microk8s;
 mod project;
 mod ssh;
+mod state;
 mod terraform;
 mod tls;
 mod tools;
@@ -120,6 +121,7 @@ impl Checker {
         let helm = helm::check(c, raw.helm, &base);
         let dns = dns::check(c, raw.dns);
         let tools = tools::check(c, raw.tools);
+        let state = state::check(c, raw.state, &name);
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
@@ -144,6 +146,7 @@ impl Checker {
             helm: helm.expect(missing),
             dns: dns.expect(missing),
             tools: tools.expect(missing),
+            state: state.expect(missing),
             secrets,
             source: self.sources,
             mongo: None,
