@@ -61,7 +61,7 @@ fn blocking_terraform(t: &mut Test, marks: &Path) {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\ntouch '{m}/started-'$$\nwhile [ ! -e '{m}/release' ]; do sleep 0.1; done\nexit 1\n",
+            "#!/bin/sh\ntouch '{m}/started-'$$\nwhile [ ! -e '{m}/release' ] && kill -0 $PPID; do sleep 0.1; done\nexit 1\n",
             m = marks.display()
         ),
     )
@@ -71,12 +71,75 @@ fn blocking_terraform(t: &mut Test, marks: &Path) {
     t.env("JEEVES_TOOLS_TERRAFORM", &script.display().to_string());
 }
 
-fn spawn(t: &Test, args: &[&str]) -> Child {
-    t.command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// Where the stand-ins mark that they started; dropped (a test passing or failing), it
+/// releases every stand-in still waiting.
+struct Marks(tempfile::TempDir);
+
+impl Marks {
+    fn new() -> Marks {
+        Marks(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn release(&self) {
+        std::fs::write(self.path().join("release"), "").unwrap();
+    }
+}
+
+impl Drop for Marks {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path().join("release"), "");
+    }
+}
+
+/// A `jeeves` run in the background, killed if the test ends first.
+struct Running(Option<Child>);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+
+    fn exited(&mut self) -> bool {
+        self.0.as_mut().unwrap().try_wait().unwrap().is_some()
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would.
+    fn kill(&mut self) {
+        let mut child = self.0.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn output(mut self) -> (i32, String) {
+        let out = self.0.take().unwrap().wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn(t: &Test, args: &[&str]) -> Running {
+    Running(Some(
+        t.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ))
 }
 
 fn started(marks: &Path) -> usize {
@@ -92,19 +155,11 @@ fn started(marks: &Path) -> usize {
         .count()
 }
 
-fn output(child: Child) -> (i32, String) {
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn two_agents_race_for_the_lock_and_exactly_one_wins() {
     let moto = Moto::start();
     let client = create_bucket(&moto);
-    let marks = tempfile::tempdir().unwrap();
+    let marks = Marks::new();
     let mut a = agent(&moto);
     let mut b = agent(&moto);
     blocking_terraform(&mut a, marks.path());
@@ -120,18 +175,14 @@ fn two_agents_race_for_the_lock_and_exactly_one_wins() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let loser = loop {
         assert!(started(marks.path()) <= 1, "both runs took the lock");
-        if let Some(i) = (0..2).find(|&i| {
-            runs[i]
-                .as_mut()
-                .is_some_and(|c| c.try_wait().unwrap().is_some())
-        }) {
+        if let Some(i) = (0..2).find(|&i| runs[i].as_mut().is_some_and(|c| c.exited())) {
             break i;
         }
         assert!(Instant::now() < deadline, "neither run finished");
         std::thread::sleep(Duration::from_millis(50));
     };
     let winner = 1 - loser;
-    let (code, stderr) = output(runs[loser].take().unwrap());
+    let (code, stderr) = runs[loser].take().unwrap().output();
     assert_eq!(code, 3, "{stderr}");
     assert!(
         stderr.contains("another run holds the lock s3://jeeves-team-state/jeeves/lab/lock"),
@@ -151,8 +202,8 @@ fn two_agents_race_for_the_lock_and_exactly_one_wins() {
     while started(marks.path()) == 0 {
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::fs::write(marks.path().join("release"), "").unwrap();
-    let (code, stderr) = output(runs[winner].take().unwrap());
+    marks.release();
+    let (code, stderr) = runs[winner].take().unwrap().output();
     assert_eq!(code, 1, "the stand-in terraform fails init: {stderr}");
     assert_eq!(started(marks.path()), 1);
     assert!(
@@ -248,7 +299,7 @@ fn a_second_agent_picks_up_the_state_known_hosts_and_certificate_cache() {
 fn a_run_killed_holding_the_lock_is_reported_stale_until_unlocked() {
     let moto = Moto::start();
     let client = create_bucket(&moto);
-    let marks = tempfile::tempdir().unwrap();
+    let marks = Marks::new();
     let mut a = agent(&moto);
     blocking_terraform(&mut a, marks.path());
     let mut killed = spawn(&a, &["--output", "plain", "up", "--only", "terraform"]);
@@ -258,9 +309,8 @@ fn a_run_killed_holding_the_lock_is_reported_stale_until_unlocked() {
         assert!(Instant::now() < deadline, "the run never reached terraform");
         std::thread::sleep(Duration::from_millis(50));
     }
-    killed.kill().unwrap(); // SIGKILL: no destructor runs, the lock object stays
-    killed.wait().unwrap();
-    std::fs::write(marks.path().join("release"), "").unwrap(); // the orphaned stand-in exits
+    killed.kill(); // SIGKILL: no destructor runs, the lock object stays
+    marks.release(); // the orphaned stand-in exits
     assert!(object(&client, "jeeves/lab/lock").is_some());
 
     let b = agent(&moto);
