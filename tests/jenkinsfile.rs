@@ -112,3 +112,98 @@ fn it_uses_the_s3_backend_and_reports_this_build_only() {
     assert!(text.contains("artifacts: \"${JEEVES_STATE_DIR}/logs/*.log"));
     assert!(text.contains("dir(\"${JEEVES_STATE_DIR}\") { deleteDir() }"));
 }
+
+/// The shell scripts of the `plan` stage (`script: '…'` with Groovy's `\'` escapes undone), in
+/// order: the plan, the `run_finished` check, the destructive check.
+fn plan_scripts(text: &str) -> Vec<String> {
+    let (_, block) = stages(text)
+        .into_iter()
+        .find(|(name, _)| name == "plan")
+        .unwrap();
+    block
+        .split("script: '")
+        .skip(1)
+        .map(|rest| {
+            let mut out = String::new();
+            let mut chars = rest.chars();
+            while let Some(ch) = chars.next() {
+                match ch {
+                    '\\' => out.push(chars.next().unwrap()),
+                    '\'' => break,
+                    ch => out.push(ch),
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// Runs one of those scripts as the Jenkins `sh` step would, `$JEEVES` being this build's
+/// binary on the lab pipeline; returns its exit code.
+fn sh(t: &common::Test, script: &str) -> i32 {
+    Command::new("sh")
+        .args(["-c", script])
+        .current_dir(t.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env(
+            "HOME",
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into()),
+        )
+        .env(
+            "JEEVES",
+            format!("{} -p pipelines/lab.toml", env!("CARGO_BIN_EXE_jeeves")),
+        )
+        .env("REPORTS", "reports")
+        .status()
+        .unwrap()
+        .code()
+        .unwrap_or(-1)
+}
+
+/// The plan stage's decision, from its own scripts run on real `jeeves plan` output:
+/// (plan exit code, a run finished, destructive changes).
+/// `only_terraform`: the plan limited to the terraform stage (without the lab, the later
+/// stages cannot reach the hosts terraform/lab describes).
+fn decide(t: &common::Test, only_terraform: bool) -> (i32, bool, bool) {
+    let scripts = plan_scripts(&jenkinsfile());
+    assert_eq!(scripts.len(), 3, "{scripts:?}");
+    assert!(
+        scripts[0].contains(" plan --detailed-exitcode "),
+        "{}",
+        scripts[0]
+    );
+    std::fs::create_dir_all(t.path("reports")).unwrap();
+    let plan = if only_terraform {
+        scripts[0].replace(" plan ", " plan --only terraform ")
+    } else {
+        scripts[0].clone()
+    };
+    let rc = sh(t, &plan);
+    (rc, sh(t, &scripts[1]) == 0, sh(t, &scripts[2]) == 0)
+}
+
+#[test]
+fn the_plan_stage_tells_destruction_from_changes_and_from_errors() {
+    let t = common::Test::new();
+    t.with_key();
+    // A stack not created yet: changes (creates), nothing destroyed: no approval.
+    assert_eq!(decide(&t, false), (2, true, false));
+    t.command(&["up", "--only", "terraform"]).status().unwrap();
+    assert_eq!(decide(&t, true), (0, true, false));
+    // Converged; with one worker fewer in the variables, terraform destroys one: approval needed.
+    let text = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
+    let one_worker = text.replace(
+        "  { hostname = \"worker-2\", public_ip = \"10.77.0.12\", private_ip = \"10.77.0.12\" },\n",
+        "",
+    );
+    assert_ne!(one_worker, text);
+    t.write("pipelines/lab.toml", &one_worker);
+    assert_eq!(decide(&t, true), (2, true, true));
+    // A configuration error exits 2 too, but no run finished: the stage fails.
+    t.write(
+        "pipelines/lab.toml",
+        &one_worker.replace("[tls]", "[tls]\nbogus = 1"),
+    );
+    assert_eq!(decide(&t, false), (2, false, false));
+}
