@@ -287,6 +287,24 @@ fn a_second_agent_picks_up_the_state_known_hosts_and_certificate_cache() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{key}");
     }
+    // `tunnel` takes no lock but refreshes the working copy of a third, empty agent before it
+    // connects (here to no host: the lab is not up).
+    let mut c = agent(&moto);
+    c.env("JEEVES_SSH_CONNECT_TIMEOUT", "1s");
+    c.with_key();
+    let tunnel = c.run(&["tunnel"]);
+    assert_ne!(tunnel.code, 0);
+    assert!(
+        tunnel
+            .stderr
+            .contains("tunnel: pulled [state.json, known_hosts, tls/"),
+        "{}",
+        tunnel.stderr
+    );
+    assert_eq!(
+        std::fs::read(c.path(".jeeves/lab/known_hosts")).unwrap(),
+        known_hosts.as_bytes()
+    );
     let mode = std::fs::metadata(b.path(".jeeves/lab/tls"))
         .unwrap()
         .permissions()

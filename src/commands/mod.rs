@@ -10,6 +10,7 @@ mod unlock;
 mod up;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -113,6 +114,24 @@ impl Session {
             log_file,
         })
     }
+}
+
+/// For commands that take no lock (`tunnel`): with the S3 backend, refreshes the working copy
+/// from the bucket unless a local run holds it (that run keeps it current). Objects are written
+/// whole, so a read without the S3 lock sees an old or a new version, never a torn one.
+async fn refresh_working_copy(
+    settings: &Settings,
+    state_dir: &StateDir,
+) -> Result<Option<Vec<String>>> {
+    let Some(bucket) = state_bucket(settings).await? else {
+        return Ok(None);
+    };
+    let _local = match RunLock::acquire(&state_dir.file("lock"), "tunnel", Duration::ZERO) {
+        Ok(lock) => lock,
+        Err(e) if e.is::<crate::state::LockBusy>() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    SharedState::new(bucket, state_dir.path()).pull().map(Some)
 }
 
 /// The state bucket, when `[state] backend = "s3"`.

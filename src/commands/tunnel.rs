@@ -13,6 +13,12 @@ use crate::state::{StateDir, write_private};
 pub async fn run(settings: &Settings) -> Result<u8> {
     settings.check_ssh_key()?;
     let state_dir = StateDir::open(&settings.state_dir)?;
+    if let Some(pulled) = super::refresh_working_copy(settings, &state_dir).await? {
+        eprintln!(
+            "tunnel: pulled [{}] from the state bucket",
+            pulled.join(", ")
+        );
+    }
     let inv = state_dir.load()?.inventory;
     let s = settings.clone();
     let scratch = state_dir.file("kubeconfig.probe");
