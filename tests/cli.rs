@@ -8,7 +8,9 @@ use common::Test;
 fn help_lists_every_command() {
     let t = Test::new();
     let run = t.run(&["--help"]).expect(0);
-    for cmd in ["up", "plan", "status", "down", "render", "tunnel", "doctor"] {
+    for cmd in [
+        "up", "plan", "status", "down", "render", "tunnel", "doctor", "unlock",
+    ] {
         assert!(
             run.stdout.contains(&format!("  {cmd} ")),
             "{cmd} missing:\n{}",
@@ -95,4 +97,25 @@ fn the_tunnel_command_needs_a_private_key_first() {
     let t = Test::new();
     let run = t.run(&["tunnel"]).expect(2);
     assert!(run.stderr.contains("ssh.key_path"), "{}", run.stderr);
+}
+
+#[test]
+fn state_backend_errors_name_the_key_and_unlock_needs_the_s3_backend() {
+    let mut t = Test::new();
+    let run = t.run(&["unlock", "0f0e"]).expect(2);
+    assert!(
+        run.stderr.contains("the state backend is local"),
+        "{}",
+        run.stderr
+    );
+    t.env("JEEVES_STATE_BACKEND", "s3")
+        .env("JEEVES_STATE_BUCKET", "Team_State");
+    let run = t.run(&["status"]).expect(2);
+    assert!(
+        run.stderr.contains(
+            "environment variable JEEVES_STATE_BUCKET: `state.bucket`: `Team_State` is not an S3 bucket name"
+        ),
+        "{}",
+        run.stderr
+    );
 }
