@@ -1,7 +1,9 @@
-//! `[state] backend = "s3"` against moto (no lab): the run lock as a conditionally created
-//! object (two agents racing, a run killed while holding it, `unlock`), and a second agent with
-//! an empty `.jeeves` picking up state.json, known_hosts and the certificate cache, every object
-//! written with server-side encryption.
+//! `[state] backend = "s3"` against moto: the run lock as a conditionally created object (two
+//! agents racing, a run killed while holding it, `unlock`), and a second agent with an empty
+//! `.jeeves` picking up state.json, known_hosts and the certificate cache, every object written
+//! with server-side encryption. The last test does it on the lab with the real tls stage: the
+//! new agent connects with the pinned keys (strict checking) and restores the certificate from
+//! the bucket without a new ACME order.
 
 mod common;
 
@@ -9,12 +11,25 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Moto, Test, block_on};
+use common::{Lab, Moto, Test, block_on};
 
 const BUCKET: &str = "jeeves-team-state";
 
 fn s3(moto: &Moto) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(&moto.sdk())
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// A client of the S3 at `endpoint` (the lab's moto), path-style.
+fn s3_at(endpoint: &str) -> aws_sdk_s3::Client {
+    let creds = aws_sdk_s3::config::Credentials::new("lab", "lab", None, None, "test");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(creds)
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
@@ -374,4 +389,77 @@ fn a_run_killed_holding_the_lock_is_reported_stale_until_unlocked() {
     assert!(object(&client, "jeeves/lab/lock").is_none());
     b.run(&["--output", "plain", "up", "--only", "terraform"])
         .expect(0);
+}
+
+#[test]
+fn on_the_lab_a_new_agent_has_the_pinned_keys_and_restores_the_certificate_without_an_order() {
+    let lab = Lab::up(0);
+    let (code, env) = common::sh(&mut lab.cmd(&["env"]));
+    assert_eq!(code, 0, "{env}");
+    let endpoint = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export AWS_ENDPOINT_URL="))
+        .expect("the lab's AWS_ENDPOINT_URL")
+        .to_string();
+    let bucket = format!("jeeves-lab-state-{}", std::process::id());
+    block_on(s3_at(&endpoint).create_bucket().bucket(&bucket).send()).unwrap();
+    // Agents on the lab whose known_hosts is the state directory's own (the lab's is elsewhere).
+    let lab_agent = || {
+        let mut t = Test::new();
+        lab.env_for(&mut t);
+        let known_hosts = t.path(".jeeves/lab/known_hosts").display().to_string();
+        t.env("JEEVES_STATE_BACKEND", "s3")
+            .env("JEEVES_STATE_BUCKET", &bucket)
+            .env("JEEVES_SSH_KNOWN_HOSTS", &known_hosts);
+        t
+    };
+    let orders = || {
+        std::fs::read_to_string(lab.path("pebble/pebble.log"))
+            .unwrap()
+            .matches("POST /order-plz")
+            .count()
+    };
+
+    // Agent A: the stack, the controller's key pinned on first use, a certificate issued.
+    let a = lab_agent();
+    a.run(&["up", "--only", "terraform"]).expect(0);
+    let before = orders();
+    let run = a.run(&["up", "--only", "tls", "--accept-new-host-keys"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(orders(), before + 1, "one issuance");
+    assert!(
+        std::fs::read_to_string(a.path(".jeeves/lab/known_hosts"))
+            .unwrap()
+            .contains("10.77.0.10 ")
+    );
+
+    // The controller is rebuilt (its certificate gone); agent B starts from an empty .jeeves
+    // and strict host-key checking.
+    let pem = "/etc/haproxy/certs/chat.jeeves.test.pem";
+    let (code, out) = lab.ssh(
+        "10.77.0.10",
+        &lab.path("known_hosts"),
+        &format!("rm -rf /etc/letsencrypt/* {pem}"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let b = lab_agent();
+    let run = b.run(&["--output", "json", "up", "--only", "tls"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.events().iter().any(|e| e["event"] == "host_progress"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("certificate restored from the state dir"))),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        orders(),
+        before + 1,
+        "restored from the bucket, not re-issued"
+    );
+    assert_eq!(
+        std::fs::read(b.path(".jeeves/lab/known_hosts")).unwrap(),
+        std::fs::read(a.path(".jeeves/lab/known_hosts")).unwrap()
+    );
 }
