@@ -120,17 +120,22 @@ impl SharedState {
     /// Where an object goes in the working copy; a name that would leave the state directory
     /// (`..`, absolute, hidden) is refused.
     fn local_path(&self, name: &str) -> Result<PathBuf> {
-        let p = Path::new(name);
-        let safe = p
-            .components()
-            .all(|c| matches!(c, Component::Normal(s) if !s.to_string_lossy().starts_with('.')));
-        anyhow::ensure!(
-            safe,
-            "the state bucket holds an object named {}, which Jeeves does not write; remove it",
-            self.bucket.url(name)
-        );
-        Ok(self.dir.join(p))
+        within(&self.dir, name).with_context(|| {
+            format!(
+                "the state bucket holds an object named {}, which Jeeves does not write; remove it",
+                self.bucket.url(name)
+            )
+        })
     }
+}
+
+/// `dir/name` when `name` is relative and made of plain, visible components only.
+fn within(dir: &Path, name: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    let plain = p
+        .components()
+        .all(|c| matches!(c, Component::Normal(s) if !s.to_string_lossy().starts_with('.')));
+    (plain && !name.is_empty()).then(|| dir.join(p))
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -144,4 +149,28 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_never_leave_the_state_directory() {
+        let dir = Path::new("/state");
+        assert_eq!(
+            within(dir, "tls/chat.example.com.tar.gz"),
+            Some(PathBuf::from("/state/tls/chat.example.com.tar.gz"))
+        );
+        for bad in [
+            "../x",
+            "tls/../../x",
+            "/etc/passwd",
+            "tls/.tmp-1",
+            "",
+            "./x",
+        ] {
+            assert_eq!(within(dir, bad), None, "{bad}");
+        }
+    }
 }
