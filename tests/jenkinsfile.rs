@@ -1,7 +1,9 @@
 //! pipelines/Jenkinsfile as Jenkins reads it: compiled by Groovy 2.4 (the Groovy Jenkins'
-//! pipeline runs; Debian's `groovy`, installed by tests/lab/install), and checked for what the
-//! README promises of it: every stage bounded by a timeout, the S3 state backend, an approval
-//! before a destructive plan is applied, JUnit and logs of this build only.
+//! pipeline runs; Debian's `groovy`, installed by tests/lab/install), then run by Groovy against
+//! recording stand-ins for the pipeline DSL (tests/jenkins/dsl.groovy) for what the README
+//! promises of it: every stage bounded by a timeout, the S3 state backend, an approval before a
+//! destructive plan is applied, JUnit and logs of this build only; and its plan stage's own
+//! scripts run on real `jeeves plan` output.
 
 mod common;
 
@@ -67,13 +69,67 @@ fn stages(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One DSL call of the Jenkinsfile as tests/jenkins/dsl.groovy records it.
+#[derive(Debug)]
+struct Call {
+    stage: String,
+    step: String,
+    arg: String,
+}
+
+/// The Jenkinsfile run by Groovy against the recording DSL; `mode`: `clean` or `destructive`
+/// (whether the plan stage's grep finds replace/destroy changes).
+fn dsl(mode: &str) -> Vec<Call> {
+    let out = Command::new("groovy")
+        .env("JAVA_HOME", java_home())
+        .arg(common::repo().join("tests/jenkins/dsl.groovy"))
+        .arg(common::repo().join("pipelines/Jenkinsfile"))
+        .arg(mode)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run groovy (apt-get install groovy): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| {
+            let mut f = l.splitn(3, '\t');
+            let mut next = || f.next().unwrap_or_default().to_string();
+            Call {
+                stage: next(),
+                step: next(),
+                arg: next(),
+            }
+        })
+        .collect()
+}
+
+fn args<'a>(calls: &'a [Call], stage: &str, step: &str) -> Vec<&'a str> {
+    calls
+        .iter()
+        .filter(|c| c.stage == stage && c.step == step)
+        .map(|c| c.arg.as_str())
+        .collect()
+}
+
+/// The `up` commands the build runs, in order.
+fn ups(calls: &[Call]) -> Vec<&str> {
+    calls
+        .iter()
+        .filter(|c| c.step == "sh" && c.arg.contains(" up --only"))
+        .map(|c| c.arg.as_str())
+        .collect()
+}
+
 #[test]
-fn every_stage_has_a_timeout_and_destruction_waits_for_approval() {
-    let text = jenkinsfile();
-    let stages = stages(&text);
-    let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
+fn every_stage_is_bounded_and_only_an_approved_destruction_gets_allow_replace() {
+    let destructive = dsl("destructive");
+    let stages = args(&destructive, "-", "stage");
     assert_eq!(
-        names,
+        stages,
         [
             "jeeves",
             "doctor",
@@ -86,31 +142,75 @@ fn every_stage_has_a_timeout_and_destruction_waits_for_approval() {
             "dns"
         ]
     );
-    for (name, block) in &stages {
-        assert!(
-            block.contains("options { timeout(time: "),
-            "stage {name} has no timeout"
+    for stage in &stages {
+        assert_eq!(
+            args(&destructive, stage, "timeout").len(),
+            1,
+            "stage {stage} has no timeout of its own"
         );
     }
-    let block = |n: &str| &stages.iter().find(|(name, _)| name == n).unwrap().1;
-    assert!(block("jeeves").contains("cargo build --release --locked"));
-    assert!(block("doctor").contains("doctor"));
-    assert!(block("plan").contains("plan --detailed-exitcode"));
-    assert!(block("approve").contains("when { expression { env.JEEVES_DESTRUCTIVE == 'true' } }"));
-    assert!(block("approve").contains("input message:"));
-    // --allow-replace is passed only once the approval stage ran.
-    assert!(text.contains("env.JEEVES_DESTRUCTIVE == 'true' ? ' --allow-replace' : ''"));
-    assert_eq!(text.matches("' --allow-replace'").count(), 1, "{text}");
+    assert_eq!(args(&destructive, "-", "timeout"), ["3"], "the whole build");
+    // Replacements found: the approval first, then every step may replace.
+    assert_eq!(args(&destructive, "approve", "input").len(), 1);
+    let input = destructive.iter().position(|c| c.step == "input").unwrap();
+    let first_up = destructive
+        .iter()
+        .position(|c| c.step == "sh" && c.arg.contains(" up --only"))
+        .unwrap();
+    assert!(input < first_up);
+    let up = ups(&destructive);
+    assert_eq!(up.len(), 5, "{up:?}");
+    assert!(up.iter().all(|u| u.ends_with(" --allow-replace")), "{up:?}");
+
+    // None found: no approval stage, no --allow-replace (up then refuses a plan that turned
+    // destructive since).
+    let clean = dsl("clean");
+    assert_eq!(args(&clean, "approve", "skipped").len(), 1);
+    assert!(clean.iter().all(|c| c.step != "input"));
+    assert_eq!(
+        ups(&clean),
+        [
+            "$JEEVES --output plain --junit \"$REPORTS/terraform.xml\" up --only terraform",
+            "$JEEVES --output plain --junit \"$REPORTS/bootstrap.xml\" up --only bootstrap",
+            "$JEEVES --output plain --junit \"$REPORTS/tls.xml\" up --only tls",
+            "$JEEVES --output plain --junit \"$REPORTS/deploy.xml\" up --only tunnel --only deploy",
+            "$JEEVES --output plain --junit \"$REPORTS/dns.xml\" up --only dns",
+        ]
+    );
 }
 
 #[test]
-fn it_uses_the_s3_backend_and_reports_this_build_only() {
-    let text = jenkinsfile();
-    assert!(text.contains("JEEVES_STATE_BACKEND = 's3'"));
-    assert!(text.contains("JEEVES_STATE_DIR = \".jeeves/build-${BUILD_NUMBER}\""));
-    assert!(text.contains("testResults: \"${REPORTS}/*.xml\""));
-    assert!(text.contains("artifacts: \"${JEEVES_STATE_DIR}/logs/*.log"));
-    assert!(text.contains("dir(\"${JEEVES_STATE_DIR}\") { deleteDir() }"));
+fn it_builds_jeeves_checks_the_tools_and_keeps_this_builds_state_and_reports_apart() {
+    let calls = dsl("clean");
+    let build = args(&calls, "jeeves", "sh").join(" ");
+    assert!(build.contains("cargo build --release --locked"), "{build}");
+    assert!(
+        build.contains("curl -fsSL --retry 3 -o jeeves \"$JEEVES_URL\""),
+        "{build}"
+    );
+    assert_eq!(
+        args(&calls, "doctor", "sh"),
+        ["$JEEVES --output plain doctor"]
+    );
+    let variables = args(&calls, "-", "variable");
+    for v in [
+        "JEEVES_STATE_BACKEND=s3",
+        "JEEVES_STATE_DIR=.jeeves/build-7",
+        "REPORTS=reports/build-7",
+        "CI=true",
+    ] {
+        assert!(variables.contains(&v), "{v} not set: {variables:?}");
+    }
+    assert_eq!(args(&calls, "-", "junit"), ["reports/build-7/*.xml"]);
+    assert_eq!(
+        args(&calls, "-", "archiveArtifacts"),
+        [".jeeves/build-7/logs/*.log, reports/build-7/plan.jsonl"]
+    );
+    assert_eq!(
+        args(&calls, "-", "dir"),
+        [".jeeves/build-7", "reports/build-7"]
+    );
+    assert_eq!(args(&calls, "-", "deleteDir").len(), 2);
 }
 
 /// The shell scripts of the `plan` stage (`script: '…'` with Groovy's `\'` escapes undone), in
