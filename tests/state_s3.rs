@@ -217,10 +217,53 @@ fn two_agents_race_for_the_lock_and_exactly_one_wins() {
     while started(marks.path()) == 0 {
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // With --lock-timeout the loser's agent waits, saying so, and runs once the winner is done.
+    let waiter_log = marks.path().join("waiter.stderr");
+    let loser_agent = if loser == 0 { &a } else { &b };
+    let mut waiter = Running(Some(
+        loser_agent
+            .command(&[
+                "--lock-timeout",
+                "2m",
+                "--output",
+                "plain",
+                "up",
+                "--only",
+                "terraform",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&waiter_log).unwrap())
+            .spawn()
+            .unwrap(),
+    ));
+    let said = |text: &str| std::fs::read_to_string(&waiter_log).unwrap().contains(text);
+    while !said(
+        "waiting up to 2m for the lock s3://jeeves-team-state/jeeves/lab/lock, held by `jeeves up`",
+    ) {
+        assert!(
+            !waiter.exited(),
+            "{}",
+            std::fs::read_to_string(&waiter_log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        started(marks.path()),
+        1,
+        "the waiter has not taken the lock"
+    );
     marks.release();
     let (code, stderr) = runs[winner].take().unwrap().output();
     assert_eq!(code, 1, "the stand-in terraform fails init: {stderr}");
-    assert_eq!(started(marks.path()), 1);
+    let status = waiter.0.take().unwrap().wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the waiter got the lock and ran terraform: {}",
+        std::fs::read_to_string(&waiter_log).unwrap()
+    );
+    assert_eq!(started(marks.path()), 2);
     assert!(
         object(&client, "jeeves/lab/lock").is_none(),
         "lock released"

@@ -57,6 +57,7 @@ impl S3Lock {
         };
         let body = serde_json::to_vec(&info)?;
         let deadline = Instant::now() + timeout;
+        let mut waiting = false;
         loop {
             if block(bucket.create(OBJECT, body.clone()))? == Created::Yes {
                 return Ok(S3Lock {
@@ -77,6 +78,16 @@ impl S3Lock {
                     ),
                 }
                 .into());
+            }
+            if !waiting {
+                // A CI step that waits says why, instead of sitting silent.
+                eprintln!(
+                    "waiting up to {} for the lock {}, held by {}",
+                    humantime::format_duration(timeout),
+                    bucket.url(OBJECT),
+                    other.describe()
+                );
+                waiting = true;
             }
             std::thread::sleep(Duration::from_secs(1).min(deadline - Instant::now()));
         }
