@@ -50,6 +50,7 @@ fn redactor_extend(redactor: &Redactor, settings: &Settings) {
 
 /// The state directory, the lock and a reporter with a log file: what `up`, `plan` and `down`
 /// share.
+///
 /// With the S3 backend, the S3 lock is taken after the local one (two runs in one checkout
 /// never both reach S3) and released before it; the state is pulled once it is held.
 struct Session {
@@ -97,7 +98,7 @@ impl Session {
         if let (Some(names), Some(shared)) = (pulled, state_dir.shared()) {
             reporter.log(
                 None,
-                Level::Output,
+                Level::Info,
                 format!(
                     "state: lock taken, pulled [{}] from s3://{}/{}/",
                     names.join(", "),
