@@ -3,6 +3,7 @@
 //! and the service-specific endpoint variables are honoured, which is how the lab points Jeeves
 //! at moto. Knows nothing of stages.
 
+pub mod dns_record;
 pub mod ec2;
 pub mod route53;
 

@@ -5,6 +5,7 @@
 //! and the same error is returned to every later caller. It also holds the run's tunnel to the
 //! cluster API, closed with it. Stages never build SSH options or connect on their own.
 
+pub mod api_tunnel;
 mod pinning;
 mod ssh_config;
 

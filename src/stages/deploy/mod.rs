@@ -85,7 +85,7 @@ pub struct DeployStage {
 
 /// The tunnel's kubeconfig, opening the tunnel when this run has not (`up --only deploy`).
 async fn ensure_tunnel(cx: &mut StageContext<'_>) -> Result<PathBuf> {
-    let path = super::tunnel::kubeconfig_path(cx.settings);
+    let path = crate::fleet::api_tunnel::kubeconfig_path(cx.settings);
     if cx.fleet.has_tunnel() && path.exists() {
         return Ok(path);
     }
