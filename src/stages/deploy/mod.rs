@@ -109,9 +109,20 @@ impl Stage for DeployStage {
         // `up --force deploy` applies the Traefik objects and the release whatever they are.
         let force = cx.force;
 
-        let traefik = traefik::probe(&tools, cx, &rendered.traefik).await?;
-        let release = release::probe(&tools, cx, &rendered.values).await?;
-        let secret = secret::probe(&tools, cx, release.release == Release::Install).await?;
+        // The probes are independent reads: they run at once (each kubectl or helm call is a
+        // round trip through the tunnel). The routes are read too, in case nothing changes.
+        let (traefik, release, live_secret, routes) = tokio::join!(
+            traefik::probe(&tools, cx, &rendered.traefik),
+            release::probe(&tools, cx, &rendered.values),
+            secret::read(&tools, cx),
+            routes::check(&tools, cx, &rendered.traefik),
+        );
+        let (traefik, release) = (traefik?, release?);
+        let secret = secret::update(
+            cx.settings,
+            &live_secret?,
+            release.release == Release::Install,
+        )?;
 
         let mut steps = Vec::new();
         if traefik.is_some() || force {
@@ -138,9 +149,10 @@ impl Stage for DeployStage {
             steps.push(Step::CheckRoutes);
         }
         if steps.is_empty() {
-            // Nothing to apply: the routes must still lead somewhere. (`--force deploy` applies
-            // first and checks after: that is how a deleted Service comes back.)
-            routes::check(&tools, cx, &rendered.traefik).await?;
+            // Nothing to apply: the routes must still lead somewhere. (Otherwise what they found
+            // does not count: apply checks them after it changed things; `--force deploy`
+            // applies first and checks after: that is how a deleted Service comes back.)
+            routes?;
         }
 
         let changes = [
