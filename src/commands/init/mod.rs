@@ -1,0 +1,265 @@
+//! `jeeves init DIR`: a new deployment directory (pipeline file, `.env`, templates, the
+//! terraform module) from the copies embedded in the binary, with the values that differ per
+//! deployment asked for on a terminal or given as flags.
+
+mod edit;
+mod files;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cli::InitArgs;
+use crate::config::validate;
+use crate::exit_code::{self, UsageError};
+
+/// The values `init` writes, checked.
+#[derive(Debug)]
+struct Answers {
+    domain: String,
+    region: String,
+    email: String,
+    ssh_key: PathBuf,
+    ssh_public_key: String,
+    admin_cidr: String,
+    state_bucket: String,
+}
+
+pub fn run(args: &InitArgs) -> Result<u8> {
+    let files = planned_files(&args.dir);
+    let existing: Vec<String> = files
+        .iter()
+        .filter(|(p, _)| p.exists())
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    if !existing.is_empty() {
+        let more = match existing.len() {
+            1..=3 => String::new(),
+            n => format!(" and {} more", n - 3),
+        };
+        return Err(UsageError(format!(
+            "{}{more} already exist: init never overwrites a file; choose a new directory",
+            existing[..existing.len().min(3)].join(", ")
+        ))
+        .into());
+    }
+    let answers = answers(args)?;
+    let pipeline = pipeline_text(&answers)?;
+    let env = env_text(&answers);
+    for (path, fixed) in &files {
+        let text = match fixed {
+            Some(text) => *text,
+            None if path.ends_with(files::PIPELINE_PATH) => pipeline.as_str(),
+            None if path.ends_with(".env") => env.as_str(),
+            None => GITIGNORE,
+        };
+        let private = path.ends_with(".env");
+        write_new(path, text, private)?;
+    }
+    println!("wrote {} files into {}", files.len(), args.dir.display());
+    println!(
+        "next: create the state bucket if it does not exist (aws s3 mb s3://{} --region {}), then\n  cd {} && jeeves doctor && jeeves render",
+        answers.state_bucket,
+        answers.region,
+        args.dir.display()
+    );
+    Ok(exit_code::SUCCESS)
+}
+
+const GITIGNORE: &str = "# Secrets and Jeeves state: never commit them.\n.env\n.jeeves/\n.terraform/\n*.tfstate\n*.tfstate.*\n";
+
+/// Every file `init` writes, with its fixed contents (`None`: the ones filled in).
+fn planned_files(dir: &Path) -> Vec<(PathBuf, Option<&'static str>)> {
+    let mut out: Vec<(PathBuf, Option<&'static str>)> = files::FILES
+        .iter()
+        .map(|(p, text)| (dir.join(p), Some(*text)))
+        .collect();
+    out.push((dir.join(files::PIPELINE_PATH), None));
+    out.push((dir.join(".env"), None));
+    out.push((dir.join(".gitignore"), None));
+    out
+}
+
+fn write_new(path: &Path, text: &str, private: bool) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    if private {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    }
+    let mut file = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn pipeline_text(a: &Answers) -> Result<String> {
+    use edit::{quoted, set_toml};
+    let mut text = files::PIPELINE.to_string();
+    for (section, key, value) in [
+        ("project", "region", &a.region),
+        ("terraform.vars", "admin_cidr", &a.admin_cidr),
+        ("terraform.vars", "ssh_public_key", &a.ssh_public_key),
+        ("terraform.backend_config", "bucket", &a.state_bucket),
+    ] {
+        text = set_toml(&text, section, key, &quoted(value))?;
+    }
+    Ok(text)
+}
+
+fn env_text(a: &Answers) -> String {
+    let mut text = files::ENV_EXAMPLE.to_string();
+    for (key, value) in [
+        ("DOMAIN", a.domain.clone()),
+        ("CERT_EMAIL", a.email.clone()),
+        ("SSH_KEY_PATH", a.ssh_key.display().to_string()),
+    ] {
+        text = edit::set_env(&text, key, &value);
+    }
+    text.replacen(
+        "# Copy to .env (never committed) and fill in.",
+        "# Written by `jeeves init` (never commit it).",
+        1,
+    )
+}
+
+/// Flags first; on a terminal (without `--yes`) the missing ones are asked for, with defaults.
+fn answers(args: &InitArgs) -> Result<Answers> {
+    let interactive = !args.yes && std::io::stdin().is_terminal();
+    let mut ask = Asker {
+        interactive,
+        input: std::io::stdin().lock(),
+    };
+    let domain = ask.value(
+        "--domain",
+        "The chat's public name",
+        args.domain.clone(),
+        None,
+    )?;
+    let domain = usage(validate::domain(&domain), "--domain")?;
+    let region = ask.value(
+        "--region",
+        "AWS region",
+        args.region.clone(),
+        Some("eu-west-1"),
+    )?;
+    let region = usage(validate::aws_region(&region), "--region")?;
+    let email = ask.value(
+        "--email",
+        "ACME account e-mail",
+        args.email.clone(),
+        Some(&format!("admin@{domain}")),
+    )?;
+    let email = usage(validate::email(&email), "--email")?;
+    let default_key = std::env::var_os("HOME")
+        .map(|h| Path::new(&h).join(".ssh/id_ed25519").display().to_string());
+    let ssh_key = ask.value(
+        "--ssh-key",
+        "SSH private key for the nodes",
+        args.ssh_key.as_ref().map(|p| p.display().to_string()),
+        default_key.as_deref(),
+    )?;
+    let ssh_key = std::path::absolute(&ssh_key)?;
+    let ssh_public_key = public_key(&ssh_key)?;
+    let admin_cidr = ask.value(
+        "--admin-cidr",
+        "Who may SSH to the nodes (your address/32)",
+        args.admin_cidr.clone(),
+        None,
+    )?;
+    let admin_cidr = usage(validate::ipv4_cidr(&admin_cidr), "--admin-cidr")?;
+    let bucket_default = format!("{}-jeeves-state", domain.replace('.', "-"));
+    let state_bucket = ask.value(
+        "--state-bucket",
+        "S3 bucket for terraform's state",
+        args.state_bucket.clone(),
+        Some(&bucket_default),
+    )?;
+    Ok(Answers {
+        domain,
+        region,
+        email,
+        ssh_key,
+        ssh_public_key,
+        admin_cidr,
+        state_bucket,
+    })
+}
+
+fn usage(result: Result<String, String>, flag: &str) -> Result<String> {
+    result.map_err(|e| UsageError(format!("{flag}: {e}")).into())
+}
+
+/// The key's `.pub` beside it (the line terraform installs on the nodes).
+fn public_key(key: &Path) -> Result<String> {
+    if !key.is_file() {
+        return Err(UsageError(format!(
+            "--ssh-key: no private key at {} (create one: ssh-keygen -t ed25519 -f {0})",
+            key.display()
+        ))
+        .into());
+    }
+    let mut public = key.as_os_str().to_owned();
+    public.push(".pub");
+    let public = PathBuf::from(public);
+    let text = std::fs::read_to_string(&public).map_err(|e| {
+        UsageError(format!(
+            "--ssh-key: cannot read the public key {} ({e}); write it with: ssh-keygen -y -f {} > {0}",
+            public.display(),
+            key.display()
+        ))
+    })?;
+    Ok(text.trim().to_string())
+}
+
+struct Asker<R> {
+    interactive: bool,
+    input: R,
+}
+
+impl<R: BufRead> Asker<R> {
+    /// The flag's value, else the answer (or the default on an empty line), else the default.
+    fn value(
+        &mut self,
+        flag: &str,
+        question: &str,
+        given: Option<String>,
+        default: Option<&str>,
+    ) -> Result<String> {
+        if let Some(v) = given {
+            return Ok(v);
+        }
+        if !self.interactive {
+            return default.map(str::to_string).ok_or_else(|| {
+                UsageError(format!(
+                    "{flag} is required (stdin is not a terminal, or --yes was given)"
+                ))
+                .into()
+            });
+        }
+        loop {
+            match default {
+                Some(d) => eprint!("{question} [{d}]: "),
+                None => eprint!("{question}: "),
+            }
+            let mut line = String::new();
+            if self
+                .input
+                .read_line(&mut line)
+                .context("cannot read the answer")?
+                == 0
+            {
+                return Err(UsageError(format!("no answer for {flag} (end of input)")).into());
+            }
+            match (line.trim(), default) {
+                ("", Some(d)) => return Ok(d.to_string()),
+                ("", None) => eprintln!("{flag} has no default; please answer"),
+                (answer, _) => return Ok(answer.to_string()),
+            }
+        }
+    }
+}
