@@ -13,7 +13,10 @@ pub fn run(settings: &Settings, args: &SshArgs) -> Result<u8> {
     settings.check_ssh_key()?;
     let inv = StateDir::existing(&settings.state_dir).load()?.inventory;
     let host = pick(&inv, &args.host)?;
-    let (target, opts) = fleet::login(&settings.ssh, &host, HostKeyPolicy::Strict)?;
+    let (target, mut opts) = fleet::login(&settings.ssh, &host, HostKeyPolicy::Strict)?;
+    // Absolute, so the command line shown by `ps` or `ssh -v` names the files plainly.
+    opts.key_path = std::path::absolute(&opts.key_path)?;
+    opts.known_hosts = std::path::absolute(&opts.known_hosts)?;
     let mut ssh_args = openssh_args(&target, &opts);
     ssh_args.extend(args.command.iter().cloned());
     use std::os::unix::process::CommandExt;
