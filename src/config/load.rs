@@ -45,7 +45,7 @@ impl Settings {
         };
         let text = std::fs::read_to_string(pipeline_file).map_err(|e| {
             file_err(format!(
-                "cannot read the pipeline file: {e} (choose one with -p/--pipeline)"
+                "cannot read the pipeline file: {e} (choose one with -p/--pipeline, or create a deployment directory with `jeeves init DIR`)"
             ))
         })?;
         let mut table: toml::Table = text

@@ -13,11 +13,13 @@ use super::sources::Sources;
 use super::{ConfigError, ConfigErrors};
 
 /// Environment variables that are not pipeline-key overrides.
-const RESERVED: [&str; 4] = [
+const RESERVED: [&str; 5] = [
     "JEEVES_PIPELINE",
     "JEEVES_STATE_DIR",
     "JEEVES_SSH_KEY_PASSPHRASE",
     "JEEVES_LOG",
+    // Read at build time by `jeeves version`; a CI that sets it for the build may keep it.
+    "JEEVES_GIT_COMMIT",
 ];
 
 /// Conventional variables that set a pipeline key (a `JEEVES_*` variable for the same key wins).

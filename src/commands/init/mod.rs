@@ -263,3 +263,66 @@ impl<R: BufRead> Asker<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a terminal: an empty answer takes the default, a question without one is asked again,
+    /// and the end of input is a usage error rather than an empty value.
+    #[test]
+    fn answers_defaults_and_the_end_of_input() {
+        let mut ask = Asker {
+            interactive: true,
+            input: std::io::Cursor::new("\n\nchat.example.com\n"),
+        };
+        let region = ask.value("--region", "AWS region", None, Some("eu-west-1"));
+        assert_eq!(region.unwrap(), "eu-west-1");
+        let domain = ask.value("--domain", "Domain", None, None);
+        assert_eq!(domain.unwrap(), "chat.example.com");
+        let flag = ask.value("--email", "E-mail", Some("a@b.example".into()), None);
+        assert_eq!(flag.unwrap(), "a@b.example");
+        let err = ask.value("--admin-cidr", "CIDR", None, None).unwrap_err();
+        assert!(err.to_string().contains("--admin-cidr"), "{err}");
+
+        let mut scripted = Asker {
+            interactive: false,
+            input: std::io::Cursor::new(""),
+        };
+        let err = scripted
+            .value("--domain", "Domain", None, None)
+            .unwrap_err();
+        assert!(err.to_string().contains("--domain is required"), "{err}");
+    }
+
+    #[test]
+    fn the_pipeline_gets_every_answer() {
+        let a = Answers {
+            domain: "chat.example.com".into(),
+            region: "sa-east-1".into(),
+            email: "ops@example.com".into(),
+            ssh_key: "/k/id".into(),
+            ssh_public_key: "ssh-ed25519 AAAA test".into(),
+            admin_cidr: "192.0.2.9/32".into(),
+            state_bucket: "my-state".into(),
+        };
+        let text = pipeline_text(&a).unwrap();
+        let doc: toml::Table = text.parse().unwrap();
+        assert_eq!(doc["project"]["region"].as_str(), Some("sa-east-1"));
+        let tf = &doc["terraform"];
+        assert_eq!(tf["vars"]["admin_cidr"].as_str(), Some("192.0.2.9/32"));
+        assert_eq!(
+            tf["vars"]["ssh_public_key"].as_str(),
+            Some("ssh-ed25519 AAAA test")
+        );
+        assert_eq!(tf["backend_config"]["bucket"].as_str(), Some("my-state"));
+        let env = env_text(&a);
+        for line in [
+            "DOMAIN=chat.example.com",
+            "CERT_EMAIL=ops@example.com",
+            "SSH_KEY_PATH=/k/id",
+        ] {
+            assert!(env.lines().any(|l| l == line), "{line}:\n{env}");
+        }
+    }
+}
