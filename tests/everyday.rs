@@ -120,6 +120,66 @@ fn init_writes_a_directory_that_passes_doctor_and_render() {
     );
 }
 
+/// On a terminal (`script` gives it one), init asks: a bad domain again, empty answers take the
+/// defaults.
+#[test]
+fn init_asks_on_a_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key");
+    let (code, out) = common::tool(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
+    let answers = format!(
+        "chat..example.org\nchat.example.org\n\n\n{}\n192.0.2.1/32\n\n",
+        key.display()
+    );
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} init site", env!("CARGO_BIN_EXE_jeeves")),
+            "/dev/null",
+        ])
+        .current_dir(work.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs a command on a pseudo-terminal");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answers.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("--domain: "),
+        "the bad domain is named: {text}"
+    );
+    assert!(text.contains("AWS region [eu-west-1]"), "{text}");
+    let env = std::fs::read_to_string(work.path().join("site/.env")).unwrap();
+    for line in [
+        "DOMAIN=chat.example.org",
+        "CERT_EMAIL=admin@chat.example.org",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line}:\n{env}");
+    }
+    let pipeline =
+        std::fs::read_to_string(work.path().join("site/pipelines/rocketchat.toml")).unwrap();
+    for line in [
+        "region = \"eu-west-1\"",
+        "admin_cidr = \"192.0.2.1/32\"",
+        "bucket = \"chat-example-org-jeeves-state\"",
+    ] {
+        assert!(pipeline.lines().any(|l| l.starts_with(line)), "{line}");
+    }
+}
+
 #[test]
 fn version_in_text_and_json() {
     let t = Test::new();

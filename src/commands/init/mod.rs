@@ -134,27 +134,27 @@ fn answers(args: &InitArgs) -> Result<Answers> {
         interactive,
         input: std::io::stdin().lock(),
     };
-    let domain = ask.value(
+    let domain = ask.checked(
+        validate::domain,
         "--domain",
         "The chat's public name",
         args.domain.clone(),
         None,
     )?;
-    let domain = usage(validate::domain(&domain), "--domain")?;
-    let region = ask.value(
+    let region = ask.checked(
+        validate::aws_region,
         "--region",
         "AWS region",
         args.region.clone(),
         Some("eu-west-1"),
     )?;
-    let region = usage(validate::aws_region(&region), "--region")?;
-    let email = ask.value(
+    let email = ask.checked(
+        validate::email,
         "--email",
         "ACME account e-mail",
         args.email.clone(),
         Some(&format!("admin@{domain}")),
     )?;
-    let email = usage(validate::email(&email), "--email")?;
     let default_key = std::env::var_os("HOME")
         .map(|h| Path::new(&h).join(".ssh/id_ed25519").display().to_string());
     let ssh_key = ask.value(
@@ -165,13 +165,13 @@ fn answers(args: &InitArgs) -> Result<Answers> {
     )?;
     let ssh_key = std::path::absolute(&ssh_key)?;
     let ssh_public_key = public_key(&ssh_key)?;
-    let admin_cidr = ask.value(
+    let admin_cidr = ask.checked(
+        validate::ipv4_cidr,
         "--admin-cidr",
         "Who may SSH to the nodes (your address/32)",
         args.admin_cidr.clone(),
         None,
     )?;
-    let admin_cidr = usage(validate::ipv4_cidr(&admin_cidr), "--admin-cidr")?;
     let bucket_default = format!("{}-jeeves-state", domain.replace('.', "-"));
     let state_bucket = ask.value(
         "--state-bucket",
@@ -188,10 +188,6 @@ fn answers(args: &InitArgs) -> Result<Answers> {
         admin_cidr,
         state_bucket,
     })
-}
-
-fn usage(result: Result<String, String>, flag: &str) -> Result<String> {
-    result.map_err(|e| UsageError(format!("{flag}: {e}")).into())
 }
 
 /// The key's `.pub` beside it (the line terraform installs on the nodes).
@@ -222,6 +218,27 @@ struct Asker<R> {
 }
 
 impl<R: BufRead> Asker<R> {
+    /// As `value`, checked: a bad answer on a terminal is asked again, a bad flag (or default)
+    /// is a usage error naming the flag.
+    fn checked(
+        &mut self,
+        check: fn(&str) -> Result<String, String>,
+        flag: &str,
+        question: &str,
+        mut given: Option<String>,
+        default: Option<&str>,
+    ) -> Result<String> {
+        loop {
+            let from_flag = given.is_some();
+            let value = self.value(flag, question, given.take(), default)?;
+            match check(&value) {
+                Ok(v) => return Ok(v),
+                Err(e) if self.interactive && !from_flag => eprintln!("{flag}: {e}"),
+                Err(e) => return Err(UsageError(format!("{flag}: {e}")).into()),
+            }
+        }
+    }
+
     /// The flag's value, else the answer (or the default on an empty line), else the default.
     fn value(
         &mut self,
@@ -284,6 +301,19 @@ mod tests {
         assert_eq!(flag.unwrap(), "a@b.example");
         let err = ask.value("--admin-cidr", "CIDR", None, None).unwrap_err();
         assert!(err.to_string().contains("--admin-cidr"), "{err}");
+
+        // A bad answer is asked again; a bad flag is an error naming it.
+        let mut ask = Asker {
+            interactive: true,
+            input: std::io::Cursor::new("chat..example.com\nchat.example.com\n"),
+        };
+        let domain = ask.checked(validate::domain, "--domain", "Domain", None, None);
+        assert_eq!(domain.unwrap(), "chat.example.com");
+        let bad = Some("eu-west".to_string());
+        let err = ask
+            .checked(validate::aws_region, "--region", "Region", bad, None)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("--region: "), "{err}");
 
         let mut scripted = Asker {
             interactive: false,
