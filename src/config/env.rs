@@ -107,10 +107,6 @@ impl Env {
         text
     }
 
-    pub fn file_found(&self) -> bool {
-        self.file_found
-    }
-
     /// An environment made of exactly these variables (tests).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
         Env {
