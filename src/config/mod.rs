@@ -14,12 +14,12 @@ pub mod validate;
 pub(crate) use check::parse_jump_host;
 pub use config_error::{ConfigError, ConfigErrors};
 pub use env::{Env, is_secret_name};
+pub use load::Purpose;
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
 pub use settings::{
     DnsSettings, HaproxySettings, HelmSettings, JumpHost, Microk8sSettings, MongoUris,
     ProjectSettings, Settings, SshSettings, TerraformSettings, TlsSettings,
 };
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests;

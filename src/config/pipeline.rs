@@ -40,6 +40,11 @@ pub struct Project {
     pub tags: BTreeMap<String, String>,
     #[serde(default = "d::templates")]
     pub templates: String,
+    /// The stack's AWS region, set once: it becomes terraform's `region` variable, the state
+    /// backend's region (unless `terraform.backend_config.region` names another) and the region
+    /// of Jeeves' own AWS calls. Empty: terraform.vars and the SDK's chain (AWS_REGION, profile).
+    #[serde(default)]
+    pub region: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -40,6 +40,9 @@ pub struct Settings {
     /// external-MongoDB secret the deploy stage creates.
     #[serde(skip)]
     pub mongo: Option<MongoUris>,
+    /// Things worth saying that are not errors (an unrelated `JEEVES_*` variable), printed once.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     /// Where each key's value came from, for errors found after loading.
     #[serde(skip)]
     pub(super) source: Sources,
@@ -65,6 +68,8 @@ impl std::fmt::Debug for MongoUris {
 pub struct ProjectSettings {
     pub name: String,
     pub tags: BTreeMap<String, String>,
+    /// `project.region`: already applied to the terraform variables and backend.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

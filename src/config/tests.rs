@@ -241,8 +241,16 @@ fn environment_overrides_and_their_errors_name_the_variable() {
     );
     let err = assert_rejected(&f, BASE, &[("JEEVES_SSH_PORT", "ssh")], "ssh.port");
     assert!(err.to_string().contains("JEEVES_SSH_PORT"), "{err}");
-    let err = f.load(BASE, &[("JEEVES_SHH_PORT", "22")]).unwrap_err();
-    assert!(err.to_string().contains("JEEVES_SHH_PORT"), "{err}");
+    // A key its section does not have: meant as an override, so refused.
+    let err = assert_rejected(&f, BASE, &[("JEEVES_SSH_PROT", "22")], "ssh.prot");
+    assert!(err.to_string().contains("JEEVES_SSH_PROT"), "{err}");
+    // No section at all: another tool's variable, only a warning.
+    let s = f.load(BASE, &[("JEEVES_BUILD_ID", "42")]).unwrap();
+    assert!(
+        s.warnings.len() == 1 && s.warnings[0].contains("JEEVES_BUILD_ID"),
+        "{:?}",
+        s.warnings
+    );
     // Reserved names are not overrides.
     f.load(
         BASE,
@@ -321,4 +329,25 @@ fn extra_terraform_var_files_must_exist() {
         &[],
         "terraform.var_files[0]",
     );
+}
+
+#[test]
+fn inspecting_needs_no_domain_or_email_but_checks_them_when_set() {
+    use super::Purpose;
+    let f = Fixture::new();
+    let text = BASE
+        .replace("domain = \"chat.example.com\"", "domain = \"\"")
+        .replace("email = \"ops@example.com\"", "email = \"\"");
+    let path = f.write(&text);
+    let none = Env::from_pairs([]);
+    let err = Settings::load(&path, &none).unwrap_err().to_string();
+    assert!(
+        err.contains("tls.domain") && err.contains("tls.email"),
+        "{err}"
+    );
+    let s = Settings::load_for(&path, &none, Purpose::Inspect).unwrap();
+    assert_eq!((s.domain.as_str(), s.tls.email.as_str()), ("", ""));
+    let bad = Env::from_pairs([("DOMAIN", "chat..example.com")]);
+    let err = Settings::load_for(&path, &bad, Purpose::Inspect).unwrap_err();
+    assert!(err.to_string().contains("tls.domain"), "{err}");
 }

@@ -141,6 +141,23 @@ pub fn project_name(value: &str) -> Result<String, String> {
     k8s_name(value, 40)
 }
 
+/// An AWS region name: `eu-west-1`, `us-gov-west-1`, `ap-southeast-4`.
+pub fn aws_region(value: &str) -> Result<String, String> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok();
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not an AWS region name like eu-west-1"
+        ))
+    }
+}
+
 /// A Unix user name as `useradd` accepts it.
 pub fn unix_user(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
