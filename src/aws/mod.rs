@@ -4,6 +4,7 @@
 //! at moto. Knows nothing of stages.
 
 pub mod ec2;
+pub mod power;
 pub mod route53;
 
 use std::time::Duration;

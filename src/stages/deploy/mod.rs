@@ -21,6 +21,7 @@ use crate::stage_name::StageName;
 use crate::state::write_private;
 use crate::templates::Templates;
 
+pub mod maintenance;
 mod release;
 mod routes;
 mod secret;
