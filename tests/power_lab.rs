@@ -88,10 +88,24 @@ fn stop_then_start_repairs_the_stack_and_removes_leftover_pods() {
     hosts["workers"][0]["id"] = id("worker-1").into();
     t.write("hosts.tfvars.json", &hosts.to_string());
     let vars = t.path("hosts.tfvars.json").display().to_string();
-    t.env("JEEVES_TERRAFORM_VAR_FILES", &vars);
+    t.env("JEEVES_TERRAFORM_VAR_FILES", &vars)
+        .env("JEEVES_MAINTENANCE_IMAGE_PRUNE", "true");
 
     t.run(&["--output", "json", "up"]).expect(0);
     assert_eq!(t.state()["inventory"]["controller"]["id"], id("controller"));
+    // `[maintenance] image_prune`: the deploy stage applied the DaemonSet, with its hash.
+    let cluster: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("standin-cluster.json")).unwrap())
+            .unwrap();
+    let prune = &cluster["objects"]["DaemonSet/kube-system/jeeves-image-prune"];
+    assert!(
+        prune["metadata"]["annotations"]["jeeves.io/manifests-sha256"].is_string(),
+        "{prune}"
+    );
+    assert_eq!(
+        prune["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],
+        "/var/snap/microk8s/common/run/containerd.sock"
+    );
 
     // Pods from before the stop: a failed, a completed and an unknown one, and a running one
     // that stays.

@@ -1,13 +1,93 @@
-//! Maintenance a stopped and started cluster needs (`jeeves start`): the pods left in
-//! Succeeded, Failed or Unknown from before the stop are removed. Their controllers have made
-//! new pods already; the old ones only hold their node's disk and confuse `kubectl get pods`.
+//! Maintenance: after `jeeves start`, the pods left in Succeeded, Failed or Unknown from before
+//! the stop are removed (their controllers have made new pods already; the old ones only hold
+//! their node's disk and confuse `kubectl get pods`); and, with `[maintenance] image_prune`,
+//! the deploy stage keeps an image-prune DaemonSet (`templates/maintenance/`) applied.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::tools::{Tools, succeeded};
+use super::sha256;
+use super::tools::{FIELD_MANAGER, Tools, server_side, succeeded};
+use super::traefik::HASH_ANNOTATION;
+use crate::report::Change;
 use crate::stage::StageContext;
+use crate::state::write_private;
+use crate::templates::{TemplateContext, Templates};
+
+/// MicroK8s' containerd socket: `${SNAP_COMMON}/run/containerd.sock` (canonical/microk8s,
+/// microk8s-resources/default-args/kubelet `--container-runtime-endpoint`, default-args/ctr).
+pub const CONTAINERD_SOCKET: &str = "/var/snap/microk8s/common/run/containerd.sock";
+
+/// The template of the image-prune DaemonSet.
+pub const IMAGE_PRUNE: &str = "maintenance/image-prune.yaml";
+
+/// The rendered image-prune DaemonSet, carrying the hash of its text once applied.
+pub struct PruneManifest {
+    pub path: PathBuf,
+    text: String,
+    pub sha: String,
+}
+
+impl PruneManifest {
+    pub fn render(templates: &Templates, ctx: &TemplateContext, dir: &Path) -> Result<Self> {
+        let text = templates.render(IMAGE_PRUNE, ctx)?;
+        Ok(PruneManifest {
+            path: dir.join("image-prune.yaml"),
+            sha: sha256(text.as_bytes()),
+            text,
+        })
+    }
+
+    pub fn write(&self) -> Result<()> {
+        write_private(&self.path, self.text.as_bytes())
+    }
+
+    /// `Some` when the DaemonSet is missing or carries another rendering's hash.
+    pub async fn probe(&self, tools: &Tools, cx: &StageContext<'_>) -> Result<Option<Change>> {
+        let jsonpath = format!(
+            "jsonpath={{.metadata.annotations.{}}}",
+            HASH_ANNOTATION.replace('.', "\\.")
+        );
+        let file = self.path.display().to_string();
+        let live = tools
+            .kubectl(cx, &["get", "-f", &file, "-o", &jsonpath])
+            .await?;
+        if live.status.success() && live.stdout.trim() == self.sha {
+            return Ok(None);
+        }
+        Ok(Some(Change::new(
+            "apply",
+            format!(
+                "image-prune DaemonSet kube-system/jeeves-image-prune (crictl rmi --prune every {}s on every node; server-side, field manager {FIELD_MANAGER})",
+                cx.settings.maintenance.image_prune_every.as_secs()
+            ),
+        )))
+    }
+
+    pub async fn apply(&self, tools: &Tools, cx: &StageContext<'_>) -> Result<()> {
+        let file = self.path.display().to_string();
+        let mut args = server_side("apply").to_vec();
+        args.push(&file);
+        succeeded(
+            tools.kubectl(cx, &args).await?,
+            &format!("applying the image-prune DaemonSet ({file})"),
+        )?;
+        let annotation = format!("{HASH_ANNOTATION}={}", self.sha);
+        succeeded(
+            tools
+                .kubectl(cx, &["annotate", "--overwrite", "-f", &file, &annotation])
+                .await?,
+            "recording the image-prune DaemonSet's hash",
+        )?;
+        cx.host(
+            "image-prune",
+            "DaemonSet kube-system/jeeves-image-prune applied",
+        );
+        Ok(())
+    }
+}
 
 /// A pod's field selector for every phase but Running and Pending: Succeeded, Failed and
 /// Unknown (pods support `status.phase` as a field selector; `!=` terms are ANDed).
