@@ -347,11 +347,14 @@ async fn ssh_answers(
             failures.join("\n  ")
         );
     }
-    cx.info(format!(
-        "SSH answers on all {} host(s) ({:.1}s)",
-        hosts.len(),
-        waited.elapsed().as_secs_f64()
-    ));
+    say(
+        &session.reporter,
+        format!(
+            "SSH answers on all {} host(s) ({:.1}s)",
+            hosts.len(),
+            waited.elapsed().as_secs_f64()
+        ),
+    );
     Ok(())
 }
 

@@ -106,6 +106,8 @@ pub async fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
     Ok(exit_code::SUCCESS)
 }
 
+const STATUS_EC2_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Each EC2 instance's power state (`running`, `stopped`…) by instance id, from
 /// DescribeInstances; hosts without an EC2 instance id (the lab's) have none. An error is
 /// shown, not fatal: `status` works without AWS access.
@@ -123,8 +125,13 @@ async fn power_states(
         return Ok(Default::default());
     }
     let ec2 = crate::aws::ec2::Ec2::new(&crate::aws::sdk_config().await);
-    match ec2.power(&ids).await {
-        Ok(found) => Ok(found.into_iter().map(|p| (p.id, p.state)).collect()),
-        Err(e) => Err(format!("{e:#}")),
+    // `status` answers quickly: not the 2 minutes with retries another command's call may take.
+    match tokio::time::timeout(STATUS_EC2_TIMEOUT, ec2.power(&ids)).await {
+        Ok(Ok(found)) => Ok(found.into_iter().map(|p| (p.id, p.state)).collect()),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err(format!(
+            "no answer from EC2 DescribeInstances within {}s",
+            STATUS_EC2_TIMEOUT.as_secs()
+        )),
     }
 }
