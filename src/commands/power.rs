@@ -278,8 +278,18 @@ async fn start_and_repair(
     };
     let mut report = RunReport::default();
     let all = StageName::ALL;
+    // Forced: a plan without resource changes would leave the outputs as stored, and
+    // `terraform output` would give the public IPs from before the stop; an apply refreshes
+    // them (as `up --force terraform`).
     runner
-        .run_part(Mode::Up, &all[..1], &all, &[], &mut state, &mut report)
+        .run_part(
+            Mode::Up,
+            &all[..1],
+            &all,
+            &[StageName::Terraform],
+            &mut state,
+            &mut report,
+        )
         .await;
     if report.failed.is_none()
         && let Err(e) = ssh_answers(settings, session, fleet, &mut state).await
