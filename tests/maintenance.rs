@@ -44,6 +44,14 @@ fn the_image_prune_daemonset_validates_for_kubernetes_1_32() {
         "/var/snap/microk8s/common/run/containerd.sock"
     );
     assert!(text.contains("crictl --runtime-endpoint"), "{text}");
+    // The container's script passes shellcheck, as every script Jeeves runs on a host does.
+    let script = t.path("prune.sh");
+    std::fs::write(&script, spec["containers"][0]["args"][0].as_str().unwrap()).unwrap();
+    let (code, out) = tool(
+        "shellcheck",
+        &["--shell=sh", "--severity=style", script.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
 
     // The validator can fail: a DaemonSet without a selector is refused.
     let bad = t.path("bad.yaml");
