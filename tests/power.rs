@@ -200,3 +200,122 @@ fn an_inventory_without_instance_ids_is_refused() {
         );
     }
 }
+
+/// A local EC2 responder (the query protocol) whose instances stay `stopping` for ever: moto's
+/// transitions are immediate, so it cannot hold a wait open. Counts the DescribeInstances calls.
+fn serve_stuck_ec2(ids: Vec<String>, calls: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let body = String::from_utf8(body).unwrap();
+            assert!(body.contains("Action=DescribeInstances"), "{body}");
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let items: String = ids
+                .iter()
+                .map(|id| {
+                    format!(
+                        "<item><instanceId>{id}</instanceId><instanceState><code>64</code><name>stopping</name></instanceState></item>"
+                    )
+                })
+                .collect();
+            let xml = format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+    <requestId>8f7724cf-496f-496e-8fe3-example</requestId>
+    <reservationSet><item><reservationId>r-0123456789abcdef0</reservationId><ownerId>123456789012</ownerId><instancesSet>{items}</instancesSet></item></reservationSet>
+</DescribeInstancesResponse>"#
+            );
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+        }
+    });
+    port
+}
+
+/// Ctrl-C (or a Jenkins abort) while `stop` waits for EC2: exit 130 at once, the lock released.
+#[test]
+fn an_interrupt_ends_the_wait_for_ec2() {
+    let ids = vec![
+        "i-0aaaaaaaaaaaaaaa1".to_string(),
+        "i-0aaaaaaaaaaaaaaa2".to_string(),
+    ];
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let port = serve_stuck_ec2(ids.clone(), calls.clone());
+    let mut t = Test::new();
+    t.with_key();
+    t.env("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1");
+    let hosts = serde_json::json!({
+        "controller": {"id": ids[0], "hostname": "controller", "public_ip": "10.77.0.10", "private_ip": "10.77.0.10"},
+        "workers": [{"id": ids[1], "hostname": "worker-1", "public_ip": "10.77.0.11", "private_ip": "10.77.0.11"}],
+    });
+    t.write("hosts.tfvars.json", &hosts.to_string());
+    let vars = t.path("hosts.tfvars.json").display().to_string();
+    t.env("JEEVES_TERRAFORM_VAR_FILES", &vars);
+    t.run(&["--output", "json", "up", "--only", "terraform"])
+        .expect(0);
+
+    let mut stop = t.command(&["--output", "plain", "stop", "--yes"]);
+    stop.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = stop.spawn().unwrap();
+    // The first DescribeInstances reads the states, the next ones are the waiter's.
+    let started = std::time::Instant::now();
+    while calls.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "stop never waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // It stops waiting at once (not after POWER_TIMEOUT): bounded here so that a wait that
+    // ignores the signal fails the test instead of hanging it.
+    let signalled = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if signalled.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("stop still waiting 30 s after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert!(stderr.contains("jeeves stop"), "{stderr}");
+    // The lock is free again.
+    let status = t.run(&["status"]).expect(0);
+    assert!(
+        status.stdout.contains("lock       free"),
+        "{}",
+        status.stdout
+    );
+}

@@ -62,6 +62,17 @@ pub fn instances(state: &State, state_file: &std::path::Path) -> Result<Vec<Host
     Ok(hosts)
 }
 
+/// An EC2 wait that Ctrl-C or a Jenkins abort ends (exit 130/143): the instances carry on with
+/// their transition in EC2, and the next `stop` or `start` picks up from the state they reach.
+async fn interruptible<T>(wait: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        done = wait => done,
+        () = crate::interrupt::wait() => Err(crate::interrupt::check()
+            .expect_err("a signal arrived")
+            .into()),
+    }
+}
+
 fn ids(hosts: &[Host]) -> Vec<String> {
     hosts.iter().map(|h| h.id.clone()).collect()
 }
@@ -143,6 +154,12 @@ async fn stop_instances(reporter: &Reporter, hosts: &[Host]) -> Result<()> {
         .filter(|p| matches!(p.state.as_str(), "pending" | "running"))
         .map(|p| p.id.clone())
         .collect();
+    // EC2 refuses to stop an instance still starting (IncorrectInstanceState).
+    let pending: Vec<String> = before
+        .iter()
+        .filter(|p| p.state == "pending")
+        .map(|p| p.id.clone())
+        .collect();
     if before.iter().all(|p| p.state == "stopped") {
         say(
             reporter,
@@ -153,11 +170,18 @@ async fn stop_instances(reporter: &Reporter, hosts: &[Host]) -> Result<()> {
         );
         return Ok(());
     }
+    if !pending.is_empty() {
+        say(
+            reporter,
+            format!("waiting for {} to finish starting", pending.join(", ")),
+        );
+        interruptible(ec2.wait_running(&pending, POWER_TIMEOUT)).await?;
+    }
     if !to_stop.is_empty() {
         say(reporter, format!("stopping {}", to_stop.join(", ")));
         ec2.stop(&to_stop).await?;
     }
-    ec2.wait_stopped(&ids, POWER_TIMEOUT)
+    interruptible(ec2.wait_stopped(&ids, POWER_TIMEOUT))
         .await
         .context("re-run `jeeves stop` to wait again")?;
     let after = ec2.power(&ids).await?;
@@ -237,16 +261,18 @@ async fn start_and_repair(
     // An instance still stopping cannot be started yet (IncorrectInstanceState).
     if before.iter().any(|p| p.state == "stopping") {
         say(reporter, "waiting for the instances still stopping".into());
-        ec2.wait_stopped(&ids, POWER_TIMEOUT).await?;
+        interruptible(ec2.wait_stopped(&ids, POWER_TIMEOUT)).await?;
     }
     let to_start: Vec<String> = before
         .iter()
         .filter(|p| matches!(p.state.as_str(), "stopped" | "stopping"))
         .map(|p| p.id.clone())
         .collect();
-    say(reporter, format!("starting {}", to_start.join(", ")));
-    ec2.start(&to_start).await?;
-    ec2.wait_running(&ids, POWER_TIMEOUT)
+    if !to_start.is_empty() {
+        say(reporter, format!("starting {}", to_start.join(", ")));
+        ec2.start(&to_start).await?;
+    }
+    interruptible(ec2.wait_running(&ids, POWER_TIMEOUT))
         .await
         .context("re-run `jeeves start` to wait again")?;
     let after = ec2.power(&ids).await?;
