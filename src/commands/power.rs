@@ -213,16 +213,23 @@ pub async fn start(
     let reporter = &session.reporter;
     let ec2 = Ec2::new(&crate::aws::sdk_config().await);
     let ids = ids(&hosts);
-    let before = match ec2.power(&ids).await {
-        Ok(p) => p,
-        Err(e) => return super::finish_run(&session, started, Err(e)),
-    };
-    if before.iter().all(|p| p.state == "running") {
+    let before = ec2.power(&ids).await;
+    let run_started = |stages: Vec<StageName>| {
         reporter.emit(Event::RunStarted {
             command: "start".into(),
             pipeline: settings.name.clone(),
-            stages: Vec::new(),
-        });
+            stages,
+        })
+    };
+    let before = match before {
+        Ok(p) => p,
+        Err(e) => {
+            run_started(Vec::new());
+            return super::finish_run(&session, started, Err(e));
+        }
+    };
+    if before.iter().all(|p| p.state == "running") {
+        run_started(Vec::new());
         say(
             reporter,
             format!(
@@ -232,11 +239,7 @@ pub async fn start(
         );
         return super::finish_run(&session, started, Ok(()));
     }
-    reporter.emit(Event::RunStarted {
-        command: "start".into(),
-        pipeline: settings.name.clone(),
-        stages: StageName::ALL.to_vec(),
-    });
+    run_started(StageName::ALL.to_vec());
     let policy = if args.accept_new_host_keys {
         HostKeyPolicy::AcceptNew
     } else {
