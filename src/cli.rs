@@ -62,6 +62,12 @@ pub enum Command {
     Status,
     /// Tear the stack down: the DNS record, then terraform destroy.
     Down(DownArgs),
+    /// Stop every instance of the stack (EC2 StopInstances); the disks and the addresses of
+    /// Elastic IPs are kept.
+    Stop(StopArgs),
+    /// Start the stack's instances, wait until they run and SSH answers, then repair: the whole
+    /// pipeline as `up` runs it, and pods left over from before the stop are removed.
+    Start(StartArgs),
     /// Render every template with the current configuration.
     Render(RenderArgs),
     /// Hold the tunnel to the MicroK8s API open in the foreground.
@@ -190,6 +196,20 @@ pub struct DownArgs {
     /// Leave the DNS record in place (e.g. when the zone is managed elsewhere).
     #[arg(long)]
     pub keep_dns: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Trust hosts whose keys are not in known_hosts yet, and pin them (as `up`).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
 }
 
 #[derive(Debug, Args)]

@@ -96,6 +96,16 @@ pub struct TemplateContext {
     pub haproxy: HaproxyContext,
     pub traefik: TraefikContext,
     pub app: AppContext,
+    pub maintenance: MaintenanceContext,
+}
+
+/// The image-prune DaemonSet (`templates/maintenance/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceContext {
+    pub image: String,
+    pub every_seconds: u64,
+    /// MicroK8s' containerd socket on the nodes.
+    pub containerd_socket: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

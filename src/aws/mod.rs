@@ -5,6 +5,7 @@
 
 pub mod dns_record;
 pub mod ec2;
+pub mod power;
 pub mod route53;
 
 use std::sync::OnceLock;

@@ -7,6 +7,7 @@ mod init;
 mod kubeconfig;
 mod logs;
 mod plan;
+mod power;
 mod render;
 mod ssh;
 mod status;
@@ -56,7 +57,9 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
     match cli.command {
         Command::Up(args) => up::run(&g, &settings, redactor, &args).await,
         Command::Plan(args) => plan::run(&g, &settings, redactor, &args).await,
-        Command::Status => status::run(&g, &settings),
+        Command::Status => status::run(&g, &settings).await,
+        Command::Stop(args) => power::stop(&g, &settings, redactor, &args).await,
+        Command::Start(args) => power::start(&g, &settings, redactor, &args).await,
         Command::Down(args) => down::run(&g, &settings, redactor, &args).await,
         Command::Render(args) => render::run(&settings, &args),
         Command::Tunnel => tunnel::run(&settings).await,

@@ -17,8 +17,8 @@ pub use env::{Env, is_secret_name};
 pub use load::Purpose;
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
 pub use settings::{
-    DnsSettings, HaproxySettings, HelmSettings, JumpHost, Microk8sSettings, MongoUris,
-    ProjectSettings, Settings, SshSettings, TerraformSettings, TlsSettings,
+    DnsSettings, HaproxySettings, HelmSettings, JumpHost, MaintenanceSettings, Microk8sSettings,
+    MongoUris, ProjectSettings, Settings, SshSettings, TerraformSettings, TlsSettings,
 };
 
 #[cfg(test)]

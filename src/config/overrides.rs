@@ -163,5 +163,9 @@ fn section_defaults() -> BTreeMap<String, toml::Table> {
         ("helm".to_string(), table(pipeline::Helm::default())),
         ("dns".to_string(), table(pipeline::Dns::default())),
         ("tools".to_string(), table(pipeline::Tools::default())),
+        (
+            "maintenance".to_string(),
+            table(pipeline::Maintenance::default()),
+        ),
     ])
 }

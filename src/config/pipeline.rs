@@ -30,6 +30,8 @@ pub struct Pipeline {
     pub dns: Dns,
     #[serde(default)]
     pub tools: Tools,
+    #[serde(default)]
+    pub maintenance: Maintenance,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -244,6 +246,21 @@ pub struct Dns {
     pub wait_timeout: String,
 }
 
+/// Housekeeping the deploy stage installs (`templates/maintenance/`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    /// A DaemonSet that removes unused images on every node (`crictl rmi --prune`).
+    #[serde(default)]
+    pub image_prune: bool,
+    /// How often each node prunes.
+    #[serde(default = "d::image_prune_every")]
+    pub image_prune_every: String,
+    /// An image with crictl, or where `apk add cri-tools` installs it (Alpine).
+    #[serde(default = "d::image_prune_image")]
+    pub image_prune_image: String,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tools {
@@ -266,7 +283,17 @@ macro_rules! default_from_serde {
     )*};
 }
 default_from_serde!(
-    Terraform, Ssh, Microk8s, Haproxy, Tunnel, Traefik, Helm, Replicas, Dns, Tools
+    Terraform,
+    Ssh,
+    Microk8s,
+    Haproxy,
+    Tunnel,
+    Traefik,
+    Helm,
+    Replicas,
+    Dns,
+    Tools,
+    Maintenance
 );
 
 /// Defaults, one function per value (serde wants functions).
@@ -388,6 +415,12 @@ mod d {
     }
     pub fn ttl() -> u32 {
         60
+    }
+    pub fn image_prune_every() -> String {
+        "24h".into()
+    }
+    pub fn image_prune_image() -> String {
+        "docker.io/library/alpine:3.21".into()
     }
     pub fn dns_wait() -> String {
         "120s".into()

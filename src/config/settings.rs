@@ -33,6 +33,7 @@ pub struct Settings {
     pub helm: HelmSettings,
     pub dns: DnsSettings,
     pub tools: pipeline::Tools,
+    pub maintenance: MaintenanceSettings,
     /// Values to redact from every output (never serialised).
     #[serde(skip)]
     pub secrets: Vec<String>,
@@ -151,6 +152,13 @@ pub struct HelmSettings {
     pub mongodb_secret: String,
     pub replicas: pipeline::Replicas,
     pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceSettings {
+    pub image_prune: bool,
+    pub image_prune_every: Duration,
+    pub image_prune_image: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

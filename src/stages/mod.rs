@@ -15,7 +15,9 @@ use crate::chart;
 use crate::config::Settings;
 use crate::stage::Stage;
 use crate::stage_name::StageName;
-use crate::templates::{AppContext, HaproxyContext, TemplateContext, TraefikContext};
+use crate::templates::{
+    AppContext, HaproxyContext, MaintenanceContext, TemplateContext, TraefikContext,
+};
 
 pub fn build(name: StageName) -> Box<dyn Stage> {
     match name {
@@ -36,7 +38,7 @@ pub fn inputs_fingerprint(name: StageName, s: &Settings) -> String {
         StageName::Bootstrap => serde_json::json!([s.ssh, s.microk8s]),
         StageName::Tls => serde_json::json!([s.domain, s.tls, s.haproxy]),
         StageName::Tunnel => serde_json::json!([s.tunnel]),
-        StageName::Deploy => serde_json::json!([s.domain, s.traefik, s.helm]),
+        StageName::Deploy => serde_json::json!([s.domain, s.traefik, s.helm, s.maintenance]),
         StageName::Dns => serde_json::json!([s.domain, s.dns]),
     };
     hex::encode(Sha256::digest(inputs.to_string().as_bytes()))
@@ -74,6 +76,11 @@ pub fn template_context(s: &Settings) -> TemplateContext {
             bundled_mongodb: s.helm.bundled_mongodb,
             mongodb_secret: s.helm.mongodb_secret.clone(),
             chart: *s.helm.reads,
+        },
+        maintenance: MaintenanceContext {
+            image: s.maintenance.image_prune_image.clone(),
+            every_seconds: s.maintenance.image_prune_every.as_secs().max(1),
+            containerd_socket: deploy::maintenance::CONTAINERD_SOCKET.into(),
         },
     }
 }

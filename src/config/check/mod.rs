@@ -12,6 +12,7 @@ use super::{ConfigError, ConfigErrors, Settings, validate};
 mod dns;
 mod haproxy;
 mod helm;
+mod maintenance;
 mod microk8s;
 mod project;
 mod ssh;
@@ -137,6 +138,7 @@ impl Checker {
         let helm = helm::check(c, raw.helm, &base);
         let dns = dns::check(c, raw.dns);
         let tools = tools::check(c, raw.tools);
+        let maintenance = maintenance::check(c, raw.maintenance);
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
@@ -161,6 +163,7 @@ impl Checker {
             helm: helm.expect(missing),
             dns: dns.expect(missing),
             tools: tools.expect(missing),
+            maintenance: maintenance.expect(missing),
             secrets,
             source: self.sources,
             warnings: Vec::new(),

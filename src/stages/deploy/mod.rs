@@ -21,6 +21,7 @@ use crate::stage_name::StageName;
 use crate::state::write_private;
 use crate::templates::Templates;
 
+pub mod maintenance;
 mod release;
 mod routes;
 mod secret;
@@ -39,6 +40,8 @@ fn sha256(data: &[u8]) -> String {
 struct Rendered {
     traefik: traefik::Manifests,
     values: release::Values,
+    /// With `[maintenance] image_prune`: the image-prune DaemonSet.
+    prune: Option<maintenance::PruneManifest>,
 }
 
 /// Renders everything before writing anything, into `<state>/deploy/`.
@@ -49,10 +52,18 @@ fn render(settings: &Settings) -> Result<Rendered> {
     let rendered = Rendered {
         traefik: traefik::Manifests::render(&templates, &ctx, settings, &dir)?,
         values: release::Values::render(&templates, &ctx, settings, &dir)?,
+        prune: settings
+            .maintenance
+            .image_prune
+            .then(|| maintenance::PruneManifest::render(&templates, &ctx, &dir))
+            .transpose()?,
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     rendered.traefik.write()?;
     rendered.values.write()?;
+    if let Some(prune) = &rendered.prune {
+        prune.write()?;
+    }
     Ok(rendered)
 }
 
@@ -70,6 +81,8 @@ enum Step {
     Restart,
     /// Every IngressRoute backend is a live Service with its port.
     CheckRoutes,
+    /// The image-prune DaemonSet (`[maintenance] image_prune`).
+    ImagePrune,
 }
 
 struct Plan {
@@ -155,11 +168,20 @@ impl Stage for DeployStage {
             routes?;
         }
 
+        let prune = match &rendered.prune {
+            Some(p) => p.probe(&tools, cx).await?,
+            None => None,
+        };
+        if prune.is_some() || (force && rendered.prune.is_some()) {
+            steps.push(Step::ImagePrune);
+        }
+
         let changes = [
             traefik,
             release.recover_change,
             secret_change,
             release.change,
+            prune,
         ]
         .into_iter()
         .flatten()
@@ -186,6 +208,11 @@ impl Stage for DeployStage {
                 Step::Recover(recovery) => release::recover(&tools, cx, recovery).await?,
                 Step::Upgrade => release::upgrade(&tools, cx, &rendered.values).await?,
                 Step::Restart => release::restart(&tools, cx).await?,
+                Step::ImagePrune => {
+                    if let Some(prune) = &rendered.prune {
+                        prune.apply(&tools, cx).await?;
+                    }
+                }
                 Step::CheckRoutes => {
                     routes::check(&tools, cx, &rendered.traefik).await?;
                     cx.host(
