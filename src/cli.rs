@@ -67,6 +67,8 @@ pub enum Command {
     Tunnel,
     /// Check tools, SSH key, AWS credentials and the configuration.
     Doctor,
+    /// Run a MongoDB backup now and wait for it (needs [backup]); `--list`: the archives kept.
+    Backup(BackupArgs),
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -117,6 +119,13 @@ pub struct DownArgs {
     /// Leave the DNS record in place (e.g. when the zone is managed elsewhere).
     #[arg(long)]
     pub keep_dns: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Only list the archives on the backup volume (names, start times, sizes).
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

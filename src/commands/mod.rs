@@ -1,5 +1,6 @@
 //! One module per command. Settings are loaded here, once; commands get plain data.
 
+mod backup;
 mod doctor;
 mod down;
 mod plan;
@@ -32,6 +33,7 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
                 Command::Down(args) => down::run(&g, &settings, redactor, &args).await,
                 Command::Render(args) => render::run(&settings, &args),
                 Command::Tunnel => tunnel::run(&settings).await,
+                Command::Backup(args) => backup::run(&g, &settings, redactor, &args).await,
                 Command::Doctor => unreachable!("handled above"),
             }
         }

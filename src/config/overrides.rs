@@ -150,5 +150,7 @@ fn section_defaults() -> BTreeMap<String, toml::Table> {
         ("helm".to_string(), table(pipeline::Helm::default())),
         ("dns".to_string(), table(pipeline::Dns::default())),
         ("tools".to_string(), table(pipeline::Tools::default())),
+        // A `JEEVES_BACKUP_*` variable turns backups on with the other keys' defaults.
+        ("backup".to_string(), table(pipeline::Backup::default())),
     ])
 }

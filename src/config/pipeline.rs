@@ -30,6 +30,9 @@ pub struct Pipeline {
     pub dns: Dns,
     #[serde(default)]
     pub tools: Tools,
+    /// Absent: no backups.
+    #[serde(default)]
+    pub backup: Option<Backup>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -250,6 +253,30 @@ pub struct Tools {
     pub kubectl: String,
 }
 
+/// `[backup]`: a CronJob that dumps the Rocket.Chat database (`mongodump --archive --gzip`) to
+/// a PersistentVolumeClaim and keeps the newest `keep` archives.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// Standard cron, five fields (minute hour day-of-month month day-of-week), in the
+    /// controller's time zone (UTC on the AWS image).
+    #[serde(default = "d::backup_schedule")]
+    pub schedule: String,
+    /// How many archives to keep (the oldest beyond this are removed after each backup).
+    #[serde(default = "d::backup_keep")]
+    pub keep: u32,
+    /// An image with `mongodump` and a POSIX shell, pinned.
+    #[serde(default = "d::backup_image")]
+    pub image: String,
+    #[serde(default = "d::storage_class")]
+    pub storage_class: String,
+    #[serde(default = "d::backup_storage_size")]
+    pub storage_size: String,
+    /// How long `jeeves backup` waits for one backup (also the Job's `activeDeadlineSeconds`).
+    #[serde(default = "d::backup_timeout")]
+    pub timeout: String,
+}
+
 macro_rules! default_from_serde {
     ($($t:ty),*) => {$(
         impl Default for $t {
@@ -261,7 +288,7 @@ macro_rules! default_from_serde {
     )*};
 }
 default_from_serde!(
-    Terraform, Ssh, Microk8s, Haproxy, Tunnel, Traefik, Helm, Replicas, Dns, Tools
+    Terraform, Ssh, Microk8s, Haproxy, Tunnel, Traefik, Helm, Replicas, Dns, Tools, Backup
 );
 
 /// Defaults, one function per value (serde wants functions).
@@ -395,5 +422,23 @@ mod d {
     }
     pub fn kubectl() -> String {
         "kubectl".into()
+    }
+    pub fn backup_schedule() -> String {
+        "0 3 * * *".into()
+    }
+    pub fn backup_keep() -> u32 {
+        7
+    }
+    /// The official image (docker-library/mongo, `7.0/Dockerfile`: Ubuntu jammy with
+    /// `mongodb-org-tools`, i.e. mongodump); MongoDB 7.0 is one Rocket.Chat 7.x supports, and
+    /// the database tools dump servers 4.2 to 8.0 alike.
+    pub fn backup_image() -> String {
+        "docker.io/library/mongo:7.0.28".into()
+    }
+    pub fn backup_storage_size() -> String {
+        "10Gi".into()
+    }
+    pub fn backup_timeout() -> String {
+        "30m".into()
     }
 }

@@ -33,6 +33,8 @@ pub struct Settings {
     pub helm: HelmSettings,
     pub dns: DnsSettings,
     pub tools: pipeline::Tools,
+    /// `[backup]`; `None`: no backups.
+    pub backup: Option<BackupSettings>,
     /// Values to redact from every output (never serialised).
     #[serde(skip)]
     pub secrets: Vec<String>,
@@ -153,6 +155,18 @@ pub struct DnsSettings {
     pub zone_id: Option<String>,
     pub ttl: u32,
     pub wait_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupSettings {
+    /// The CronJob and its PersistentVolumeClaim: `<helm.release>-mongodb-backup`.
+    pub name: String,
+    pub schedule: String,
+    pub keep: u32,
+    pub image: String,
+    pub storage_class: String,
+    pub storage_size: String,
+    pub timeout: Duration,
 }
 
 impl Settings {

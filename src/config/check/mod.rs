@@ -8,6 +8,7 @@ use super::pipeline::Pipeline;
 use super::sources::Sources;
 use super::{ConfigError, ConfigErrors, Settings, validate};
 
+mod backup;
 mod dns;
 mod haproxy;
 mod helm;
@@ -120,6 +121,9 @@ impl Checker {
         let helm = helm::check(c, raw.helm, &base);
         let dns = dns::check(c, raw.dns);
         let tools = tools::check(c, raw.tools);
+        let backup = raw
+            .backup
+            .map(|b| backup::check(c, b, helm.as_ref().map(|h| h.release.as_str())));
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
@@ -144,6 +148,7 @@ impl Checker {
             helm: helm.expect(missing),
             dns: dns.expect(missing),
             tools: tools.expect(missing),
+            backup: backup.map(|b| b.expect(missing)),
             secrets,
             source: self.sources,
             mongo: None,

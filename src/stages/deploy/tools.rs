@@ -68,13 +68,25 @@ impl Tools {
     /// kubectl: one API request may take `REQUEST_TIMEOUT` (`--request-timeout`, except for
     /// the commands that wait with their own `--timeout`), the command `helm.timeout` at most.
     pub async fn kubectl(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
+        self.kubectl_within(args, self.deadline, |s| cx.tool_said(s, false))
+            .await
+    }
+
+    /// kubectl bounded by `deadline` (a command's own timeout setting), its output to `on`:
+    /// for commands that run outside a stage (`jeeves backup`).
+    pub async fn kubectl_within(
+        &self,
+        args: &[&str],
+        deadline: process::Deadline,
+        on: impl FnMut(process::Said<'_>),
+    ) -> Result<Output> {
         let waits =
             matches!(args.first(), Some(&"wait")) || args.starts_with(&["rollout", "status"]);
         let mut cmd = self.command(&self.kubectl, args);
         if !waits {
             cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"));
         }
-        process::run(&mut cmd, self.deadline, |s| cx.tool_said(s, false)).await
+        process::run(&mut cmd, deadline, on).await
     }
 
     pub async fn helm(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {

@@ -43,7 +43,7 @@ impl Manifests {
         dir: &Path,
     ) -> Result<Manifests> {
         let mut text = String::new();
-        for name in templates.traefik_names() {
+        for name in templates.manifest_names(ctx) {
             let doc = templates.render(name, ctx)?;
             text.push_str(&format!("---\n# {name}\n{}\n", doc.trim_end()));
         }
