@@ -322,3 +322,28 @@ fn extra_terraform_var_files_must_exist() {
         "terraform.var_files[0]",
     );
 }
+
+#[test]
+fn backup_is_optional_and_its_values_name_their_key_and_file() {
+    let f = Fixture::new();
+    assert!(f.load(BASE, &[]).unwrap().backup.is_none());
+    let b = f
+        .load(&with("backup", "keep = 3"), &[])
+        .unwrap()
+        .backup
+        .expect("[backup] turns backups on");
+    assert_eq!((b.keep, b.schedule.as_str()), (3, "0 3 * * *"));
+    assert_eq!(b.name, "rocketchat-mongodb-backup");
+    for (line, key) in [
+        ("schedule = '0 3 * *'", "backup.schedule"),
+        ("schedule = '0 25 * * *'", "backup.schedule"),
+        ("keep = 0", "backup.keep"),
+        ("image = 'mongo:latest'", "backup.image"),
+        ("storage_size = '10 GB'", "backup.storage_size"),
+        ("timeout = 'a while'", "backup.timeout"),
+        ("retention = 7", "backup.retention"),
+    ] {
+        let err = assert_rejected(&f, &with("backup", line), &[], key);
+        assert!(format!("{err}").contains("demo.toml"), "{err}");
+    }
+}
