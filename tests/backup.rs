@@ -149,6 +149,13 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         "{}",
         run.stdout
     );
+    let run = t.run(&["--output", "json", "backup", "--list"]).expect(0);
+    let listed: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(listed["job"], serde_json::Value::Null);
+    assert_eq!(listed["archives"][1]["name"], OLDER);
+    assert_eq!(listed["archives"][1]["bytes"], 5);
+    assert_eq!(listed["archives"][1]["started"], "2021-01-01T00:00:00Z");
+    assert_eq!(listed["archives"][0]["name"], kept[1].as_str());
     assert_eq!(mongodumps(&t).len(), 1, "listing runs no mongodump");
     let cluster: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(t.path("standin-cluster.json")).unwrap())

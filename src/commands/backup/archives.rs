@@ -1,11 +1,57 @@
 //! The archives a backup Job's log lists (`jeeves-backup: archive NAME BYTES`, printed by the
 //! Job's script, `src/stages/deploy/scripts/mongodb-backup.sh`), as a table for a person.
 
+use serde::Serialize;
+
 /// One archive on the backup volume.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Serialize)]
 pub struct Archive {
     pub name: String,
     pub bytes: u64,
+    /// When the dump started (UTC, RFC 3339), read from the name.
+    pub started: Option<String>,
+}
+
+/// What `jeeves backup` reports: the Job (none for `--list`), the archive it wrote, those
+/// retention removed, and every archive on the volume, newest first.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub volume: String,
+    pub job: Option<String>,
+    pub wrote: Option<String>,
+    pub removed: Vec<String>,
+    pub archives: Vec<Archive>,
+}
+
+impl Report {
+    /// From a backup Job's log (`jeeves-backup: …` lines).
+    pub fn from_log(log: &str, volume: String, job: Option<String>) -> Report {
+        let said = |what: &str| -> Vec<String> {
+            log.lines()
+                .filter_map(|l| l.trim().strip_prefix("jeeves-backup: ")?.strip_prefix(what))
+                .map(str::to_string)
+                .collect()
+        };
+        Report {
+            volume,
+            job,
+            wrote: said("wrote ").pop(),
+            removed: said("removed "),
+            archives: parse(log),
+        }
+    }
+
+    /// For a person: what was written and removed, then the table.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        if let Some(w) = &self.wrote {
+            out.push_str(&format!("wrote {w}\n"));
+        }
+        for r in &self.removed {
+            out.push_str(&format!("removed {r}\n"));
+        }
+        out + &table(&self.archives, &self.volume)
+    }
 }
 
 /// Every `jeeves-backup: archive NAME BYTES` line of a Job's log, newest first.
@@ -18,11 +64,17 @@ pub fn parse(log: &str) -> Vec<Archive> {
             Some(Archive {
                 name: name.to_string(),
                 bytes: bytes.trim().parse().ok()?,
+                started: started_rfc3339(name),
             })
         })
         .collect();
     out.sort_by(|a, b| b.name.cmp(&a.name));
     out
+}
+
+/// `mongodb-20261127T031500Z.archive.gz` → `2026-11-27T03:15:00Z`.
+fn started_rfc3339(name: &str) -> Option<String> {
+    started(name).map(|s| s.replacen(' ', "T", 1).replace(" UTC", "Z"))
 }
 
 /// `mongodb-20261127T031500Z.archive.gz` → `2026-11-27 03:15:00 UTC` (when the dump started).
@@ -101,13 +153,28 @@ mod tests {
             [
                 Archive {
                     name: "mongodb-20261127T031500Z.archive.gz".into(),
-                    bytes: 1_572_864
+                    bytes: 1_572_864,
+                    started: Some("2026-11-27T03:15:00Z".into()),
                 },
                 Archive {
                     name: "mongodb-20261126T031500Z.archive.gz".into(),
-                    bytes: 1_048_576
+                    bytes: 1_048_576,
+                    started: Some("2026-11-26T03:15:00Z".into()),
                 },
             ]
+        );
+        let r = Report::from_log(log, "ns/v".into(), Some("ns/j".into()));
+        assert_eq!(
+            r.wrote.as_deref(),
+            Some("mongodb-20261127T031500Z.archive.gz")
+        );
+        assert_eq!(r.removed, ["mongodb-20261120T031500Z.archive.gz"]);
+        assert!(
+            r.text().starts_with(
+                "wrote mongodb-20261127T031500Z.archive.gz\nremoved mongodb-20261120T031500Z.archive.gz\n2 archive(s) in volume ns/v"
+            ),
+            "{}",
+            r.text()
         );
         let t = table(&a, "psautoinfra/rocketchat-mongodb-backup");
         assert!(t.starts_with("2 archive(s) in volume psautoinfra/rocketchat-mongodb-backup"));

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
-use super::archives;
+use super::archives::Report;
 use crate::process::{Deadline, Said};
 use crate::report::Redactor;
 use crate::stages::deploy::BACKUP_MOUNT_PATH;
@@ -54,7 +54,7 @@ impl Jobs<'_> {
     }
 
     /// One backup now: `kubectl create job NAME --from=cronjob/CRONJOB`, waited for.
-    pub async fn backup(&self) -> Result<String> {
+    pub async fn backup(&self) -> Result<Report> {
         let name = job_name(self.cronjob, "");
         let from = format!("--from=cronjob/{}", self.cronjob);
         succeeded(
@@ -72,21 +72,16 @@ impl Jobs<'_> {
             self.timeout.as_secs()
         );
         let log = self.wait_and_read(&name).await?;
-        let mut out = String::new();
-        for l in log.lines() {
-            if let Some(what) = l.trim().strip_prefix("jeeves-backup: ")
-                && (what.starts_with("wrote ") || what.starts_with("removed "))
-            {
-                out.push_str(&format!("{what}\n"));
-            }
-        }
-        out.push_str(&archives::table(&archives::parse(&log), &self.volume()));
-        Ok(out)
+        Ok(Report::from_log(
+            &log,
+            self.volume(),
+            Some(format!("{}/{name}", self.namespace)),
+        ))
     }
 
     /// The archives on the volume: a Job from the CronJob's template running the script's
     /// `list`, read and deleted.
-    pub async fn list(&self) -> Result<String> {
+    pub async fn list(&self) -> Result<Report> {
         let out = succeeded(
             self.kubectl(&[
                 "get",
@@ -120,7 +115,7 @@ impl Jobs<'_> {
             deleted?,
             &format!("deleting the listing Job {}/{name}", self.namespace),
         )?;
-        Ok(archives::table(&archives::parse(&log), &self.volume()))
+        Ok(Report::from_log(&log, self.volume(), None))
     }
 
     fn volume(&self) -> String {

@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::exit_code::{self, UsageError};
 use crate::fleet::Fleet;
 use crate::process::Deadline;
-use crate::report::Redactor;
+use crate::report::{OutputMode, Redactor};
 use crate::ssh::HostKeyPolicy;
 use crate::stages::deploy::Tools;
 use crate::stages::tunnel::{self, kubeconfig_path};
@@ -61,7 +61,7 @@ pub async fn run(
     .context("the tunnel thread panicked")??;
     let kubeconfig = kubeconfig_path(settings);
     write_private(&kubeconfig, opened.kubeconfig.as_bytes())?;
-    let tools = Tools::new(settings, kubeconfig)?;
+    let tools = Tools::kubectl_only(settings, kubeconfig)?;
     let jobs = job::Jobs {
         tools: &tools,
         namespace: &settings.helm.namespace,
@@ -81,7 +81,11 @@ pub async fn run(
         jobs.backup().await
     };
     drop(opened.tunnel);
-    let out = out?;
-    print!("{}", redactor.redact(&out));
+    let report = out?;
+    let text = match g.output {
+        OutputMode::Json => serde_json::to_string(&report)? + "\n",
+        OutputMode::Auto | OutputMode::Plain => report.text(),
+    };
+    print!("{}", redactor.redact(&text));
     Ok(exit_code::SUCCESS)
 }

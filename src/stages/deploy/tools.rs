@@ -33,7 +33,8 @@ const REQUEST_TIMEOUT: &str = "60s";
 /// kubectl and helm, always with the tunnel's kubeconfig.
 pub struct Tools {
     kubectl: PathBuf,
-    helm: PathBuf,
+    /// `None` for commands that run kubectl alone (`jeeves backup`).
+    helm: Option<PathBuf>,
     kubeconfig: PathBuf,
     /// Any one call: `helm.timeout` (helm's own `--timeout` and kubectl's waits use it) and a
     /// margin for helm to roll back.
@@ -43,8 +44,16 @@ pub struct Tools {
 impl Tools {
     pub fn new(settings: &Settings, kubeconfig: PathBuf) -> Result<Tools> {
         Ok(Tools {
+            helm: Some(process::find_tool(&settings.tools.helm, "tools.helm")?),
+            ..Tools::kubectl_only(settings, kubeconfig)?
+        })
+    }
+
+    /// kubectl alone: helm need not be installed.
+    pub fn kubectl_only(settings: &Settings, kubeconfig: PathBuf) -> Result<Tools> {
+        Ok(Tools {
             kubectl: process::find_tool(&settings.tools.kubectl, "tools.kubectl")?,
-            helm: process::find_tool(&settings.tools.helm, "tools.helm")?,
+            helm: None,
             kubeconfig: std::path::absolute(kubeconfig)?,
             deadline: process::Deadline {
                 within: settings.helm.timeout + std::time::Duration::from_secs(120),
@@ -90,7 +99,11 @@ impl Tools {
     }
 
     pub async fn helm(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
-        process::run(&mut self.command(&self.helm, args), self.deadline, |s| {
+        let helm = self
+            .helm
+            .as_ref()
+            .context("helm was not looked up for this command")?;
+        process::run(&mut self.command(helm, args), self.deadline, |s| {
             cx.tool_said(s, true)
         })
         .await
