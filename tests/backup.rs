@@ -194,4 +194,46 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         kept,
         "a failed backup leaves the archives alone"
     );
+
+    // A Job that never finishes (the Secret gone, its pod cannot start) and a Ctrl-C while
+    // Jeeves waits for it: kubectl is stopped, exit 130, the tunnel closed and the lock free.
+    let state_path = t.path("standin-cluster.json");
+    let mut cluster: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    cluster["objects"]
+        .as_object_mut()
+        .unwrap()
+        .remove("Secret/psautoinfra/rocketchat-mongodb");
+    std::fs::write(&state_path, cluster.to_string()).unwrap();
+    let waits = || kubectl_calls(&t).matches("--for=condition=").count();
+    let before = waits();
+    let child = t
+        .command(&["backup"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while waits() < before + 2 {
+        assert!(std::time::Instant::now() < deadline, "jeeves never waited");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(10),
+        "stopped promptly"
+    );
+    assert!(
+        stderr.contains("runs on in the cluster") && stderr.contains("interrupted by SIGINT"),
+        "{stderr}"
+    );
+    t.run(&["backup", "--list"]).expect(0);
 }

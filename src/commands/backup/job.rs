@@ -141,6 +141,13 @@ impl Jobs<'_> {
             out = wait("complete") => (true, out?),
             out = wait("failed") => (false, out?),
         };
+        // Ctrl-C: kubectl was asked to stop; the Job runs on in the cluster.
+        crate::interrupt::check().with_context(|| {
+            format!(
+                "stopped waiting for backup Job {}/{name}, which runs on in the cluster (`jeeves backup --list` shows what it wrote)",
+                self.namespace
+            )
+        })?;
         let logs = self.kubectl(&["logs", &job, "-n", self.namespace]).await?;
         let log = if logs.status.success() {
             logs.stdout
@@ -170,7 +177,8 @@ impl Jobs<'_> {
 
 /// The listing Job: what `kubectl create job --from=cronjob/…` makes (the template's spec, its
 /// labels, `cronjob.kubernetes.io/instantiate: manual`), with the script's `list` as the
-/// container's arguments, removed by the TTL controller if Jeeves cannot delete it.
+/// container's arguments and without its environment (the database URI), removed by the TTL
+/// controller if Jeeves cannot delete it.
 fn list_job(cronjob: &serde_json::Value, name: &str, namespace: &str) -> Result<serde_json::Value> {
     let template = &cronjob["spec"]["jobTemplate"];
     let mut spec = template["spec"].clone();
@@ -181,6 +189,11 @@ fn list_job(cronjob: &serde_json::Value, name: &str, namespace: &str) -> Result<
             "the backup CronJob has no `mongodump` container; run `jeeves up --only deploy`",
         )?;
     container["args"] = serde_json::json!(["list", BACKUP_MOUNT_PATH]);
+    // Listing needs no database: the pod gets no credentials, and lists even when the Secret
+    // is gone.
+    if let Some(c) = container.as_object_mut() {
+        c.remove("env");
+    }
     spec["ttlSecondsAfterFinished"] = 300.into();
     Ok(serde_json::json!({
         "apiVersion": "batch/v1",
@@ -206,13 +219,14 @@ mod tests {
         assert_eq!(job_name(&cronjob, "l").len(), 63);
         let cj = serde_json::json!({"spec": {"jobTemplate": {"spec": {"backoffLimit": 0,
             "template": {"spec": {"containers": [{"name": "mongodump",
-            "args": ["dump", "/backup", "7"]}]}}}}}});
+            "args": ["dump", "/backup", "7"], "env": [{"name": "MONGO_URI"}]}]}}}}}});
         let job = list_job(&cj, "x-l1", "ns").unwrap();
         assert_eq!(
             job["spec"]["template"]["spec"]["containers"][0]["args"],
             serde_json::json!(["list", "/backup"])
         );
         assert_eq!(job["spec"]["backoffLimit"], 0);
+        assert!(job["spec"]["template"]["spec"]["containers"][0]["env"].is_null());
         assert!(list_job(&serde_json::json!({}), "x", "ns").is_err());
     }
 }

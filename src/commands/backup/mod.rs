@@ -36,6 +36,9 @@ pub async fn run(
         .into());
     };
     settings.check_ssh_key()?;
+    // Ctrl-C or a Jenkins abort stops the kubectl under way (the Job itself runs on in the
+    // cluster), closes the tunnel and releases the lock: exit 130 / 143.
+    crate::interrupt::install()?;
     let state_dir = StateDir::open(&settings.state_dir)?;
     // The tunnel's local port is the one `up` uses: one at a time.
     let _lock = RunLock::acquire(&state_dir.file("lock"), "backup", g.lock_timeout)?;
