@@ -8,6 +8,9 @@ command and args executed here, with
 - each `volumeMounts` entry of a PersistentVolumeClaim standing as a directory,
   `<state dir>/standin-volumes/<namespace>/<claim>/`, kept between Jobs; an argument equal to
   the mountPath (or below it) is given that directory instead, since nothing here can mount;
+- `$(NAME)` in command and args replaced by the container variable NAME, and a doubled `$` by
+  one, as the kubelet does (kubernetes/kubernetes v1.32,
+  `third_party/forked/golang/expansion/expand.go`; any other `$(…)` is left as written);
 - the image standing as `tests/standins/image/` first on PATH (the stand-in mongodump) before
   the host's /usr/bin:/bin (the host's /bin/sh and coreutils stand for the image's).
 
@@ -18,6 +21,34 @@ import base64, os, subprocess, tempfile
 import common
 
 IMAGE_BIN = os.path.join(os.path.dirname(os.path.realpath(__file__)), "image")
+
+
+def expand(text, env):
+    """The kubelet's expansion of command and args (expand.go: `$$` → `$`; `$(NAME)` → the
+    variable when defined, else unchanged; an unclosed `$(` and any other `$x` as written)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] != "$" or i + 1 >= len(text):
+            out.append(text[i])
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "(":
+            close = text.find(")", i + 2)
+            if close == -1:
+                out.append("$(")
+                i += 2
+            else:
+                name = text[i + 2:close]
+                out.append(env[name] if name in env else f"$({name})")
+                i = close + 1
+        else:
+            out.append("$" + nxt)
+            i += 2
+    return "".join(out)
 
 
 def volumes_root():
@@ -62,7 +93,8 @@ def run(state, job):
                 return d + arg[len(path):]
         return arg
 
-    argv = [mapped(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+    container_env = {k: v for k, v in env.items() if k not in ("PATH", "HOME", "LAB_STANDIN_MONGODUMP_LOG")}
+    argv = [mapped(expand(a, container_env)) for a in (c.get("command") or []) + (c.get("args") or [])]
     with tempfile.TemporaryDirectory() as cwd:
         p = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=job["spec"].get("activeDeadlineSeconds"))

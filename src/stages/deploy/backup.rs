@@ -22,3 +22,17 @@ pub fn backup_script_indented() -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kubernetes expands `$$` to `$`, and `$(NAME)` of the container's variables, in command
+    /// and args (the kubelet's `expansion.Expand`): the script must hold neither.
+    #[test]
+    fn the_script_survives_kubernetes_variable_expansion() {
+        assert!(!BACKUP_SCRIPT.contains("$$"));
+        assert!(!BACKUP_SCRIPT.contains("$(MONGO_URI)"));
+        assert!(BACKUP_SCRIPT.contains("mongodump --uri \"$MONGO_URI\""));
+    }
+}

@@ -1,6 +1,10 @@
 # The MongoDB backup Job's script, set in the CronJob from templates/backup (`sh -c SCRIPT
 # mongodb-backup MODE DIR [KEEP]`). It runs in the backup image (mongodump and a POSIX shell)
-# with MONGO_URI from the Secret Rocket.Chat reads (secretKeyRef), never from an argument.
+# with MONGO_URI from the Secret Rocket.Chat reads (secretKeyRef): it reaches mongodump inside
+# the pod only, never Jeeves' command lines or files.
+#
+# Kubernetes expands a container variable's name in `$(…)`, and a doubled dollar sign, in
+# command and args: neither may appear here (`$(cmd)` of anything else is left as written).
 #
 #   dump DIR KEEP  one `mongodump --archive --gzip` into DIR, then keep the newest KEEP archives
 #   list DIR       the archives in DIR
