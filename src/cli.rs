@@ -87,6 +87,8 @@ pub enum Command {
     Ssh(SshArgs),
     /// Print the last run's log, or the log of the run named.
     Logs(LogsArgs),
+    /// Run a MongoDB backup now and wait for it (needs [backup]); `--list`: the archives kept.
+    Backup(BackupArgs),
 }
 
 #[derive(Debug, Args, Default)]
@@ -210,6 +212,13 @@ pub struct StartArgs {
     /// Trust hosts whose keys are not in known_hosts yet, and pin them (as `up`).
     #[arg(long)]
     pub accept_new_host_keys: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Only list the archives on the backup volume (names, start times, sizes).
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

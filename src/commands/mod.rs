@@ -1,5 +1,6 @@
 //! One module per command. Settings are loaded here, once; commands get plain data.
 
+mod backup;
 mod completion;
 mod doctor;
 mod down;
@@ -66,6 +67,7 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
         Command::Kubeconfig(args) => kubeconfig::run(&settings, &args),
         Command::Ssh(args) => ssh::run(&settings, &args),
         Command::Logs(args) => logs::run(&settings, &args),
+        Command::Backup(args) => backup::run(&g, &settings, redactor, &args).await,
         Command::Doctor | Command::Init(_) | Command::Version | Command::Completion(_) => {
             unreachable!("handled above")
         }

@@ -2,6 +2,7 @@
 
 mod check;
 mod config_error;
+mod cron;
 mod env;
 mod load;
 mod overrides;
@@ -17,8 +18,9 @@ pub use env::{Env, is_secret_name};
 pub use load::Purpose;
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
 pub use settings::{
-    DnsSettings, HaproxySettings, HelmSettings, JumpHost, MaintenanceSettings, Microk8sSettings,
-    MongoUris, ProjectSettings, Settings, SshSettings, TerraformSettings, TlsSettings,
+    BackupSettings, DnsSettings, HaproxySettings, HelmSettings, JumpHost, MaintenanceSettings,
+    Microk8sSettings, MongoUris, ProjectSettings, Settings, SshSettings, TerraformSettings,
+    TlsSettings,
 };
 
 #[cfg(test)]

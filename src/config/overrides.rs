@@ -167,5 +167,7 @@ fn section_defaults() -> BTreeMap<String, toml::Table> {
             "maintenance".to_string(),
             table(pipeline::Maintenance::default()),
         ),
+        // A `JEEVES_BACKUP_*` variable turns backups on with the other keys' defaults.
+        ("backup".to_string(), table(pipeline::Backup::default())),
     ])
 }

@@ -34,6 +34,8 @@ pub struct Settings {
     pub dns: DnsSettings,
     pub tools: pipeline::Tools,
     pub maintenance: MaintenanceSettings,
+    /// `[backup]`; `None`: no backups.
+    pub backup: Option<BackupSettings>,
     /// Values to redact from every output (never serialised).
     #[serde(skip)]
     pub secrets: Vec<String>,
@@ -166,6 +168,18 @@ pub struct DnsSettings {
     pub zone_id: Option<String>,
     pub ttl: u32,
     pub wait_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupSettings {
+    /// The CronJob and its PersistentVolumeClaim: `<helm.release>-mongodb-backup`.
+    pub name: String,
+    pub schedule: String,
+    pub keep: u32,
+    pub image: String,
+    pub storage_class: String,
+    pub storage_size: String,
+    pub timeout: Duration,
 }
 
 impl Settings {

@@ -351,3 +351,28 @@ fn inspecting_needs_no_domain_or_email_but_checks_them_when_set() {
     let err = Settings::load_for(&path, &bad, Purpose::Inspect).unwrap_err();
     assert!(err.to_string().contains("tls.domain"), "{err}");
 }
+
+#[test]
+fn backup_is_optional_and_its_values_name_their_key_and_file() {
+    let f = Fixture::new();
+    assert!(f.load(BASE, &[]).unwrap().backup.is_none());
+    let b = f
+        .load(&with("backup", "keep = 3"), &[])
+        .unwrap()
+        .backup
+        .expect("[backup] turns backups on");
+    assert_eq!((b.keep, b.schedule.as_str()), (3, "0 3 * * *"));
+    assert_eq!(b.name, "rocketchat-mongodb-backup");
+    for (line, key) in [
+        ("schedule = '0 3 * *'", "backup.schedule"),
+        ("schedule = '0 25 * * *'", "backup.schedule"),
+        ("keep = 0", "backup.keep"),
+        ("image = 'mongo:latest'", "backup.image"),
+        ("storage_size = '10 GB'", "backup.storage_size"),
+        ("timeout = 'a while'", "backup.timeout"),
+        ("retention = 7", "backup.retention"),
+    ] {
+        let err = assert_rejected(&f, &with("backup", line), &[], key);
+        assert!(format!("{err}").contains("demo.toml"), "{err}");
+    }
+}

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub use super::cron::cron_schedule;
+
 /// A DNS name per RFC 1123: at least two labels, each 1–63 of `[a-z0-9-]` not starting or ending
 /// with `-`, at most 253 characters, and a top-level label that is not all digits.
 pub fn domain(value: &str) -> Result<String, String> {
@@ -95,6 +97,21 @@ pub fn nonzero_duration(value: &str) -> Result<Duration, String> {
         return Err(format!("`{value}` must be longer than zero"));
     }
     Ok(d)
+}
+
+/// A Kubernetes quantity for a volume's size: digits, then an optional suffix (`10Gi`, `500M`).
+pub fn quantity(value: &str) -> Result<String, String> {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &value[digits.len()..];
+    let ok = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && ["", "Ki", "Mi", "Gi", "Ti", "Pi", "k", "M", "G", "T", "P"].contains(&suffix);
+    if !ok {
+        return Err(format!(
+            "`{value}` is not a Kubernetes quantity (e.g. 10Gi)"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 pub fn port(value: u16) -> Result<u16, String> {

@@ -9,6 +9,7 @@ use super::pipeline::Pipeline;
 use super::sources::Sources;
 use super::{ConfigError, ConfigErrors, Settings, validate};
 
+mod backup;
 mod dns;
 mod haproxy;
 mod helm;
@@ -139,6 +140,9 @@ impl Checker {
         let dns = dns::check(c, raw.dns);
         let tools = tools::check(c, raw.tools);
         let maintenance = maintenance::check(c, raw.maintenance);
+        let backup = raw
+            .backup
+            .map(|b| backup::check(c, b, helm.as_ref().map(|h| h.release.as_str())));
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
@@ -164,6 +168,7 @@ impl Checker {
             dns: dns.expect(missing),
             tools: tools.expect(missing),
             maintenance: maintenance.expect(missing),
+            backup: backup.map(|b| b.expect(missing)),
             secrets,
             source: self.sources,
             warnings: Vec::new(),

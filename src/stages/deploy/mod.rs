@@ -21,16 +21,18 @@ use crate::stage_name::StageName;
 use crate::state::write_private;
 use crate::templates::Templates;
 
+mod backup;
 pub mod maintenance;
 mod release;
 mod routes;
 mod secret;
-mod tools;
+pub mod tools;
 mod traefik;
 
+pub use backup::{BACKUP_MOUNT_PATH, backup_script_indented};
 use release::{Recovery, Release};
 use secret::MongoSecret;
-use tools::Tools;
+pub use tools::Tools;
 
 fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
