@@ -209,3 +209,70 @@ fn an_unknown_chart_version_or_an_unread_key_is_a_config_error() {
     let route = std::fs::read_to_string(t.path("renamed/traefik/60-ingressroute.yaml")).unwrap();
     assert!(route.contains("name: rocketchat-chat\n"), "{route}");
 }
+
+/// The backup Job reads the database URI from the Secret and key the real chart's Rocket.Chat
+/// containers read `MONGO_URL` from, for every supported chart and both MongoDB choices (with
+/// `existingMongodbSecret` set, as Jeeves always sets it, the chart's own Secret carries no
+/// `mongo-uri`).
+#[test]
+fn the_backup_job_reads_the_uri_from_the_secret_rocket_chat_reads() {
+    let check = r#"
+import sys, yaml
+rendered, chart_out = sys.argv[1], sys.argv[2]
+cj = [d for d in yaml.safe_load_all(open(rendered)) if d and d["kind"] == "CronJob"][0]
+c = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+ours = [e["valueFrom"]["secretKeyRef"] for e in c["env"] if e["name"] == "MONGO_URI"][0]
+reads = set()
+for d in yaml.safe_load_all(open(chart_out)):
+    if not d or d["kind"] != "Deployment":
+        continue
+    for k in d["spec"]["template"]["spec"]["containers"]:
+        for e in k.get("env") or []:
+            if e["name"] == "MONGO_URL":
+                r = e["valueFrom"]["secretKeyRef"]
+                reads.add((r["name"], r["key"]))
+assert reads == {(ours["name"], ours["key"])}, (reads, ours)
+print("ok", sorted(reads))
+"#;
+    for version in ["6.25.1", "7.0.2"] {
+        for mongodb in ["external", "bundled"] {
+            let mut t = Test::new();
+            let chart_path = common::chart(version);
+            t.env("JEEVES_HELM_MONGODB", mongodb)
+                .env("JEEVES_HELM_VERSION", version)
+                .env("JEEVES_HELM_CHART", &chart_path)
+                .env("JEEVES_BACKUP_KEEP", "3");
+            t.run(&["render", "--out", "out"]).expect(0);
+            let values = t.path("out/rocketchat-values.yaml");
+            let (code, rendered) = tool(
+                "helm",
+                &[
+                    "template",
+                    "rocketchat",
+                    &chart_path,
+                    "-n",
+                    NAMESPACE,
+                    "--kube-version",
+                    KUBE_VERSION,
+                    "-f",
+                    values.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(code, 0, "{rendered}");
+            let chart_out = t.path("chart.yaml");
+            std::fs::write(&chart_out, rendered).unwrap();
+            let backup = t.path("out/backup/mongodb-backup.yaml");
+            let (code, out) = tool(
+                "python3",
+                &[
+                    "-c",
+                    check,
+                    backup.to_str().unwrap(),
+                    chart_out.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(code, 0, "{version} {mongodb}: {out}");
+            assert!(out.contains("('rocketchat-mongodb', 'mongo-uri')"), "{out}");
+        }
+    }
+}

@@ -18,7 +18,17 @@ pub async fn run(g: &GlobalArgs, env: &Env) -> Result<u8> {
         }
         println!("{} {:<12} {}", if ok { "✓" } else { "✗" }, what, detail);
     };
+    // Never a failure: a missing `.env` is fine, but say whether one was read.
+    report(true, "env file", env.file_summary());
     let settings = Settings::load(&g.pipeline, env);
+    if let Ok(s) = &settings {
+        for warning in &s.warnings {
+            report(true, "warning", warning.clone());
+        }
+        if let Some(region) = &s.project.region {
+            crate::aws::use_region(region);
+        }
+    }
     let tools = match &settings {
         Ok(s) => s.tools.clone(),
         Err(_) => toml::from_str::<Tools>("").expect("defaults"),

@@ -1,13 +1,21 @@
 //! One module per command. Settings are loaded here, once; commands get plain data.
 
+mod backup;
+mod completion;
 mod doctor;
 mod down;
+mod init;
+mod kubeconfig;
+mod logs;
 mod plan;
+mod power;
 mod render;
+mod ssh;
 mod status;
 mod tunnel;
 mod unlock;
 mod up;
+mod version;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,28 +24,56 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::StateSettings;
-use crate::config::{ConfigErrors, Env, Settings};
+use crate::config::{ConfigErrors, Env, Purpose, Settings};
 use crate::exit_code;
 use crate::report::{Event, Level, Redactor, Reporter, ReporterOptions};
 use crate::state::{RunLock, S3Lock, SharedState, StateDir};
 
 pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
     let g = cli.global;
+    if g.verbose {
+        eprintln!("info: {}", env.file_summary());
+    }
+    // Commands that need no pipeline.
     match cli.command {
-        Command::Doctor => doctor::run(&g, &env).await,
-        command => {
-            let settings = std::sync::Arc::new(Settings::load(&g.pipeline, &env)?);
-            redactor_extend(&redactor, &settings);
-            match command {
-                Command::Up(args) => up::run(&g, &settings, redactor, &args).await,
-                Command::Plan(args) => plan::run(&g, &settings, redactor, &args).await,
-                Command::Status => status::run(&g, &settings).await,
-                Command::Unlock(args) => unlock::run(&settings, &args).await,
-                Command::Down(args) => down::run(&g, &settings, redactor, &args).await,
-                Command::Render(args) => render::run(&settings, &args),
-                Command::Tunnel => tunnel::run(&settings).await,
-                Command::Doctor => unreachable!("handled above"),
-            }
+        Command::Doctor => return doctor::run(&g, &env).await,
+        Command::Init(args) => return init::run(&args),
+        Command::Version => return version::run(g.output),
+        Command::Completion(args) => return completion::run(args.shell),
+        _ => {}
+    }
+    let purpose = match cli.command {
+        Command::Status
+        | Command::Tunnel
+        | Command::Kubeconfig(_)
+        | Command::Ssh(_)
+        | Command::Logs(_) => Purpose::Inspect,
+        _ => Purpose::Run,
+    };
+    let settings = std::sync::Arc::new(Settings::load_for(&g.pipeline, &env, purpose)?);
+    for warning in &settings.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let Some(region) = &settings.project.region {
+        crate::aws::use_region(region);
+    }
+    redactor_extend(&redactor, &settings);
+    match cli.command {
+        Command::Up(args) => up::run(&g, &settings, redactor, &args).await,
+        Command::Plan(args) => plan::run(&g, &settings, redactor, &args).await,
+        Command::Status => status::run(&g, &settings).await,
+        Command::Stop(args) => power::stop(&g, &settings, redactor, &args).await,
+        Command::Start(args) => power::start(&g, &settings, redactor, &args).await,
+        Command::Down(args) => down::run(&g, &settings, redactor, &args).await,
+        Command::Render(args) => render::run(&settings, &args),
+        Command::Tunnel => tunnel::run(&settings).await,
+        Command::Kubeconfig(args) => kubeconfig::run(&settings, &args),
+        Command::Ssh(args) => ssh::run(&settings, &args),
+        Command::Logs(args) => logs::run(&settings, &args),
+        Command::Unlock(args) => unlock::run(&settings, &args).await,
+        Command::Backup(args) => backup::run(&g, &settings, redactor, &args).await,
+        Command::Doctor | Command::Init(_) | Command::Version | Command::Completion(_) => {
+            unreachable!("handled above")
         }
     }
 }

@@ -39,6 +39,7 @@ pub async fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
             (state, holder, location)
         }
     };
+    let power = power_states(&state.inventory).await;
     if g.output == OutputMode::Json {
         let stages: serde_json::Map<String, serde_json::Value> = state
             .stages
@@ -55,6 +56,10 @@ pub async fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
             "state": location,
             "lock": holder.as_ref().map(|(j, _)| j),
             "inventory": state.inventory,
+            "power": match &power {
+                Ok(p) => json!(p),
+                Err(e) => json!({ "error": e }),
+            },
             "stages": stages,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -77,18 +82,25 @@ pub async fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
         }
         controller => {
             println!(
-                "  {:<11} {:<24} {:<16} {:<16} ID",
-                "ROLE", "HOSTNAME", "PUBLIC IP", "PRIVATE IP"
+                "  {:<11} {:<24} {:<16} {:<16} {:<21} POWER",
+                "ROLE", "HOSTNAME", "PUBLIC IP", "PRIVATE IP", "ID"
             );
             let rows = controller
                 .iter()
                 .map(|h| ("controller", h))
                 .chain(state.inventory.workers.iter().map(|h| ("worker", h)));
             for (role, h) in rows {
+                let state = match &power {
+                    Ok(p) => p.get(&h.id).map_or("-", String::as_str),
+                    Err(_) => "unknown",
+                };
                 println!(
-                    "  {:<11} {:<24} {:<16} {:<16} {}",
-                    role, h.hostname, h.public_ip, h.private_ip, h.id
+                    "  {:<11} {:<24} {:<16} {:<16} {:<21} {}",
+                    role, h.hostname, h.public_ip, h.private_ip, h.id, state
                 );
+            }
+            if let Err(e) = &power {
+                println!("  power state unknown: {e}");
             }
         }
     }
@@ -120,4 +132,34 @@ pub async fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
         }
     }
     Ok(exit_code::SUCCESS)
+}
+
+const STATUS_EC2_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Each EC2 instance's power state (`running`, `stopped`…) by instance id, from
+/// DescribeInstances; hosts without an EC2 instance id (the lab's) have none. An error is
+/// shown, not fatal: `status` works without AWS access.
+async fn power_states(
+    inventory: &crate::state::Inventory,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let ids: Vec<String> = inventory
+        .controller
+        .iter()
+        .chain(&inventory.workers)
+        .map(|h| h.id.clone())
+        .filter(|id| id.starts_with("i-"))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let ec2 = crate::aws::ec2::Ec2::new(&crate::aws::sdk_config().await);
+    // `status` answers quickly: not the 2 minutes with retries another command's call may take.
+    match tokio::time::timeout(STATUS_EC2_TIMEOUT, ec2.power(&ids)).await {
+        Ok(Ok(found)) => Ok(found.into_iter().map(|p| (p.id, p.state)).collect()),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err(format!(
+            "no answer from EC2 DescribeInstances within {}s",
+            STATUS_EC2_TIMEOUT.as_secs()
+        )),
+    }
 }

@@ -35,6 +35,13 @@ impl Inventory {
     pub fn is_empty(&self) -> bool {
         self.controller.is_none() && self.workers.is_empty()
     }
+
+    /// The controller, or the error that says how to get one.
+    pub fn controller(&self) -> Result<&Host> {
+        self.controller
+            .as_ref()
+            .context("the inventory has no controller; run `jeeves up --only terraform` first")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
