@@ -210,6 +210,73 @@ fn an_unknown_chart_version_or_an_unread_key_is_a_config_error() {
     assert!(route.contains("name: rocketchat-chat\n"), "{route}");
 }
 
+/// The backup Job reads the database URI from the Secret and key the real chart's Rocket.Chat
+/// containers read `MONGO_URL` from, for every supported chart and both MongoDB choices (with
+/// `existingMongodbSecret` set, as Jeeves always sets it, the chart's own Secret carries no
+/// `mongo-uri`).
+#[test]
+fn the_backup_job_reads_the_uri_from_the_secret_rocket_chat_reads() {
+    let check = r#"
+import sys, yaml
+rendered, chart_out = sys.argv[1], sys.argv[2]
+cj = [d for d in yaml.safe_load_all(open(rendered)) if d and d["kind"] == "CronJob"][0]
+c = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+ours = [e["valueFrom"]["secretKeyRef"] for e in c["env"] if e["name"] == "MONGO_URI"][0]
+reads = set()
+for d in yaml.safe_load_all(open(chart_out)):
+    if not d or d["kind"] != "Deployment":
+        continue
+    for k in d["spec"]["template"]["spec"]["containers"]:
+        for e in k.get("env") or []:
+            if e["name"] == "MONGO_URL":
+                r = e["valueFrom"]["secretKeyRef"]
+                reads.add((r["name"], r["key"]))
+assert reads == {(ours["name"], ours["key"])}, (reads, ours)
+print("ok", sorted(reads))
+"#;
+    for version in ["6.25.1", "7.0.2"] {
+        for mongodb in ["external", "bundled"] {
+            let mut t = Test::new();
+            let chart_path = common::chart(version);
+            t.env("JEEVES_HELM_MONGODB", mongodb)
+                .env("JEEVES_HELM_VERSION", version)
+                .env("JEEVES_HELM_CHART", &chart_path)
+                .env("JEEVES_BACKUP_KEEP", "3");
+            t.run(&["render", "--out", "out"]).expect(0);
+            let values = t.path("out/rocketchat-values.yaml");
+            let (code, rendered) = tool(
+                "helm",
+                &[
+                    "template",
+                    "rocketchat",
+                    &chart_path,
+                    "-n",
+                    NAMESPACE,
+                    "--kube-version",
+                    KUBE_VERSION,
+                    "-f",
+                    values.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(code, 0, "{rendered}");
+            let chart_out = t.path("chart.yaml");
+            std::fs::write(&chart_out, rendered).unwrap();
+            let backup = t.path("out/backup/mongodb-backup.yaml");
+            let (code, out) = tool(
+                "python3",
+                &[
+                    "-c",
+                    check,
+                    backup.to_str().unwrap(),
+                    chart_out.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(code, 0, "{version} {mongodb}: {out}");
+            assert!(out.contains("('rocketchat-mongodb', 'mongo-uri')"), "{out}");
+        }
+    }
+}
+
 /// `helm.metrics` through the real `helm template`, for a cluster that has the Prometheus
 /// Operator's API (`--api-versions monitoring.coreos.com/v1`, the chart's condition for its
 /// monitors): on, the chart renders its PodMonitor for Rocket.Chat's `metrics` and
@@ -254,7 +321,7 @@ fn the_metrics_switch_renders_the_pod_monitor_and_the_metrics_ports() {
             let case = format!("chart {version}, MongoDB {mongodb}, metrics {metrics}");
             let docs: Vec<serde_json::Value> = rendered
                 .split("\n---")
-                .filter_map(|d| serde_yaml::from_str::<serde_json::Value>(d).ok())
+                .filter_map(|d| serde_norway::from_str::<serde_json::Value>(d).ok())
                 .filter(|d| d.is_object())
                 .collect();
             let find = |kind: &str, name: &str| {

@@ -15,6 +15,10 @@ pub(super) struct JunitSink {
     path: PathBuf,
     pipeline: String,
     cases: Vec<(StageName, StageResult, u64, Option<String>)>,
+    /// The stages the run selected (from `run_started`): only they become testcases, so a
+    /// Jenkins build that runs one stage per step reports each stage once, not once per step
+    /// with the others skipped. A selected stage skipped after a failure is still reported.
+    selected: Option<Vec<StageName>>,
 }
 
 impl JunitSink {
@@ -23,6 +27,7 @@ impl JunitSink {
             path,
             pipeline,
             cases: Vec::new(),
+            selected: None,
         }
     }
 
@@ -91,15 +96,18 @@ impl JunitSink {
 
 impl Sink for JunitSink {
     fn event(&mut self, _: SystemTime, event: &Event) {
-        if let Event::StageFinished {
-            stage,
-            result,
-            duration_ms,
-            error,
-        } = event
-        {
-            self.cases
-                .push((*stage, *result, *duration_ms, error.clone()));
+        match event {
+            Event::RunStarted { stages, .. } => self.selected = Some(stages.clone()),
+            Event::StageFinished {
+                stage,
+                result,
+                duration_ms,
+                error,
+            } if self.selected.as_ref().is_none_or(|s| s.contains(stage)) => {
+                self.cases
+                    .push((*stage, *result, *duration_ms, error.clone()));
+            }
+            _ => {}
         }
     }
 

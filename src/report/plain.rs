@@ -29,6 +29,11 @@ pub(super) fn describe(event: &Event) -> Option<String> {
             command,
             pipeline,
             stages,
+        } if stages.is_empty() => format!("jeeves {command}: pipeline {pipeline}"),
+        Event::RunStarted {
+            command,
+            pipeline,
+            stages,
         } => {
             let names: Vec<&str> = stages.iter().map(|s| s.as_str()).collect();
             format!(

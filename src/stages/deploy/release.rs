@@ -130,7 +130,7 @@ impl Values {
 /// A values file as helm reads it: a map (an empty file is an empty map).
 fn values_map(text: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
     Ok(
-        match serde_yaml::from_str::<serde_json::Value>(text).context("not YAML")? {
+        match serde_norway::from_str::<serde_json::Value>(text).context("not YAML")? {
             serde_json::Value::Object(m) => m,
             serde_json::Value::Null => serde_json::Map::new(),
             other => bail!("a values file must be a map, not {other}"),

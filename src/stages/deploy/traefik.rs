@@ -32,6 +32,8 @@ pub struct Manifests {
     pub crds: String,
     /// The manifests hold IngressRoutes, whose backends must exist once the release is up.
     pub routes: bool,
+    /// Where the objects come from: `templates/traefik`, and `templates/backup` with `[backup]`.
+    pub sources: &'static str,
 }
 
 impl Manifests {
@@ -43,7 +45,7 @@ impl Manifests {
         dir: &Path,
     ) -> Result<Manifests> {
         let mut text = String::new();
-        for name in templates.traefik_names() {
+        for name in templates.manifest_names(ctx) {
             let doc = templates.render(name, ctx)?;
             text.push_str(&format!("---\n# {name}\n{}\n", doc.trim_end()));
         }
@@ -68,6 +70,11 @@ impl Manifests {
             sha: sha256(format!("{crds_id}\n{text}").as_bytes()),
             crds,
             routes: text.contains("\nkind: IngressRoute"),
+            sources: if ctx.backup.is_some() {
+                "templates/traefik and templates/backup"
+            } else {
+                "templates/traefik"
+            },
             text,
         })
     }
@@ -114,8 +121,8 @@ pub async fn probe(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Resul
         return Ok(Some(Change::new(
             "apply",
             format!(
-                "Traefik: CRDs from {}, {} object(s) from templates/traefik (server-side, field manager {FIELD_MANAGER}){differ}",
-                m.crds, m.objects,
+                "Traefik: CRDs from {}, {} object(s) from {} (server-side, field manager {FIELD_MANAGER}){differ}",
+                m.crds, m.objects, m.sources,
             ),
         )));
     }
