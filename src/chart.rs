@@ -29,6 +29,12 @@ pub struct ChartVersion {
     /// The bundled MongoDB subchart's images still default to `docker.io/bitnami/*`, a namespace
     /// emptied in 2025: the values move them to `bitnamilegacy/*`, as chart 7.0.x does itself.
     pub legacy_bitnami_images: bool,
+    /// The chart's NATS and MongoDB monitors have switches of their own that render nothing
+    /// else: `nats.podMonitor.enabled` (`templates/nats-monitor.yaml`) and
+    /// `mongodb.serviceMonitor.enabled` (`templates/mongodb-monitor.yaml`), chart 7.x. In 6.x
+    /// they follow `nats.exporter.enabled` and `mongodb.metrics.enabled`, which also run the
+    /// exporters: Jeeves leaves those as the chart has them.
+    pub monitor_switches: bool,
 }
 
 /// The supported versions, oldest first. To add one: a row here, its tarball in
@@ -39,12 +45,14 @@ pub const SUPPORTED: &[ChartVersion] = &[
         app_version: "7.6.0",
         oplog_uri: true,
         legacy_bitnami_images: true,
+        monitor_switches: false,
     },
     ChartVersion {
         version: "7.0.2",
         app_version: "8.6.1",
         oplog_uri: false,
         legacy_bitnami_images: false,
+        monitor_switches: true,
     },
 ];
 

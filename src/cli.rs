@@ -32,9 +32,10 @@ pub struct GlobalArgs {
         env = "JEEVES_PIPELINE"
     )]
     pub pipeline: PathBuf,
-    /// Environment file loaded before reading the environment; a missing file is fine.
-    #[arg(long, global = true, default_value = ".env")]
-    pub env_file: PathBuf,
+    /// Environment file loaded before reading the environment [default: .env, which may be
+    /// missing; a file named here must exist].
+    #[arg(long, global = true)]
+    pub env_file: Option<PathBuf>,
     /// How progress is shown. auto: progress bars on a terminal, plain lines otherwise or when CI is set.
     #[arg(long, global = true, value_enum, default_value_t = OutputMode::Auto)]
     pub output: OutputMode,
@@ -63,12 +64,101 @@ pub enum Command {
     Check,
     /// Tear the stack down: the DNS record, then terraform destroy.
     Down(DownArgs),
+    /// Stop every instance of the stack (EC2 StopInstances); the disks and the addresses of
+    /// Elastic IPs are kept.
+    Stop(StopArgs),
+    /// Start the stack's instances, wait until they run and SSH answers, then repair: the whole
+    /// pipeline as `up` runs it, and pods left over from before the stop are removed.
+    Start(StartArgs),
     /// Render every template with the current configuration.
     Render(RenderArgs),
     /// Hold the tunnel to the MicroK8s API open in the foreground.
     Tunnel,
     /// Check tools, SSH key, AWS credentials and the configuration.
     Doctor,
+    /// Write a pipeline file, .env and the terraform module into a new directory.
+    Init(InitArgs),
+    /// Print Jeeves' version (and the git commit it was built from, when known).
+    Version,
+    /// Print a shell completion script: `jeeves completion bash > /etc/bash_completion.d/jeeves`.
+    Completion(CompletionArgs),
+    /// Print the path of a kubeconfig for the cluster (reached through `jeeves tunnel`), or
+    /// merge it into ~/.kube/config.
+    Kubeconfig(KubeconfigArgs),
+    /// An interactive shell on a host (controller, worker-N or a hostname), with its pinned key.
+    Ssh(SshArgs),
+    /// Print the last run's log, or the log of the run named.
+    Logs(LogsArgs),
+    /// Run a MongoDB backup now and wait for it (needs [backup]); `--list`: the archives kept.
+    Backup(BackupArgs),
+    /// Break the S3 state lock left by a run that died (its id is in the lock error and in
+    /// `status`). Refused when the id is not the current lock's.
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct InitArgs {
+    /// The new directory (created; existing files in it are never overwritten).
+    pub dir: PathBuf,
+    /// The chat's public name (tls.domain), e.g. chat.example.com.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// The AWS region of the stack (terraform variables and the state backend follow it).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The ACME account e-mail (tls.email).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// The SSH private key for the nodes (ssh.key_path); its `.pub` beside it is read.
+    #[arg(long)]
+    pub ssh_key: Option<PathBuf>,
+    /// Who may SSH to the nodes (terraform admin_cidr), e.g. 203.0.113.7/32.
+    #[arg(long)]
+    pub admin_cidr: Option<String>,
+    /// The S3 bucket of terraform's state (terraform.backend_config.bucket).
+    #[arg(long)]
+    pub state_bucket: Option<String>,
+    /// Ask nothing: missing values take their defaults (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// Merge the cluster, user and context into $KUBECONFIG (its first file) or ~/.kube/config,
+    /// keeping the other contexts.
+    #[arg(long)]
+    pub merge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// controller, worker-N (1-based, in inventory order) or a hostname from the inventory.
+    pub host: String,
+    /// A command to run instead of a shell.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A log's file name, or part of it (e.g. a date); default: the newest.
+    pub run: Option<String>,
+    /// List the logs instead of printing one.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The lock's id, as the lock error or `jeeves status` shows it.
+    pub lock_id: String,
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -119,6 +209,27 @@ pub struct DownArgs {
     /// Leave the DNS record in place (e.g. when the zone is managed elsewhere).
     #[arg(long)]
     pub keep_dns: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Trust hosts whose keys are not in known_hosts yet, and pin them (as `up`).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Only list the archives on the backup volume (names, start times, sizes).
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

@@ -41,7 +41,11 @@ pub fn run() -> ExitCode {
         }
     };
     // Before any thread exists: loading `.env` sets process environment variables.
-    let env = match Env::load_process(&cli.global.env_file) {
+    let (env_file, required) = match &cli.global.env_file {
+        Some(file) => (file.clone(), true),
+        None => (std::path::PathBuf::from(".env"), false),
+    };
+    let env = match Env::load_process(&env_file, required) {
         Ok(env) => env,
         Err(e) => {
             eprintln!("error: {e}");

@@ -69,7 +69,24 @@ impl Runner<'_> {
         state: &mut State,
     ) -> RunReport {
         let mut report = RunReport::default();
-        for name in StageName::ALL {
+        self.run_part(mode, &StageName::ALL, selected, force, state, &mut report)
+            .await;
+        report
+    }
+
+    /// Runs the stages of `part` (in order) into `report`: how a command that does something
+    /// between two stages (`start` waits for SSH after terraform) runs the pipeline in parts.
+    /// Once a stage has failed, the rest are reported as skipped.
+    pub async fn run_part(
+        &self,
+        mode: Mode,
+        part: &[StageName],
+        selected: &[StageName],
+        force: &[StageName],
+        state: &mut State,
+        report: &mut RunReport,
+    ) {
+        for &name in part {
             if !selected.contains(&name) || report.failed.is_some() {
                 self.reporter.emit(Event::StageFinished {
                     stage: name,
@@ -128,7 +145,6 @@ impl Runner<'_> {
                 report.failed = Some((name, crate::interrupt::Interrupted(sig).into()));
             }
         }
-        report
     }
 
     async fn run_stage(

@@ -31,18 +31,52 @@ pub struct StageContext<'a> {
 }
 
 impl StageContext<'_> {
+    /// What the stage says goes through this.
+    pub fn log(&self) -> StageLog<'_> {
+        StageLog {
+            reporter: self.reporter,
+            stage: self.stage,
+        }
+    }
+
     pub fn info(&self, message: impl Into<String>) {
-        self.reporter.log(Some(self.stage), Level::Info, message);
+        self.log().info(message);
     }
 
     pub fn warn(&self, message: impl Into<String>) {
-        self.reporter.log(Some(self.stage), Level::Warn, message);
+        self.log().warn(message);
     }
 
     /// Pins the keys of `hosts` new to this run (once per run; `Fleet::pin`), reporting each.
     pub async fn pin(&self, hosts: &[crate::state::Host]) -> Result<()> {
         let say = |host: &str, message: String| self.host(host, message);
         self.fleet.pin(hosts, &say).await
+    }
+
+    pub fn tool_said(&self, said: crate::process::Said<'_>, stdout: bool) {
+        self.log().tool_said(said, stdout);
+    }
+
+    pub fn host(&self, host: impl Into<String>, message: impl Into<String>) {
+        self.log().host(host, message);
+    }
+}
+
+/// A stage's voice in the run's report: for the stages, and for a command that does a stage's
+/// work outside the runner (`down`).
+#[derive(Clone, Copy)]
+pub struct StageLog<'a> {
+    pub reporter: &'a Reporter,
+    pub stage: StageName,
+}
+
+impl StageLog<'_> {
+    pub fn info(&self, message: impl Into<String>) {
+        self.reporter.log(Some(self.stage), Level::Info, message);
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        self.reporter.log(Some(self.stage), Level::Warn, message);
     }
 
     /// Reports what a local tool said: its lines as output (stdout only when `stdout`; some

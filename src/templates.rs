@@ -14,6 +14,8 @@ use crate::config::Replicas;
 pub const HAPROXY_CFG: &str = "haproxy.cfg";
 pub const ROCKETCHAT_VALUES: &str = "rocketchat-values.yaml";
 pub const TRAEFIK_DIR: &str = "traefik";
+/// The MongoDB backup objects, rendered only when the pipeline has `[backup]`.
+pub const BACKUP_DIR: &str = "backup";
 /// `[helm.values]` from the pipeline, as the second values file helm gets (JSON is YAML).
 pub const EXTRA_VALUES: &str = "rocketchat-extra-values.json";
 
@@ -78,10 +80,29 @@ impl Templates {
             .filter(|n| n.starts_with("traefik/"))
     }
 
-    /// Every template rendered: (relative output path, contents).
+    /// The backup objects, in file-name order.
+    pub fn backup_names(&self) -> impl Iterator<Item = &str> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| n.starts_with("backup/"))
+    }
+
+    /// The Kubernetes objects the deploy stage applies: the Traefik manifests, then the backup
+    /// objects when the pipeline has `[backup]`.
+    pub fn manifest_names<'a>(&'a self, ctx: &TemplateContext) -> Vec<&'a str> {
+        let backup = ctx.backup.is_some();
+        self.traefik_names()
+            .chain(self.backup_names().filter(move |_| backup))
+            .collect()
+    }
+
+    /// Every template rendered: (relative output path, contents). The backup templates only
+    /// when the pipeline has `[backup]`.
     pub fn render_all(&self, ctx: &TemplateContext) -> Result<Vec<(PathBuf, String)>> {
         self.names
             .iter()
+            .filter(|n| ctx.backup.is_some() || !n.starts_with("backup/"))
             .map(|n| Ok((PathBuf::from(n), self.render(n, ctx)?)))
             .collect()
     }
@@ -96,6 +117,37 @@ pub struct TemplateContext {
     pub haproxy: HaproxyContext,
     pub traefik: TraefikContext,
     pub app: AppContext,
+    pub maintenance: MaintenanceContext,
+    /// `[backup]`; `None`: no backups, and the backup templates are not rendered.
+    pub backup: Option<BackupContext>,
+}
+
+/// The image-prune DaemonSet (`templates/maintenance/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceContext {
+    pub image: String,
+    pub every_seconds: u64,
+    /// MicroK8s' containerd socket on the nodes.
+    pub containerd_socket: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupContext {
+    /// The CronJob and its PersistentVolumeClaim.
+    pub name: String,
+    pub schedule: String,
+    pub keep: u32,
+    pub image: String,
+    pub storage_class: String,
+    pub storage_size: String,
+    /// The Job's `activeDeadlineSeconds`.
+    pub deadline_seconds: u64,
+    /// The key of the MongoDB secret that holds the URI Rocket.Chat reads.
+    pub secret_key: String,
+    /// Where the volume is mounted in the Job's container.
+    pub mount_path: String,
+    /// The Job's shell script, indented for the YAML block it goes in.
+    pub script: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,6 +181,8 @@ pub struct AppContext {
     pub replicas: Replicas,
     pub bundled_mongodb: bool,
     pub mongodb_secret: String,
+    /// `helm.metrics`: the Prometheus endpoint and the PodMonitor.
+    pub metrics: bool,
     /// What this chart version reads (`src/chart.rs`).
     pub chart: ChartVersion,
 }

@@ -184,6 +184,31 @@ fn bootstrap_joins_what_is_missing_and_nothing_else() {
     // A new track: the controller first, then each worker in turn, cordoned, drained, refreshed,
     // uncordoned and Ready before the next one is cordoned.
     t.env("JEEVES_MICROK8S_CHANNEL", "1.33/stable");
+    // `plan` shows the change node by node, old channel → new, and refreshes nothing.
+    let plan = t
+        .run(&["--output", "plain", "plan", "--only", "bootstrap"])
+        .expect(0);
+    let planned: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once("[bootstrap]   ").map(|(_, c)| c))
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            "refresh controller: microk8s 1.32/stable → 1.33/stable",
+            "refresh worker-1: microk8s 1.32/stable → 1.33/stable (cordon, drain, refresh, uncordon; one worker at a time)",
+            "refresh worker-2: microk8s 1.32/stable → 1.33/stable (cordon, drain, refresh, uncordon; one worker at a time)",
+            "refresh worker-3: microk8s 1.32/stable → 1.33/stable (cordon, drain, refresh, uncordon; one worker at a time)",
+        ],
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(
+        channel(&lab, "10.77.0.11"),
+        "1.32/stable",
+        "plan changed nothing"
+    );
     let run = t
         .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
         .expect(0);

@@ -209,3 +209,173 @@ fn an_unknown_chart_version_or_an_unread_key_is_a_config_error() {
     let route = std::fs::read_to_string(t.path("renamed/traefik/60-ingressroute.yaml")).unwrap();
     assert!(route.contains("name: rocketchat-chat\n"), "{route}");
 }
+
+/// The backup Job reads the database URI from the Secret and key the real chart's Rocket.Chat
+/// containers read `MONGO_URL` from, for every supported chart and both MongoDB choices (with
+/// `existingMongodbSecret` set, as Jeeves always sets it, the chart's own Secret carries no
+/// `mongo-uri`).
+#[test]
+fn the_backup_job_reads_the_uri_from_the_secret_rocket_chat_reads() {
+    let check = r#"
+import sys, yaml
+rendered, chart_out = sys.argv[1], sys.argv[2]
+cj = [d for d in yaml.safe_load_all(open(rendered)) if d and d["kind"] == "CronJob"][0]
+c = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+ours = [e["valueFrom"]["secretKeyRef"] for e in c["env"] if e["name"] == "MONGO_URI"][0]
+reads = set()
+for d in yaml.safe_load_all(open(chart_out)):
+    if not d or d["kind"] != "Deployment":
+        continue
+    for k in d["spec"]["template"]["spec"]["containers"]:
+        for e in k.get("env") or []:
+            if e["name"] == "MONGO_URL":
+                r = e["valueFrom"]["secretKeyRef"]
+                reads.add((r["name"], r["key"]))
+assert reads == {(ours["name"], ours["key"])}, (reads, ours)
+print("ok", sorted(reads))
+"#;
+    for version in ["6.25.1", "7.0.2"] {
+        for mongodb in ["external", "bundled"] {
+            let mut t = Test::new();
+            let chart_path = common::chart(version);
+            t.env("JEEVES_HELM_MONGODB", mongodb)
+                .env("JEEVES_HELM_VERSION", version)
+                .env("JEEVES_HELM_CHART", &chart_path)
+                .env("JEEVES_BACKUP_KEEP", "3");
+            t.run(&["render", "--out", "out"]).expect(0);
+            let values = t.path("out/rocketchat-values.yaml");
+            let (code, rendered) = tool(
+                "helm",
+                &[
+                    "template",
+                    "rocketchat",
+                    &chart_path,
+                    "-n",
+                    NAMESPACE,
+                    "--kube-version",
+                    KUBE_VERSION,
+                    "-f",
+                    values.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(code, 0, "{rendered}");
+            let chart_out = t.path("chart.yaml");
+            std::fs::write(&chart_out, rendered).unwrap();
+            let backup = t.path("out/backup/mongodb-backup.yaml");
+            let (code, out) = tool(
+                "python3",
+                &[
+                    "-c",
+                    check,
+                    backup.to_str().unwrap(),
+                    chart_out.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(code, 0, "{version} {mongodb}: {out}");
+            assert!(out.contains("('rocketchat-mongodb', 'mongo-uri')"), "{out}");
+        }
+    }
+}
+
+/// `helm.metrics` through the real `helm template`, for a cluster that has the Prometheus
+/// Operator's API (`--api-versions monitoring.coreos.com/v1`, the chart's condition for its
+/// monitors): on, the chart renders its PodMonitor for Rocket.Chat's `metrics` and
+/// `ms-metrics` ports and the pods expose them; off, neither. Chart 7.x: NATS's PodMonitor
+/// follows the switch, MongoDB's ServiceMonitor too and only for the bundled MongoDB.
+#[test]
+fn the_metrics_switch_renders_the_pod_monitor_and_the_metrics_ports() {
+    for (version, mongodb) in [
+        ("6.25.1", "external"),
+        ("7.0.2", "external"),
+        ("7.0.2", "bundled"),
+    ] {
+        for metrics in [true, false] {
+            let mut t = Test::new();
+            let chart_path = common::chart(version);
+            t.env("JEEVES_HELM_VERSION", version)
+                .env("JEEVES_HELM_CHART", &chart_path)
+                .env("JEEVES_HELM_MONGODB", mongodb)
+                .env(
+                    "JEEVES_HELM_METRICS",
+                    if metrics { "true" } else { "false" },
+                );
+            t.run(&["render", "--out", "out"]).expect(0);
+            let values = t.path("out/rocketchat-values.yaml").display().to_string();
+            let (code, rendered) = tool(
+                "helm",
+                &[
+                    "template",
+                    "rocketchat",
+                    &chart_path,
+                    "-n",
+                    NAMESPACE,
+                    "--kube-version",
+                    KUBE_VERSION,
+                    "--api-versions",
+                    "monitoring.coreos.com/v1",
+                    "-f",
+                    &values,
+                ],
+            );
+            assert_eq!(code, 0, "{rendered}");
+            let case = format!("chart {version}, MongoDB {mongodb}, metrics {metrics}");
+            let docs: Vec<serde_json::Value> = rendered
+                .split("\n---")
+                .filter_map(|d| serde_norway::from_str::<serde_json::Value>(d).ok())
+                .filter(|d| d.is_object())
+                .collect();
+            let find = |kind: &str, name: &str| {
+                docs.iter()
+                    .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            };
+            let monitor = find("PodMonitor", "rocketchat-rocketchat");
+            assert_eq!(monitor.is_some(), metrics, "{case}: the PodMonitor");
+            if let Some(m) = monitor {
+                let ports: Vec<&str> = m["spec"]["podMetricsEndpoints"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|e| e["port"].as_str())
+                    .collect();
+                assert_eq!(ports, ["metrics", "ms-metrics"], "{case}");
+            }
+            let port = |deployment: &str, name: &str| {
+                find("Deployment", deployment).unwrap()["spec"]["template"]["spec"]["containers"][0]
+                    ["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["name"] == name)
+                    .map(|p| p["containerPort"].as_u64().unwrap())
+            };
+            let (main, ms) = (
+                port("rocketchat-rocketchat", "metrics"),
+                port("rocketchat-presence", "ms-metrics"),
+            );
+            if metrics {
+                assert_eq!((main, ms), (Some(9100), Some(9458)), "{case}");
+            } else {
+                assert_eq!((main, ms), (None, None), "{case}");
+            }
+            let env = find("Deployment", "rocketchat-rocketchat").unwrap()["spec"]["template"]
+                .to_string();
+            assert_eq!(
+                env.contains("OVERWRITE_SETTING_Prometheus_Enabled"),
+                metrics,
+                "{case}: Rocket.Chat's Prometheus setting"
+            );
+            if version == "7.0.2" {
+                assert_eq!(
+                    find("PodMonitor", "rocketchat-nats-monitor").is_some(),
+                    metrics,
+                    "{case}: NATS's PodMonitor"
+                );
+                assert_eq!(
+                    find("ServiceMonitor", "rocketchat-mongodb").is_some(),
+                    metrics && mongodb == "bundled",
+                    "{case}: MongoDB's ServiceMonitor"
+                );
+            }
+        }
+    }
+}

@@ -9,7 +9,21 @@ fn help_lists_every_command() {
     let t = Test::new();
     let run = t.run(&["--help"]).expect(0);
     for cmd in [
-        "up", "plan", "check", "status", "down", "render", "tunnel", "doctor",
+        "up",
+        "plan",
+        "status",
+        "down",
+        "render",
+        "tunnel",
+        "doctor",
+        "init",
+        "version",
+        "completion",
+        "kubeconfig",
+        "ssh",
+        "logs",
+        "unlock",
+        "check",
     ] {
         assert!(
             run.stdout.contains(&format!("  {cmd} ")),
@@ -112,4 +126,140 @@ fn the_tunnel_command_needs_a_private_key_first() {
     let t = Test::new();
     let run = t.run(&["tunnel"]).expect(2);
     assert!(run.stderr.contains("ssh.key_path"), "{}", run.stderr);
+}
+
+#[test]
+fn state_backend_errors_name_the_key_and_unlock_needs_the_s3_backend() {
+    let mut t = Test::new();
+    let run = t.run(&["unlock", "0f0e"]).expect(2);
+    assert!(
+        run.stderr.contains("the state backend is local"),
+        "{}",
+        run.stderr
+    );
+    t.env("JEEVES_STATE_BACKEND", "s3")
+        .env("JEEVES_STATE_BUCKET", "Team_State");
+    let run = t.run(&["status"]).expect(2);
+    assert!(
+        run.stderr.contains(
+            "environment variable JEEVES_STATE_BUCKET: `state.bucket`: `Team_State` is not an S3 bucket name"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The doctor's line for one check (`✓ aws …`).
+fn doctor_line(stdout: &str, check: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.get(4..).is_some_and(|rest| rest.starts_with(check)))
+        .unwrap_or_else(|| panic!("no `{check}` line:\n{stdout}"))
+        .to_string()
+}
+
+/// `.env.example` copied as it is has `AWS_PROFILE=`: the SDK read it as a profile named "" and
+/// every AWS call failed, though the default profile had credentials.
+#[test]
+fn an_empty_aws_variable_counts_as_unset() {
+    let moto = common::Moto::start();
+    let mut t = Test::new();
+    t.write(
+        "home/.aws/credentials",
+        "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    );
+    t.write(".env", "AWS_PROFILE=\nAWS_REGION=us-east-1\n");
+    let home = t.path("home").display().to_string();
+    t.env("HOME", &home)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint());
+    let run = t.run(&["doctor"]);
+    let aws = doctor_line(&run.stdout, "aws");
+    assert!(
+        aws.starts_with('✓') && aws.contains("123456789012"),
+        "{aws}"
+    );
+    let env = doctor_line(&run.stdout, "env file");
+    assert!(env.contains("empty AWS_PROFILE treated as unset"), "{env}");
+}
+
+/// Another tool's `JEEVES_*` variable used to fail every command; a misspelt key of a known
+/// section is still refused (it was meant as an override).
+#[test]
+fn an_unrelated_jeeves_variable_only_warns() {
+    let mut t = Test::new();
+    t.env("JEEVES_BUILD_ID", "1234");
+    let run = t.run(&["status"]).expect(0);
+    assert!(
+        run.stderr
+            .contains("warning: environment variable JEEVES_BUILD_ID is not a Jeeves setting"),
+        "{}",
+        run.stderr
+    );
+    t.env("JEEVES_SSH_PROT", "2222");
+    let run = t.run(&["status"]).expect(2);
+    assert!(
+        run.stderr.contains("ssh.prot") && run.stderr.contains("JEEVES_SSH_PROT"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A missing default `.env` is fine but said (doctor, `-v`); a file named with `--env-file`
+/// must exist, as with docker compose.
+#[test]
+fn whether_an_env_file_was_loaded_is_said() {
+    let t = Test::new();
+    let run = t.run(&["-v", "status"]).expect(0);
+    assert!(run.stderr.contains("info: no .env found"), "{}", run.stderr);
+    let run = t.run(&["doctor"]);
+    let env = doctor_line(&run.stdout, "env file");
+    assert!(env.starts_with('✓') && env.contains("no .env"), "{env}");
+    t.write(".env", "DOMAIN=chat.jeeves.test\n");
+    let run = t.run(&["doctor"]);
+    let env = doctor_line(&run.stdout, "env file");
+    assert!(env.contains("loaded .env (1 variable"), "{env}");
+    let run = t.run(&["--env-file", "prod.env", "status"]).expect(2);
+    assert!(run.stderr.contains("prod.env"), "{}", run.stderr);
+}
+
+/// Without credentials, doctor says so in one line, not the SDK's debug structure.
+#[test]
+fn doctor_without_aws_credentials_says_so_in_one_line() {
+    let mut t = Test::new();
+    let home = t.path("empty-home").display().to_string();
+    std::fs::create_dir_all(&home).unwrap();
+    // Instance metadata off: the chain's end then fails at once on any machine.
+    t.env("HOME", &home)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let run = t.run(&["doctor"]).expect(1);
+    let aws = doctor_line(&run.stdout, "aws");
+    assert!(
+        aws.starts_with('✗')
+            && aws.contains("no AWS credentials")
+            && aws.contains("profile `default`")
+            && aws.contains("aws sso login"),
+        "{aws}"
+    );
+    assert!(!aws.contains("DispatchFailure") && aws.len() < 500, "{aws}");
+}
+
+/// `status` on a fresh checkout (no DOMAIN, no CERT_EMAIL) works; `up` still needs both.
+#[test]
+fn status_needs_no_domain_or_email() {
+    let t = Test::new();
+    let text = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
+    t.write(
+        "pipelines/lab.toml",
+        &text
+            .replace("domain = \"chat.jeeves.test\"", "domain = \"\"")
+            .replace("email = \"ops@jeeves.test\"", "email = \"\""),
+    );
+    let run = t.run(&["status"]).expect(0);
+    assert!(run.stdout.contains("never run"), "{}", run.stdout);
+    let run = t.run(&["up"]).expect(2);
+    assert!(
+        run.stderr.contains("tls.domain") && run.stderr.contains("tls.email"),
+        "{}",
+        run.stderr
+    );
 }

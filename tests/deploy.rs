@@ -237,8 +237,10 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     assert_eq!(run.stage_result("deploy"), "unchanged", "{}", run.stdout);
     let v = verbs(&calls(&t), before);
     assert!(
-        v.iter()
-            .all(|x| x == "kubectl get" || x == "kubectl diff" || x == "helm history"),
+        v.iter().all(|x| x == "kubectl get"
+            || x == "kubectl diff"
+            || x == "helm history"
+            || x == "helm get"),
         "only reads: {v:?}"
     );
 
@@ -317,9 +319,60 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         .expect(0);
     assert_eq!(run.stage_result("deploy"), "unchanged", "{}", run.stdout);
 
-    // A new chart version: only the release changes.
+    // A new chart version (with the two values Jeeves writes for it alone), one value changed,
+    // one added that is a secret, and one Traefik setting: `plan` shows exactly those — the chart old → new, the values old → new (read
+    // from `helm get values`; the secret masked), the Traefik object that would change — and
+    // changes nothing.
+    const TOKEN: &str = "t0ken-from-the-pipeline";
     t.env("JEEVES_HELM_VERSION", "7.0.2")
-        .env("JEEVES_HELM_CHART", &chart("7.0.2"));
+        .env("JEEVES_HELM_CHART", &chart("7.0.2"))
+        .env("JEEVES_TRAEFIK_REPLICAS", "2");
+    let pipeline = t.path("pipelines/lab.toml");
+    let lab_toml = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(
+        &pipeline,
+        format!(
+            "{lab_toml}\n[helm.replicas]\npresence = 2\n[helm.values.podAnnotations]\n\"jeeves.test/api-token\" = \"{TOKEN}\"\n"
+        ),
+    )
+    .unwrap();
+    let before = calls(&t).len();
+    let plan = t
+        .run(&["--output", "plain", "plan", "--only", "deploy"])
+        .expect(0);
+    let planned: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once("[deploy]   ").map(|(_, c)| c))
+        .collect();
+    assert_eq!(planned.len(), 6, "{}", plan.stdout);
+    assert!(
+        planned[0].starts_with("apply Traefik: CRDs from ")
+            && planned[0].ends_with("; these would change: apps.v1.Deployment.traefik.traefik"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(
+        planned[1..],
+        [
+            "upgrade helm release rocketchat in psautoinfra: chart rocketchat-6.25.1 → rocketchat-7.0.2",
+            "value microservices.presence.replicas: 1 → 2",
+            // Values Jeeves writes for 7.x only (the monitors' own switches: helm.metrics).
+            "value mongodb.serviceMonitor.enabled: (none) → false",
+            "value nats.podMonitor.enabled: (none) → true",
+            "value podAnnotations[\"jeeves.test/api-token\"]: (none) → [masked]",
+        ],
+        "{}",
+        plan.stdout
+    );
+    let v = verbs(&calls(&t), before);
+    assert!(
+        v.iter().all(|x| x == "kubectl get"
+            || x == "kubectl diff"
+            || x == "helm history"
+            || x == "helm get"),
+        "plan only reads: {v:?}"
+    );
     let before = calls(&t).len();
     let run = t
         .run(&["--output", "json", "up", "--only", "deploy"])
@@ -331,7 +384,31 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         1,
         "{v:?}"
     );
-    assert!(!v.iter().any(|x| x == "kubectl apply"), "{v:?}");
+    // The pods that rolled: every Deployment of the release (7.0.2 changes their images, and its
+    // NATS subchart the nats-box);
+    // stream-hub is gone.
+    assert!(
+        run.stdout.contains("pods rolled: rocketchat-account, rocketchat-authorization, rocketchat-ddp-streamer, rocketchat-nats-box, rocketchat-presence, rocketchat-rocketchat; Deployments removed: rocketchat-stream-hub"),
+        "{}",
+        run.stdout
+    );
+    for out in [&plan.stdout, &plan.stderr, &run.stdout, &run.stderr] {
+        assert!(!out.contains("s3cr3t") && !out.contains(TOKEN), "{out}");
+    }
+    assert_eq!(
+        grep_tree(&t.path(".jeeves/lab/logs"), TOKEN),
+        Vec::<String>::new(),
+        "the logs hold no secret value, not even helm's answer to `get values`"
+    );
+    // Converged: the next plan has nothing to show.
+    let plan = t
+        .run(&["--output", "plain", "plan", "--only", "deploy"])
+        .expect(0);
+    assert!(
+        plan.stdout.contains("[deploy] plan: unchanged"),
+        "{}",
+        plan.stdout
+    );
     let cluster = read_state();
     assert_eq!(
         cluster["releases"]["psautoinfra/rocketchat"]["history"][1]["chart"],

@@ -177,3 +177,84 @@ fn a_template_with_an_unknown_variable_fails() {
     let run = t.run(&["render", "--out", "out"]).expect(1);
     assert!(run.stderr.contains("haproxy.cfg.hbs"), "{}", run.stderr);
 }
+
+/// `[backup]` renders a PersistentVolumeClaim and a CronJob that are valid for Kubernetes 1.32,
+/// whose container runs the script as written with the URI from the Rocket.Chat secret.
+#[test]
+fn the_backup_cronjob_renders_and_validates_for_kubernetes_1_32() {
+    let mut t = Test::new();
+    t.run(&["render", "--out", "none"]).expect(0);
+    assert!(
+        !t.path("none/backup").exists(),
+        "no [backup], no backup objects"
+    );
+
+    // Any `JEEVES_BACKUP_*` turns backups on; the rest are the defaults.
+    t.env("JEEVES_BACKUP_KEEP", "3").env(
+        "MONGO_URI",
+        "mongodb://rc:s3cr3t-pa55@db.internal:27017/rocketchat",
+    );
+    t.run(&["render", "--out", "out"]).expect(0);
+    let file = t.path("out/backup/mongodb-backup.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("s3cr3t"), "no URI in the manifests");
+    let docs: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|d| d.contains("kind: "))
+        .collect();
+    assert_eq!(docs.len(), 2, "{text}");
+    for doc in &docs {
+        let single = t.path("doc.yaml");
+        std::fs::write(&single, doc).unwrap();
+        let (code, out) = tool(
+            "kubernetes-validate",
+            &["-k", "1.32.0", "--strict", single.to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "invalid for Kubernetes 1.32:\n{out}\n{doc}");
+    }
+    // Parsed as the API server would: the schedule, the retention, the secret, the script.
+    let script = common::repo().join("src/stages/deploy/scripts/mongodb-backup.sh");
+    let check = format!(
+        r#"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open({file:?})) if d]
+pvc, cj = docs
+assert pvc["kind"] == "PersistentVolumeClaim" and pvc["spec"]["storageClassName"] == "microk8s-hostpath", pvc
+assert cj["kind"] == "CronJob" and cj["metadata"]["name"] == "rocketchat-mongodb-backup", cj["metadata"]
+assert cj["metadata"]["namespace"] == "psautoinfra"
+assert cj["spec"]["schedule"] == "0 3 * * *" and cj["spec"]["concurrencyPolicy"] == "Forbid"
+pod = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+c = pod["containers"][0]
+assert c["image"] == "docker.io/library/mongo:7.0.28", c["image"]
+assert c["command"][:2] == ["/bin/sh", "-c"] and c["command"][3] == "mongodb-backup", c["command"]
+assert c["command"][2] == open({script:?}).read(), "the script, byte for byte"
+assert c["args"] == ["dump", "/backup", "3"], c["args"]
+assert c["env"] == [{{"name": "MONGO_URI", "valueFrom": {{"secretKeyRef": {{"name": "rocketchat-mongodb", "key": "mongo-uri"}}}}}}], c["env"]
+assert c["volumeMounts"] == [{{"name": "archives", "mountPath": "/backup"}}]
+assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+print("ok")
+"#
+    );
+    let (code, out) = tool("python3", &["-c", &check]);
+    assert_eq!(code, 0, "{out}\n{text}");
+
+    // The validator can fail: a CronJob without its schedule is refused.
+    let bad = t.path("bad.yaml");
+    std::fs::write(&bad, docs[1].replace("  schedule: \"0 3 * * *\"\n", "")).unwrap();
+    let (code, _) = tool(
+        "kubernetes-validate",
+        &["-k", "1.32.0", "--strict", bad.to_str().unwrap()],
+    );
+    assert_ne!(code, 0);
+
+    // A schedule that is not five cron fields: exit 2, naming the key and where it came from.
+    t.env("JEEVES_BACKUP_SCHEDULE", "0 3 * *");
+    let run = t.run(&["render", "--out", "bad"]).expect(2);
+    assert!(
+        run.stderr.contains("backup.schedule")
+            && run.stderr.contains("JEEVES_BACKUP_SCHEDULE")
+            && run.stderr.contains("has 4 field(s)"),
+        "{}",
+        run.stderr
+    );
+}

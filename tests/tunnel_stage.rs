@@ -179,6 +179,73 @@ fn the_tunnel_stage_writes_a_kubeconfig_and_jeeves_tunnel_serves_it() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("jeeves-lab-standin"), "{out}");
 
+    // `jeeves kubeconfig --merge` into a kubeconfig with another context: the merged context
+    // reaches the cluster through this tunnel.
+    let merged = t.path("kube/config");
+    t.write(
+        "kube/config",
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster:\n    server: https://other.example.com\ncontexts:\n- name: other\n  context:\n    cluster: other\n    user: other\nusers:\n- name: other\n  user: {}\ncurrent-context: other\n",
+    );
+    let out = t
+        .command(&["kubeconfig", "--merge"])
+        .env("KUBECONFIG", &merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged = merged.display().to_string();
+    let (code, out) = common::tool(
+        "kubectl",
+        &[
+            "--kubeconfig",
+            &merged,
+            "--context",
+            "jeeves-lab",
+            "get",
+            "--raw",
+            "/version",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("jeeves-lab-standin"), "{out}");
+    let (_, current) = common::tool(
+        "kubectl",
+        &["--kubeconfig", &merged, "config", "current-context"],
+    );
+    assert_eq!(current.trim(), "other");
+
+    // `jeeves ssh` logs in with the real OpenSSH client and the keys bootstrap pinned; with
+    // nothing pinned it is refused, and nothing is added.
+    let out = t
+        .command(&["ssh", "controller", "--", "hostname"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "controller");
+    t.write("empty_known_hosts", "");
+    let out = t
+        .command(&["ssh", "controller", "--", "hostname"])
+        .env("JEEVES_SSH_KNOWN_HOSTS", t.path("empty_known_hosts"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Host key verification failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path("empty_known_hosts")).unwrap(),
+        ""
+    );
+
     // While it holds the port, a run that needs the port says so.
     let run = t.run(&["up", "--only", "tunnel"]).expect(1);
     assert!(run.stderr.contains("already in use"), "{}", run.stderr);

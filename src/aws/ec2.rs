@@ -21,7 +21,7 @@ pub struct Instance {
 }
 
 pub struct Ec2 {
-    client: aws_sdk_ec2::Client,
+    pub(super) client: aws_sdk_ec2::Client,
 }
 
 impl Ec2 {

@@ -3,15 +3,29 @@
 //! and the service-specific endpoint variables are honoured, which is how the lab points Jeeves
 //! at moto. Knows nothing of stages.
 
+pub mod dns_record;
 pub mod ec2;
+pub mod power;
 pub mod route53;
+pub mod s3;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
+
+/// The stack's region (`project.region`), for every AWS call this process makes. Set once, after
+/// the settings are loaded; unset, the SDK's chain decides (AWS_REGION, the profile's region).
+static REGION: OnceLock<String> = OnceLock::new();
+
+pub fn use_region(region: &str) {
+    REGION.get_or_init(|| region.to_string());
+}
 
 /// Throttling (`Throttling`, `PriorRequestNotComplete`, …) and transient errors are retried by
 /// the SDK's standard strategy: exponential backoff with full jitter.
@@ -38,16 +52,19 @@ fn bounded(attempt: Duration, call: Duration) -> aws_config::timeout::TimeoutCon
 }
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
-        .timeout_config(timeout_config())
-        .load()
-        .await
+        .timeout_config(timeout_config());
+    if let Some(region) = REGION.get() {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    loader.load().await
 }
 
 /// An SDK error as the user should see it: the AWS error code and message for service errors
-/// (`AccessDenied: User … is not authorized …`), the whole cause chain for anything else
-/// (no credentials, endpoint unreachable, timeouts).
+/// (`AccessDenied: User … is not authorized …`), the cause chain's messages for anything else
+/// (no credentials, endpoint unreachable, timeouts) — never the SDK's debug structure, which
+/// `DisplayErrorContext` appends and which runs to 1,500 characters.
 pub fn describe<E, R>(e: SdkError<E, R>) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -55,7 +72,42 @@ where
 {
     match e.code() {
         Some(code) => anyhow::anyhow!("{code}: {}", e.message().unwrap_or("(no message)")),
-        None => anyhow::anyhow!("{}", DisplayErrorContext(&e)),
+        None => anyhow::anyhow!("{}", causes(&e)),
+    }
+}
+
+/// The messages of an error and its sources on one line, each once (the SDK's wrappers often
+/// repeat their source's message).
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+/// The one line `jeeves doctor` prints when the credentials chain finds nothing usable: what was
+/// tried and what to do, with the last provider's own words (the chain's end is instance
+/// metadata, whose failure says little on a laptop).
+fn no_credentials(e: &CredentialsError, profile: Option<&str>) -> String {
+    match (profile, e) {
+        (
+            Some(profile),
+            CredentialsError::ProviderError(_) | CredentialsError::InvalidConfiguration(_),
+        ) => format!(
+            "AWS profile `{profile}` gives no usable credentials: {}; check ~/.aws/config, or run `aws sso login --profile {profile}`",
+            causes(e)
+        ),
+        _ => format!(
+            "no AWS credentials: tried the environment (AWS_ACCESS_KEY_ID), profile `{}` (~/.aws/config and credentials, SSO, credential_process), web identity, ECS and instance metadata ({}); set AWS_PROFILE or run `aws sso login`",
+            profile.unwrap_or("default"),
+            causes(e)
+        ),
     }
 }
 
@@ -69,6 +121,18 @@ pub struct Identity {
 pub async fn identity(timeout: Duration) -> Result<Identity> {
     let config = sdk_config().await;
     let region = config.region().map(|r| r.to_string());
+    // The chain first, on its own: its failure is one line, not a dispatch failure.
+    let provider = config
+        .credentials_provider()
+        .context("the AWS SDK configuration has no credentials chain")?;
+    match tokio::time::timeout(timeout, provider.provide_credentials()).await {
+        Err(_) => bail!("no answer while looking for AWS credentials (SSO or instance metadata?)"),
+        Ok(Err(e)) => bail!(no_credentials(
+            &e,
+            std::env::var("AWS_PROFILE").ok().as_deref()
+        )),
+        Ok(Ok(_)) => {}
+    }
     let sts = aws_sdk_sts::Client::new(&config);
     let reply = tokio::time::timeout(timeout, sts.get_caller_identity().send())
         .await

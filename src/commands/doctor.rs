@@ -1,11 +1,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio::process::Command;
 
 use crate::cli::GlobalArgs;
-use crate::config::{Env, Settings, Tools};
+use crate::config::{Env, Settings, StateSettings, Tools};
 use crate::exit_code;
 
 /// Checks what a run needs, prints one line per check, and exits 1 when any check fails
@@ -18,7 +18,17 @@ pub async fn run(g: &GlobalArgs, env: &Env) -> Result<u8> {
         }
         println!("{} {:<12} {}", if ok { "✓" } else { "✗" }, what, detail);
     };
+    // Never a failure: a missing `.env` is fine, but say whether one was read.
+    report(true, "env file", env.file_summary());
     let settings = Settings::load(&g.pipeline, env);
+    if let Ok(s) = &settings {
+        for warning in &s.warnings {
+            report(true, "warning", warning.clone());
+        }
+        if let Some(region) = &s.project.region {
+            crate::aws::use_region(region);
+        }
+    }
     let tools = match &settings {
         Ok(s) => s.tools.clone(),
         Err(_) => toml::from_str::<Tools>("").expect("defaults"),
@@ -138,6 +148,33 @@ pub async fn run(g: &GlobalArgs, env: &Env) -> Result<u8> {
             ),
         ),
         Err(e) => report(false, "aws", format!("{e:#}")),
+    }
+    // The S3 state backend: the bucket answers a listing and a read under the prefix.
+    if let Ok(s) = &settings
+        && s.state != StateSettings::Local
+    {
+        let checked = async {
+            let bucket = super::state_bucket(s).await?.context("an S3 backend")?;
+            bucket.list("tls").await?;
+            let held = bucket.get("lock").await?.is_some();
+            anyhow::Ok((bucket.url(""), held))
+        }
+        .await;
+        match checked {
+            Ok((url, held)) => report(
+                true,
+                "state",
+                format!(
+                    "{url} readable{}",
+                    if held {
+                        " (a run holds the lock now)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            Err(e) => report(false, "state", format!("{e:#}")),
+        }
     }
     match settings {
         Ok(s) => {

@@ -5,15 +5,16 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::Session;
+use crate::aws::dns_record::{self, Removal};
+use crate::aws::ec2::Ec2;
+use crate::aws::route53::Route53;
+use crate::aws::sdk_config;
 use crate::cli::{DownArgs, GlobalArgs};
 use crate::config::Settings;
 use crate::exit_code::UsageError;
-use crate::fleet::Fleet;
 use crate::report::{Event, Redactor};
-use crate::ssh::HostKeyPolicy;
-use crate::stage::StageContext;
+use crate::stage::StageLog;
 use crate::stage_name::StageName;
-use crate::stages::dns;
 use crate::stages::terraform;
 use crate::state::{Inventory, StageResult};
 
@@ -43,7 +44,7 @@ pub async fn run(
         }
     }
     crate::interrupt::install()?;
-    let session = Session::open(g, settings, redactor, "down")?;
+    let session = Session::open(g, settings, redactor, "down").await?;
     let reporter = &session.reporter;
     let started = Instant::now();
     let mut state = session.state_dir.load()?;
@@ -67,8 +68,6 @@ async fn teardown(
     keep_dns: bool,
 ) -> Result<()> {
     let reporter = &session.reporter;
-    // `down` logs in nowhere; the stages' context carries an idle hosts layer.
-    let fleet = Fleet::new(&settings.ssh, HostKeyPolicy::Strict);
     let step = |stage: StageName, result: StageResult, started: Instant, error: Option<String>| {
         reporter.emit(Event::StageFinished {
             stage,
@@ -82,17 +81,11 @@ async fn teardown(
         reporter.emit(Event::StageStarted {
             stage: StageName::Dns,
         });
-        let mut cx = StageContext {
-            settings,
-            state_dir: &session.state_dir,
-            state,
+        let log = StageLog {
             reporter,
             stage: StageName::Dns,
-            force: false,
-            fleet: &fleet,
-            allow_replace: false,
         };
-        if let Err(e) = dns::remove_record(&mut cx).await {
+        if let Err(e) = remove_record(settings, &state.inventory, log).await {
             step(
                 StageName::Dns,
                 StageResult::Failed,
@@ -109,20 +102,14 @@ async fn teardown(
     reporter.emit(Event::StageStarted {
         stage: StageName::Terraform,
     });
-    let cx = StageContext {
-        settings,
-        state_dir: &session.state_dir,
-        state,
+    let log = StageLog {
         reporter,
         stage: StageName::Terraform,
-        force: false,
-        fleet: &fleet,
-        allow_replace: false,
     };
     let outcome = async {
         let tf = terraform::terraform(settings, &session.state_dir)?;
-        tf.init(|s| cx.tool_said(s, true)).await?;
-        tf.destroy(terraform::report(&cx)).await
+        tf.init(|s| log.tool_said(s, true)).await?;
+        tf.destroy(terraform::report(log)).await
     }
     .await;
     match outcome {
@@ -145,4 +132,46 @@ async fn teardown(
             ))
         }
     }
+}
+
+/// Deletes the domain's record only while it points at this stack's controller (from the
+/// inventory, or found in EC2 by its tags when the state was lost).
+async fn remove_record(settings: &Settings, inv: &Inventory, log: StageLog<'_>) -> Result<()> {
+    let config = sdk_config().await;
+    let ip = match &inv.controller {
+        Some(c) => c.public_ip.clone(),
+        None => match Ec2::new(&config)
+            .find_controller(&settings.project.name)
+            .await
+        {
+            Ok(found) => found.public_ip,
+            Err(e) => {
+                log.warn(format!(
+                    "record {} left in place: the inventory has no controller and EC2 does not know it ({e:#})",
+                    settings.domain
+                ));
+                return Ok(());
+            }
+        },
+    };
+    let removal = dns_record::remove_if_points_at(
+        &Route53::new(&config),
+        &settings.domain,
+        settings.dns.zone_id.as_deref(),
+        &ip,
+        &format!("jeeves {} down", settings.name),
+        settings.dns.wait_timeout,
+    )
+    .await?;
+    match removal {
+        Removal::Absent { zone } => {
+            log.info(format!("no A record {} in zone {zone}", settings.domain))
+        }
+        Removal::Deleted => log.host(&settings.domain, format!("deleted (pointed at {ip})")),
+        Removal::LeftInPlace { points_at } => log.warn(format!(
+            "record {} left in place: it points at {points_at}, not at this stack's controller {ip}",
+            settings.domain
+        )),
+    }
+    Ok(())
 }

@@ -16,7 +16,7 @@ pub async fn run(
 ) -> Result<u8> {
     let stages = runner::select(&args.select)?;
     super::check_ssh_key_for(settings, &stages)?;
-    let session = Session::open(g, settings, redactor, "plan")?;
+    let session = Session::open(g, settings, redactor, "plan").await?;
     let (code, changes) = super::up::execute(
         settings,
         &session,

@@ -4,8 +4,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::Settings;
 use crate::exit_code;
 use crate::fleet::Fleet;
+use crate::fleet::api_tunnel::{self, ApiTunnelOptions, kubeconfig_path};
 use crate::ssh::HostKeyPolicy;
-use crate::stages::tunnel::{self, kubeconfig_path};
 use crate::state::{StateDir, write_private};
 
 /// Holds the tunnel open in the foreground until Ctrl-C (or SIGTERM), then closes it. Closing
@@ -13,15 +13,21 @@ use crate::state::{StateDir, write_private};
 pub async fn run(settings: &Settings) -> Result<u8> {
     settings.check_ssh_key()?;
     let state_dir = StateDir::open(&settings.state_dir)?;
-    let inv = state_dir.load()?.inventory;
-    let s = settings.clone();
+    if let Some(pulled) = super::refresh_working_copy(settings, &state_dir).await? {
+        eprintln!(
+            "tunnel: pulled [{}] from the state bucket",
+            pulled.join(", ")
+        );
+    }
+    let controller = state_dir.load()?.inventory.controller()?.clone();
+    let opts = ApiTunnelOptions::from_settings(settings)?;
+    let fleet = Fleet::new(&settings.ssh, HostKeyPolicy::Strict);
     let scratch = state_dir.file("kubeconfig.probe");
     let opened = tokio::task::spawn_blocking(move || {
-        let fleet = Fleet::new(&s.ssh, HostKeyPolicy::Strict);
-        tunnel::open(
-            &s,
+        api_tunnel::open(
             &fleet,
-            &inv,
+            &controller,
+            &opts,
             &scratch,
             Box::new(|line| eprintln!("tunnel: {line}")),
         )

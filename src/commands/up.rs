@@ -26,7 +26,7 @@ pub async fn run(
         .into());
     }
     check_ssh_key_for(settings, &stages)?;
-    let session = Session::open(g, settings, redactor, "up")?;
+    let session = Session::open(g, settings, redactor, "up").await?;
     let host_keys = if args.accept_new_host_keys {
         HostKeyPolicy::AcceptNew
     } else {

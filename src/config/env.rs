@@ -11,15 +11,25 @@ pub struct Env {
     vars: BTreeMap<String, String>,
     from_file: BTreeSet<String>,
     file: String,
+    /// Whether the environment file existed (`jeeves doctor` and `-v` say when none was loaded).
+    file_found: bool,
+    /// `AWS_*` variables that were set but empty, and so removed (see `load_process`).
+    emptied_aws: Vec<String>,
 }
 
 impl Env {
     /// Loads `env_file` into the process environment (existing variables win, as with every
-    /// dotenv tool) and snapshots the result. A missing file is fine.
+    /// dotenv tool) and snapshots the result. A missing default `.env` is fine (as with docker
+    /// compose); a file named with `--env-file` (`required`) must exist.
     ///
-    /// Must run before any thread is started: it calls `set_var`.
-    pub fn load_process(env_file: &Path) -> Result<Env, ConfigErrors> {
+    /// An empty `AWS_*` variable (`AWS_PROFILE=` copied from `.env.example`) is removed from the
+    /// process environment: the AWS SDK reads `AWS_PROFILE=` as a profile named "" and fails,
+    /// where every user means "not set".
+    ///
+    /// Must run before any thread is started: it calls `set_var` and `remove_var`.
+    pub fn load_process(env_file: &Path, required: bool) -> Result<Env, ConfigErrors> {
         let mut from_file = BTreeSet::new();
+        let mut file_found = true;
         let file = env_file.display().to_string();
         match dotenvy::from_path_iter(env_file) {
             Ok(iter) => {
@@ -37,7 +47,9 @@ impl Env {
                     }
                 }
             }
-            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                file_found = false;
+            }
             Err(e) => {
                 return Err(ConfigError {
                     source: file,
@@ -47,6 +59,19 @@ impl Env {
                 .into());
             }
         }
+        let mut emptied_aws = Vec::new();
+        for (key, value) in std::env::vars_os() {
+            if let Some(key) = key.to_str()
+                && key.starts_with("AWS_")
+                && value.is_empty()
+            {
+                emptied_aws.push(key.to_string());
+            }
+        }
+        for key in &emptied_aws {
+            // SAFETY: as above, no other thread exists yet.
+            unsafe { std::env::remove_var(key) };
+        }
         let vars = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
@@ -54,7 +79,32 @@ impl Env {
             vars,
             from_file,
             file,
+            file_found,
+            emptied_aws,
         })
+    }
+
+    /// "loaded .env (3 variables)" or "no .env: …", for `jeeves doctor` and `-v`.
+    pub fn file_summary(&self) -> String {
+        let mut text = if self.file_found {
+            format!(
+                "loaded {} ({} variable(s) set from it)",
+                self.file,
+                self.from_file.len()
+            )
+        } else {
+            format!(
+                "no {} found in this directory: settings come from the pipeline file and the environment only (`jeeves init` writes one; see .env.example)",
+                self.file
+            )
+        };
+        if !self.emptied_aws.is_empty() {
+            text.push_str(&format!(
+                "; empty {} treated as unset",
+                self.emptied_aws.join(", ")
+            ));
+        }
+        text
     }
 
     /// An environment made of exactly these variables (tests).

@@ -11,9 +11,29 @@ use super::pipeline::Pipeline;
 use super::sources::Sources;
 use super::{ConfigError, ConfigErrors, MongoUris, Settings};
 
+/// What the command loading the settings will do with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Change or render the stack: every setting must be valid.
+    Run,
+    /// Only look at what exists (status, logs, ssh, kubeconfig, tunnel): the domain and the
+    /// ACME e-mail may be unset (a fresh checkout has neither); a value that is set is still
+    /// checked.
+    Inspect,
+}
+
 impl Settings {
     /// Reads and validates the pipeline file with the environment applied.
     pub fn load(pipeline_file: &Path, env: &Env) -> Result<Settings, ConfigErrors> {
+        Settings::load_for(pipeline_file, env, Purpose::Run)
+    }
+
+    /// As `load`, with the checks `purpose` needs.
+    pub fn load_for(
+        pipeline_file: &Path,
+        env: &Env,
+        purpose: Purpose,
+    ) -> Result<Settings, ConfigErrors> {
         let file = pipeline_file.display().to_string();
         let file_err = |message: String| -> ConfigErrors {
             ConfigError {
@@ -25,7 +45,7 @@ impl Settings {
         };
         let text = std::fs::read_to_string(pipeline_file).map_err(|e| {
             file_err(format!(
-                "cannot read the pipeline file: {e} (choose one with -p/--pipeline)"
+                "cannot read the pipeline file: {e} (choose one with -p/--pipeline, or create a deployment directory with `jeeves init DIR`)"
             ))
         })?;
         let mut table: toml::Table = text
@@ -36,7 +56,7 @@ impl Settings {
             file: file.clone(),
             overrides: HashMap::new(),
         };
-        overrides::apply(&mut table, env, &mut sources)?;
+        let warnings = overrides::apply(&mut table, env, &mut sources)?;
 
         let raw: Pipeline =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
@@ -71,8 +91,15 @@ impl Settings {
             None => PathBuf::from(".jeeves").join(&name),
         };
         let secrets = env.secret_values();
-        let mut settings =
-            Checker::new(sources).finish(raw, name, pipeline_file, base, state_dir, secrets)?;
+        let mut settings = Checker::new(sources, purpose).finish(
+            raw,
+            name,
+            pipeline_file,
+            base,
+            state_dir,
+            secrets,
+        )?;
+        settings.warnings = warnings;
         settings.mongo = env.get("MONGO_URI").map(|uri| MongoUris {
             uri: uri.to_string(),
             oplog_uri: env.get("MONGO_OPLOG_URI").map(str::to_string),

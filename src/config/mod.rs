@@ -2,6 +2,7 @@
 
 mod check;
 mod config_error;
+mod cron;
 mod env;
 mod load;
 mod overrides;
@@ -14,12 +15,13 @@ pub mod validate;
 pub(crate) use check::parse_jump_host;
 pub use config_error::{ConfigError, ConfigErrors};
 pub use env::{Env, is_secret_name};
+pub use load::Purpose;
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
 pub use settings::{
-    CheckSettings, DnsSettings, HaproxySettings, HelmSettings, JumpHost, Microk8sSettings,
-    MongoUris, ProjectSettings, Settings, SshSettings, TerraformSettings, TlsSettings,
+    BackupSettings, CheckSettings, DnsSettings, HaproxySettings, HelmSettings, JumpHost,
+    MaintenanceSettings, Microk8sSettings, MongoUris, ProjectSettings, Settings, SshSettings,
+    StateSettings, TerraformSettings, TlsSettings,
 };
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests;

@@ -13,11 +13,13 @@ use super::sources::Sources;
 use super::{ConfigError, ConfigErrors};
 
 /// Environment variables that are not pipeline-key overrides.
-const RESERVED: [&str; 4] = [
+const RESERVED: [&str; 5] = [
     "JEEVES_PIPELINE",
     "JEEVES_STATE_DIR",
     "JEEVES_SSH_KEY_PASSPHRASE",
     "JEEVES_LOG",
+    // Read at build time by `jeeves version`; a CI that sets it for the build may keep it.
+    "JEEVES_GIT_COMMIT",
 ];
 
 /// Conventional variables that set a pipeline key (a `JEEVES_*` variable for the same key wins).
@@ -29,11 +31,16 @@ const SHORTHANDS: [(&str, &str, &str); 3] = [
 
 /// Applies `DOMAIN`-style shorthands, then `JEEVES_<SECTION>_<KEY>` variables, onto the table.
 /// The value's type follows the key's default (numbers, booleans, comma-separated lists).
+///
+/// A variable that names a section but no key in it (`JEEVES_SSH_PROT`) is an error: it was
+/// meant as an override and would otherwise be lost. Any other `JEEVES_*` variable (another
+/// tool's, a CI's `JEEVES_BUILD_ID`) is not ours: it only earns a warning, returned.
 pub(super) fn apply(
     table: &mut toml::Table,
     env: &Env,
     sources: &mut Sources,
-) -> Result<(), ConfigErrors> {
+) -> Result<Vec<String>, ConfigErrors> {
+    let mut warnings = Vec::new();
     let defaults = section_defaults();
     let mut errors = Vec::new();
     let mut overrides: Vec<(String, &str, &str, String)> = Vec::new();
@@ -58,13 +65,18 @@ pub(super) fn apply(
             Some((section, key, keys)) if keys.contains_key(key) => {
                 overrides.push((var.to_string(), section.as_str(), leak_key(keys, key), value.to_string()));
             }
-            _ => errors.push(ConfigError {
+            Some((section, key, keys)) => errors.push(ConfigError {
                 source: env.describe(var),
-                key: String::new(),
+                key: format!("{section}.{key}"),
                 message: format!(
-                    "{var} does not name a pipeline setting (expected JEEVES_<SECTION>_<KEY>, e.g. JEEVES_SSH_PORT for ssh.port)"
+                    "{var} names no key of [{section}] (its keys: {})",
+                    keys.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
                 ),
             }),
+            None => warnings.push(format!(
+                "{} is not a Jeeves setting and is ignored (overrides are JEEVES_<SECTION>_<KEY>, e.g. JEEVES_SSH_PORT for ssh.port)",
+                env.describe(var)
+            )),
         }
     }
     for (var, section, key, raw) in overrides {
@@ -109,7 +121,7 @@ pub(super) fn apply(
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(warnings)
     } else {
         Err(ConfigErrors(errors))
     }
@@ -129,6 +141,7 @@ fn section_defaults() -> BTreeMap<String, toml::Table> {
     let mut project = toml::Table::new();
     project.insert("name".into(), toml::Value::String(String::new()));
     project.insert("templates".into(), toml::Value::String(String::new()));
+    project.insert("region".into(), toml::Value::String(String::new()));
     BTreeMap::from([
         ("project".to_string(), project),
         (
@@ -151,5 +164,15 @@ fn section_defaults() -> BTreeMap<String, toml::Table> {
         ("dns".to_string(), table(pipeline::Dns::default())),
         ("tools".to_string(), table(pipeline::Tools::default())),
         ("check".to_string(), table(pipeline::Check::default())),
+        (
+            "state".to_string(),
+            table(pipeline::StateBackend::default()),
+        ),
+        (
+            "maintenance".to_string(),
+            table(pipeline::Maintenance::default()),
+        ),
+        // A `JEEVES_BACKUP_*` variable turns backups on with the other keys' defaults.
+        ("backup".to_string(), table(pipeline::Backup::default())),
     ])
 }

@@ -32,6 +32,13 @@ pub struct Pipeline {
     pub tools: Tools,
     #[serde(default)]
     pub check: Check,
+    #[serde(default)]
+    pub state: StateBackend,
+    #[serde(default)]
+    pub maintenance: Maintenance,
+    /// Absent: no backups.
+    #[serde(default)]
+    pub backup: Option<Backup>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -42,6 +49,11 @@ pub struct Project {
     pub tags: BTreeMap<String, String>,
     #[serde(default = "d::templates")]
     pub templates: String,
+    /// The stack's AWS region, set once: it becomes terraform's `region` variable, the state
+    /// backend's region (unless `terraform.backend_config.region` names another) and the region
+    /// of Jeeves' own AWS calls. Empty: terraform.vars and the SDK's chain (AWS_REGION, profile).
+    #[serde(default)]
+    pub region: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -203,6 +215,9 @@ pub struct Helm {
     pub mongodb: String,
     #[serde(default = "d::mongodb_secret")]
     pub mongodb_secret: String,
+    /// Rocket.Chat's Prometheus endpoint and the chart's PodMonitor (the chart's own default).
+    #[serde(default = "d::yes")]
+    pub metrics: bool,
     #[serde(default)]
     pub replicas: Replicas,
     /// Extra chart values, passed as a second values file after the rendered one.
@@ -256,6 +271,21 @@ pub struct Check {
     pub cert_min_remaining: String,
 }
 
+/// Housekeeping the deploy stage installs (`templates/maintenance/`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    /// A DaemonSet that removes unused images on every node (`crictl rmi --prune`).
+    #[serde(default)]
+    pub image_prune: bool,
+    /// How often each node prunes.
+    #[serde(default = "d::image_prune_every")]
+    pub image_prune_every: String,
+    /// An image with crictl, or where `apk add cri-tools` installs it (Alpine).
+    #[serde(default = "d::image_prune_image")]
+    pub image_prune_image: String,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tools {
@@ -265,6 +295,48 @@ pub struct Tools {
     pub helm: String,
     #[serde(default = "d::kubectl")]
     pub kubectl: String,
+}
+
+/// `[state]`: where state.json, known_hosts, the certificate cache and the run lock live between
+/// runs. `local` (the default): the state directory only. `s3`: a bucket shared by every
+/// machine that runs the pipeline, the state directory being the working copy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateBackend {
+    #[serde(default = "d::state_backend")]
+    pub backend: String,
+    #[serde(default)]
+    pub bucket: String,
+    /// Empty: `jeeves/<pipeline name>`.
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Empty: the AWS configuration's region (AWS_REGION, the profile).
+    #[serde(default)]
+    pub region: String,
+}
+
+/// `[backup]`: a CronJob that dumps the Rocket.Chat database (`mongodump --archive --gzip`) to
+/// a PersistentVolumeClaim and keeps the newest `keep` archives.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// Standard cron, five fields (minute hour day-of-month month day-of-week), in the
+    /// controller's time zone (UTC on the AWS image).
+    #[serde(default = "d::backup_schedule")]
+    pub schedule: String,
+    /// How many archives to keep (the oldest beyond this are removed after each backup).
+    #[serde(default = "d::backup_keep")]
+    pub keep: u32,
+    /// An image with `mongodump` and a POSIX shell, pinned.
+    #[serde(default = "d::backup_image")]
+    pub image: String,
+    #[serde(default = "d::storage_class")]
+    pub storage_class: String,
+    #[serde(default = "d::backup_storage_size")]
+    pub storage_size: String,
+    /// How long `jeeves backup` waits for one backup (also the Job's `activeDeadlineSeconds`).
+    #[serde(default = "d::backup_timeout")]
+    pub timeout: String,
 }
 
 macro_rules! default_from_serde {
@@ -278,148 +350,21 @@ macro_rules! default_from_serde {
     )*};
 }
 default_from_serde!(
-    Terraform, Ssh, Microk8s, Haproxy, Tunnel, Traefik, Helm, Replicas, Dns, Tools, Check
+    Terraform,
+    Ssh,
+    Microk8s,
+    Haproxy,
+    Tunnel,
+    Traefik,
+    Helm,
+    Replicas,
+    Dns,
+    Tools,
+    Maintenance,
+    Backup,
+    StateBackend,
+    Check
 );
 
-/// Defaults, one function per value (serde wants functions).
-mod d {
-    pub fn templates() -> String {
-        "../templates".into()
-    }
-    pub fn terraform_dir() -> String {
-        "../terraform/aws".into()
-    }
-    pub fn ssh_user() -> String {
-        "ubuntu".into()
-    }
-    pub fn ssh_key() -> String {
-        "~/.ssh/id_ed25519".into()
-    }
-    pub fn ssh_port() -> u16 {
-        22
-    }
-    pub fn connect_timeout() -> String {
-        "10m".into()
-    }
-    pub fn command_timeout() -> String {
-        "20m".into()
-    }
-    pub fn keepalive() -> String {
-        "30s".into()
-    }
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn channel() -> String {
-        "1.32/stable".into()
-    }
-    pub fn addons() -> Vec<String> {
-        vec!["dns".into(), "hostpath-storage".into(), "rbac".into()]
-    }
-    pub fn token_ttl() -> String {
-        "10m".into()
-    }
-    pub fn terraform_timeout() -> String {
-        "60m".into()
-    }
-    pub fn ready_timeout() -> String {
-        "10m".into()
-    }
-    pub fn drain_timeout() -> String {
-        "5m".into()
-    }
-    pub fn concurrency() -> u32 {
-        16
-    }
-    pub fn renew_before() -> String {
-        "30days".into()
-    }
-    pub fn haproxy_cfg() -> String {
-        "/etc/haproxy/haproxy.cfg".into()
-    }
-    pub fn loopback() -> String {
-        "127.0.0.1".into()
-    }
-    pub fn api_port() -> u16 {
-        16443
-    }
-    pub fn traefik_image() -> String {
-        "docker.io/library/traefik:v3.3.4".into()
-    }
-    pub fn traefik_crds() -> String {
-        "https://raw.githubusercontent.com/traefik/traefik/v3.3.4/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml".into()
-    }
-    pub fn traefik_ns() -> String {
-        "traefik".into()
-    }
-    pub fn web_nodeport() -> u16 {
-        30080
-    }
-    pub fn websecure_nodeport() -> u16 {
-        30443
-    }
-    pub fn one() -> u32 {
-        1
-    }
-    pub fn storage_class() -> String {
-        "microk8s-hostpath".into()
-    }
-    pub fn storage_size() -> String {
-        "1Gi".into()
-    }
-    /// MicroK8s' pod network (Calico's default IP pool), the AWS default VPC, and the VPC the
-    /// AWS module creates (`vpc_cidr`): where HAProxy's connections to the NodePort come from.
-    pub fn trusted_ips() -> Vec<String> {
-        ["10.1.0.0/16", "172.31.0.0/16", "10.42.0.0/16"]
-            .map(String::from)
-            .to_vec()
-    }
-    pub fn chart_repo() -> String {
-        "https://rocketchat.github.io/helm-charts".into()
-    }
-    pub fn chart() -> String {
-        "rocketchat".into()
-    }
-    pub fn chart_version() -> String {
-        crate::chart::DEFAULT_VERSION.into()
-    }
-    pub fn release() -> String {
-        "rocketchat".into()
-    }
-    pub fn app_ns() -> String {
-        "psautoinfra".into()
-    }
-    pub fn helm_timeout() -> String {
-        "15m".into()
-    }
-    pub fn mongodb() -> String {
-        "external".into()
-    }
-    pub fn mongodb_secret() -> String {
-        "rocketchat-mongodb".into()
-    }
-    pub fn ttl() -> u32 {
-        60
-    }
-    pub fn dns_wait() -> String {
-        "120s".into()
-    }
-    pub fn terraform() -> String {
-        "terraform".into()
-    }
-    pub fn helm() -> String {
-        "helm".into()
-    }
-    pub fn kubectl() -> String {
-        "kubectl".into()
-    }
-    pub fn max_restarts() -> u32 {
-        5
-    }
-    pub fn max_disk_use() -> u32 {
-        85
-    }
-    pub fn cert_min_remaining() -> String {
-        "7days".into()
-    }
-}
+mod defaults;
+use defaults as d;

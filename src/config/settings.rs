@@ -34,6 +34,10 @@ pub struct Settings {
     pub dns: DnsSettings,
     pub tools: pipeline::Tools,
     pub check: CheckSettings,
+    pub state: StateSettings,
+    pub maintenance: MaintenanceSettings,
+    /// `[backup]`; `None`: no backups.
+    pub backup: Option<BackupSettings>,
     /// Values to redact from every output (never serialised).
     #[serde(skip)]
     pub secrets: Vec<String>,
@@ -41,6 +45,9 @@ pub struct Settings {
     /// external-MongoDB secret the deploy stage creates.
     #[serde(skip)]
     pub mongo: Option<MongoUris>,
+    /// Things worth saying that are not errors (an unrelated `JEEVES_*` variable), printed once.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     /// Where each key's value came from, for errors found after loading.
     #[serde(skip)]
     pub(super) source: Sources,
@@ -66,6 +73,8 @@ impl std::fmt::Debug for MongoUris {
 pub struct ProjectSettings {
     pub name: String,
     pub tags: BTreeMap<String, String>,
+    /// `project.region`: already applied to the terraform variables and backend.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,8 +154,32 @@ pub struct HelmSettings {
     pub microservices: bool,
     pub bundled_mongodb: bool,
     pub mongodb_secret: String,
+    /// `prometheusScraping` and `podMonitor` on (the chart's defaults), or both off.
+    pub metrics: bool,
     pub replicas: pipeline::Replicas,
     pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `[state]`: where state, known_hosts, the certificate cache and the lock are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum StateSettings {
+    /// The state directory only; the lock is an OS file lock.
+    Local,
+    /// `s3://bucket/key_prefix/…`, the state directory being the working copy.
+    S3 {
+        bucket: String,
+        key_prefix: String,
+        /// None: the AWS configuration's region.
+        region: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceSettings {
+    pub image_prune: bool,
+    pub image_prune_every: Duration,
+    pub image_prune_image: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,6 +196,18 @@ pub struct CheckSettings {
     /// Percent.
     pub max_disk_use: u32,
     pub cert_min_remaining: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupSettings {
+    /// The CronJob and its PersistentVolumeClaim: `<helm.release>-mongodb-backup`.
+    pub name: String,
+    pub schedule: String,
+    pub keep: u32,
+    pub image: String,
+    pub storage_class: String,
+    pub storage_size: String,
+    pub timeout: Duration,
 }
 
 impl Settings {

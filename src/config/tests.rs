@@ -241,8 +241,16 @@ fn environment_overrides_and_their_errors_name_the_variable() {
     );
     let err = assert_rejected(&f, BASE, &[("JEEVES_SSH_PORT", "ssh")], "ssh.port");
     assert!(err.to_string().contains("JEEVES_SSH_PORT"), "{err}");
-    let err = f.load(BASE, &[("JEEVES_SHH_PORT", "22")]).unwrap_err();
-    assert!(err.to_string().contains("JEEVES_SHH_PORT"), "{err}");
+    // A key its section does not have: meant as an override, so refused.
+    let err = assert_rejected(&f, BASE, &[("JEEVES_SSH_PROT", "22")], "ssh.prot");
+    assert!(err.to_string().contains("JEEVES_SSH_PROT"), "{err}");
+    // No section at all: another tool's variable, only a warning.
+    let s = f.load(BASE, &[("JEEVES_BUILD_ID", "42")]).unwrap();
+    assert!(
+        s.warnings.len() == 1 && s.warnings[0].contains("JEEVES_BUILD_ID"),
+        "{:?}",
+        s.warnings
+    );
     // Reserved names are not overrides.
     f.load(
         BASE,
@@ -321,4 +329,50 @@ fn extra_terraform_var_files_must_exist() {
         &[],
         "terraform.var_files[0]",
     );
+}
+
+#[test]
+fn inspecting_needs_no_domain_or_email_but_checks_them_when_set() {
+    use super::Purpose;
+    let f = Fixture::new();
+    let text = BASE
+        .replace("domain = \"chat.example.com\"", "domain = \"\"")
+        .replace("email = \"ops@example.com\"", "email = \"\"");
+    let path = f.write(&text);
+    let none = Env::from_pairs([]);
+    let err = Settings::load(&path, &none).unwrap_err().to_string();
+    assert!(
+        err.contains("tls.domain") && err.contains("tls.email"),
+        "{err}"
+    );
+    let s = Settings::load_for(&path, &none, Purpose::Inspect).unwrap();
+    assert_eq!((s.domain.as_str(), s.tls.email.as_str()), ("", ""));
+    let bad = Env::from_pairs([("DOMAIN", "chat..example.com")]);
+    let err = Settings::load_for(&path, &bad, Purpose::Inspect).unwrap_err();
+    assert!(err.to_string().contains("tls.domain"), "{err}");
+}
+
+#[test]
+fn backup_is_optional_and_its_values_name_their_key_and_file() {
+    let f = Fixture::new();
+    assert!(f.load(BASE, &[]).unwrap().backup.is_none());
+    let b = f
+        .load(&with("backup", "keep = 3"), &[])
+        .unwrap()
+        .backup
+        .expect("[backup] turns backups on");
+    assert_eq!((b.keep, b.schedule.as_str()), (3, "0 3 * * *"));
+    assert_eq!(b.name, "rocketchat-mongodb-backup");
+    for (line, key) in [
+        ("schedule = '0 3 * *'", "backup.schedule"),
+        ("schedule = '0 25 * * *'", "backup.schedule"),
+        ("keep = 0", "backup.keep"),
+        ("image = 'mongo:latest'", "backup.image"),
+        ("storage_size = '10 GB'", "backup.storage_size"),
+        ("timeout = 'a while'", "backup.timeout"),
+        ("retention = 7", "backup.retention"),
+    ] {
+        let err = assert_rejected(&f, &with("backup", line), &[], key);
+        assert!(format!("{err}").contains("demo.toml"), "{err}");
+    }
 }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub use super::cron::cron_schedule;
+
 /// A DNS name per RFC 1123: at least two labels, each 1–63 of `[a-z0-9-]` not starting or ending
 /// with `-`, at most 253 characters, and a top-level label that is not all digits.
 pub fn domain(value: &str) -> Result<String, String> {
@@ -97,6 +99,21 @@ pub fn nonzero_duration(value: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A Kubernetes quantity for a volume's size: digits, then an optional suffix (`10Gi`, `500M`).
+pub fn quantity(value: &str) -> Result<String, String> {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &value[digits.len()..];
+    let ok = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && ["", "Ki", "Mi", "Gi", "Ti", "Pi", "k", "M", "G", "T", "P"].contains(&suffix);
+    if !ok {
+        return Err(format!(
+            "`{value}` is not a Kubernetes quantity (e.g. 10Gi)"
+        ));
+    }
+    Ok(value.to_string())
+}
+
 pub fn port(value: u16) -> Result<u16, String> {
     if value == 0 {
         return Err("0 is not a usable port (1–65535)".into());
@@ -139,6 +156,23 @@ pub fn k8s_name(value: &str, max: usize) -> Result<String, String> {
 /// The project name: used in state paths and resource tags.
 pub fn project_name(value: &str) -> Result<String, String> {
     k8s_name(value, 40)
+}
+
+/// An AWS region name: `eu-west-1`, `us-gov-west-1`, `ap-southeast-4`.
+pub fn aws_region(value: &str) -> Result<String, String> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok();
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not an AWS region name like eu-west-1"
+        ))
+    }
 }
 
 /// A Unix user name as `useradd` accepts it.

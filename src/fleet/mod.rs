@@ -5,6 +5,7 @@
 //! and the same error is returned to every later caller. It also holds the run's tunnel to the
 //! cluster API, closed with it. Stages never build SSH options or connect on their own.
 
+pub mod api_tunnel;
 mod pinning;
 mod ssh_config;
 
@@ -132,42 +133,8 @@ impl Fleet {
     }
 
     fn connect(&self, host: &Host) -> Result<SshSession> {
-        let ssh = &self.inner.ssh;
-        let resolved = match &ssh.ssh_config {
-            Some(config) => ssh_config::resolve(config, &host.public_ip)?,
-            None => ssh_config::Resolved::default(),
-        };
-        // The ssh_config's ProxyJump for this host, else ssh.jump_host; its user defaults to
-        // the hosts' login user.
-        let jump = resolved
-            .jump
-            .as_ref()
-            .or(ssh.jump_host.as_ref())
-            .map(|j| Jump {
-                target: Target {
-                    name: j.host.clone(),
-                    address: j.host.clone(),
-                    port: j.port,
-                },
-                user: j.user.clone().unwrap_or_else(|| ssh.user.clone()),
-            });
-        let opts = SshOptions {
-            user: resolved.user.unwrap_or_else(|| ssh.user.clone()),
-            key_path: resolved.key_path.unwrap_or_else(|| ssh.key_path.clone()),
-            passphrase: ssh.key_passphrase.clone(),
-            known_hosts: ssh.known_hosts.clone(),
-            host_keys: self.inner.policy,
-            connect_timeout: ssh.connect_timeout,
-            command_timeout: ssh.command_timeout,
-            keepalive: ssh.keepalive,
-            sudo: ssh.sudo,
-            jump: jump.clone(),
-        };
-        let target = Target {
-            name: host.hostname.clone(),
-            address: resolved.hostname.unwrap_or_else(|| host.public_ip.clone()),
-            port: resolved.port.unwrap_or(ssh.port),
-        };
+        let (target, opts) = login(&self.inner.ssh, host, self.inner.policy)?;
+        let jump = opts.jump.clone();
         let session = SshSession::connect(&target, &opts)?;
         let hops = if jump.is_some() { 2 } else { 1 };
         self.inner.handshakes.fetch_add(hops, Ordering::Relaxed);
@@ -212,4 +179,49 @@ impl Drop for Lease {
                 .push(s);
         }
     }
+}
+
+/// Where and how to log in to `host`: the pipeline's `[ssh]`, with the ssh_config's entry for
+/// the host (if `ssh.ssh_config` is set) applied. The fleet's sessions and `jeeves ssh` use it.
+pub fn login(
+    ssh: &SshSettings,
+    host: &Host,
+    policy: HostKeyPolicy,
+) -> Result<(Target, SshOptions)> {
+    let resolved = match &ssh.ssh_config {
+        Some(config) => ssh_config::resolve(config, &host.public_ip)?,
+        None => ssh_config::Resolved::default(),
+    };
+    // The ssh_config's ProxyJump for this host, else ssh.jump_host; its user defaults to
+    // the hosts' login user.
+    let jump = resolved
+        .jump
+        .as_ref()
+        .or(ssh.jump_host.as_ref())
+        .map(|j| Jump {
+            target: Target {
+                name: j.host.clone(),
+                address: j.host.clone(),
+                port: j.port,
+            },
+            user: j.user.clone().unwrap_or_else(|| ssh.user.clone()),
+        });
+    let opts = SshOptions {
+        user: resolved.user.unwrap_or_else(|| ssh.user.clone()),
+        key_path: resolved.key_path.unwrap_or_else(|| ssh.key_path.clone()),
+        passphrase: ssh.key_passphrase.clone(),
+        known_hosts: ssh.known_hosts.clone(),
+        host_keys: policy,
+        connect_timeout: ssh.connect_timeout,
+        command_timeout: ssh.command_timeout,
+        keepalive: ssh.keepalive,
+        sudo: ssh.sudo,
+        jump: jump.clone(),
+    };
+    let target = Target {
+        name: host.hostname.clone(),
+        address: resolved.hostname.unwrap_or_else(|| host.public_ip.clone()),
+        port: resolved.port.unwrap_or(ssh.port),
+    };
+    Ok((target, opts))
 }

@@ -7,6 +7,7 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event as Xml
 
 use super::event::{CheckStatus, Event};
 use super::reporter::Sink;
+use crate::stage_name::StageName;
 use crate::state::StageResult;
 
 /// A testcase's outcome.
@@ -31,6 +32,10 @@ pub(super) struct JunitSink {
     path: PathBuf,
     pipeline: String,
     cases: Vec<Case>,
+    /// The stages the run selected (from `run_started`): only they become testcases, so a
+    /// Jenkins build that runs one stage per step reports each stage once, not once per step
+    /// with the others skipped. A selected stage skipped after a failure is still reported.
+    selected: Option<Vec<StageName>>,
 }
 
 impl JunitSink {
@@ -39,6 +44,7 @@ impl JunitSink {
             path,
             pipeline,
             cases: Vec::new(),
+            selected: None,
         }
     }
 
@@ -106,24 +112,27 @@ impl JunitSink {
 impl Sink for JunitSink {
     fn event(&mut self, _: SystemTime, event: &Event) {
         match event {
+            Event::RunStarted { stages, .. } => self.selected = Some(stages.clone()),
             Event::StageFinished {
                 stage,
                 result,
                 duration_ms,
                 error,
-            } => self.cases.push(Case {
-                name: stage.to_string(),
-                outcome: match result {
-                    StageResult::Failed => Outcome::Failed,
-                    StageResult::Skipped => Outcome::Skipped,
-                    StageResult::Changed | StageResult::Unchanged => Outcome::Passed,
-                },
-                ms: *duration_ms,
-                text: match result {
-                    StageResult::Failed => error.clone().unwrap_or_else(|| "failed".into()),
-                    r => format!("result: {}", r.as_str()),
-                },
-            }),
+            } if self.selected.as_ref().is_none_or(|s| s.contains(stage)) => {
+                self.cases.push(Case {
+                    name: stage.to_string(),
+                    outcome: match result {
+                        StageResult::Failed => Outcome::Failed,
+                        StageResult::Skipped => Outcome::Skipped,
+                        StageResult::Changed | StageResult::Unchanged => Outcome::Passed,
+                    },
+                    ms: *duration_ms,
+                    text: match result {
+                        StageResult::Failed => error.clone().unwrap_or_else(|| "failed".into()),
+                        r => format!("result: {}", r.as_str()),
+                    },
+                })
+            }
             // A warning passes (Jenkins would otherwise fail the build on it); its text says so.
             Event::CheckFinished {
                 check,

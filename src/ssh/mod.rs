@@ -4,6 +4,7 @@
 
 mod auth;
 pub mod host_keys;
+mod openssh;
 mod options;
 mod output;
 pub mod probe;
@@ -13,6 +14,7 @@ mod socket;
 mod tunnel;
 
 pub use host_keys::{HostKeyPolicy, HostKeyRejected};
+pub use openssh::openssh_args;
 pub use options::{Jump, SshOptions, Target};
 pub use output::{ExecOutput, Stream};
 pub use remote_command::RemoteCommand;

@@ -1,6 +1,5 @@
 //! The dns stage: the domain's A record → the controller's public IP. `ensure_record` is also
-//! what the tls stage calls before asking for a certificate, and `remove_record` what `down`
-//! calls before destroying the machines.
+//! what the tls stage calls before asking for a certificate.
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -120,56 +119,6 @@ pub async fn ensure_record(cx: &mut StageContext<'_>) -> Result<bool> {
     }
     probe.apply(cx.settings, cx).await?;
     Ok(true)
-}
-
-/// For `down`: deletes the record only while it still points at this stack's controller.
-pub async fn remove_record(cx: &mut StageContext<'_>) -> Result<()> {
-    let settings = cx.settings;
-    let config = sdk_config().await;
-    let ip = match controller_ip(settings, cx.state, &config).await {
-        Ok(ip) => ip,
-        Err(e) => {
-            cx.warn(format!(
-                "record {} left in place: cannot tell this stack's controller ({e:#})",
-                settings.domain
-            ));
-            return Ok(());
-        }
-    };
-    let route53 = Route53::new(&config);
-    let zone = route53
-        .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
-        .await?;
-    match route53.a_record(&zone, &settings.domain).await? {
-        None => cx.info(format!(
-            "no A record {} in zone {}",
-            settings.domain, zone.name
-        )),
-        Some(r) if !r.alias && r.values == [ip.as_str()] => {
-            let change = route53
-                .delete_a(
-                    &zone,
-                    &settings.domain,
-                    &r,
-                    &format!("jeeves {} down", settings.name),
-                )
-                .await?;
-            route53
-                .wait_insync(&change, settings.dns.wait_timeout)
-                .await?;
-            cx.host(&settings.domain, format!("deleted (pointed at {ip})"));
-        }
-        Some(r) => cx.warn(format!(
-            "record {} left in place: it points at {}, not at this stack's controller {ip}",
-            settings.domain,
-            if r.alias {
-                "an alias".to_string()
-            } else {
-                r.values.join(",")
-            }
-        )),
-    }
-    Ok(())
 }
 
 #[derive(Default)]

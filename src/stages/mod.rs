@@ -15,7 +15,9 @@ use crate::chart;
 use crate::config::Settings;
 use crate::stage::Stage;
 use crate::stage_name::StageName;
-use crate::templates::{AppContext, HaproxyContext, TemplateContext, TraefikContext};
+use crate::templates::{
+    AppContext, BackupContext, HaproxyContext, MaintenanceContext, TemplateContext, TraefikContext,
+};
 
 pub fn build(name: StageName) -> Box<dyn Stage> {
     match name {
@@ -36,7 +38,9 @@ pub fn inputs_fingerprint(name: StageName, s: &Settings) -> String {
         StageName::Bootstrap => serde_json::json!([s.ssh, s.microk8s]),
         StageName::Tls => serde_json::json!([s.domain, s.tls, s.haproxy]),
         StageName::Tunnel => serde_json::json!([s.tunnel]),
-        StageName::Deploy => serde_json::json!([s.domain, s.traefik, s.helm]),
+        StageName::Deploy => {
+            serde_json::json!([s.domain, s.traefik, s.helm, s.maintenance, s.backup])
+        }
         StageName::Dns => serde_json::json!([s.domain, s.dns]),
     };
     hex::encode(Sha256::digest(inputs.to_string().as_bytes()))
@@ -73,8 +77,26 @@ pub fn template_context(s: &Settings) -> TemplateContext {
             replicas: s.helm.replicas.clone(),
             bundled_mongodb: s.helm.bundled_mongodb,
             mongodb_secret: s.helm.mongodb_secret.clone(),
+            metrics: s.helm.metrics,
             chart: *s.helm.reads,
         },
+        maintenance: MaintenanceContext {
+            image: s.maintenance.image_prune_image.clone(),
+            every_seconds: s.maintenance.image_prune_every.as_secs().max(1),
+            containerd_socket: deploy::maintenance::CONTAINERD_SOCKET.into(),
+        },
+        backup: s.backup.as_ref().map(|b| BackupContext {
+            name: b.name.clone(),
+            schedule: b.schedule.clone(),
+            keep: b.keep,
+            image: b.image.clone(),
+            storage_class: b.storage_class.clone(),
+            storage_size: b.storage_size.clone(),
+            deadline_seconds: b.timeout.as_secs(),
+            secret_key: chart::secret_keys::URI.to_string(),
+            mount_path: deploy::BACKUP_MOUNT_PATH.to_string(),
+            script: deploy::backup_script_indented(),
+        }),
     }
 }
 

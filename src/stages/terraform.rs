@@ -9,7 +9,7 @@ use crate::config::Settings;
 use crate::exit_code::UsageError;
 use crate::process;
 use crate::report::{Change, Level};
-use crate::stage::{Stage, StageContext};
+use crate::stage::{Stage, StageContext, StageLog};
 use crate::stage_name::StageName;
 use crate::state::StateDir;
 use crate::terraform::{Options, Progress, Terraform};
@@ -78,7 +78,7 @@ pub fn terraform(settings: &Settings, state_dir: &StateDir) -> Result<Terraform>
 
 /// An apply's or destroy's progress as the stage's events: per resource as host progress,
 /// diagnostics and terraform's own lines in the log.
-pub fn report<'a>(cx: &'a StageContext<'_>) -> impl FnMut(Progress<'_>) + 'a {
+pub fn report(cx: StageLog<'_>) -> impl FnMut(Progress<'_>) + '_ {
     move |p| match p {
         Progress::Started { address, action } => cx.host(address, format!("{action}: started")),
         Progress::Working { address, seconds } => {
@@ -149,9 +149,9 @@ impl Stage for TerraformStage {
             confirm_destruction(cx, &self.destructive)?;
         }
         if self.plan_has_changes {
-            tf.apply_plan(report(cx)).await?;
+            tf.apply_plan(report(cx.log())).await?;
         } else {
-            tf.apply_fresh(report(cx)).await?;
+            tf.apply_fresh(report(cx.log())).await?;
         }
         cx.state.inventory = tf.outputs(|s| cx.tool_said(s, true)).await?;
         let inv = &cx.state.inventory;

@@ -1,6 +1,6 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -15,6 +15,18 @@ pub struct LockHolder {
     pub command: String,
 }
 
+impl LockHolder {
+    /// This process, running `jeeves <command>`.
+    pub fn current(command: &str) -> LockHolder {
+        LockHolder {
+            pid: std::process::id(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            started_at: super::state_file::now_rfc3339(),
+            command: command.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -27,13 +39,16 @@ impl std::fmt::Display for LockHolder {
 
 /// Another run holds the lock (exit 3).
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "another run holds the lock {path}: {holder}; wait for it, or pass --lock-timeout to wait automatically"
-)]
+#[error("another run holds the lock {location}: {holder}; {hint}")]
 pub struct LockBusy {
-    pub path: PathBuf,
+    /// The lock file's path or the lock object's `s3://` URL.
+    pub location: String,
     pub holder: String,
+    /// What to do about it.
+    pub hint: String,
 }
+
+pub(super) const WAIT_HINT: &str = "wait for it, or pass --lock-timeout to wait automatically";
 
 /// An exclusive OS file lock (`flock`) on `<state dir>/lock`, released when dropped or when the
 /// process dies, so a crashed run never leaves a stale lock behind.
@@ -60,8 +75,9 @@ impl RunLock {
                 }
                 Err(TryLockError::WouldBlock) => {
                     return Err(LockBusy {
-                        path: path.to_path_buf(),
+                        location: path.display().to_string(),
                         holder: describe_holder(&mut file),
+                        hint: WAIT_HINT.to_string(),
                     }
                     .into());
                 }
@@ -70,12 +86,7 @@ impl RunLock {
                 }
             }
         }
-        let holder = LockHolder {
-            pid: std::process::id(),
-            host: gethostname::gethostname().to_string_lossy().into_owned(),
-            started_at: super::state_file::now_rfc3339(),
-            command: command.to_string(),
-        };
+        let holder = LockHolder::current(command);
         file.set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
             .and_then(|()| {

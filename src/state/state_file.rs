@@ -2,11 +2,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use super::SharedState;
 use crate::stage_name::StageName;
 
 const STATE_VERSION: u32 = 1;
@@ -32,6 +34,13 @@ pub struct Inventory {
 impl Inventory {
     pub fn is_empty(&self) -> bool {
         self.controller.is_none() && self.workers.is_empty()
+    }
+
+    /// The controller, or the error that says how to get one.
+    pub fn controller(&self) -> Result<&Host> {
+        self.controller
+            .as_ref()
+            .context("the inventory has no controller; run `jeeves up --only terraform` first")
     }
 }
 
@@ -90,6 +99,8 @@ impl Default for State {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     path: PathBuf,
+    /// The S3 state this directory is the working copy of (`[state] backend = "s3"`).
+    shared: Option<Arc<SharedState>>,
 }
 
 impl StateDir {
@@ -103,6 +114,7 @@ impl StateDir {
         }
         Ok(StateDir {
             path: path.to_path_buf(),
+            shared: None,
         })
     }
 
@@ -110,7 +122,25 @@ impl StateDir {
     pub fn existing(path: &Path) -> StateDir {
         StateDir {
             path: path.to_path_buf(),
+            shared: None,
         }
+    }
+
+    /// Makes this directory the working copy of `shared`: each save is pushed to it.
+    pub fn share(&mut self, shared: Arc<SharedState>) {
+        self.shared = Some(shared);
+    }
+
+    pub fn shared(&self) -> Option<&SharedState> {
+        self.shared.as_deref()
+    }
+
+    /// Pushes what changed in the working copy to the shared state, if there is one.
+    pub fn push(&self) -> Result<()> {
+        if let Some(shared) = &self.shared {
+            shared.push()?;
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -152,7 +182,9 @@ impl StateDir {
     pub fn save(&self, state: &State) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(state).context("cannot serialise the state")?;
         text.push(b'\n');
-        write_private(&self.state_file(), &text)
+        write_private(&self.state_file(), &text)?;
+        // known_hosts and the certificate cache written during the stage go with it.
+        self.push()
     }
 }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::Finding;
 use crate::config::Settings;
 use crate::fleet::Fleet;
+use crate::fleet::api_tunnel::{self, ApiTunnelOptions};
 use crate::report::Reporter;
 use crate::stages::deploy::tools::{Tools, succeeded};
 use crate::state::Inventory;
@@ -44,17 +45,18 @@ async fn gather(
         .prefix("check-kubeconfig.")
         .tempfile_in(&settings.state_dir)?;
     // A port of its own, so that a `jeeves tunnel` left open (or a run) is no obstacle.
-    let mut own = settings.clone();
-    own.tunnel.local_port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+    let mut opts = ApiTunnelOptions::from_settings(settings)?;
+    opts.local_port = std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
         .port();
-    let (s, f, i) = (own, fleet.clone(), inv.clone());
+    let (f, controller) = (fleet.clone(), inv.controller()?.clone());
     let scratch = kubeconfig.path().with_extension("probe");
     let log = crate::stages::tunnel::report_to(reporter);
-    let opened =
-        tokio::task::spawn_blocking(move || crate::stages::tunnel::open(&s, &f, &i, &scratch, log))
-            .await
-            .context("the tunnel thread panicked")??;
+    let opened = tokio::task::spawn_blocking(move || {
+        api_tunnel::open(&f, &controller, &opts, &scratch, log)
+    })
+    .await
+    .context("the tunnel thread panicked")??;
     fleet.hold_tunnel(opened.tunnel);
     std::fs::write(kubeconfig.path(), &opened.kubeconfig)?;
     let tools = Tools::new(settings, kubeconfig.path().to_path_buf())?;

@@ -98,14 +98,11 @@ pub(super) async fn check(
 }
 
 async fn haproxy(settings: &Settings, fleet: &Fleet, controller: &Host) -> Vec<Finding> {
-    let (s, f, c) = (settings.clone(), fleet.clone(), controller.clone());
-    let health = tokio::task::spawn_blocking(move || {
-        let session = f.lease(&c)?;
-        crate::stages::tls::haproxy_health(&session, &s)
-    })
-    .await
-    .context("the SSH thread panicked")
-    .and_then(|r| r);
+    // Blocking SSH on this worker thread (as the tls stage's probe does): no copy of the settings.
+    let health = tokio::task::block_in_place(|| {
+        let session = fleet.lease(controller)?;
+        crate::stages::tls::haproxy_health(&session, settings)
+    });
     let repair = "jeeves up --only tls";
     let h = match health {
         Ok(h) => h,

@@ -119,6 +119,7 @@ pub(super) fn check(c: &mut Checker, raw: pipeline::Helm, base: &Path) -> Option
         microservices: raw.microservices,
         bundled_mongodb: bundled_mongodb?,
         mongodb_secret: raw.mongodb_secret,
+        metrics: raw.metrics,
         replicas: raw.replicas,
         values,
     })

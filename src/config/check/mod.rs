@@ -4,17 +4,21 @@
 
 use std::path::{Path, PathBuf};
 
+use super::load::Purpose;
 use super::pipeline::Pipeline;
 use super::sources::Sources;
 use super::{ConfigError, ConfigErrors, Settings, validate};
 
+mod backup;
 mod dns;
 mod haproxy;
 mod health;
 mod helm;
+mod maintenance;
 mod microk8s;
 mod project;
 mod ssh;
+mod state;
 mod terraform;
 mod tls;
 mod tools;
@@ -28,15 +32,23 @@ pub(crate) use ssh::jump_host as parse_jump_host;
 /// is any.
 pub(super) struct Checker {
     sources: Sources,
+    purpose: Purpose,
     errors: Vec<ConfigError>,
 }
 
 impl Checker {
-    pub fn new(sources: Sources) -> Checker {
+    pub fn new(sources: Sources, purpose: Purpose) -> Checker {
         Checker {
             sources,
+            purpose,
             errors: Vec::new(),
         }
+    }
+
+    /// An unset value that only changing the stack needs (the domain, the ACME e-mail): fine
+    /// when the command only inspects.
+    fn may_skip(&self, value: &str) -> bool {
+        value.is_empty() && self.purpose == Purpose::Inspect
     }
 
     fn check<T>(&mut self, key: &str, result: Result<T, String>) -> Option<T> {
@@ -79,10 +91,13 @@ impl Checker {
     /// A checker for one section's unit tests: values from the file `demo.toml`.
     #[cfg(test)]
     fn for_test() -> Checker {
-        Checker::new(Sources {
-            file: "demo.toml".into(),
-            overrides: Default::default(),
-        })
+        Checker::new(
+            Sources {
+                file: "demo.toml".into(),
+                overrides: Default::default(),
+            },
+            Purpose::Run,
+        )
     }
 
     /// The keys of the problems recorded so far, in order.
@@ -110,8 +125,13 @@ impl Checker {
         );
         let project = project::check(c, raw.project, &base);
         // `Settings::domain`, for every stage; HAProxy's default PEM path is named after it.
-        let domain = c.check("tls.domain", validate::domain(&raw.tls.domain));
-        let terraform = terraform::check(c, raw.terraform, &base);
+        let domain = if c.may_skip(&raw.tls.domain) {
+            Some(String::new())
+        } else {
+            c.check("tls.domain", validate::domain(&raw.tls.domain))
+        };
+        let region = project.as_ref().and_then(|(p, _)| p.region.clone());
+        let terraform = terraform::check(c, raw.terraform, &base, region.as_deref());
         let ssh = ssh::check(c, raw.ssh, &base, &state_dir);
         let microk8s = microk8s::check(c, raw.microk8s);
         let tls = tls::check(c, raw.tls);
@@ -122,6 +142,11 @@ impl Checker {
         let dns = dns::check(c, raw.dns);
         let tools = tools::check(c, raw.tools);
         let check = health::check(c, raw.check);
+        let state = state::check(c, raw.state, &name);
+        let maintenance = maintenance::check(c, raw.maintenance);
+        let backup = raw
+            .backup
+            .map(|b| backup::check(c, b, helm.as_ref().map(|h| h.release.as_str())));
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
@@ -147,8 +172,12 @@ impl Checker {
             dns: dns.expect(missing),
             tools: tools.expect(missing),
             check: check.expect(missing),
+            state: state.expect(missing),
+            maintenance: maintenance.expect(missing),
+            backup: backup.map(|b| b.expect(missing)),
             secrets,
             source: self.sources,
+            warnings: Vec::new(),
             mongo: None,
             mongo_source: String::new(),
         })

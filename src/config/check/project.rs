@@ -19,10 +19,17 @@ pub(super) fn check(
         }
     }
     let templates = c.local_path("project.templates", &raw.templates, base, true);
+    let region = if raw.region.is_empty() {
+        Some(None)
+    } else {
+        c.check("project.region", validate::aws_region(&raw.region))
+            .map(Some)
+    };
     Some((
         ProjectSettings {
             name: name?,
             tags: raw.tags,
+            region: region?,
         },
         templates?,
     ))
@@ -42,6 +49,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             templates: ".".into(),
+            region: String::new(),
         };
         let mut c = Checker::for_test();
         let (project, templates) = check(

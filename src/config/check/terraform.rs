@@ -6,11 +6,34 @@ use std::path::{Path, PathBuf};
 use super::Checker;
 use crate::config::{TerraformSettings, pipeline, validate};
 
+/// `region` (`project.region`, checked) flows into the `region` variable and the backend's.
 pub(super) fn check(
     c: &mut Checker,
-    raw: pipeline::Terraform,
+    mut raw: pipeline::Terraform,
     base: &Path,
+    region: Option<&str>,
 ) -> Option<TerraformSettings> {
+    if let Some(region) = region {
+        match raw.vars.get("region").map(|v| v.as_str()) {
+            None => {
+                raw.vars.insert("region".into(), region.into());
+            }
+            Some(Some(r)) if r == region => {}
+            Some(other) => {
+                c.check::<()>(
+                    "terraform.vars.region",
+                    Err(format!(
+                        "{} differs from project.region `{region}`: set the region once, in project.region, and remove this one",
+                        other.map(|r| format!("`{r}`")).unwrap_or_else(|| "this value".into())
+                    )),
+                );
+            }
+        }
+        // The state bucket may live elsewhere: an explicit backend region wins.
+        raw.backend_config
+            .entry("region".into())
+            .or_insert_with(|| region.to_string());
+    }
     let dir = c.local_path("terraform.dir", &raw.dir, base, true);
     let timeout = c.check(
         "terraform.timeout",
@@ -72,14 +95,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for ok in ["0", "3", "1000"] {
             let mut c = Checker::for_test();
-            let tf = check(&mut c, with_workers(ok), dir.path()).unwrap();
+            let tf = check(&mut c, with_workers(ok), dir.path(), None).unwrap();
             assert_eq!(c.keys(), Vec::<&str>::new(), "{ok}");
             assert_eq!(tf.vars["worker_count"].to_string(), ok);
         }
         for bad in ["-1", "1001", "2.5", "'3'"] {
             let mut c = Checker::for_test();
-            check(&mut c, with_workers(bad), dir.path());
+            check(&mut c, with_workers(bad), dir.path(), None);
             assert_eq!(c.keys(), ["terraform.vars.worker_count"], "{bad}");
         }
+    }
+
+    #[test]
+    fn the_project_region_flows_to_the_variables_and_the_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Checker::for_test();
+        let tf = check(&mut c, with_workers("1"), dir.path(), Some("ap-south-2")).unwrap();
+        assert_eq!(c.keys(), Vec::<&str>::new());
+        assert_eq!(tf.vars["region"], "ap-south-2");
+        assert_eq!(tf.backend_config["region"], "ap-south-2");
+
+        // A bucket elsewhere is kept; a second, different stack region is refused.
+        let mut raw = with_workers("1");
+        raw.backend_config
+            .insert("region".into(), "us-east-1".into());
+        let mut c = Checker::for_test();
+        let tf = check(&mut c, raw, dir.path(), Some("ap-south-2")).unwrap();
+        assert_eq!(tf.backend_config["region"], "us-east-1");
+        let mut raw = with_workers("1");
+        raw.vars.insert("region".into(), "eu-west-1".into());
+        let mut c = Checker::for_test();
+        check(&mut c, raw, dir.path(), Some("ap-south-2"));
+        assert_eq!(c.keys(), ["terraform.vars.region"]);
     }
 }

@@ -86,11 +86,7 @@ pub struct BootstrapStage {
 }
 
 fn inventory(inv: &Inventory) -> Result<(Host, Vec<Host>)> {
-    let controller = inv
-        .controller
-        .clone()
-        .context("the inventory has no controller; run `jeeves up --only terraform` first")?;
-    Ok((controller, inv.workers.clone()))
+    Ok((inv.controller()?.clone(), inv.workers.clone()))
 }
 
 #[async_trait]

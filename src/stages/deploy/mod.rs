@@ -5,7 +5,8 @@
 //!
 //! Every kubectl and helm call gets the tunnel's kubeconfig (`tools.rs`). Nothing is applied
 //! when nothing changed: the live Traefik objects carry the hash of what was applied, the
-//! release's description the hash of its values, and the MongoDB secret is compared in memory.
+//! release's values are compared with `helm get values`, and the MongoDB secret is compared in
+//! memory.
 //! Mongo URIs reach kubectl on standard input only, never an argument or a file.
 
 use std::path::PathBuf;
@@ -21,15 +22,20 @@ use crate::stage_name::StageName;
 use crate::state::write_private;
 use crate::templates::Templates;
 
+mod backup;
+pub mod maintenance;
 mod release;
+mod rollout;
 mod routes;
 mod secret;
 pub mod tools;
 mod traefik;
+mod values_diff;
 
+pub use backup::{BACKUP_MOUNT_PATH, backup_script_indented};
 use release::{Recovery, Release};
 use secret::MongoSecret;
-use tools::Tools;
+pub use tools::Tools;
 
 fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -39,6 +45,8 @@ fn sha256(data: &[u8]) -> String {
 struct Rendered {
     traefik: traefik::Manifests,
     values: release::Values,
+    /// With `[maintenance] image_prune`: the image-prune DaemonSet.
+    prune: Option<maintenance::PruneManifest>,
 }
 
 /// Renders everything before writing anything, into `<state>/deploy/`.
@@ -49,10 +57,18 @@ fn render(settings: &Settings) -> Result<Rendered> {
     let rendered = Rendered {
         traefik: traefik::Manifests::render(&templates, &ctx, settings, &dir)?,
         values: release::Values::render(&templates, &ctx, settings, &dir)?,
+        prune: settings
+            .maintenance
+            .image_prune
+            .then(|| maintenance::PruneManifest::render(&templates, &ctx, &dir))
+            .transpose()?,
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     rendered.traefik.write()?;
     rendered.values.write()?;
+    if let Some(prune) = &rendered.prune {
+        prune.write()?;
+    }
     Ok(rendered)
 }
 
@@ -70,6 +86,8 @@ enum Step {
     Restart,
     /// Every IngressRoute backend is a live Service with its port.
     CheckRoutes,
+    /// The image-prune DaemonSet (`[maintenance] image_prune`).
+    ImagePrune,
 }
 
 struct Plan {
@@ -85,7 +103,7 @@ pub struct DeployStage {
 
 /// The tunnel's kubeconfig, opening the tunnel when this run has not (`up --only deploy`).
 async fn ensure_tunnel(cx: &mut StageContext<'_>) -> Result<PathBuf> {
-    let path = super::tunnel::kubeconfig_path(cx.settings);
+    let path = crate::fleet::api_tunnel::kubeconfig_path(cx.settings);
     if cx.fleet.has_tunnel() && path.exists() {
         return Ok(path);
     }
@@ -109,9 +127,20 @@ impl Stage for DeployStage {
         // `up --force deploy` applies the Traefik objects and the release whatever they are.
         let force = cx.force;
 
-        let traefik = traefik::probe(&tools, cx, &rendered.traefik).await?;
-        let release = release::probe(&tools, cx, &rendered.values).await?;
-        let secret = secret::probe(&tools, cx, release.release == Release::Install).await?;
+        // The probes are independent reads: they run at once (each kubectl or helm call is a
+        // round trip through the tunnel). The routes are read too, in case nothing changes.
+        let (traefik, release, live_secret, routes) = tokio::join!(
+            traefik::probe(&tools, cx, &rendered.traefik),
+            release::probe(&tools, cx, &rendered.values),
+            secret::read(&tools, cx),
+            routes::check(&tools, cx, &rendered.traefik),
+        );
+        let (traefik, release) = (traefik?, release?);
+        let secret = secret::update(
+            cx.settings,
+            &live_secret?,
+            release.release == Release::Install,
+        )?;
 
         let mut steps = Vec::new();
         if traefik.is_some() || force {
@@ -138,20 +167,25 @@ impl Stage for DeployStage {
             steps.push(Step::CheckRoutes);
         }
         if steps.is_empty() {
-            // Nothing to apply: the routes must still lead somewhere. (`--force deploy` applies
-            // first and checks after: that is how a deleted Service comes back.)
-            routes::check(&tools, cx, &rendered.traefik).await?;
+            // Nothing to apply: the routes must still lead somewhere. (Otherwise what they found
+            // does not count: apply checks them after it changed things; `--force deploy`
+            // applies first and checks after: that is how a deleted Service comes back.)
+            routes?;
         }
 
-        let changes = [
-            traefik,
-            release.recover_change,
-            secret_change,
-            release.change,
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let prune = match &rendered.prune {
+            Some(p) => p.probe(&tools, cx).await?,
+            None => None,
+        };
+        if prune.is_some() || (force && rendered.prune.is_some()) {
+            steps.push(Step::ImagePrune);
+        }
+
+        let changes = [traefik, release.recover_change, secret_change, prune]
+            .into_iter()
+            .flatten()
+            .chain(release.changes)
+            .collect();
         self.plan = Some(Plan {
             tools,
             rendered,
@@ -172,8 +206,13 @@ impl Stage for DeployStage {
                 Step::Traefik => traefik::apply(&tools, cx, &rendered.traefik).await?,
                 Step::Secret(secret) => secret::apply(&tools, cx, &secret).await?,
                 Step::Recover(recovery) => release::recover(&tools, cx, recovery).await?,
-                Step::Upgrade => release::upgrade(&tools, cx, &rendered.values).await?,
-                Step::Restart => release::restart(&tools, cx).await?,
+                Step::Upgrade => rollout::upgrade(&tools, cx, &rendered.values).await?,
+                Step::Restart => rollout::restart(&tools, cx).await?,
+                Step::ImagePrune => {
+                    if let Some(prune) = &rendered.prune {
+                        prune.apply(&tools, cx).await?;
+                    }
+                }
                 Step::CheckRoutes => {
                     routes::check(&tools, cx, &rendered.traefik).await?;
                     cx.host(

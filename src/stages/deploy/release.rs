@@ -1,8 +1,10 @@
 //! The Rocket.Chat Helm release: its values rendered, its state read from `helm history`, what
 //! a killed or failed helm left behind, and the helm calls that recover, install or upgrade it.
 //!
-//! The release's description carries the SHA-256 of its values (and chart), so an unchanged
-//! release is left alone. A helm killed mid-operation leaves its last revision
+//! A release whose chart version (`helm history`) and values (`helm get values -o json`,
+//! compared key by key: `values_diff.rs`) are the ones wanted is left alone; otherwise the plan
+//! shows the chart old → new and each value that changes. (The description still carries the
+//! SHA-256 of the values, for a person reading `helm history`.) A helm killed mid-operation leaves its last revision
 //! `pending-install`, `pending-upgrade` or `pending-rollback`, and every later helm call on the
 //! release fails with "another operation (install/upgrade/rollback) is in progress". A failed
 //! install without `--atomic` leaves `failed` with nothing deployed, and `upgrade --install`
@@ -16,6 +18,7 @@ use serde::Deserialize;
 
 use super::sha256;
 use super::tools::{Tools, succeeded};
+use super::values_diff;
 use crate::config::Settings;
 use crate::report::Change;
 use crate::stage::StageContext;
@@ -73,6 +76,8 @@ pub struct Values {
     pub extra: Option<(PathBuf, String)>,
     /// Of the chart, its timeout and both files: recorded in the release's description.
     pub sha: String,
+    /// Both files merged as helm merges them: what `helm get values` answers once deployed.
+    pub wanted: serde_json::Value,
 }
 
 impl Values {
@@ -94,11 +99,22 @@ impl Values {
         );
         let sha =
             sha256(format!("{chart}\n{text}\n{}", extra.as_deref().unwrap_or_default()).as_bytes());
+        let path = dir.join("rocketchat-values.yaml");
+        let mut wanted = values_map(&text).with_context(|| {
+            format!(
+                "the rendered Helm values are not a YAML map (templates/{ROCKETCHAT_VALUES}, written to {})",
+                path.display()
+            )
+        })?;
+        if let Some(extra) = &extra {
+            values_diff::merge(&mut wanted, values_map(extra).context("helm.values")?);
+        }
         Ok(Values {
-            path: dir.join("rocketchat-values.yaml"),
+            path,
             text,
             extra: extra.map(|e| (dir.join(crate::templates::EXTRA_VALUES), e)),
             sha,
+            wanted: serde_json::Value::Object(wanted),
         })
     }
 
@@ -109,6 +125,17 @@ impl Values {
         }
         Ok(())
     }
+}
+
+/// A values file as helm reads it: a map (an empty file is an empty map).
+fn values_map(text: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+    Ok(
+        match serde_norway::from_str::<serde_json::Value>(text).context("not YAML")? {
+            serde_json::Value::Object(m) => m,
+            serde_json::Value::Null => serde_json::Map::new(),
+            other => bail!("a values file must be a map, not {other}"),
+        },
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +153,9 @@ pub struct Probe {
     pub recovery: Option<Recovery>,
     /// The recovery, as the plan shows it.
     pub recover_change: Option<Change>,
-    /// The install or upgrade, as the plan shows it.
-    pub change: Option<Change>,
+    /// The install or upgrade, as the plan shows it: the chart version (old → new), then each
+    /// value that changes (old → new, secrets masked).
+    pub changes: Vec<Change>,
 }
 
 /// This chart version, these values, deployed — or what must happen to get there.
@@ -163,13 +191,23 @@ pub async fn probe(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Res
         );
     };
     let recovery = recovery(&revs);
-    let current = revs.last().is_some_and(|last| {
-        last.status == "deployed"
-            && last.chart == chart
-            && last
-                .description
-                .contains(&format!("values-sha256={}", values.sha))
-    });
+    // What is running: the revision a recovery rolls back to, else the last one deployed.
+    let running = match recovery {
+        Some(Recovery::Rollback(rev)) => revs.iter().find(|r| r.revision == rev),
+        _ => revs.iter().rev().find(|r| r.status == "deployed"),
+    };
+    let live = match running {
+        Some(r) => Some(live_values(tools, cx, r.revision).await?),
+        None => None,
+    };
+    let value_changes = live
+        .as_ref()
+        .map(|live| values_diff::diff(live, &values.wanted))
+        .unwrap_or_default();
+    let current = recovery.is_none()
+        && revs.last().is_some_and(|last| {
+            last.status == "deployed" && last.chart == chart && value_changes.is_empty()
+        });
     let release = match recovery {
         _ if revs.is_empty() => Release::Install,
         Some(Recovery::Uninstall) => Release::Install,
@@ -192,28 +230,75 @@ pub async fn probe(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Res
         )),
         _ => None,
     };
-    let change = match release {
-        Release::Current => None,
-        Release::Install => Some(Change::new(
-            "install",
-            format!(
-                "helm release {} ({chart}) in {}",
-                s.helm.release, s.helm.namespace
-            ),
-        )),
-        Release::Upgrade => Some(Change::new(
+    let rel = format!("helm release {} in {}", s.helm.release, s.helm.namespace);
+    let changes = match (release, running) {
+        (Release::Current, _) => Vec::new(),
+        (Release::Install, _) => vec![Change::new("install", format!("{rel}: chart {chart}"))],
+        (Release::Upgrade, Some(running)) => {
+            let what = if running.chart != chart {
+                format!("chart {} → {chart}", running.chart)
+            } else if value_changes.is_empty() {
+                format!(
+                    "chart {chart}, the same values (revision {} is not deployed)",
+                    revs.last().map_or(0, |r| r.revision)
+                )
+            } else {
+                format!("chart {chart} (unchanged)")
+            };
+            let mut changes = vec![Change::new("upgrade", format!("{rel}: {what}"))];
+            changes.extend(
+                value_changes
+                    .iter()
+                    .map(|v| Change::new("value", v.describe())),
+            );
+            changes
+        }
+        (Release::Upgrade, None) => vec![Change::new(
             "upgrade",
-            format!(
-                "helm release {} to {chart} with the rendered values in {}",
-                s.helm.release, s.helm.namespace
-            ),
-        )),
+            format!("{rel}: chart {chart} (no revision was ever deployed to compare with)"),
+        )],
     };
     Ok(Probe {
         release,
         recovery,
         recover_change,
-        change,
+        changes,
+    })
+}
+
+/// The user-supplied values of one revision: `helm get values -o json`, helm's record of what
+/// that revision was deployed with (the values files merged), not a hash of them.
+async fn live_values(
+    tools: &Tools,
+    cx: &StageContext<'_>,
+    revision: u64,
+) -> Result<serde_json::Value> {
+    let s = cx.settings;
+    let rev = revision.to_string();
+    let out = succeeded(
+        tools
+            .helm_quiet(
+                cx,
+                &[
+                    "get",
+                    "values",
+                    &s.helm.release,
+                    "-n",
+                    &s.helm.namespace,
+                    "--revision",
+                    &rev,
+                    "-o",
+                    "json",
+                ],
+            )
+            .await?,
+        &format!("`helm get values {} --revision {rev}`", s.helm.release),
+    )?;
+    serde_json::from_str(&out.stdout).with_context(|| {
+        format!(
+            "`helm get values {} --revision {rev} -o json` answered something that is not JSON",
+            s.helm.release
+        )
     })
 }
 
@@ -253,89 +338,6 @@ pub async fn recover(tools: &Tools, cx: &StageContext<'_>, recovery: Recovery) -
         &format!("recovering release {rel} ({})", args[0]),
     )?;
     cx.host(rel.to_string(), what);
-    Ok(())
-}
-
-/// `helm upgrade --install --atomic` with the rendered values, the values' hash in the
-/// release's description.
-pub async fn upgrade(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Result<()> {
-    let s = cx.settings;
-    let timeout = format!("{}s", s.helm.timeout.as_secs());
-    let description = format!("jeeves values-sha256={}", values.sha);
-    let values_path = values.path.display().to_string();
-    let local = s.helm.local_chart.as_ref().map(|p| p.display().to_string());
-    let mut args = vec!["upgrade", "--install", s.helm.release.as_str()];
-    match &local {
-        // A chart on disk is used as it is (config checks hold it to helm.version).
-        Some(path) => args.push(path.as_str()),
-        None => args.extend([
-            s.helm.chart.as_str(),
-            "--repo",
-            s.helm.repo.as_str(),
-            "--version",
-            s.helm.version.as_str(),
-        ]),
-    }
-    args.extend([
-        "-n",
-        s.helm.namespace.as_str(),
-        "--create-namespace",
-        "-f",
-        values_path.as_str(),
-    ]);
-    let extra = values.extra.as_ref().map(|(p, _)| p.display().to_string());
-    if let Some(extra) = &extra {
-        args.extend(["-f", extra.as_str()]);
-    }
-    args.extend([
-        "--wait",
-        "--atomic",
-        "--timeout",
-        timeout.as_str(),
-        "--description",
-        description.as_str(),
-    ]);
-    cx.host(
-        s.helm.release.clone(),
-        format!(
-            "helm upgrade --install {} {}-{} (waits up to {timeout})",
-            s.helm.release, s.helm.chart, s.helm.version
-        ),
-    );
-    succeeded(
-        tools.helm(cx, &args).await?,
-        &format!("helm upgrade --install of release {}", s.helm.release),
-    )?;
-    cx.host(s.helm.release.clone(), "release deployed");
-    Ok(())
-}
-
-/// Rolls every Deployment of the release: Rocket.Chat reads MONGO_URL from the secret when a
-/// pod starts, so a changed database URI reaches it only through new pods.
-pub async fn restart(tools: &Tools, cx: &StageContext<'_>) -> Result<()> {
-    let s = cx.settings;
-    let selector = format!("app.kubernetes.io/instance={}", s.helm.release);
-    succeeded(
-        tools
-            .kubectl(
-                cx,
-                &[
-                    "rollout",
-                    "restart",
-                    "deployment",
-                    "-l",
-                    &selector,
-                    "-n",
-                    &s.helm.namespace,
-                ],
-            )
-            .await?,
-        "restarting the release's Deployments after the MongoDB secret changed",
-    )?;
-    cx.host(
-        s.helm.release.clone(),
-        "Deployments restarted: their pods read the changed MongoDB secret",
-    );
     Ok(())
 }
 

@@ -154,9 +154,14 @@ pub struct Update {
     pub change: Change,
 }
 
-/// The live secret, compared in memory with what it must hold. `fresh`: the release is not
-/// installed yet, so the bundled MongoDB's credentials may be generated.
-pub async fn probe(tools: &Tools, cx: &StageContext<'_>, fresh: bool) -> Result<Option<Update>> {
+/// The secret as the cluster has it.
+pub struct Live {
+    exists: bool,
+    data: BTreeMap<String, String>,
+}
+
+/// Reads the live secret (absent is not an error).
+pub async fn read(tools: &Tools, cx: &StageContext<'_>) -> Result<Live> {
     let s = cx.settings;
     let out = tools
         .kubectl(
@@ -190,18 +195,23 @@ pub async fn probe(tools: &Tools, cx: &StageContext<'_>, fresh: bool) -> Result<
             out.tail(10)
         );
     };
-    let Some(wanted) = MongoSecret::desired(s, &live, fresh)? else {
+    Ok(Live {
+        exists: out.status.success(),
+        data: live,
+    })
+}
+
+/// The live secret compared in memory with what it must hold. `fresh`: the release is not
+/// installed yet, so the bundled MongoDB's credentials may be generated.
+pub fn update(s: &Settings, live: &Live, fresh: bool) -> Result<Option<Update>> {
+    let Some(wanted) = MongoSecret::desired(s, &live.data, fresh)? else {
         return Ok(None);
     };
-    if wanted.matches(&live) {
+    if wanted.matches(&live.data) {
         return Ok(None);
     }
     let change = Change::new(
-        if out.status.success() {
-            "update"
-        } else {
-            "create"
-        },
+        if live.exists { "update" } else { "create" },
         format!(
             "secret {}/{} ({}; {})",
             s.helm.namespace,
@@ -216,7 +226,7 @@ pub async fn probe(tools: &Tools, cx: &StageContext<'_>, fresh: bool) -> Result<
     );
     Ok(Some(Update {
         secret: wanted,
-        replaces: out.status.success(),
+        replaces: live.exists,
         change,
     }))
 }

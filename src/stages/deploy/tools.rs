@@ -33,7 +33,8 @@ const REQUEST_TIMEOUT: &str = "60s";
 /// kubectl and helm, always with the tunnel's kubeconfig.
 pub struct Tools {
     kubectl: PathBuf,
-    helm: PathBuf,
+    /// `None` for commands that run kubectl alone (`jeeves backup`).
+    helm: Option<PathBuf>,
     kubeconfig: PathBuf,
     /// Any one call: `helm.timeout` (helm's own `--timeout` and kubectl's waits use it) and a
     /// margin for helm to roll back.
@@ -43,8 +44,16 @@ pub struct Tools {
 impl Tools {
     pub fn new(settings: &Settings, kubeconfig: PathBuf) -> Result<Tools> {
         Ok(Tools {
+            helm: Some(process::find_tool(&settings.tools.helm, "tools.helm")?),
+            ..Tools::kubectl_only(settings, kubeconfig)?
+        })
+    }
+
+    /// kubectl alone: helm need not be installed.
+    pub fn kubectl_only(settings: &Settings, kubeconfig: PathBuf) -> Result<Tools> {
+        Ok(Tools {
             kubectl: process::find_tool(&settings.tools.kubectl, "tools.kubectl")?,
-            helm: process::find_tool(&settings.tools.helm, "tools.helm")?,
+            helm: None,
             kubeconfig: std::path::absolute(kubeconfig)?,
             deadline: process::Deadline {
                 within: settings.helm.timeout + std::time::Duration::from_secs(120),
@@ -68,7 +77,25 @@ impl Tools {
     /// kubectl: one API request may take `REQUEST_TIMEOUT` (`--request-timeout`, except for
     /// the commands that wait with their own `--timeout`), the command `helm.timeout` at most.
     pub async fn kubectl(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
-        self.kubectl_saying(args, |s| cx.tool_said(s, false)).await
+        self.kubectl_within(args, self.deadline, |s| cx.tool_said(s, false))
+            .await
+    }
+
+    /// kubectl bounded by `deadline` (a command's own timeout setting), its output to `on`:
+    /// for commands that run outside a stage (`jeeves backup`).
+    pub async fn kubectl_within(
+        &self,
+        args: &[&str],
+        deadline: process::Deadline,
+        on: impl FnMut(process::Said<'_>),
+    ) -> Result<Output> {
+        let waits =
+            matches!(args.first(), Some(&"wait")) || args.starts_with(&["rollout", "status"]);
+        let mut cmd = self.command(&self.kubectl, args);
+        if !waits {
+            cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"));
+        }
+        process::run(&mut cmd, deadline, on).await
     }
 
     /// `kubectl` outside a stage (`jeeves check`): `say` gets what it prints as it runs.
@@ -77,26 +104,30 @@ impl Tools {
         args: &[&str],
         say: impl FnMut(process::Said<'_>),
     ) -> Result<Output> {
-        let waits =
-            matches!(args.first(), Some(&"wait")) || args.starts_with(&["rollout", "status"]);
-        let mut cmd = self.command(&self.kubectl, args);
-        if !waits {
-            cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"));
-        }
-        process::run(&mut cmd, self.deadline, say).await
+        self.kubectl_within(args, self.deadline, say).await
     }
 
     pub async fn helm(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
         self.helm_saying(args, |s| cx.tool_said(s, true)).await
     }
 
-    /// `helm` outside a stage (`jeeves check`).
+    /// helm whose answer stays out of the log (its errors do not): `get values` prints every
+    /// value of the release, which the plan shows with secrets masked.
+    pub async fn helm_quiet(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
+        self.helm_saying(args, |s| cx.tool_said(s, false)).await
+    }
+
+    /// `helm` outside a stage (`jeeves check`): `say` gets what it prints as it runs.
     pub async fn helm_saying(
         &self,
         args: &[&str],
         say: impl FnMut(process::Said<'_>),
     ) -> Result<Output> {
-        process::run(&mut self.command(&self.helm, args), self.deadline, say).await
+        let helm = self
+            .helm
+            .as_ref()
+            .context("helm was not looked up for this command")?;
+        process::run(&mut self.command(helm, args), self.deadline, say).await
     }
 
     /// `kubectl apply --server-side` of a document given on standard input.

@@ -32,6 +32,8 @@ pub struct Manifests {
     pub crds: String,
     /// The manifests hold IngressRoutes, whose backends must exist once the release is up.
     pub routes: bool,
+    /// Where the objects come from: `templates/traefik`, and `templates/backup` with `[backup]`.
+    pub sources: &'static str,
 }
 
 impl Manifests {
@@ -43,7 +45,7 @@ impl Manifests {
         dir: &Path,
     ) -> Result<Manifests> {
         let mut text = String::new();
-        for name in templates.traefik_names() {
+        for name in templates.manifest_names(ctx) {
             let doc = templates.render(name, ctx)?;
             text.push_str(&format!("---\n# {name}\n{}\n", doc.trim_end()));
         }
@@ -68,6 +70,11 @@ impl Manifests {
             sha: sha256(format!("{crds_id}\n{text}").as_bytes()),
             crds,
             routes: text.contains("\nkind: IngressRoute"),
+            sources: if ctx.backup.is_some() {
+                "templates/traefik and templates/backup"
+            } else {
+                "templates/traefik"
+            },
             text,
         })
     }
@@ -92,27 +99,34 @@ pub async fn probe(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Resul
     let hashes: Vec<&str> = live.stdout.lines().collect();
     let applied =
         live.status.success() && hashes.len() == m.objects && hashes.iter().all(|h| *h == m.sha);
+    // A server-side diff names the objects that would change: after a new rendering (the
+    // objects exist, so their CRDs do), or changes made to them since (`kubectl edit`, `set
+    // image`, a deleted field) when the hash says this rendering was applied.
+    // Exit 0: no differences, 1: differences, >1: kubectl or diff failed.
+    let diff = if live.status.success() {
+        let mut args = server_side("diff").to_vec();
+        args.push(&manifests);
+        Some(tools.kubectl(cx, &args).await?)
+    } else {
+        None
+    };
     if !applied {
+        let differ = match &diff {
+            None => String::new(),
+            Some(d) if d.status.code() == Some(1) => {
+                format!("; these would change: {}", drifted(&d.stdout).join(", "))
+            }
+            Some(_) => ", the live ones carry another rendering's hash".to_string(),
+        };
         return Ok(Some(Change::new(
             "apply",
             format!(
-                "Traefik: CRDs from {}, {} object(s) from templates/traefik (server-side, field manager {FIELD_MANAGER}){}",
-                m.crds,
-                m.objects,
-                if live.status.success() {
-                    ", the live ones differ"
-                } else {
-                    ""
-                }
+                "Traefik: CRDs from {}, {} object(s) from {} (server-side, field manager {FIELD_MANAGER}){differ}",
+                m.crds, m.objects, m.sources,
             ),
         )));
     }
-    // The hash says this rendering was applied; a server-side diff says whether someone
-    // changed the live objects since (`kubectl edit`, `set image`, a deleted field).
-    // Exit 0: no differences, 1: differences, >1: kubectl or diff failed.
-    let mut args = server_side("diff").to_vec();
-    args.push(&manifests);
-    let diff = tools.kubectl(cx, &args).await?;
+    let diff = diff.context("the live objects were read")?;
     match diff.status.code() {
         Some(0) => Ok(None),
         Some(1) => Ok(Some(Change::new(

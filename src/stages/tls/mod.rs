@@ -71,10 +71,7 @@ impl Stage for TlsStage {
 
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
         let settings = cx.settings.clone();
-        let controller =
-            cx.state.inventory.controller.clone().context(
-                "the inventory has no controller; run `jeeves up --only terraform` first",
-            )?;
+        let controller = cx.state.inventory.controller()?.clone();
         cx.pin(std::slice::from_ref(&controller)).await?;
         let templates = Templates::load(&settings.templates_dir)?;
         let config = templates.render(HAPROXY_CFG, &crate::stages::template_context(&settings))?;

@@ -1,0 +1,232 @@
+//! Backup Jobs: created (from the CronJob), waited for (complete or failed, whichever comes
+//! first), and read (their log).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+
+use super::archives::Report;
+use crate::process::{Deadline, Said};
+use crate::report::Redactor;
+use crate::stages::deploy::BACKUP_MOUNT_PATH;
+use crate::stages::deploy::tools::{Tools, succeeded};
+
+pub struct Jobs<'a> {
+    pub tools: &'a Tools,
+    pub namespace: &'a str,
+    pub cronjob: &'a str,
+    pub timeout: Duration,
+    pub deadline: Deadline,
+    pub verbose: bool,
+    pub redactor: &'a Redactor,
+}
+
+/// A Job name: the CronJob's name (at most 52 characters) and an 11-character suffix, as the
+/// CronJob controller names its own (`<cronjob>-<minutes since the epoch>`); manual runs take
+/// the seconds, so they never meet a scheduled one's name.
+fn job_name(cronjob: &str, tag: &str) -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let digits = 10 - tag.len();
+    let n = secs % 10u64.pow(digits as u32);
+    format!("{cronjob}-{tag}{n:0digits$}")
+}
+
+impl Jobs<'_> {
+    fn say(&self) -> impl Fn(Said<'_>) + '_ {
+        move |s| {
+            if self.verbose {
+                match s {
+                    Said::Stdout(l) | Said::Stderr(l) | Said::Notice(l) => {
+                        eprintln!("kubectl: {}", self.redactor.redact(l))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn kubectl(&self, args: &[&str]) -> Result<crate::process::Output> {
+        self.tools
+            .kubectl_within(args, self.deadline, self.say())
+            .await
+    }
+
+    /// One backup now: `kubectl create job NAME --from=cronjob/CRONJOB`, waited for.
+    pub async fn backup(&self) -> Result<Report> {
+        let name = job_name(self.cronjob, "");
+        let from = format!("--from=cronjob/{}", self.cronjob);
+        succeeded(
+            self.kubectl(&["create", "job", &name, &from, "-n", self.namespace])
+                .await?,
+            &format!(
+                "creating backup Job {}/{name} from CronJob {} (is [backup] applied? run `jeeves up --only deploy`)",
+                self.namespace, self.cronjob
+            ),
+        )?;
+        eprintln!(
+            "backup Job {}/{name} created from cronjob/{}; waiting for it (backup.timeout {}s)",
+            self.namespace,
+            self.cronjob,
+            self.timeout.as_secs()
+        );
+        let log = self.wait_and_read(&name).await?;
+        Ok(Report::from_log(
+            &log,
+            self.volume(),
+            Some(format!("{}/{name}", self.namespace)),
+        ))
+    }
+
+    /// The archives on the volume: a Job from the CronJob's template running the script's
+    /// `list`, read and deleted.
+    pub async fn list(&self) -> Result<Report> {
+        let out = succeeded(
+            self.kubectl(&[
+                "get",
+                "cronjob",
+                self.cronjob,
+                "-n",
+                self.namespace,
+                "-o",
+                "json",
+            ])
+            .await?,
+            &format!(
+                "reading CronJob {}/{} (is [backup] applied? run `jeeves up --only deploy`)",
+                self.namespace, self.cronjob
+            ),
+        )?;
+        let cronjob: serde_json::Value = serde_json::from_str(&out.stdout)
+            .context("`kubectl get cronjob -o json` answered something that is not JSON")?;
+        let name = job_name(self.cronjob, "l");
+        let job = list_job(&cronjob, &name, self.namespace)?;
+        succeeded(
+            self.tools.apply_stdin(serde_json::to_vec(&job)?).await?,
+            &format!("creating the listing Job {}/{name}", self.namespace),
+        )?;
+        let log = self.wait_and_read(&name).await;
+        let deleted = self
+            .kubectl(&["delete", "job", &name, "-n", self.namespace])
+            .await;
+        let log = log?;
+        succeeded(
+            deleted?,
+            &format!("deleting the listing Job {}/{name}", self.namespace),
+        )?;
+        Ok(Report::from_log(&log, self.volume(), None))
+    }
+
+    fn volume(&self) -> String {
+        format!("{}/{}", self.namespace, self.cronjob)
+    }
+
+    /// Waits until the Job is Complete (its log) or Failed (an error with its log's tail),
+    /// within `backup.timeout`.
+    async fn wait_and_read(&self, name: &str) -> Result<String> {
+        let job = format!("job/{name}");
+        let timeout = format!("--timeout={}s", self.timeout.as_secs());
+        let wait = |condition: &'static str| {
+            let job = job.clone();
+            let timeout = timeout.clone();
+            async move {
+                let cond = format!("--for=condition={condition}");
+                self.kubectl(&["wait", &cond, &job, "-n", self.namespace, &timeout])
+                    .await
+            }
+        };
+        // A Job that failed is never Complete: waiting for either ends at the first.
+        let (complete, out) = tokio::select! {
+            out = wait("complete") => (true, out?),
+            out = wait("failed") => (false, out?),
+        };
+        // Ctrl-C: kubectl was asked to stop; the Job runs on in the cluster.
+        crate::interrupt::check().with_context(|| {
+            format!(
+                "stopped waiting for backup Job {}/{name}, which runs on in the cluster (`jeeves backup --list` shows what it wrote)",
+                self.namespace
+            )
+        })?;
+        let logs = self.kubectl(&["logs", &job, "-n", self.namespace]).await?;
+        let log = if logs.status.success() {
+            logs.stdout
+        } else {
+            format!("(no log: {})", logs.tail(3))
+        };
+        let tail = crate::process::tail(&log, "", 20);
+        if !out.status.success() {
+            bail!(
+                "backup Job {}/{name} did not finish: {} (backup.timeout is {}s); its log:\n{tail}\nInspect it with `kubectl describe {job} -n {}` (after `jeeves tunnel`)",
+                self.namespace,
+                out.tail(3),
+                self.timeout.as_secs(),
+                self.namespace
+            );
+        }
+        if !complete {
+            bail!(
+                "backup Job {}/{name} failed; its log:\n{tail}\nInspect it with `kubectl describe {job} -n {}` (after `jeeves tunnel`)",
+                self.namespace,
+                self.namespace
+            );
+        }
+        Ok(log)
+    }
+}
+
+/// The listing Job: what `kubectl create job --from=cronjob/…` makes (the template's spec, its
+/// labels, `cronjob.kubernetes.io/instantiate: manual`), with the script's `list` as the
+/// container's arguments and without its environment (the database URI), removed by the TTL
+/// controller if Jeeves cannot delete it.
+fn list_job(cronjob: &serde_json::Value, name: &str, namespace: &str) -> Result<serde_json::Value> {
+    let template = &cronjob["spec"]["jobTemplate"];
+    let mut spec = template["spec"].clone();
+    let container = spec["template"]["spec"]["containers"]
+        .as_array_mut()
+        .and_then(|c| c.iter_mut().find(|c| c["name"] == "mongodump"))
+        .context(
+            "the backup CronJob has no `mongodump` container; run `jeeves up --only deploy`",
+        )?;
+    container["args"] = serde_json::json!(["list", BACKUP_MOUNT_PATH]);
+    // Listing needs no database: the pod gets no credentials, and lists even when the Secret
+    // is gone.
+    if let Some(c) = container.as_object_mut() {
+        c.remove("env");
+    }
+    spec["ttlSecondsAfterFinished"] = 300.into();
+    Ok(serde_json::json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"}
+        },
+        "spec": spec
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_fit_and_list_jobs_run_the_listing() {
+        let cronjob = "r".repeat(52);
+        assert_eq!(job_name(&cronjob, "").len(), 63);
+        assert_eq!(job_name(&cronjob, "l").len(), 63);
+        let cj = serde_json::json!({"spec": {"jobTemplate": {"spec": {"backoffLimit": 0,
+            "template": {"spec": {"containers": [{"name": "mongodump",
+            "args": ["dump", "/backup", "7"], "env": [{"name": "MONGO_URI"}]}]}}}}}});
+        let job = list_job(&cj, "x-l1", "ns").unwrap();
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"][0]["args"],
+            serde_json::json!(["list", "/backup"])
+        );
+        assert_eq!(job["spec"]["backoffLimit"], 0);
+        assert!(job["spec"]["template"]["spec"]["containers"][0]["env"].is_null());
+        assert!(list_job(&serde_json::json!({}), "x", "ns").is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! `jeeves ssh HOST`: the system's OpenSSH client, exec'd, with the pinned host keys.
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::SshArgs;
+use crate::config::Settings;
+use crate::exit_code::UsageError;
+use crate::fleet;
+use crate::ssh::{HostKeyPolicy, openssh_args};
+use crate::state::{Host, Inventory, StateDir};
+
+pub fn run(settings: &Settings, args: &SshArgs) -> Result<u8> {
+    settings.check_ssh_key()?;
+    let inv = StateDir::existing(&settings.state_dir).load()?.inventory;
+    let host = pick(&inv, &args.host)?;
+    let (target, mut opts) = fleet::login(&settings.ssh, &host, HostKeyPolicy::Strict)?;
+    // Absolute, so the command line shown by `ps` or `ssh -v` names the files plainly.
+    opts.key_path = std::path::absolute(&opts.key_path)?;
+    opts.known_hosts = std::path::absolute(&opts.known_hosts)?;
+    let mut ssh_args = openssh_args(&target, &opts);
+    ssh_args.extend(args.command.iter().cloned());
+    use std::os::unix::process::CommandExt;
+    // Replaces this process: the shell gets the terminal, signals and exit status as is.
+    let err = std::process::Command::new("ssh").args(&ssh_args).exec();
+    Err(err).context("cannot run `ssh` (install the OpenSSH client)")
+}
+
+/// `controller`, `worker-N` (1-based) or a hostname, IP or instance id from the inventory.
+fn pick(inv: &Inventory, name: &str) -> Result<Host> {
+    if inv.is_empty() {
+        bail!(
+            "the inventory is empty: run `jeeves up --only terraform` first (it records the hosts)"
+        );
+    }
+    let found = if name == "controller" {
+        inv.controller.clone()
+    } else if let Some(n) = name
+        .strip_prefix("worker-")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n >= 1 && inv.workers.len() >= *n)
+    {
+        Some(inv.workers[n - 1].clone())
+    } else {
+        inv.controller
+            .iter()
+            .chain(&inv.workers)
+            .find(|h| {
+                [&h.hostname, &h.public_ip, &h.private_ip, &h.id].contains(&&name.to_string())
+            })
+            .cloned()
+    };
+    found.ok_or_else(|| {
+        let names: Vec<String> = inv
+            .controller
+            .iter()
+            .map(|h| format!("controller ({})", h.hostname))
+            .chain(
+                inv.workers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| format!("worker-{} ({})", i + 1, h.hostname)),
+            )
+            .collect();
+        UsageError(format!(
+            "no host `{name}` in the inventory; the hosts are: {}",
+            names.join(", ")
+        ))
+        .into()
+    })
+}

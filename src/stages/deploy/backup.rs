@@ -1,0 +1,38 @@
+//! The MongoDB backup objects (`templates/backup/`, when the pipeline has `[backup]`) are
+//! rendered and applied with the Traefik resources (`traefik.rs`); what they need from here is
+//! the Job's script, kept as a `.sh` file (shellchecked) and set in the CronJob.
+
+/// Where the archives' volume is mounted in the backup Job's container.
+pub const BACKUP_MOUNT_PATH: &str = "/backup";
+
+/// `sh -c SCRIPT mongodb-backup dump DIR KEEP | list DIR` (see the script's header).
+pub const BACKUP_SCRIPT: &str = include_str!("scripts/mongodb-backup.sh");
+
+/// The script indented for the YAML block scalar it goes in (`- |` at 16 columns).
+pub fn backup_script_indented() -> String {
+    BACKUP_SCRIPT
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{:18}{l}", "")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kubernetes expands `$$` to `$`, and `$(NAME)` of the container's variables, in command
+    /// and args (the kubelet's `expansion.Expand`): the script must hold neither.
+    #[test]
+    fn the_script_survives_kubernetes_variable_expansion() {
+        assert!(!BACKUP_SCRIPT.contains("$$"));
+        assert!(!BACKUP_SCRIPT.contains("$(MONGO_URI)"));
+        assert!(BACKUP_SCRIPT.contains("mongodump --uri \"$MONGO_URI\""));
+    }
+}

@@ -1,0 +1,239 @@
+//! MongoDB backups on the lab: `up` applies the backup CronJob with the Traefik resources, and
+//! `jeeves backup` runs one through the real tunnel. kubectl is the runner-side stand-in
+//! (tests/standins), which "runs" a Job by executing its container's command with the env the
+//! kubelet would give it (secretKeyRef read from the stored Secret) and a directory standing for
+//! the volume; `mongodump` there is a stand-in that records its arguments. One lab bring-up.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Lab, Test, chart, repo};
+
+const PORT: &str = "26507";
+const MONGO_URI: &str = "mongodb://rc:b4ckup-pa55@db.internal:27017/rocketchat?replicaSet=rs0";
+const UNREACHABLE: &str = "mongodb://rc:b4ckup-pa55@db.invalid:27017/rocketchat";
+const OLDEST: &str = "mongodb-20200101T000000Z.archive.gz";
+const OLDER: &str = "mongodb-20210101T000000Z.archive.gz";
+
+fn mongodumps(t: &Test) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(t.path("standin-mongodump.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn archives(volume: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(volume)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn kubectl_calls(t: &Test) -> String {
+    std::fs::read_to_string(t.path("standin-calls.jsonl")).unwrap_or_default()
+}
+
+#[test]
+fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
+    // No [backup]: a usage error naming the section, before anything remote.
+    let bare = Test::new();
+    let run = bare.run(&["backup"]).expect(2);
+    assert!(
+        run.stderr.contains("has no [backup] section"),
+        "{}",
+        run.stderr
+    );
+
+    let lab = Lab::up(0);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    t.with_standins()
+        .env(
+            "JEEVES_TRAEFIK_CRDS",
+            repo()
+                .join("tests/fixtures/traefik/traefik-v3.3.4-kubernetes-crd-definition-v1.yml")
+                .to_str()
+                .unwrap(),
+        )
+        .env("JEEVES_TUNNEL_LOCAL_PORT", PORT)
+        .env("JEEVES_HELM_VERSION", "7.0.2")
+        .env("JEEVES_HELM_CHART", &chart("7.0.2"))
+        .env("JEEVES_HELM_MONGODB", "external")
+        .env("MONGO_URI", MONGO_URI)
+        .env("JEEVES_BACKUP_KEEP", "2")
+        // A Job that never finishes (a Secret the pod cannot read) fails the test in a minute.
+        .env("JEEVES_BACKUP_TIMEOUT", "60s");
+    let run = t.run(&[
+        "up",
+        "--only",
+        "terraform",
+        "--only",
+        "bootstrap",
+        "--only",
+        "tunnel",
+        "--only",
+        "deploy",
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let cluster: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("standin-cluster.json")).unwrap())
+            .unwrap();
+    let cronjob = &cluster["objects"]["CronJob/psautoinfra/rocketchat-mongodb-backup"];
+    assert_eq!(cronjob["spec"]["schedule"], "0 3 * * *", "{cronjob}");
+    assert!(
+        cluster["objects"]["PersistentVolumeClaim/psautoinfra/rocketchat-mongodb-backup"]
+            .is_object()
+    );
+    assert!(
+        !cronjob.to_string().contains("b4ckup-pa55"),
+        "no URI in the CronJob"
+    );
+
+    // Two archives from before; keep = 2, so the next backup removes the oldest.
+    let volume: PathBuf = t.path("standin-volumes/psautoinfra/rocketchat-mongodb-backup");
+    std::fs::create_dir_all(&volume).unwrap();
+    std::fs::write(volume.join(OLDEST), b"old").unwrap();
+    std::fs::write(volume.join(OLDER), b"older").unwrap();
+
+    let run = t.run(&["backup"]).expect(0);
+    eprintln!("--- jeeves backup\n{}{}", run.stderr, run.stdout);
+    let dumps = mongodumps(&t);
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    // The URI came from the Secret through the env (secretKeyRef), as the kubelet resolves it.
+    assert_eq!(dumps[0]["uri"], MONGO_URI);
+    assert_eq!(dumps[0]["env_MONGO_URI"], MONGO_URI);
+    assert_eq!(dumps[0]["gzip"], true);
+    let kept = archives(&volume);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0], OLDER, "the oldest was removed: {kept:?}");
+    assert!(
+        kept[1].starts_with("mongodb-") && kept[1] != OLDER,
+        "{kept:?}"
+    );
+    assert!(
+        run.stdout.contains(&format!("wrote {}", kept[1]))
+            && run.stdout.contains(&format!("removed {OLDEST}"))
+            && run
+                .stdout
+                .contains("2 archive(s) in volume psautoinfra/rocketchat-mongodb-backup"),
+        "{}",
+        run.stdout
+    );
+    let calls = kubectl_calls(&t);
+    assert!(
+        calls.contains(r#""create", "job""#)
+            && calls.contains("--from=cronjob/rocketchat-mongodb-backup")
+            && calls.contains("--for=condition=complete"),
+        "{calls}"
+    );
+    assert!(
+        !calls.contains("b4ckup-pa55"),
+        "no URI in any kubectl argument"
+    );
+    assert!(!run.stdout.contains("b4ckup-pa55") && !run.stderr.contains("b4ckup-pa55"));
+
+    // --list: the same two, sizes and times, by a Job that dumps nothing and is deleted.
+    let run = t.run(&["backup", "--list"]).expect(0);
+    eprintln!("--- jeeves backup --list\n{}{}", run.stderr, run.stdout);
+    assert!(
+        run.stdout
+            .contains("2 archive(s) in volume psautoinfra/rocketchat-mongodb-backup")
+            && run.stdout.contains(OLDER)
+            && run.stdout.contains("2021-01-01 00:00:00 UTC")
+            && run.stdout.contains("5 B")
+            && run.stdout.contains(&kept[1]),
+        "{}",
+        run.stdout
+    );
+    let run = t.run(&["--output", "json", "backup", "--list"]).expect(0);
+    let listed: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(listed["job"], serde_json::Value::Null);
+    assert_eq!(listed["archives"][1]["name"], OLDER);
+    assert_eq!(listed["archives"][1]["bytes"], 5);
+    assert_eq!(listed["archives"][1]["started"], "2021-01-01T00:00:00Z");
+    assert_eq!(listed["archives"][0]["name"], kept[1].as_str());
+    assert_eq!(mongodumps(&t).len(), 1, "listing runs no mongodump");
+    let cluster: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("standin-cluster.json")).unwrap())
+            .unwrap();
+    let jobs: Vec<&String> = cluster["objects"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("Job/"))
+        .collect();
+    assert_eq!(
+        jobs.len(),
+        1,
+        "the backup Job stays, the listing Job is gone: {jobs:?}"
+    );
+
+    // The database moves out of reach: the deploy stage updates the Secret, the next backup
+    // dumps with the new URI, fails with mongodump's own words, and removes nothing.
+    t.env("MONGO_URI", UNREACHABLE);
+    t.run(&["up", "--only", "deploy"]).expect(0);
+    let run = t.run(&["backup"]).expect(1);
+    eprintln!("--- jeeves backup (failing)\n{}{}", run.stderr, run.stdout);
+    assert!(
+        run.stderr.contains("failed; its log:")
+            && run.stderr.contains("Failed: can't create session")
+            && run
+                .stderr
+                .contains("mongodump failed; no archive was written"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("b4ckup-pa55"), "{}", run.stderr);
+    assert_eq!(mongodumps(&t)[1]["uri"], UNREACHABLE);
+    assert_eq!(
+        archives(&volume),
+        kept,
+        "a failed backup leaves the archives alone"
+    );
+
+    // A Job that never finishes (the Secret gone, its pod cannot start) and a Ctrl-C while
+    // Jeeves waits for it: kubectl is stopped, exit 130, the tunnel closed and the lock free.
+    let state_path = t.path("standin-cluster.json");
+    let mut cluster: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    cluster["objects"]
+        .as_object_mut()
+        .unwrap()
+        .remove("Secret/psautoinfra/rocketchat-mongodb");
+    std::fs::write(&state_path, cluster.to_string()).unwrap();
+    let waits = || kubectl_calls(&t).matches("--for=condition=").count();
+    let before = waits();
+    let child = t
+        .command(&["backup"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while waits() < before + 2 {
+        assert!(std::time::Instant::now() < deadline, "jeeves never waited");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(10),
+        "stopped promptly"
+    );
+    assert!(
+        stderr.contains("runs on in the cluster") && stderr.contains("interrupted by SIGINT"),
+        "{stderr}"
+    );
+    t.run(&["backup", "--list"]).expect(0);
+}

@@ -1,0 +1,109 @@
+"""The kubectl stand-in's Jobs (tests only; see README.md here): a Job is "run" when it is
+created, as the Job controller and the kubelet would run its one pod — its container's
+command and args executed here, with
+
+- the environment resolved as the kubelet does: `value`, and `valueFrom.secretKeyRef` read from
+  the stored Secret (base64-decoded); a missing Secret or key leaves the pod unstarted
+  (CreateContainerConfigError), so the Job never finishes;
+- each `volumeMounts` entry of a PersistentVolumeClaim standing as a directory,
+  `<state dir>/standin-volumes/<namespace>/<claim>/`, kept between Jobs; an argument equal to
+  the mountPath (or below it) is given that directory instead, since nothing here can mount;
+- `$(NAME)` in command and args replaced by the container variable NAME, and a doubled `$` by
+  one, as the kubelet does (kubernetes/kubernetes v1.32,
+  `third_party/forked/golang/expansion/expand.go`; any other `$(…)` is left as written);
+- the image standing as `tests/standins/image/` first on PATH (the stand-in mongodump) before
+  the host's /usr/bin:/bin (the host's /bin/sh and coreutils stand for the image's).
+
+The pod's output (stdout and stderr, as `kubectl logs` shows them) is kept with the Job; exit
+0 sets the Job's `Complete` condition, anything else `Failed` (backoffLimit 0)."""
+import base64, os, subprocess, tempfile
+
+import common
+
+IMAGE_BIN = os.path.join(os.path.dirname(os.path.realpath(__file__)), "image")
+
+
+def expand(text, env):
+    """The kubelet's expansion of command and args (expand.go: `$$` → `$`; `$(NAME)` → the
+    variable when defined, else unchanged; an unclosed `$(` and any other `$x` as written)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] != "$" or i + 1 >= len(text):
+            out.append(text[i])
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "(":
+            close = text.find(")", i + 2)
+            if close == -1:
+                out.append("$(")
+                i += 2
+            else:
+                name = text[i + 2:close]
+                out.append(env[name] if name in env else f"$({name})")
+                i = close + 1
+        else:
+            out.append("$" + nxt)
+            i += 2
+    return "".join(out)
+
+
+def volumes_root():
+    return os.path.join(os.path.dirname(os.path.abspath(common.STATE)) or ".", "standin-volumes")
+
+
+def run(state, job):
+    objs = state["objects"]
+    ns = job["metadata"]["namespace"]
+    spec = job["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    env = {"PATH": f"{IMAGE_BIN}:/usr/bin:/bin", "HOME": "/tmp",
+           "LAB_STANDIN_MONGODUMP_LOG": os.path.join(os.path.dirname(volumes_root()), "standin-mongodump.jsonl")}
+    log = ""
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+            continue
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            continue
+        secret = objs.get(f"Secret/{ns}/{ref['name']}")
+        if secret is None or ref["key"] not in (secret.get("data") or {}):
+            why = (f'secret "{ref["name"]}" not found' if secret is None else
+                   f'couldn\'t find key {ref["key"]} in Secret {ns}/{ref["name"]}')
+            job["status"] = {"active": 1, "jeevesStandinPod": f"CreateContainerConfigError: {why}"}
+            state.setdefault("logs", {})[f"Job/{ns}/{job['metadata']['name']}"] = (
+                f'Error from server (BadRequest): container "{c["name"]}" in pod is waiting to start: CreateContainerConfigError\n')
+            return
+        env[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+    mounts = {}
+    for vm in c.get("volumeMounts", []):
+        vol = next(v for v in spec.get("volumes", []) if v["name"] == vm["name"])
+        claim = vol["persistentVolumeClaim"]["claimName"]
+        d = os.path.join(volumes_root(), ns, claim)
+        os.makedirs(d, exist_ok=True)
+        mounts[vm["mountPath"].rstrip("/")] = d
+
+    def mapped(arg):
+        for path, d in mounts.items():
+            if arg == path or arg.startswith(path + "/"):
+                return d + arg[len(path):]
+        return arg
+
+    container_env = {k: v for k, v in env.items() if k not in ("PATH", "HOME", "LAB_STANDIN_MONGODUMP_LOG")}
+    argv = [mapped(expand(a, container_env)) for a in (c.get("command") or []) + (c.get("args") or [])]
+    with tempfile.TemporaryDirectory() as cwd:
+        p = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=job["spec"].get("activeDeadlineSeconds"))
+    log += p.stdout.decode(errors="replace")
+    state.setdefault("logs", {})[f"Job/{ns}/{job['metadata']['name']}"] = log
+    if p.returncode == 0:
+        job["status"] = {"succeeded": 1, "conditions": [
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached"}]}
+    else:
+        job["status"] = {"failed": 1, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+             "message": "Job has reached the specified backoff limit"}]}
