@@ -7,8 +7,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -23,77 +21,49 @@ type Consoles = Arc<Mutex<HashMap<String, Vec<String>>>>;
 type Calls = Arc<Mutex<HashMap<String, u32>>>;
 
 fn serve_ec2(consoles: Consoles, calls: Calls) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
+    common::ec2_responder(move |body| {
+        let param = |name: &str| {
+            body.split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(param("Action"), "GetConsoleOutput", "{body}");
+        let id = param("InstanceId");
+        let n = {
+            let mut calls = calls.lock().unwrap();
+            let n = calls.entry(id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let mut console = String::from("[    0.000000] Linux version 6.8.0-1012-aws\r\n");
+        if n > 1 {
+            // cloud-init's cc_keys_to_console output, with the ec2: prefix it adds.
+            console.push_str("ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\r\n");
+            console.push_str("ec2: -----END SSH HOST KEY FINGERPRINTS-----\r\n");
+            console.push_str("-----BEGIN SSH HOST KEY KEYS-----\r\n");
+            for key in consoles
+                .lock()
+                .unwrap()
+                .get(&id)
+                .cloned()
+                .unwrap_or_default()
+            {
+                console.push_str(&format!("{key} root@lab\r\n"));
             }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            let body = String::from_utf8(body).unwrap();
-            let param = |name: &str| {
-                body.split('&')
-                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            assert_eq!(param("Action"), "GetConsoleOutput", "{body}");
-            let id = param("InstanceId");
-            let n = {
-                let mut calls = calls.lock().unwrap();
-                let n = calls.entry(id.clone()).or_default();
-                *n += 1;
-                *n
-            };
-            let mut console = String::from("[    0.000000] Linux version 6.8.0-1012-aws\r\n");
-            if n > 1 {
-                // cloud-init's cc_keys_to_console output, with the ec2: prefix it adds.
-                console.push_str("ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\r\n");
-                console.push_str("ec2: -----END SSH HOST KEY FINGERPRINTS-----\r\n");
-                console.push_str("-----BEGIN SSH HOST KEY KEYS-----\r\n");
-                for key in consoles
-                    .lock()
-                    .unwrap()
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    console.push_str(&format!("{key} root@lab\r\n"));
-                }
-                console.push_str("-----END SSH HOST KEY KEYS-----\r\n");
-            }
-            let xml = format!(
-                r#"<?xml version="1.0" encoding="UTF-8"?>
+            console.push_str("-----END SSH HOST KEY KEYS-----\r\n");
+        }
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
 <GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
     <requestId>59dbff89-35bd-4eac-99ed-be587EXAMPLE</requestId>
     <instanceId>{id}</instanceId>
     <timestamp>2026-11-22T10:00:00.000Z</timestamp>
     <output>{}</output>
 </GetConsoleOutputResponse>"#,
-                base64::engine::general_purpose::STANDARD.encode(console)
-            );
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
-                xml.len()
-            );
-        }
-    });
-    port
+            base64::engine::general_purpose::STANDARD.encode(console)
+        )
+    })
 }
 
 /// The lab's real key lines (`type base64`) for a host.

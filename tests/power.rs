@@ -204,56 +204,25 @@ fn an_inventory_without_instance_ids_is_refused() {
 /// A local EC2 responder (the query protocol) whose instances stay `stopping` for ever: moto's
 /// transitions are immediate, so it cannot hold a wait open. Counts the DescribeInstances calls.
 fn serve_stuck_ec2(ids: Vec<String>, calls: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16 {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; len];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let body = String::from_utf8(body).unwrap();
-            assert!(body.contains("Action=DescribeInstances"), "{body}");
-            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let items: String = ids
-                .iter()
-                .map(|id| {
-                    format!(
-                        "<item><instanceId>{id}</instanceId><instanceState><code>64</code><name>stopping</name></instanceState></item>"
-                    )
-                })
-                .collect();
-            let xml = format!(
-                r#"<?xml version="1.0" encoding="UTF-8"?>
+    common::ec2_responder(move |body| {
+        assert!(body.contains("Action=DescribeInstances"), "{body}");
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let items: String = ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "<item><instanceId>{id}</instanceId><instanceState><code>64</code><name>stopping</name></instanceState></item>"
+                )
+            })
+            .collect();
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
 <DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
     <requestId>8f7724cf-496f-496e-8fe3-example</requestId>
     <reservationSet><item><reservationId>r-0123456789abcdef0</reservationId><ownerId>123456789012</ownerId><instancesSet>{items}</instancesSet></item></reservationSet>
 </DescribeInstancesResponse>"#
-            );
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
-                xml.len()
-            );
-        }
-    });
-    port
+        )
+    })
 }
 
 /// Ctrl-C (or a Jenkins abort) while `stop` waits for EC2: exit 130 at once, the lock released.

@@ -505,4 +505,19 @@ fn on_the_lab_a_new_agent_has_the_pinned_keys_and_restores_the_certificate_witho
         std::fs::read(b.path(".jeeves/lab/known_hosts")).unwrap(),
         std::fs::read(a.path(".jeeves/lab/known_hosts")).unwrap()
     );
+
+    // Agent C, empty `.jeeves` again, only logs in: `jeeves ssh` (no S3 lock) reads the
+    // inventory and the pinned keys from the bucket (it used to read the empty working copy:
+    // "the inventory is empty").
+    let c = lab_agent();
+    let out = c
+        .command(&["ssh", "controller", "--", "hostname"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "controller");
 }

@@ -1,4 +1,3 @@
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +10,6 @@ use crate::aws::route53::Route53;
 use crate::aws::sdk_config;
 use crate::cli::{DownArgs, GlobalArgs};
 use crate::config::Settings;
-use crate::exit_code::UsageError;
 use crate::report::{Event, Redactor};
 use crate::stage::StageLog;
 use crate::stage_name::StageName;
@@ -25,24 +23,14 @@ pub async fn run(
     redactor: Redactor,
     args: &DownArgs,
 ) -> Result<u8> {
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(UsageError(
-                "`jeeves down` destroys the stack; pass --yes to confirm when stdin is not a terminal".into(),
-            )
-            .into());
-        }
-        eprint!(
-            "Destroy every resource of pipeline `{}` ({})? Type the pipeline name to confirm: ",
-            settings.name, settings.domain
-        );
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != settings.name {
-            return Err(UsageError("not confirmed; nothing was destroyed".into()).into());
-        }
-    }
+    super::confirm_by_name(
+        settings,
+        args.yes,
+        "jeeves down",
+        "destroys the stack",
+        "Destroy every resource",
+        "nothing was destroyed",
+    )?;
     crate::interrupt::install()?;
     let session = Session::open(g, settings, redactor, "down").await?;
     let reporter = &session.reporter;

@@ -69,7 +69,7 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
         Command::Render(args) => render::run(&settings, &args),
         Command::Tunnel => tunnel::run(&settings).await,
         Command::Kubeconfig(args) => kubeconfig::run(&settings, &args),
-        Command::Ssh(args) => ssh::run(&settings, &args),
+        Command::Ssh(args) => ssh::run(&settings, &args).await,
         Command::Logs(args) => logs::run(&settings, &args),
         Command::Unlock(args) => unlock::run(&settings, &args).await,
         Command::Check => check::run(&g, &settings, redactor).await,
@@ -84,6 +84,69 @@ fn redactor_extend(redactor: &Redactor, settings: &Settings) {
     for s in &settings.secrets {
         redactor.add(s.clone());
     }
+}
+
+/// A command that takes the stack away (`down`, `stop`) goes ahead only with `--yes`, or on a
+/// terminal once the pipeline's name is typed. `command`: `jeeves down`; `what`: what it does,
+/// as the refusal says it; `question`: the prompt's verb phrase; `undone`: what did not happen.
+fn confirm_by_name(
+    settings: &Settings,
+    yes: bool,
+    command: &str,
+    what: &str,
+    question: &str,
+    undone: &str,
+) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(exit_code::UsageError(format!(
+            "`{command}` {what}; pass --yes to confirm when stdin is not a terminal"
+        ))
+        .into());
+    }
+    eprint!(
+        "{question} of pipeline `{}` ({})? Type the pipeline name to confirm: ",
+        settings.name, settings.domain
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != settings.name {
+        return Err(exit_code::UsageError(format!("not confirmed; {undone}")).into());
+    }
+    Ok(())
+}
+
+/// The reporter of a command's run, with its log file `logs/<time>-<command>.log` in the state
+/// directory.
+fn run_reporter(
+    g: &GlobalArgs,
+    settings: &Settings,
+    state_dir: &StateDir,
+    redactor: Redactor,
+    command: &str,
+) -> Result<(Reporter, PathBuf)> {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "");
+    let log_file = state_dir
+        .path()
+        .join("logs")
+        .join(format!("{stamp}-{command}.log"));
+    let reporter = Reporter::new(
+        ReporterOptions {
+            output: g.output,
+            verbose: g.verbose,
+            junit: g.junit.clone(),
+            log_file: Some(log_file.clone()),
+            pipeline: settings.name.clone(),
+        },
+        redactor,
+    )?;
+    Ok((reporter, log_file))
 }
 
 /// The state directory, the lock and a reporter with a log file: what `up`, `plan` and `down`
@@ -116,23 +179,7 @@ impl Session {
             pulled = Some(shared.pull()?);
             state_dir.share(shared);
         }
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .replace(':', "");
-        let log_file = state_dir
-            .path()
-            .join("logs")
-            .join(format!("{stamp}-{command}.log"));
-        let reporter = Reporter::new(
-            ReporterOptions {
-                output: g.output,
-                verbose: g.verbose,
-                junit: g.junit.clone(),
-                log_file: Some(log_file.clone()),
-                pipeline: settings.name.clone(),
-            },
-            redactor,
-        )?;
+        let (reporter, log_file) = run_reporter(g, settings, &state_dir, redactor, command)?;
         if let (Some(names), Some(shared)) = (pulled, state_dir.shared()) {
             reporter.log(
                 None,
@@ -155,17 +202,19 @@ impl Session {
     }
 }
 
-/// For commands that take no lock (`tunnel`): with the S3 backend, refreshes the working copy
-/// from the bucket unless a local run holds it (that run keeps it current). Objects are written
-/// whole, so a read without the S3 lock sees an old or a new version, never a torn one.
+/// For commands that take no S3 lock (`tunnel`, `check`, `ssh`, `backup`): with the S3 backend,
+/// refreshes the working copy from the bucket unless a local run holds it (that run keeps it
+/// current). Objects are written whole, so a read without the S3 lock sees an old or a new
+/// version, never a torn one. Called before the command takes any local lock of its own.
 async fn refresh_working_copy(
     settings: &Settings,
     state_dir: &StateDir,
+    command: &str,
 ) -> Result<Option<Vec<String>>> {
     let Some(bucket) = state_bucket(settings).await? else {
         return Ok(None);
     };
-    let _local = match RunLock::acquire(&state_dir.file("lock"), "tunnel", Duration::ZERO) {
+    let _local = match RunLock::acquire(&state_dir.file("lock"), command, Duration::ZERO) {
         Ok(lock) => lock,
         Err(e) if e.is::<crate::state::LockBusy>() => return Ok(None),
         Err(e) => return Err(e),

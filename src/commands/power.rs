@@ -4,7 +4,6 @@
 //! stop on AWS unless they are Elastic IPs; DNS, the tunnel and the pods follow), then removes
 //! the pods left over from before the stop.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,45 +95,28 @@ fn describe(hosts: &[Host], power: &[Power]) -> String {
         .join(", ")
 }
 
-fn confirm_stop(settings: &Settings, yes: bool) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(UsageError(
-            "`jeeves stop` stops every instance of the stack; pass --yes to confirm when stdin is not a terminal"
-                .into(),
-        )
-        .into());
-    }
-    eprint!(
-        "Stop every instance of pipeline `{}` ({})? Type the pipeline name to confirm: ",
-        settings.name, settings.domain
-    );
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != settings.name {
-        return Err(UsageError("not confirmed; nothing was stopped".into()).into());
-    }
-    Ok(())
-}
-
 pub async fn stop(
     g: &GlobalArgs,
     settings: &Arc<Settings>,
     redactor: Redactor,
     args: &StopArgs,
 ) -> Result<u8> {
-    // Bad input first: nothing is asked and nothing touched for a stack without instances.
-    let state_file = settings.state_dir.join("state.json");
-    let hosts = instances(
-        &crate::state::StateDir::existing(&settings.state_dir).load()?,
-        &state_file,
-    )?;
-    confirm_stop(settings, args.yes)?;
     crate::interrupt::install()?;
+    // The inventory as the lock holder sees it (with the S3 backend, pulled from the bucket):
+    // a stack without instances is refused before anything is asked or any EC2 call is made.
     let session = Session::open(g, settings, redactor, "stop").await?;
+    let hosts = instances(
+        &session.state_dir.load()?,
+        &session.state_dir.file("state.json"),
+    )?;
+    super::confirm_by_name(
+        settings,
+        args.yes,
+        "jeeves stop",
+        "stops every instance of the stack",
+        "Stop every instance",
+        "nothing was stopped",
+    )?;
     let started = Instant::now();
     session.reporter.emit(Event::RunStarted {
         command: "stop".into(),
@@ -201,14 +183,14 @@ pub async fn start(
     redactor: Redactor,
     args: &StartArgs,
 ) -> Result<u8> {
-    let state_file = settings.state_dir.join("state.json");
-    let hosts = instances(
-        &crate::state::StateDir::existing(&settings.state_dir).load()?,
-        &state_file,
-    )?;
     super::check_ssh_key_for(settings, &StageName::ALL)?;
     crate::interrupt::install()?;
+    // The inventory as the lock holder sees it (with the S3 backend, pulled from the bucket).
     let session = Session::open(g, settings, redactor, "start").await?;
+    let hosts = instances(
+        &session.state_dir.load()?,
+        &session.state_dir.file("state.json"),
+    )?;
     let started = Instant::now();
     let reporter = &session.reporter;
     let ec2 = Ec2::new(&crate::aws::sdk_config().await);

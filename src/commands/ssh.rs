@@ -9,9 +9,12 @@ use crate::fleet;
 use crate::ssh::{HostKeyPolicy, openssh_args};
 use crate::state::{Host, Inventory, StateDir};
 
-pub fn run(settings: &Settings, args: &SshArgs) -> Result<u8> {
+pub async fn run(settings: &Settings, args: &SshArgs) -> Result<u8> {
     settings.check_ssh_key()?;
-    let inv = StateDir::existing(&settings.state_dir).load()?.inventory;
+    // With the S3 backend, the inventory and the pinned keys as the bucket holds them.
+    let state_dir = StateDir::open(&settings.state_dir)?;
+    super::refresh_working_copy(settings, &state_dir, "ssh").await?;
+    let inv = state_dir.load()?.inventory;
     let host = pick(&inv, &args.host)?;
     let (target, mut opts) = fleet::login(&settings.ssh, &host, HostKeyPolicy::Strict)?;
     // Absolute, so the command line shown by `ps` or `ssh -v` names the files plainly.

@@ -13,7 +13,7 @@ use crate::state::{StateDir, write_private};
 pub async fn run(settings: &Settings) -> Result<u8> {
     settings.check_ssh_key()?;
     let state_dir = StateDir::open(&settings.state_dir)?;
-    if let Some(pulled) = super::refresh_working_copy(settings, &state_dir).await? {
+    if let Some(pulled) = super::refresh_working_copy(settings, &state_dir, "tunnel").await? {
         eprintln!(
             "tunnel: pulled [{}] from the state bucket",
             pulled.join(", ")

@@ -40,6 +40,7 @@ pub async fn run(
     // cluster), closes the tunnel and releases the lock: exit 130 / 143.
     crate::interrupt::install()?;
     let state_dir = StateDir::open(&settings.state_dir)?;
+    super::refresh_working_copy(settings, &state_dir, "backup").await?;
     // The tunnel's local port is the one `up` uses: one at a time.
     let _lock = RunLock::acquire(&state_dir.file("lock"), "backup", g.lock_timeout)?;
     let controller = state_dir.load()?.inventory.controller()?.clone();

@@ -27,7 +27,7 @@ use crate::cli::GlobalArgs;
 use crate::config::Settings;
 use crate::exit_code;
 use crate::fleet::Fleet;
-use crate::report::{CheckStatus, Event, Level, Redactor, Reporter, ReporterOptions};
+use crate::report::{CheckStatus, Event, Level, Redactor, Reporter};
 use crate::ssh::HostKeyPolicy;
 use crate::state::{RunLock, StateDir};
 
@@ -82,23 +82,8 @@ pub async fn run(g: &GlobalArgs, settings: &Arc<Settings>, redactor: Redactor) -
     settings.check_ssh_key()?;
     let started = Instant::now();
     let state_dir = StateDir::open(&settings.state_dir)?;
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace(':', "");
-    let log_file = state_dir
-        .path()
-        .join("logs")
-        .join(format!("{stamp}-check.log"));
-    let reporter = Reporter::new(
-        ReporterOptions {
-            output: g.output,
-            verbose: g.verbose,
-            junit: g.junit.clone(),
-            log_file: Some(log_file),
-            pipeline: settings.name.clone(),
-        },
-        redactor,
-    )?;
+    super::refresh_working_copy(settings, &state_dir, "check").await?;
+    let (reporter, _) = super::run_reporter(g, settings, &state_dir, redactor, "check")?;
     reporter.emit(Event::RunStarted {
         command: "check".into(),
         pipeline: settings.name.clone(),
