@@ -7,13 +7,21 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 
 use common::{Lab, sh};
 
-/// The machine has one lab at a time; this keeps the two tests from waiting on each other's lock
-/// (which would make the second test's timings and messages depend on the first).
-static ONE_LAB: Mutex<()> = Mutex::new(());
+/// The slots these tests name (LAB_SLOT): above the range `lab up` picks from (0-7), so no other
+/// test takes one between their steps, and one test's labs never wait for another's.
+const TEARDOWN_SLOT: &str = "9";
+const LOCK_SLOT: &str = "10";
+const SEPARATE_SLOTS: [&str; 2] = ["11", "12"];
+
+/// `lab ARGS` for `lab` in slot `slot`.
+fn in_slot(lab: &Lab, slot: &str, args: &[&str]) -> Command {
+    let mut c = lab.cmd(args);
+    c.env("LAB_SLOT", slot);
+    c
+}
 
 /// A stand-in for the process that owns a lab, gone when the test ends (even when it fails).
 struct Owner(Child);
@@ -29,20 +37,30 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn no_lab_on_the_machine() {
+/// Nothing of a lab left in slot N >= 1: none of its hosts' namespaces (jvlabN-*), and not the
+/// slot's own namespace (jvslot-N), which held its bridge, moto and Pebble.
+fn no_lab_in_slot(slot: &str) {
     let (_, namespaces) = sh(Command::new("ip").args(["netns", "list"]));
+    let names: Vec<&str> = namespaces
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let hosts = format!("jvlab{slot}-");
     assert!(
-        !namespaces.contains("jvlab-"),
+        !names.iter().any(|n| n.starts_with(&hosts)),
         "namespaces left: {namespaces}"
     );
-    let (code, _) = sh(Command::new("ip").args(["link", "show", "jvlab0"]));
-    assert_ne!(code, 0, "the bridge is still there");
+    assert!(
+        !names.contains(&format!("jvslot-{slot}").as_str()),
+        "the slot's namespace is still there: {namespaces}"
+    );
 }
 
 #[test]
 fn lab_hosts_certificates_and_a_clean_teardown() {
-    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::up(2);
+    let lab = Lab::new();
+    lab.must_in(TEARDOWN_SLOT, &["up", "--workers", "2"]);
+    lab.join();
     let known_hosts = lab.path("known_hosts");
 
     // Every host answers over SSH with strict host-key checking, under its own hostname.
@@ -181,7 +199,7 @@ fn lab_hosts_certificates_and_a_clean_teardown() {
     assert!(pids.len() >= 6, "{pids:?}");
     let (code, out) = sh(&mut lab.cmd(&["down"]));
     assert_eq!(code, 0, "{out}");
-    no_lab_on_the_machine();
+    no_lab_in_slot(TEARDOWN_SLOT);
     for pid in pids {
         assert!(!alive(pid), "process {pid} survived lab down");
     }
@@ -190,9 +208,7 @@ fn lab_hosts_certificates_and_a_clean_teardown() {
 }
 
 #[test]
-fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept_one() {
-    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
-
+fn one_lab_per_slot_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept_one() {
     // A failed `up` takes down what it had started and leaves the machine free.
     let fake = tempfile::tempdir().unwrap();
     let openssl = fake.path().join("openssl");
@@ -208,13 +224,13 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept
         std::env::var("PATH").unwrap()
     );
     let failed = Lab::new();
-    let (code, out) = sh(failed.cmd(&["up", "--workers", "1"]).env("PATH", &path));
+    let (code, out) = sh(in_slot(&failed, LOCK_SLOT, &["up", "--workers", "1"]).env("PATH", &path));
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("up failed; taking down what it started"),
         "{out}"
     );
-    no_lab_on_the_machine();
+    no_lab_in_slot(LOCK_SLOT);
     assert!(!failed.path("pids").exists(), "{out}");
 
     // Lab A belongs to a process that is still running (as a test binary owns its lab).
@@ -227,8 +243,7 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept
             .unwrap(),
     );
     let a = Lab::new();
-    let (code, out) = sh(a
-        .cmd(&["up", "--workers", "0"])
+    let (code, out) = sh(in_slot(&a, LOCK_SLOT, &["up", "--workers", "0"])
         .env("LAB_OWNER_PID", owner.0.id().to_string()));
     assert_eq!(code, 0, "{out}");
     let a_pids = a.pids();
@@ -236,7 +251,7 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept
     // B waits for A instead of colliding with it; given 1 s, it gives up naming A's directory,
     // having started nothing, and A is untouched.
     let b = Lab::new();
-    let (code, out) = sh(b.cmd(&["up", "--workers", "0"]).env("LAB_WAIT", "1"));
+    let (code, out) = sh(in_slot(&b, LOCK_SLOT, &["up", "--workers", "0"]).env("LAB_WAIT", "1"));
     assert_eq!(code, 1, "{out}");
     let a_dir = a.dir.path().display().to_string();
     assert!(
@@ -246,7 +261,13 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept
     assert!(!b.path("pids").exists());
     // B's `lab down` (every test's Lab runs one when dropped) leaves A alone too.
     b.must(&["down"]);
-    let (code, _) = sh(Command::new("ip").args(["link", "show", "jvlab0"]));
+    let (code, _) = sh(Command::new("ip").args([
+        "-n",
+        &format!("jvslot-{LOCK_SLOT}"),
+        "link",
+        "show",
+        "jvlab0",
+    ]));
     assert_eq!(code, 0, "B's down removed A's bridge");
     for &pid in &a_pids {
         assert!(alive(pid), "A's process {pid} was stopped by B");
@@ -255,7 +276,7 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept
     // A's owner dies without `lab down` (a killed test run): B takes A down, then comes up.
     owner.0.kill().unwrap();
     owner.0.wait().unwrap();
-    let (code, out) = sh(&mut b.cmd(&["up", "--workers", "0"]));
+    let (code, out) = sh(&mut in_slot(&b, LOCK_SLOT, &["up", "--workers", "0"]));
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains(&format!("taking down the lab left in {a_dir}")),
@@ -272,17 +293,17 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept
     // A kept lab (the demo's) is never waited for: outside CI the next `up` fails at once naming
     // it; under CI (which owns its machine) the next `up` takes it down.
     let kept = Lab::new();
-    kept.must(&["up", "--workers", "0", "--keep"]);
+    kept.must_in(LOCK_SLOT, &["up", "--workers", "0", "--keep"]);
     let kept_pids = kept.pids();
     let c = Lab::new();
-    let (code, out) = sh(c.cmd(&["up", "--workers", "0"]).env_remove("CI"));
+    let (code, out) = sh(in_slot(&c, LOCK_SLOT, &["up", "--workers", "0"]).env_remove("CI"));
     assert_eq!(code, 1, "{out}");
     let kept_dir = kept.dir.path().display().to_string();
     assert!(
         out.contains(&format!("another lab is up and kept ({kept_dir})")),
         "{out}"
     );
-    let (code, out) = sh(c.cmd(&["up", "--workers", "0"]).env("CI", "true"));
+    let (code, out) = sh(in_slot(&c, LOCK_SLOT, &["up", "--workers", "0"]).env("CI", "true"));
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains(&format!("taking down the lab kept up in {kept_dir}")),
@@ -291,4 +312,55 @@ fn one_lab_per_machine_a_second_waits_for_a_live_owner_and_clears_a_dead_or_kept
     for pid in kept_pids {
         assert!(!alive(pid), "the kept lab's process {pid} survived");
     }
+}
+
+#[test]
+fn labs_in_two_slots_are_two_separate_networks() {
+    // Two labs up at once, each with a controller on 10.77.0.10:22 and moto on 127.0.0.1:5055.
+    let [a, b] = SEPARATE_SLOTS.map(|slot| {
+        let lab = Lab::new();
+        lab.must_in(slot, &["up", "--workers", "0"]);
+        assert_eq!(lab.slot().to_string(), slot);
+        lab
+    });
+    // Each answers with its own host key: each lab's known_hosts is refused by the other's sshd.
+    for (lab, other) in [(&a, &b), (&b, &a)] {
+        let (code, out) = lab.ssh("10.77.0.10", &lab.path("known_hosts"), "hostname");
+        assert_eq!((code, out.trim()), (0, "controller"), "{out}");
+        let (code, out) = lab.ssh("10.77.0.10", &other.path("known_hosts"), "true");
+        assert_ne!(
+            code,
+            0,
+            "slot {} answered with the other lab's host key: {out}",
+            lab.slot()
+        );
+    }
+    // Each moto is its own: the controller's instance `up` made in A (tests/lab/lab `start_moto`)
+    // is not B's. moto routes a request by the service in its credential scope.
+    let instance = |lab: &Lab| {
+        let (code, out) = sh(Command::new("nsenter")
+            .arg(format!("--net={}", lab.netns().unwrap().display()))
+            .args(["curl", "-sf", "http://127.0.0.1:5055/?Action=DescribeInstances&Version=2016-11-15"])
+            .args(["-H", "Authorization: AWS4-HMAC-SHA256 Credential=lab/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0"]));
+        assert_eq!(code, 0, "{out}");
+        let id = out
+            .split("<instanceId>")
+            .nth(1)
+            .and_then(|s| s.split('<').next());
+        id.unwrap_or_else(|| panic!("no instance in slot {}: {out}", lab.slot()))
+            .to_string()
+    };
+    assert_ne!(instance(&a), instance(&b));
+
+    // A's down takes A's network with it and leaves B working.
+    let b_pids = b.pids();
+    a.must(&["down"]);
+    no_lab_in_slot(SEPARATE_SLOTS[0]);
+    for pid in b_pids {
+        assert!(alive(pid), "B's process {pid} was stopped by A's down");
+    }
+    let (code, out) = b.ssh("10.77.0.10", &b.path("known_hosts"), "hostname");
+    assert_eq!((code, out.trim()), (0, "controller"), "{out}");
+    b.must(&["down"]);
+    no_lab_in_slot(SEPARATE_SLOTS[1]);
 }

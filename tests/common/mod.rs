@@ -316,15 +316,25 @@ pub fn sh(cmd: &mut Command) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Slots `lab up` picks from when a test does not pin one (tests/lab/lab, "Slots"); LAB_SLOTS
+/// overrides it. Each slot is a whole lab in its own network namespace, so this many lab tests run
+/// at once (under `cargo nextest`; `cargo test` runs one test binary at a time).
+pub const LAB_SLOTS: u32 = 4;
+
 /// A lab in its own directory, taken down when dropped (even when the test fails).
 pub struct Lab {
     pub dir: tempfile::TempDir,
+    /// The network namespace this thread was in before `join` (restored when dropped).
+    left: std::cell::RefCell<Option<std::fs::File>>,
 }
 
 impl Lab {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(repo().join("tests/lab/lab"));
-        c.args(args).env("LAB_DIR", self.dir.path());
+        c.args(args).env("LAB_DIR", self.dir.path()).env(
+            "LAB_SLOTS",
+            std::env::var("LAB_SLOTS").unwrap_or_else(|_| LAB_SLOTS.to_string()),
+        );
         c
     }
 
@@ -338,22 +348,64 @@ impl Lab {
         );
         Lab {
             dir: tempfile::tempdir().unwrap(),
+            left: Default::default(),
         }
     }
 
+    /// A lab up in the first free slot, its network joined by this thread (`join`).
     pub fn up(workers: u32) -> Lab {
         let lab = Lab::new();
         let (code, out) = sh(&mut lab.cmd(&["up", "--workers", &workers.to_string()]));
         assert_eq!(code, 0, "lab up failed:\n{out}");
+        lab.join();
         lab
+    }
+
+    /// The slot `lab up` took (tests/lab/lab writes it to `$LAB_DIR/slot`).
+    pub fn slot(&self) -> u32 {
+        let text = std::fs::read_to_string(self.path("slot")).expect("the lab is not up");
+        text.trim().parse().unwrap()
+    }
+
+    /// The network namespace of the lab's slot; none for slot 0, the machine's own network.
+    pub fn netns(&self) -> Option<PathBuf> {
+        match self.slot() {
+            0 => None,
+            n => Some(PathBuf::from(format!("/run/netns/jvslot-{n}"))),
+        }
+    }
+
+    /// Moves this thread into the lab's network (a network namespace is per thread): every
+    /// socket it opens and every process or thread it starts from now on (jeeves, ssh, curl,
+    /// terraform) reaches the lab's 10.77.0.x and its moto on 127.0.0.1:5055. Undone when the
+    /// lab is dropped.
+    pub fn join(&self) {
+        let Some(netns) = self.netns() else { return };
+        let target = std::fs::File::open(&netns)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", netns.display()));
+        let here = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+        setns(&target).unwrap_or_else(|e| panic!("setns({}): {e}", netns.display()));
+        let mut left = self.left.borrow_mut();
+        if left.is_none() {
+            *left = Some(here);
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
+    /// Runs `ssh` to the lab's host `ip`, in the lab's network whichever this thread is in.
     pub fn ssh(&self, ip: &str, known_hosts: &Path, command: &str) -> (i32, String) {
-        sh(Command::new("ssh")
+        let mut ssh = match self.netns() {
+            Some(netns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", netns.display())).arg("ssh");
+                c
+            }
+            None => Command::new("ssh"),
+        };
+        sh(ssh
             .args(["-i", self.path("id_ed25519").to_str().unwrap()])
             .args([
                 "-o",
@@ -381,8 +433,24 @@ impl Lab {
     }
 }
 
+/// Moves the calling thread into the network namespace open as `ns`.
+fn setns(ns: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns takes an open namespace file descriptor and changes only the calling thread.
+    match unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        // Back to the network this thread came from first: `down` removes the slot's namespace.
+        if let Some(left) = self.left.borrow_mut().take()
+            && let Err(e) = setns(&left)
+        {
+            eprintln!("cannot return to the thread's own network namespace: {e}");
+        }
         let _ = self.cmd(&["down"]).output();
     }
 }
@@ -403,6 +471,12 @@ impl Lab {
     pub fn must(&self, args: &[&str]) {
         let (code, out) = sh(&mut self.cmd(args));
         assert_eq!(code, 0, "lab {args:?}:\n{out}");
+    }
+
+    /// Runs a `lab` subcommand in the slot `slot` (LAB_SLOT) and asserts it succeeds.
+    pub fn must_in(&self, slot: &str, args: &[&str]) {
+        let (code, out) = sh(self.cmd(args).env("LAB_SLOT", slot));
+        assert_eq!(code, 0, "lab {args:?} in slot {slot}:\n{out}");
     }
 }
 
