@@ -178,7 +178,8 @@ fn the_ssh_engine_on_real_openssh() {
     let (code, out) = lab.ssh(
         "10.77.0.10",
         &known_hosts,
-        "pgrep -af 'sleep 6[01]' || echo gone",
+        // This host's processes only: the lab's hosts (every slot's) share one process table.
+        "pgrep --ns $$ --nslist net -af 'sleep 6[01]' || echo gone",
     );
     assert_eq!((code, out.trim()), (0, "gone"), "left running on the host");
 

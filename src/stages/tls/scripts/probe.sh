@@ -55,7 +55,9 @@ ticks=$(getconf CLK_TCK)
 # a start up to 1 s early and made a file written just before it look unloaded).
 boot_ms=$(awk -v now="$(date +%s%3N)" '{printf "%.0f", now - $1 * 1000}' /proc/uptime)
 newest=""
-pids=$(pgrep -x haproxy) || pids="" # pgrep exits 1 when none runs: that is the answer
+# The host's own haproxy: the processes in this shell's network namespace. A haproxy in a pod has
+# a network of its own, and so has each host of the lab, where all hosts share one process table.
+pids=$(pgrep --ns $$ --nslist net -x haproxy) || pids="" # pgrep exits 1 when none runs: that is the answer
 for p in $pids; do
   if [ -r "/proc/$p/stat" ]; then
     start=$(awk '{print $22}' "/proc/$p/stat")
