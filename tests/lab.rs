@@ -5,7 +5,6 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::{Lab, sh};
@@ -33,8 +32,17 @@ impl Drop for Owner {
     }
 }
 
+/// Whether a process still runs. A zombie has exited (and closed its sockets) but keeps its
+/// /proc entry until its parent reaps it: for the lab's daemons, orphans, that is PID 1 here,
+/// which may take a second or more on a busy machine (as tests/lab/lab `alive` says).
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the field after the command name, which ends at the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 /// Nothing of a lab left in slot N >= 1: none of its hosts' namespaces (jvlabN-*), and not the
