@@ -13,8 +13,9 @@ if command -v cloud-init >/dev/null 2>&1; then
   cloud-init status --wait >/dev/null 2>&1 || echo "cloud-init status: $?" >&2
 fi
 channel=""
-if snap list microk8s >/dev/null 2>&1; then
-  channel=$(snap list microk8s | awk 'NR==2 {print $4}')
+# One call to snapd: it exits 1 when the snap is not installed.
+if listed=$(snap list microk8s 2>/dev/null); then
+  channel=$(printf '%s\n' "$listed" | awk 'NR==2 {print $4}')
 fi
 echo "@snap"
 if [ -n "$channel" ]; then echo "$channel"; fi
