@@ -1,4 +1,7 @@
 //! Runs stages in the fixed order and records their results. Knows nothing of SSH or AWS.
+//! Stages whose probe needs nothing an earlier stage makes probe ahead (`lookahead`).
+
+mod lookahead;
 
 use std::time::Instant;
 
@@ -13,6 +16,7 @@ use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::stages;
 use crate::state::{StageRecord, StageResult, State, StateDir, now_rfc3339};
+use lookahead::{LookAhead, Probed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -86,6 +90,10 @@ impl Runner<'_> {
         state: &mut State,
         report: &mut RunReport,
     ) {
+        let mut ahead = LookAhead::default();
+        let mut ahead_started = false;
+        // A stage of this run changed something: what a look-ahead probe saw may be stale.
+        let mut changed = false;
         for &name in part {
             if !selected.contains(&name) || report.failed.is_some() {
                 self.reporter.emit(Event::StageFinished {
@@ -97,11 +105,45 @@ impl Runner<'_> {
                 report.results.push((name, StageResult::Skipped));
                 continue;
             }
-            let mut stage = stages::build(name);
+            // From the first stage after terraform (whose outputs are the inventory), unless
+            // something changed already or a host's key is not pinned yet (pinning is the
+            // stages' own, one at a time).
+            if !ahead_started && name > StageName::Terraform {
+                ahead_started = true;
+                let names: Vec<StageName> = lookahead::STAGES
+                    .into_iter()
+                    .filter(|s| *s > name && selected.contains(s) && part.contains(s))
+                    .collect();
+                let pinned = state
+                    .inventory
+                    .controller
+                    .as_ref()
+                    .is_some_and(|c| self.fleet.has_host_key(c));
+                if !changed && pinned && !names.is_empty() {
+                    ahead = LookAhead::start(self, &names, state, force);
+                }
+            }
             let started = Instant::now();
             self.reporter.emit(Event::StageStarted { stage: name });
+            let probed = if changed {
+                None
+            } else {
+                ahead.take(name).await
+            };
+            let (mut stage, probed) = match probed {
+                Some(Probed {
+                    stage,
+                    changes,
+                    said,
+                }) => {
+                    said.replay(self.reporter);
+                    (stage, Some(changes))
+                }
+                None => (stages::build(name), None),
+            };
+            let forced = force.contains(&name);
             let outcome = self
-                .run_stage(stage.as_mut(), mode, force.contains(&name), state)
+                .run_stage(stage.as_mut(), mode, forced, state, probed, &mut ahead)
                 .await;
             let duration_ms = started.elapsed().as_millis() as u64;
             // Interrupted (Ctrl-C, a Jenkins abort): the stage stopped at its safe point; no
@@ -122,6 +164,7 @@ impl Runner<'_> {
                 error: error.clone(),
             });
             report.results.push((name, result));
+            changed |= mode == Mode::Up && result != StageResult::Unchanged;
             if mode == Mode::Up {
                 state.stages.insert(
                     name,
@@ -153,6 +196,8 @@ impl Runner<'_> {
         mode: Mode,
         force: bool,
         state: &mut State,
+        probed: Option<Vec<crate::report::Change>>,
+        ahead: &mut LookAhead,
     ) -> Result<StageResult> {
         let name = stage.name();
         // `plan` on a stack terraform has not created yet: the later stages have no hosts to
@@ -180,7 +225,10 @@ impl Runner<'_> {
             fleet: self.fleet,
             allow_replace: self.allow_replace,
         };
-        let changes = stage.probe(&mut cx).await?;
+        let changes = match probed {
+            Some(changes) => changes,
+            None => stage.probe(&mut cx).await?,
+        };
         let unchanged = changes.is_empty();
         self.reporter.emit(Event::StagePlanned {
             stage: name,
@@ -196,6 +244,8 @@ impl Runner<'_> {
         if unchanged && !force {
             return Ok(StageResult::Unchanged);
         }
+        // What the later stages saw ahead may be about to change: they will probe again.
+        ahead.cancel();
         stage.apply(&mut cx).await?;
         Ok(StageResult::Changed)
     }

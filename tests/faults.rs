@@ -65,7 +65,7 @@ fn converges(t: &Test, what: &str) {
         "{what}: the re-run\n{}\n{}",
         run.stdout, run.stderr
     );
-    let run = t.run(&["--output", "json", "up"]).expect(0);
+    let run = t.run(&["-v", "--output", "json", "up"]).expect(0);
     for stage in ["terraform", "bootstrap", "tls", "tunnel", "deploy", "dns"] {
         assert_eq!(
             run.stage_result(stage),
@@ -74,6 +74,9 @@ fn converges(t: &Test, what: &str) {
             run.stdout
         );
     }
+    // tls and dns probe ahead, beside bootstrap: tls waits for the controller's session, and
+    // the whole converged run still logs in to each host once.
+    assert_eq!(run.handshakes(), 2, "{what}: controller + 1 worker");
 }
 
 #[test]

@@ -6,20 +6,6 @@ mod common;
 
 use common::{Lab, Test};
 
-/// The handshake count the run logged (`ssh: N handshake(s) in this run`).
-fn handshakes(run: &common::Run) -> usize {
-    run.events()
-        .iter()
-        .filter_map(|e| e["message"].as_str())
-        .find_map(|m| {
-            m.strip_prefix("ssh: ")?
-                .strip_suffix(" handshake(s) in this run")?
-                .parse()
-                .ok()
-        })
-        .expect("the run logs its handshakes")
-}
-
 #[test]
 fn one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent() {
     let lab = Lab::up(2);
@@ -33,7 +19,7 @@ fn one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent() {
         .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
         .expect(0);
     assert_eq!(run.stage_result("bootstrap"), "unchanged");
-    assert_eq!(handshakes(&run), 3, "controller + 2 workers");
+    assert_eq!(run.handshakes(), 3, "controller + 2 workers");
 
     // The workers unreachable from here; no key file, the key in an agent.
     let _routes = common::Prohibit::routes(&["10.77.0.11", "10.77.0.12"]);
@@ -50,7 +36,7 @@ fn one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent() {
         .expect(0);
     assert_eq!(run.stage_result("bootstrap"), "unchanged");
     assert_eq!(
-        handshakes(&run),
+        run.handshakes(),
         6,
         "each host through the jump host: 2 each"
     );

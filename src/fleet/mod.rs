@@ -11,8 +11,9 @@ mod ssh_config;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
@@ -24,6 +25,8 @@ use crate::state::Host;
 #[derive(Clone)]
 pub struct Fleet {
     inner: Arc<Inner>,
+    /// A patient handle (`patient`): its leases wait for a session another stage opens.
+    patient: Option<Arc<Patience>>,
 }
 
 struct Inner {
@@ -31,12 +34,23 @@ struct Inner {
     policy: HostKeyPolicy,
     /// Idle sessions by host address.
     idle: Mutex<BTreeMap<String, Vec<SshSession>>>,
+    /// Signalled when a session goes back to `idle`.
+    returned: Condvar,
     /// Hosts that could not be reached in this run, and why.
     failed: Mutex<BTreeMap<String, String>>,
     /// Hosts whose keys were checked against their console output in this run.
     pinned: Mutex<HashSet<String>>,
     tunnel: Mutex<Option<Tunnel>>,
     handshakes: AtomicUsize,
+}
+
+/// How a patient fleet handle waits (`Fleet::patient`).
+#[derive(Default)]
+pub struct Patience {
+    /// Stop waiting: the look-ahead was called off.
+    pub give_up: AtomicBool,
+    /// Stop waiting for others: connect as any lease does (the run has reached the stage).
+    pub connect: AtomicBool,
 }
 
 /// A session lent by the fleet; back in the pool when dropped.
@@ -54,12 +68,34 @@ impl Fleet {
                 ssh: ssh.clone(),
                 policy,
                 idle: Mutex::default(),
+                returned: Condvar::new(),
                 failed: Mutex::default(),
                 pinned: Mutex::default(),
                 tunnel: Mutex::default(),
                 handshakes: AtomicUsize::new(0),
             }),
+            patient: None,
         }
+    }
+
+    /// The same fleet, for work that may wait (a stage's look-ahead probe): its leases take a
+    /// session another stage opened, waiting while it is lent, and never connect on their own
+    /// until `patience.connect` is set, so a run still logs in to each host once.
+    pub fn patient(&self, patience: Arc<Patience>) -> Fleet {
+        Fleet {
+            inner: self.inner.clone(),
+            patient: Some(patience),
+        }
+    }
+
+    /// Whether `host`'s keys are pinned in the known_hosts file already (a look-ahead probe
+    /// must not pin beside the stage that does).
+    pub fn has_host_key(&self, host: &Host) -> bool {
+        crate::ssh::host_keys::has_entry(
+            &self.inner.ssh.known_hosts,
+            &host.public_ip,
+            self.inner.ssh.port,
+        )
     }
 
     /// Whether privileged commands go through `sudo -n`.
@@ -106,13 +142,7 @@ impl Fleet {
                 host.hostname
             ));
         }
-        let pooled = self
-            .inner
-            .idle
-            .lock()
-            .expect("not poisoned")
-            .get_mut(&key)
-            .and_then(Vec::pop);
+        let pooled = self.pooled(&key, &host.hostname)?;
         let session = match pooled {
             Some(s) => s,
             None => self.connect(host).inspect_err(|e| {
@@ -130,6 +160,34 @@ impl Fleet {
             key,
             fleet: self.inner.clone(),
         })
+    }
+
+    /// An idle session to the host at `key`; a patient handle waits while every one is lent.
+    fn pooled(&self, key: &str, name: &str) -> Result<Option<SshSession>> {
+        let mut idle = self.inner.idle.lock().expect("not poisoned");
+        loop {
+            if let Some(s) = idle.get_mut(key).and_then(Vec::pop) {
+                return Ok(Some(s));
+            }
+            let Some(patience) = &self.patient else {
+                return Ok(None);
+            };
+            if patience.connect.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            if patience.give_up.load(Ordering::Relaxed) {
+                return Err(anyhow!(
+                    "{name}: no session came free before the look-ahead was called off"
+                ));
+            }
+            // Bounded, so `give_up` is seen without a session coming back.
+            idle = self
+                .inner
+                .returned
+                .wait_timeout(idle, Duration::from_millis(50))
+                .expect("not poisoned")
+                .0;
+        }
     }
 
     fn connect(&self, host: &Host) -> Result<SshSession> {
@@ -177,6 +235,7 @@ impl Drop for Lease {
                 .entry(std::mem::take(&mut self.key))
                 .or_default()
                 .push(s);
+            self.fleet.returned.notify_all();
         }
     }
 }

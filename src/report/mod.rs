@@ -14,4 +14,4 @@ mod tty;
 
 pub use event::{Change, CheckStatus, Event, Level};
 pub use redactor::Redactor;
-pub use reporter::{OutputMode, Reporter, ReporterOptions};
+pub use reporter::{Held, OutputMode, Reporter, ReporterOptions};

@@ -87,6 +87,18 @@ impl Reporter {
         &self.redactor
     }
 
+    /// A reporter that keeps what it is told for later (`Held::replay`), redacting as this one
+    /// does: for a stage's look-ahead probe, whose events are shown when the run reaches the
+    /// stage, or never.
+    pub fn held(&self) -> (Reporter, Held) {
+        let held = Held::default();
+        let reporter = Reporter {
+            sinks: Arc::new(Mutex::new(vec![Box::new(held.clone())])),
+            redactor: self.redactor.clone(),
+        };
+        (reporter, held)
+    }
+
     pub fn emit(&self, mut event: Event) {
         for text in event.texts_mut() {
             *text = self.redactor.redact(text);
@@ -130,5 +142,28 @@ impl Reporter {
             sink.finish()?;
         }
         Ok(())
+    }
+}
+
+/// Events kept by a `Reporter::held` reporter.
+#[derive(Clone, Default)]
+pub struct Held(Arc<Mutex<Vec<Event>>>);
+
+impl Held {
+    /// Emits the kept events, in order, through `to`.
+    pub fn replay(&self, to: &Reporter) {
+        let events = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for event in events {
+            to.emit(event);
+        }
+    }
+}
+
+impl Sink for Held {
+    fn event(&mut self, _ts: SystemTime, event: &Event) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
     }
 }

@@ -39,6 +39,21 @@ impl Run {
             .collect()
     }
 
+    /// The SSH handshakes the run logged with `-v` (`ssh: N handshake(s) in this run`).
+    #[track_caller]
+    pub fn handshakes(&self) -> usize {
+        self.events()
+            .iter()
+            .filter_map(|e| e["message"].as_str())
+            .find_map(|m| {
+                m.strip_prefix("ssh: ")?
+                    .strip_suffix(" handshake(s) in this run")?
+                    .parse()
+                    .ok()
+            })
+            .expect("the run logs its handshakes (with -v)")
+    }
+
     /// A stage's result (changed, unchanged, failed, skipped) from its `stage_finished` event.
     #[track_caller]
     pub fn stage_result(&self, stage: &str) -> String {

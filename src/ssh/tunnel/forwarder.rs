@@ -108,7 +108,8 @@ impl Forwarder {
         }
     }
 
-    pub(super) fn run(mut self) {
+    /// Forwards until `stop`; `woken` turns readable (its peer closed) when the tunnel stops.
+    pub(super) fn run(mut self, woken: std::os::unix::net::UnixStream) {
         let mut buf = vec![0u8; BUF];
         while !self.stop.load(Ordering::Relaxed) {
             let mut progressed = self.accept();
@@ -144,7 +145,7 @@ impl Forwarder {
                 for lane in &self.lanes {
                     let _ = lane.session.raw().keepalive_send();
                 }
-                self.wait();
+                self.wait(&woken);
             }
         }
         // Nothing here waits for the server: closes are sent, not awaited, and an open still
@@ -339,12 +340,19 @@ impl Forwarder {
 
     /// Sleeps until any socket is ready, bounded: libssh2 may already hold data it read for
     /// another channel, or the answer to an open, which no socket event announces.
-    fn wait(&self) {
-        let mut fds = vec![libc::pollfd {
-            fd: self.listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+    fn wait(&self, woken: &std::os::unix::net::UnixStream) {
+        let mut fds = vec![
+            libc::pollfd {
+                fd: self.listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: woken.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
         for lane in &self.lanes {
             // Outbound too when libssh2 is blocked writing (socket buffer full): waiting for
             // input only would stall a bulk upload until the timeout.

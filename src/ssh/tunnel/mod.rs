@@ -32,6 +32,9 @@ pub type TunnelLog = Box<dyn Fn(&str) + Send>;
 pub struct Tunnel {
     pub local: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// Closed on drop: wakes the thread from its `poll(2)` at once (an idle tunnel sleeps up to
+    /// 200 ms there, which every run that opened one waited for before exiting).
+    wake: Option<std::os::unix::net::UnixStream>,
     counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
 }
@@ -91,15 +94,18 @@ impl Tunnel {
         let counters = Arc::new(Counters::default());
         counters.sessions.store(1, Ordering::Relaxed);
         let (s, c) = (stop.clone(), counters.clone());
+        let (wake, woken) = std::os::unix::net::UnixStream::pair()
+            .context("cannot make the tunnel's wake-up pair")?;
         let thread = std::thread::Builder::new()
             .name("jeeves-tunnel".into())
             .spawn(move || {
-                Forwarder::new(session, listener, remote_host, remote_port, s, c, log).run()
+                Forwarder::new(session, listener, remote_host, remote_port, s, c, log).run(woken)
             })
             .context("cannot start the tunnel thread")?;
         Ok(Tunnel {
             local,
             stop,
+            wake: Some(wake),
             counters,
             thread: Some(thread),
         })
@@ -128,6 +134,7 @@ impl Tunnel {
 impl Drop for Tunnel {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        drop(self.wake.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

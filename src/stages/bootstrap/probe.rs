@@ -88,18 +88,31 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, bool> {
         .collect()
 }
 
+/// Which host a probe runs on: the controller's also reads the node list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Controller,
+    Worker,
+}
+
 /// Probes one host; `pairs` are the NAME IP pairs it should resolve (the controller's workers).
 pub fn probe_host(
     session: &SshSession,
     user: &str,
     wait: Duration,
+    role: Role,
     pairs: &[(String, String)],
 ) -> Result<HostFacts> {
+    let role = match role {
+        Role::Controller => "controller",
+        Role::Worker => "worker",
+    };
     let mut cmd = RemoteCommand::new("sh")
         .arg("-c")
         .arg(PROBE)
         .args(["probe", user])
-        .arg(wait.as_secs().max(1).to_string());
+        .arg(wait.as_secs().max(1).to_string())
+        .arg(role);
     for (name, ip) in pairs {
         cmd = cmd.args([name.as_str(), ip.as_str()]);
     }
@@ -130,7 +143,7 @@ pub fn probe_all(
     let (facts, fatal) = std::thread::scope(|scope| {
         let facts = scope.spawn(|| {
             let session = hosts.connect(&controller)?;
-            probe_host(&session, hosts.user(), wait, &pairs)
+            probe_host(&session, hosts.user(), wait, Role::Controller, &pairs)
         });
         let fatal = parallel(
             &workers,
@@ -139,7 +152,7 @@ pub fn probe_all(
             |w| {
                 let r = hosts
                     .connect(w)
-                    .and_then(|s| probe_host(&s, hosts.user(), wait, &[]));
+                    .and_then(|s| probe_host(&s, hosts.user(), wait, Role::Worker, &[]));
                 // A wrong or unknown host key stops the stage before anything runs anywhere; an
                 // unreachable worker only stops itself.
                 if let Err(e) = &r
@@ -212,7 +225,7 @@ mod tests {
         )
         .unwrap();
         std::process::Command::new("sh")
-            .args(["-c", PROBE, "probe", user.trim(), "1"])
+            .args(["-c", PROBE, "probe", user.trim(), "1", "controller"])
             .env("PATH", path)
             .output()
             .unwrap()
@@ -242,6 +255,28 @@ mod tests {
         assert!(
             String::from_utf8_lossy(&down.stderr).contains("installed but not running"),
             "{down:?}"
+        );
+    }
+
+    /// The node list is read beside status; when status had to wait (the API restarting), the
+    /// list read meanwhile may be stale and is read again after it.
+    #[test]
+    fn a_node_list_read_while_status_waited_is_read_again() {
+        // Each `kubectl get` answers with a node named after how many reads came before it.
+        let waited = probe_with(
+            r#"case "$1 $2" in
+'status --wait-ready') sleep 2; echo 'microk8s:'; echo '  running: True';;
+'kubectl get') n=$(cat "$0.reads" 2>/dev/null || echo 0); echo $((n + 1)) >"$0.reads"
+  echo "{\"items\": [{\"metadata\": {\"name\": \"read-$n\"}}]}";;
+esac"#,
+        );
+        let text = String::from_utf8_lossy(&waited.stdout);
+        assert!(waited.status.success(), "{waited:?}");
+        let f = parse_facts(&Sections::parse(&text, SECTIONS).unwrap());
+        assert_eq!(
+            f.nodes.keys().collect::<Vec<_>>(),
+            ["read-1"],
+            "the list read after status: {text}"
         );
     }
 

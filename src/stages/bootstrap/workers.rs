@@ -63,7 +63,13 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -
     let snap_step = match &w.snap {
         WorkerSnap::Known(s) => s.clone(),
         WorkerSnap::Unprobed { .. } => {
-            let facts = probe_host(&session, a.hosts.user(), a.mk.ready_timeout, &[])?;
+            let facts = probe_host(
+                &session,
+                a.hosts.user(),
+                a.mk.ready_timeout,
+                super::probe::Role::Worker,
+                &[],
+            )?;
             Snap::decide(facts.channel.as_deref(), channel, w.in_cluster)
         }
     };

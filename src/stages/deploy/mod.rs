@@ -127,15 +127,21 @@ impl Stage for DeployStage {
         // `up --force deploy` applies the Traefik objects and the release whatever they are.
         let force = cx.force;
 
-        // The probes are independent reads: they run at once (each kubectl or helm call is a
-        // round trip through the tunnel). The routes are read too, in case nothing changes.
-        let (traefik, release, live_secret, routes) = tokio::join!(
-            traefik::probe(&tools, cx, &rendered.traefik),
+        // The probes are independent reads: they all run at once (each kubectl or helm call is
+        // a round trip through the tunnel). The live Traefik objects serve both their hash check
+        // and the routes' backends; the Services of the namespaces the rendered routes name are
+        // read too, in case nothing changes.
+        let namespaces = routes::rendered_namespaces(&rendered.traefik)?;
+        let (live, diff, release, live_secret, services) = tokio::join!(
+            traefik::read_live(&tools, cx, &rendered.traefik),
+            traefik::diff(&tools, cx, &rendered.traefik),
             release::probe(&tools, cx, &rendered.values),
             secret::read(&tools, cx),
-            routes::check(&tools, cx, &rendered.traefik),
+            routes::read_services(&tools, cx, &namespaces),
         );
-        let (traefik, release) = (traefik?, release?);
+        let live = live?;
+        let traefik = traefik::judge(cx, &rendered.traefik, &live, diff)?;
+        let release = release?;
         let secret = secret::update(
             cx.settings,
             &live_secret?,
@@ -170,7 +176,7 @@ impl Stage for DeployStage {
             // Nothing to apply: the routes must still lead somewhere. (Otherwise what they found
             // does not count: apply checks them after it changed things; `--force deploy`
             // applies first and checks after: that is how a deleted Service comes back.)
-            routes?;
+            routes::check_live(&tools, cx, &rendered.traefik, live, services).await?;
         }
 
         let prune = match &rendered.prune {

@@ -161,21 +161,24 @@ pub struct Probe {
 /// This chart version, these values, deployed — or what must happen to get there.
 pub async fn probe(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Result<Probe> {
     let s = cx.settings;
-    let history = tools
-        .helm(
-            cx,
-            &[
-                "history",
-                &s.helm.release,
-                "-n",
-                &s.helm.namespace,
-                "--max",
-                "50",
-                "-o",
-                "json",
-            ],
-        )
-        .await?;
+    // The last revision's values are read beside the history (one round trip, not two): they
+    // are the running ones unless the last revision failed or is pending. Read quietly: on a
+    // release not installed yet it fails, and is not used.
+    let history_args = [
+        "history",
+        &s.helm.release,
+        "-n",
+        &s.helm.namespace,
+        "--max",
+        "50",
+        "-o",
+        "json",
+    ];
+    let (history, last_values) = tokio::join!(
+        tools.helm(cx, &history_args),
+        live_values(tools, None, s, |_| {}),
+    );
+    let history = history?;
     // helm names a chart `<Chart.yaml name>-<version>`, from a repository or a path alike.
     let chart = format!("{}-{}", crate::chart::CHART_NAME, s.helm.version);
     let revs = if history.status.success() {
@@ -197,7 +200,12 @@ pub async fn probe(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Res
         _ => revs.iter().rev().find(|r| r.status == "deployed"),
     };
     let live = match running {
-        Some(r) => Some(live_values(tools, cx, r.revision).await?),
+        Some(r) if revs.last().is_some_and(|l| l.revision == r.revision) && last_values.is_ok() => {
+            last_values.ok()
+        }
+        Some(r) => {
+            Some(live_values(tools, Some(r.revision), s, |said| cx.tool_said(said, false)).await?)
+        }
         None => None,
     };
     let value_changes = live
@@ -270,33 +278,26 @@ pub async fn probe(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Res
 /// that revision was deployed with (the values files merged), not a hash of them.
 async fn live_values(
     tools: &Tools,
-    cx: &StageContext<'_>,
-    revision: u64,
+    revision: Option<u64>,
+    s: &crate::config::Settings,
+    say: impl FnMut(crate::process::Said<'_>),
 ) -> Result<serde_json::Value> {
-    let s = cx.settings;
-    let rev = revision.to_string();
+    let rev = revision.map(|r| r.to_string());
+    let mut args = vec!["get", "values", &s.helm.release, "-n", &s.helm.namespace];
+    if let Some(rev) = &rev {
+        args.extend(["--revision", rev.as_str()]);
+    }
+    args.extend(["-o", "json"]);
+    let which = rev
+        .as_ref()
+        .map_or(String::new(), |r| format!(" --revision {r}"));
     let out = succeeded(
-        tools
-            .helm_quiet(
-                cx,
-                &[
-                    "get",
-                    "values",
-                    &s.helm.release,
-                    "-n",
-                    &s.helm.namespace,
-                    "--revision",
-                    &rev,
-                    "-o",
-                    "json",
-                ],
-            )
-            .await?,
-        &format!("`helm get values {} --revision {rev}`", s.helm.release),
+        tools.helm_saying(&args, say).await?,
+        &format!("`helm get values {}{which}`", s.helm.release),
     )?;
     serde_json::from_str(&out.stdout).with_context(|| {
         format!(
-            "`helm get values {} --revision {rev} -o json` answered something that is not JSON",
+            "`helm get values {}{which} -o json` answered something that is not JSON",
             s.helm.release
         )
     })

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::tools::{Tools, succeeded};
@@ -25,7 +26,8 @@ pub struct Backend {
     pub port: String,
 }
 
-fn items(list: &Value) -> Vec<&Value> {
+/// The objects of a `kubectl get -o json` answer: a List's items, or the one object.
+pub fn items(list: &Value) -> Vec<&Value> {
     match list["items"].as_array() {
         Some(items) => items.iter().collect(),
         None if list.is_object() => vec![list],
@@ -131,6 +133,44 @@ pub fn unresolved(backends: &[Backend], services: &[Value]) -> Vec<String> {
     out
 }
 
+/// The namespaces whose Services the rendered IngressRoutes name: read beside the live objects,
+/// so a converged probe needs no second round trip (`check_live` reads any other namespace the
+/// live routes name).
+pub fn rendered_namespaces(m: &Manifests) -> Result<BTreeSet<String>> {
+    let mut docs = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(m.text()) {
+        let v = Value::deserialize(doc).with_context(|| {
+            format!(
+                "reading the rendered Traefik resources ({})",
+                m.path.display()
+            )
+        })?;
+        if !v.is_null() {
+            docs.push(v);
+        }
+    }
+    let list = serde_json::json!({ "items": docs });
+    Ok(namespaces(&backends(&list))
+        .into_iter()
+        .map(str::to_string)
+        .collect())
+}
+
+/// `kubectl get services -n NS -o json` for each namespace, all at once.
+pub async fn read_services(
+    tools: &Tools,
+    cx: &StageContext<'_>,
+    namespaces: &BTreeSet<String>,
+) -> Vec<(String, Result<Output>)> {
+    let reads = namespaces.iter().map(|ns| async move {
+        let out = tools
+            .kubectl(cx, &["get", "services", "-n", ns, "-o", "json"])
+            .await;
+        (ns.clone(), out)
+    });
+    super::tools::all(reads.collect()).await
+}
+
 /// Every IngressRoute backend among the applied manifests is a live Service with the port the
 /// route names; otherwise an error naming each broken one.
 pub async fn check(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Result<()> {
@@ -138,25 +178,41 @@ pub async fn check(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Resul
         return Ok(());
     }
     let manifests = m.path.display().to_string();
+    let live = tools
+        .kubectl(cx, &["get", "-f", &manifests, "-o", "json"])
+        .await?;
+    check_live(tools, cx, m, live, Vec::new()).await
+}
+
+/// `check` on the live objects already read (`traefik::read_live`), with the Services of the
+/// namespaces read so far (`read_services`); any other namespace is read here.
+pub async fn check_live(
+    tools: &Tools,
+    cx: &StageContext<'_>,
+    m: &Manifests,
+    live: Output,
+    mut read: Vec<(String, Result<Output>)>,
+) -> Result<()> {
+    if !m.routes {
+        return Ok(());
+    }
     let json = |out: Output, what: &str| -> Result<Value> {
         let out = succeeded(out, what)?;
         serde_json::from_str(&out.stdout).with_context(|| format!("{what}: the answer is not JSON"))
     };
-    let applied = json(
-        tools
-            .kubectl(cx, &["get", "-f", &manifests, "-o", "json"])
-            .await?,
-        "reading the applied IngressRoutes",
-    )?;
+    let applied = json(live, "reading the applied IngressRoutes")?;
     let backends = backends(&applied);
     let mut services = Vec::new();
     for ns in namespaces(&backends) {
-        services.push(json(
-            tools
-                .kubectl(cx, &["get", "services", "-n", ns, "-o", "json"])
-                .await?,
-            &format!("listing the Services in {ns}"),
-        )?);
+        let out = match read.iter().position(|(n, _)| n == ns) {
+            Some(i) => read.swap_remove(i).1?,
+            None => {
+                tools
+                    .kubectl(cx, &["get", "services", "-n", ns, "-o", "json"])
+                    .await?
+            }
+        };
+        services.push(json(out, &format!("listing the Services in {ns}"))?);
     }
     let broken = unresolved(&backends, &services);
     if !broken.is_empty() {

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use super::sha256;
 use super::tools::{FIELD_MANAGER, Tools, server_side, succeeded};
 use crate::config::Settings;
+use crate::process::Output;
 use crate::report::Change;
 use crate::stage::StageContext;
 use crate::state::write_private;
@@ -82,31 +83,66 @@ impl Manifests {
     pub fn write(&self) -> Result<()> {
         write_private(&self.path, self.text.as_bytes())
     }
+
+    /// The rendered text (every document, no secrets).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
 }
 
-/// `Some` when the manifests must be applied: the live objects are missing, carry another
-/// rendering's hash, or were changed outside Jeeves since.
-pub async fn probe(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Result<Option<Change>> {
-    // Every rendered object present and carrying this rendering's hash.
+/// `kubectl get -f traefik.yaml -o json`: the live objects, for their hash annotation here and
+/// for the routes' backends (`routes::check_live`). Exits non-zero when one is missing.
+pub async fn read_live(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Result<Output> {
     let manifests = m.path.display().to_string();
-    let jsonpath = format!(
-        "jsonpath={{range .items[*]}}{{.metadata.annotations.{}}}{{\"\\n\"}}{{end}}",
-        HASH_ANNOTATION.replace('.', "\\.")
-    );
-    let live = tools
-        .kubectl(cx, &["get", "-f", &manifests, "-o", &jsonpath])
-        .await?;
-    let hashes: Vec<&str> = live.stdout.lines().collect();
-    let applied =
-        live.status.success() && hashes.len() == m.objects && hashes.iter().all(|h| *h == m.sha);
-    // A server-side diff names the objects that would change: after a new rendering (the
-    // objects exist, so their CRDs do), or changes made to them since (`kubectl edit`, `set
-    // image`, a deleted field) when the hash says this rendering was applied.
-    // Exit 0: no differences, 1: differences, >1: kubectl or diff failed.
+    tools
+        .kubectl(cx, &["get", "-f", &manifests, "-o", "json"])
+        .await
+}
+
+/// A server-side `kubectl diff` of the rendered objects against the live ones. Exit 0: no
+/// differences, 1: differences, >1: kubectl or diff failed. Read beside `read_live`, and only
+/// looked at when that found the objects.
+pub async fn diff(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Result<Output> {
+    let manifests = m.path.display().to_string();
+    let mut args = server_side("diff").to_vec();
+    args.push(&manifests);
+    tools.kubectl(cx, &args).await
+}
+
+/// `Some` when the manifests must be applied: the live objects (`read_live`) are missing, carry
+/// another rendering's hash, or were changed outside Jeeves since (`diff`).
+pub fn judge(
+    cx: &StageContext<'_>,
+    m: &Manifests,
+    live: &Output,
+    diff: Result<Output>,
+) -> Result<Option<Change>> {
+    // Every rendered object present and carrying this rendering's hash.
+    let hashes: Option<Vec<String>> = live
+        .status
+        .success()
+        .then(|| serde_json::from_str::<serde_json::Value>(&live.stdout).ok())
+        .flatten()
+        .map(|list| {
+            super::routes::items(&list)
+                .into_iter()
+                .map(|o| {
+                    o["metadata"]["annotations"][HASH_ANNOTATION]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        });
+    let applied = hashes
+        .as_ref()
+        .is_some_and(|h| h.len() == m.objects && h.iter().all(|h| *h == m.sha));
+    // The diff names the objects that would change: after a new rendering (the objects exist,
+    // so their CRDs do), or changes made to them since (`kubectl edit`, `set image`, a deleted
+    // field) when the hash says this rendering was applied. Without the live objects it is not
+    // looked at (a missing CRD fails it).
     let diff = if live.status.success() {
-        let mut args = server_side("diff").to_vec();
-        args.push(&manifests);
-        Some(tools.kubectl(cx, &args).await?)
+        Some(diff?)
     } else {
         None
     };
