@@ -31,18 +31,17 @@ impl Ec2 {
         }
     }
 
-    /// The one running instance tagged `Project=<project>` and `Role=controller`.
-    pub async fn find_controller(&self, project: &str) -> Result<Instance> {
+    /// Every instance DescribeInstances finds with `filters` (NAME, VALUE), all pages.
+    async fn describe_instances(
+        &self,
+        filters: &[(&str, &str)],
+    ) -> Result<Vec<aws_sdk_ec2::types::Instance>> {
         use aws_sdk_ec2::types::Filter;
-        let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
-        let mut pages = self
-            .client
-            .describe_instances()
-            .filters(filter(&format!("tag:{TAG_PROJECT}"), project))
-            .filters(filter(&format!("tag:{TAG_ROLE}"), ROLE_CONTROLLER))
-            .filters(filter("instance-state-name", "running"))
-            .into_paginator()
-            .send();
+        let mut request = self.client.describe_instances();
+        for (name, value) in filters {
+            request = request.filters(Filter::builder().name(*name).values(*value).build());
+        }
+        let mut pages = request.into_paginator().send();
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page
@@ -52,6 +51,18 @@ impl Ec2 {
                 found.extend(reservation.instances().iter().cloned());
             }
         }
+        Ok(found)
+    }
+
+    /// The one running instance tagged `Project=<project>` and `Role=controller`.
+    pub async fn find_controller(&self, project: &str) -> Result<Instance> {
+        let found = self
+            .describe_instances(&[
+                (&format!("tag:{TAG_PROJECT}"), project),
+                (&format!("tag:{TAG_ROLE}"), ROLE_CONTROLLER),
+                ("instance-state-name", "running"),
+            ])
+            .await?;
         let selector =
             format!("{TAG_PROJECT}={project}, {TAG_ROLE}={ROLE_CONTROLLER}, state running");
         match found.as_slice() {
@@ -103,47 +114,33 @@ pub struct InstanceState {
 impl Ec2 {
     /// Every instance tagged `Project=<project>` that is not terminated, in any other state.
     pub async fn stack_instances(&self, project: &str) -> Result<Vec<InstanceState>> {
-        use aws_sdk_ec2::types::Filter;
-        let mut pages = self
-            .client
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{TAG_PROJECT}"))
-                    .values(project)
-                    .build(),
-            )
-            .into_paginator()
-            .send();
+        let instances = self
+            .describe_instances(&[(&format!("tag:{TAG_PROJECT}"), project)])
+            .await?;
         let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(describe)
-                .context("EC2 DescribeInstances failed")?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                let tag = |key: &str| {
-                    i.tags()
-                        .iter()
-                        .find(|t| t.key() == Some(key))
-                        .and_then(|t| t.value())
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                let state = i
-                    .state()
-                    .and_then(|s| s.name())
-                    .map(|n| n.as_str().to_string())
-                    .unwrap_or_default();
-                if state == "terminated" {
-                    continue;
-                }
-                found.push(InstanceState {
-                    id: i.instance_id().unwrap_or_default().to_string(),
-                    name: tag("Name"),
-                    role: tag(TAG_ROLE),
-                    state,
-                });
+        for i in &instances {
+            let tag = |key: &str| {
+                i.tags()
+                    .iter()
+                    .find(|t| t.key() == Some(key))
+                    .and_then(|t| t.value())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let state = i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default();
+            if state == "terminated" {
+                continue;
             }
+            found.push(InstanceState {
+                id: i.instance_id().unwrap_or_default().to_string(),
+                name: tag("Name"),
+                role: tag(TAG_ROLE),
+                state,
+            });
         }
         found.sort_by(|a, b| (&a.role, &a.name).cmp(&(&b.role, &b.name)));
         Ok(found)

@@ -19,21 +19,14 @@ pub async fn run(settings: &Settings) -> Result<u8> {
             pulled.join(", ")
         );
     }
-    let controller = state_dir.load()?.inventory.controller()?.clone();
-    let opts = ApiTunnelOptions::from_settings(settings)?;
-    let fleet = Fleet::new(&settings.ssh, HostKeyPolicy::Strict);
-    let scratch = state_dir.file("kubeconfig.probe");
-    let opened = tokio::task::spawn_blocking(move || {
-        api_tunnel::open(
-            &fleet,
-            &controller,
-            &opts,
-            &scratch,
-            Box::new(|line| eprintln!("tunnel: {line}")),
-        )
-    })
-    .await
-    .context("the tunnel thread panicked")??;
+    let opened = api_tunnel::open(
+        &Fleet::new(&settings.ssh, HostKeyPolicy::Strict),
+        state_dir.load()?.inventory.controller()?,
+        ApiTunnelOptions::from_settings(settings)?,
+        state_dir.file("kubeconfig.probe"),
+        Box::new(|line| eprintln!("tunnel: {line}")),
+    )
+    .await?;
     let path = std::path::absolute(kubeconfig_path(settings))?;
     write_private(&path, opened.kubeconfig.as_bytes())?;
     println!(

@@ -71,8 +71,22 @@ pub fn rewrite_server(kubeconfig: &str, port: u16) -> Result<String> {
 /// Fetches the kubeconfig, opens the tunnel and waits until the API answers `/readyz` through
 /// it (the real kubectl, with that kubeconfig, at the private temporary path `scratch`). The
 /// controller's session comes from the fleet and becomes the tunnel's. `log` gets the tunnel's
-/// own words (a connection whose channel the controller refused, and why). Blocking.
-pub fn open(
+/// own words (a connection whose channel the controller refused, and why). The SSH and
+/// kubectl work runs on a blocking thread.
+pub async fn open(
+    fleet: &Fleet,
+    controller: &Host,
+    opts: ApiTunnelOptions,
+    scratch: PathBuf,
+    log: TunnelLog,
+) -> Result<Opened> {
+    let (fleet, controller) = (fleet.clone(), controller.clone());
+    tokio::task::spawn_blocking(move || open_blocking(&fleet, &controller, &opts, &scratch, log))
+        .await
+        .context("the tunnel thread panicked")?
+}
+
+fn open_blocking(
     fleet: &Fleet,
     controller: &Host,
     opts: &ApiTunnelOptions,

@@ -162,7 +162,8 @@ impl Fleet {
         })
     }
 
-    /// An idle session to the host at `key`; a patient handle waits while every one is lent.
+    /// An idle session to the host at `key`. A patient handle waits for one another stage opened
+    /// (never connecting itself) until its `Patience` says connect or give up.
     fn pooled(&self, key: &str, name: &str) -> Result<Option<SshSession>> {
         let mut idle = self.inner.idle.lock().expect("not poisoned");
         loop {

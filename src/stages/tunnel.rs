@@ -22,14 +22,14 @@ pub fn report_to(reporter: &crate::report::Reporter) -> TunnelLog {
 pub async fn open_for_run(cx: &StageContext<'_>) -> Result<String> {
     let host = cx.state.inventory.controller()?.clone();
     cx.pin(std::slice::from_ref(&host)).await?;
-    let opts = ApiTunnelOptions::from_settings(cx.settings)?;
-    let fleet = cx.fleet.clone();
-    let scratch = cx.state_dir.file("kubeconfig.probe");
-    let log = report_to(cx.reporter);
-    let opened =
-        tokio::task::spawn_blocking(move || api_tunnel::open(&fleet, &host, &opts, &scratch, log))
-            .await
-            .context("the tunnel thread panicked")??;
+    let opened = api_tunnel::open(
+        cx.fleet,
+        &host,
+        ApiTunnelOptions::from_settings(cx.settings)?,
+        cx.state_dir.file("kubeconfig.probe"),
+        report_to(cx.reporter),
+    )
+    .await?;
     let controller = cx.state.inventory.controller()?.hostname.clone();
     cx.host(
         controller.clone(),

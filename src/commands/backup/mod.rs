@@ -9,7 +9,7 @@ mod job;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::{BackupArgs, GlobalArgs};
 use crate::config::Settings;
@@ -43,26 +43,19 @@ pub async fn run(
     super::refresh_working_copy(settings, &state_dir, "backup").await?;
     // The tunnel's local port is the one `up` uses: one at a time.
     let _lock = RunLock::acquire(&state_dir.file("lock"), "backup", g.lock_timeout)?;
-    let controller = state_dir.load()?.inventory.controller()?.clone();
-    let opts = ApiTunnelOptions::from_settings(settings)?;
-    let fleet = Fleet::new(&settings.ssh, HostKeyPolicy::Strict);
-    let scratch = state_dir.file("kubeconfig.probe");
     let verbose = g.verbose;
-    let opened = tokio::task::spawn_blocking(move || {
-        api_tunnel::open(
-            &fleet,
-            &controller,
-            &opts,
-            &scratch,
-            Box::new(move |line| {
-                if verbose {
-                    eprintln!("tunnel: {line}")
-                }
-            }),
-        )
-    })
-    .await
-    .context("the tunnel thread panicked")??;
+    let opened = api_tunnel::open(
+        &Fleet::new(&settings.ssh, HostKeyPolicy::Strict),
+        state_dir.load()?.inventory.controller()?,
+        ApiTunnelOptions::from_settings(settings)?,
+        state_dir.file("kubeconfig.probe"),
+        Box::new(move |line| {
+            if verbose {
+                eprintln!("tunnel: {line}")
+            }
+        }),
+    )
+    .await?;
     let kubeconfig = kubeconfig_path(settings);
     write_private(&kubeconfig, opened.kubeconfig.as_bytes())?;
     let tools = Tools::kubectl_only(settings, kubeconfig)?;

@@ -49,14 +49,14 @@ async fn gather(
     opts.local_port = std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
         .port();
-    let (f, controller) = (fleet.clone(), inv.controller()?.clone());
-    let scratch = kubeconfig.path().with_extension("probe");
-    let log = crate::stages::tunnel::report_to(reporter);
-    let opened = tokio::task::spawn_blocking(move || {
-        api_tunnel::open(&f, &controller, &opts, &scratch, log)
-    })
-    .await
-    .context("the tunnel thread panicked")??;
+    let opened = api_tunnel::open(
+        fleet,
+        inv.controller()?,
+        opts,
+        kubeconfig.path().with_extension("probe"),
+        crate::stages::tunnel::report_to(reporter),
+    )
+    .await?;
     fleet.hold_tunnel(opened.tunnel);
     std::fs::write(kubeconfig.path(), &opened.kubeconfig)?;
     let tools = Tools::new(settings, kubeconfig.path().to_path_buf())?;

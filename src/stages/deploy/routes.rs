@@ -177,10 +177,7 @@ pub async fn check(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Resul
     if !m.routes {
         return Ok(());
     }
-    let manifests = m.path.display().to_string();
-    let live = tools
-        .kubectl(cx, &["get", "-f", &manifests, "-o", "json"])
-        .await?;
+    let live = super::traefik::read_live(tools, cx, m).await?;
     check_live(tools, cx, m, live, Vec::new()).await
 }
 
