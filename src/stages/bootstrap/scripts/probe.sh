@@ -10,14 +10,20 @@ u="$1"
 wait="$2"
 role="$3"
 shift 3
+nl='
+'
 if command -v cloud-init >/dev/null 2>&1; then
   # Fresh instances: wait for cloud-init to finish (its own errors are not ours to judge).
   cloud-init status --wait >/dev/null 2>&1 || echo "cloud-init status: $?" >&2
 fi
 channel=""
-# One call to snapd: it exits 1 when the snap is not installed.
+# One call to snapd: it exits 1 when the snap is not installed. The channel is the fourth
+# column of the row under the header (Name Version Rev Tracking Publisher Notes), read by the
+# shell itself (no process per host for it).
 if listed=$(snap list microk8s 2>/dev/null); then
-  channel=$(printf '%s\n' "$listed" | awk 'NR==2 {print $4}')
+  read -r _ _ _ channel _ <<EOF
+${listed#*"$nl"}
+EOF
 fi
 echo "@snap"
 if [ -n "$channel" ]; then echo "$channel"; fi
@@ -56,9 +62,38 @@ case "$status" in
     ;;
 esac
 echo "@hosts"
+# One getent for every name (it takes several keys, prints a line "ADDRESS NAME ALIASES" for each
+# one it finds, and exits 2 when one is missing), not a process or two per worker. A name
+# resolves when the line with its expected address lists it.
+names=""
+pairs=""
 while [ $# -ge 2 ]; do
-  ip=$(getent hosts "$1" | awk '{print $1; exit}')
-  if [ "$ip" = "$2" ]; then echo "$1"; fi
+  names="$names$1$nl"
+  pairs="$pairs$2 $1$nl"
   shift 2
 done
+if [ -n "$names" ]; then
+  # Split on newlines only: each name is one key, whatever it holds.
+  IFS=$nl
+  set -f
+  # shellcheck disable=SC2086 # split into keys on purpose (IFS is a newline)
+  found=$(getent hosts $names) || true
+  set +f
+  unset IFS
+  while read -r want name; do
+    while read -r address aliases; do
+      if [ "$address" = "$want" ]; then
+        case " $aliases " in *" $name "*)
+          echo "$name"
+          break
+          ;;
+        esac
+      fi
+    done <<EOF
+$found
+EOF
+  done <<EOF
+${pairs%"$nl"}
+EOF
+fi
 echo "@end"
