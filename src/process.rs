@@ -60,18 +60,19 @@ pub struct Deadline {
 /// After a deadline (or an interrupt) a tool gets SIGINT and this long to stop before SIGKILL.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Runs `cmd`, streaming each stdout line to `on_stdout` and each stderr line to the log, and
-/// returns the whole output. Past `deadline` the child is asked to stop (SIGINT), killed after
+/// Runs `cmd`, handing each stdout and stderr line to `on` as it arrives (`Said::Stdout`,
+/// `Said::Stderr`), and returns the whole output. Past `deadline` the child is asked to stop (SIGINT), killed after
 /// a grace period, and the run fails naming the setting: every wait is bounded.
 ///
 /// The child runs in a process group of its own, so a Ctrl-C on the terminal reaches Jeeves
-/// alone: on the first interrupt (`interrupt`) Jeeves sends the child one SIGINT and waits for
-/// it to stop cleanly (terraform finishes its operations and unlocks its state). Its output goes
+/// alone: on the first interrupt (`interrupt`) Jeeves sends the child one SIGINT and gives it
+/// `GRACE` (30 s) to stop cleanly (terraform finishes its operations and unlocks its state)
+/// before SIGKILL. Its output goes
 /// to unlinked files that Jeeves reads as they grow, not to pipes: if Jeeves itself is killed
 /// (SIGKILL), a pipe would kill terraform or helm at its next line of output (SIGPIPE; Go tools
 /// die of it even when it is ignored), mid-apply, leaving resources missing from the state and
 /// a remote state lock held. With files the tool finishes what it started and the next run
-/// waits for its lock. It is killed only if the future is dropped.
+/// waits for its lock. Dropping the future kills it at once.
 pub async fn run(
     cmd: &mut Command,
     deadline: Deadline,

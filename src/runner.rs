@@ -1,4 +1,5 @@
-//! Runs stages in the fixed order and records their results. Knows nothing of SSH or AWS.
+//! Runs stages in the fixed order and records their results. Uses no SSH or AWS type: it
+//! reaches hosts only through the hosts layer (`fleet`).
 //! Stages whose probe needs nothing an earlier stage makes probe ahead (`lookahead`).
 
 mod lookahead;

@@ -1,4 +1,5 @@
-//! Handlebars templates for haproxy.cfg, the Traefik resources and the Helm values. Strict mode
+//! Handlebars templates for haproxy.cfg, the Traefik resources, the Helm values, and the backup
+//! and maintenance objects. Strict mode
 //! (a missing variable is an error, not an empty string) and no HTML escaping: these are
 //! configuration files.
 

@@ -1,4 +1,5 @@
-//! Finding the stack's instances by the tags terraform/aws sets on them.
+//! Finding the stack's instances by the tags terraform/aws sets on them, and reading a host's
+//! SSH keys from its console output (`console_host_keys`).
 
 use anyhow::{Context, Result, bail};
 

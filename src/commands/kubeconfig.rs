@@ -1,5 +1,6 @@
-//! `jeeves kubeconfig [--merge]`: the cluster's kubeconfig (saved by the tunnel stage and
-//! `jeeves tunnel`, its server the tunnel's local end), by path or merged into the user's.
+//! `jeeves kubeconfig [--merge]`: the cluster's kubeconfig (saved by the tunnel stage, or
+//! the deploy stage when it opens the tunnel itself, and by `jeeves tunnel` and `jeeves backup`;
+//! its server the tunnel's local end), by path or merged into the user's.
 
 use std::path::{Path, PathBuf};
 

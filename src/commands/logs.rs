@@ -1,5 +1,5 @@
-//! `jeeves logs [RUN]`: a run's log from the state directory's `logs/` (written by `up`, `plan`
-//! and `down`, already redacted; see `Session::open`).
+//! `jeeves logs [RUN]`: a run's log from the state directory's `logs/` (written by `up`, `plan`,
+//! `down`, `stop`, `start` and `check`, already redacted; see `Session::open`).
 
 use std::path::PathBuf;
 
@@ -21,7 +21,7 @@ pub fn run(settings: &Settings, args: &LogsArgs) -> Result<u8> {
     let chosen = match &args.run {
         None => logs.last().cloned().with_context(|| {
             format!(
-                "no run logs in {} yet: `jeeves up` or `jeeves plan` writes one per run",
+                "no run logs in {} yet: `jeeves up`, `plan`, `down`, `stop`, `start` and `check` write one per run",
                 dir.display()
             )
         })?,

@@ -1,4 +1,6 @@
-//! One module per command. Settings are loaded here, once; commands get plain data.
+//! One module per command. Settings are loaded here, once, for every command but `doctor`
+//! (which loads them itself, to report what is wrong in them), `init`, `version` and
+//! `completion` (which need none); commands get plain data.
 
 mod backup;
 mod check;

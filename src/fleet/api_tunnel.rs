@@ -1,4 +1,4 @@
-//! The tunnel to the cluster API, for the tunnel stage and `jeeves tunnel` alike: the
+//! The tunnel to the cluster API, for the tunnel stage, `jeeves tunnel`, `backup` and `check`: the
 //! controller's kubeconfig, pointed at a local port forwarded over the controller's SSH session
 //! to the MicroK8s API on its loopback, and open only once the API answers through it.
 

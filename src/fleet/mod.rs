@@ -146,8 +146,8 @@ impl Fleet {
         let session = match pooled {
             Some(s) => s,
             None => self.connect(host).inspect_err(|e| {
-                // Only an unreachable host is remembered; a refused key or login is final
-                // anyway and says so itself.
+                // Every failure is remembered (an unreachable host, a refused key or login), so
+                // a host costs at most one attempt per run; later leases get its text.
                 self.inner
                     .failed
                     .lock()

@@ -1,6 +1,7 @@
 //! One event stream, several views: progress bars on a terminal, plain timestamped lines for
 //! Jenkins, JSON lines for machines, JUnit XML, and the full log file. Stages only emit events;
-//! they never print.
+//! they never print, except the terraform stage's confirmation prompt (asked with the views
+//! paused).
 
 mod event;
 mod json;

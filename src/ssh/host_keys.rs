@@ -18,7 +18,8 @@ pub enum HostKeyPolicy {
 }
 
 /// The host's key is not the pinned one, or not pinned at all (strict mode): never retried,
-/// and a stage stops before running anything anywhere.
+/// and a stage stops before changing anything anywhere (its read-only probes of other hosts
+/// may already have run).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct HostKeyRejected(pub String);

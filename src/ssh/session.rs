@@ -17,7 +17,8 @@ use super::output::{Collector, ExecOutput, Stream};
 use super::remote_command::{KILL_AFTER, RemoteCommand};
 use super::socket::{send_whole_packets, would_block};
 
-/// One SSH session to one host, reused for all of a stage's commands on it.
+/// One SSH session to one host, reused for every command on the host in a run (the hosts
+/// layer lends it to each stage in turn).
 ///
 /// libssh2 holds one lock per session, so a blocking read on one channel would stall every
 /// other channel of the session. The session is therefore non-blocking: every operation that
@@ -154,8 +155,8 @@ impl SshSession {
     }
 
     /// Runs a command, calling `on_line` for every line of output as it arrives, and returns
-    /// the whole output and the exit status. Fails only when the command cannot be run or runs
-    /// past `ssh.command_timeout`; a non-zero status is for the caller to judge.
+    /// the whole output and the exit status. Fails when the command cannot be run, runs past
+    /// `ssh.command_timeout` or dies of a signal; a non-zero status is for the caller to judge.
     pub fn exec(
         &self,
         cmd: &RemoteCommand,

@@ -3,9 +3,12 @@
 //! and one JUnit testcase, per check). Exit 0 when nothing failed (warnings allowed), 1 when
 //! something did; each warning or failure names what to run to repair it.
 //!
-//! It takes no run lock: it changes nothing (remote or in the state), so it may run beside an
-//! `up` — a scheduled check must never make a deploy wait or fail with exit 3. When a run holds
-//! the lock, the report says so, since what that run is changing may show up as failures.
+//! It holds no run lock while it checks and changes nothing remote, so it may run beside an
+//! `up`. With the S3 backend it first refreshes the working copy from the bucket, under the
+//! local lock for that moment only, and skips the refresh when a run holds the lock; an `up`
+//! that starts in that moment with `--lock-timeout 0s` exits 3 naming `check` as the holder.
+//! It writes its own log under `logs/`. When a run holds the lock, the report says so, since
+//! what that run is changing may show up as failures.
 //!
 //! Parts: `cloud` (EC2, Route 53), `hosts` (SSH: each host, disks, HAProxy), `cluster` (kubectl
 //! and helm through the tunnel), `web` (HTTPS, /api/info, the :80 redirect).

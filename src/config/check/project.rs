@@ -1,4 +1,4 @@
-//! `[project]`: the project's name, its AWS tags, and the templates directory.
+//! `[project]`: the project's name, its AWS region and tags, and the templates directory.
 
 use std::path::{Path, PathBuf};
 

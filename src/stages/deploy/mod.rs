@@ -1,7 +1,9 @@
-//! The deploy stage: Traefik (CRDs, then the resources from `templates/traefik/`), the MongoDB
-//! secret and the Rocket.Chat Helm release, through the tunnel. This file is the `Stage` glue:
-//! the probe asks each part (`traefik.rs`, `release.rs`, `secret.rs`) what it needs and puts
-//! the answers in a `Plan`, a list of steps that `apply` executes in order.
+//! The deploy stage: Traefik (CRDs, then the resources from `templates/traefik/`, with the
+//! backup objects when `[backup]` is set), the MongoDB secret, the Rocket.Chat Helm release, a
+//! check that every IngressRoute backend is a Service, and the optional image-prune DaemonSet,
+//! through the tunnel. This file is the `Stage` glue: the probe asks each part (`traefik.rs`,
+//! `release.rs`, `secret.rs`, `routes.rs`, `maintenance.rs`) what it needs and puts the answers
+//! in a `Plan`, a list of steps that `apply` executes in order.
 //!
 //! Every kubectl and helm call gets the tunnel's kubeconfig (`tools.rs`). Nothing is applied
 //! when nothing changed: the live Traefik objects carry the hash of what was applied, the

@@ -161,7 +161,8 @@ pub struct Probe {
 /// This chart version, these values, deployed — or what must happen to get there.
 pub async fn probe(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Result<Probe> {
     let s = cx.settings;
-    // The last revision's values are read beside the history (one round trip, not two): they
+    // The last revision's values are read beside the history (two calls at once, so one wait
+    // instead of two in a row): they
     // are the running ones unless the last revision failed or is pending. Read quietly: on a
     // release not installed yet it fails, and is not used.
     let history_args = [

@@ -14,7 +14,8 @@
 //!   checked with `haproxy -c` beside the live file before it replaces it; haproxy reloads only
 //!   when the config or the PEM changed, or the running process has not loaded them.
 //!
-//! Parts: `facts` (the probe), `plan` (what to do, as data), `certificate`, `haproxy`, `hooks`.
+//! Parts: `facts` (the probe), `plan` (what to do, as data), `certificate`, `haproxy`, `hooks`,
+//! and `health` (what `jeeves check` reads of HAProxy, through the same probe).
 //! This file is the stage's glue and how it reaches the controller.
 
 mod certificate;
