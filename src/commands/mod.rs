@@ -21,7 +21,6 @@ mod up;
 mod version;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Result;
 
@@ -206,7 +205,8 @@ impl Session {
 
 /// For commands that take no S3 lock (`tunnel`, `check`, `ssh`, `backup`): with the S3 backend,
 /// refreshes the working copy from the bucket unless a local run holds it (that run keeps it
-/// current). Objects are written whole, so a read without the S3 lock sees an old or a new
+/// current). The local lock is held briefly meanwhile (`RunLock::brief`): a run starting then
+/// waits for the refresh instead of failing with exit 3. Objects are written whole, so a read without the S3 lock sees an old or a new
 /// version, never a torn one. Called before the command takes any local lock of its own.
 async fn refresh_working_copy(
     settings: &Settings,
@@ -216,7 +216,7 @@ async fn refresh_working_copy(
     let Some(bucket) = state_bucket(settings).await? else {
         return Ok(None);
     };
-    let _local = match RunLock::acquire(&state_dir.file("lock"), command, Duration::ZERO) {
+    let _local = match RunLock::brief(&state_dir.file("lock"), command) {
         Ok(lock) => lock,
         Err(e) if e.is::<crate::state::LockBusy>() => return Ok(None),
         Err(e) => return Err(e),

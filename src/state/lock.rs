@@ -13,6 +13,10 @@ pub struct LockHolder {
     pub host: String,
     pub started_at: String,
     pub command: String,
+    /// Held only while a read-only command refreshes the working copy (`RunLock::brief`): a run
+    /// that finds it waits for it, whatever its `--lock-timeout`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub brief: bool,
 }
 
 impl LockHolder {
@@ -23,6 +27,7 @@ impl LockHolder {
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             started_at: super::state_file::now_rfc3339(),
             command: command.to_string(),
+            brief: false,
         }
     }
 }
@@ -50,6 +55,14 @@ pub struct LockBusy {
 
 pub(super) const WAIT_HINT: &str = "wait for it, or pass --lock-timeout to wait automatically";
 
+/// How long a run waits for a brief holder (a read-only command refreshing the working copy,
+/// whose S3 calls are bounded at 2 minutes each) before it reports the lock busy as usual.
+const BRIEF_WAIT: Duration = Duration::from_secs(180);
+
+/// How long a holder that has locked the file but not written its details yet is given to
+/// write them (they follow the lock at once).
+const DETAILS_WAIT: Duration = Duration::from_secs(1);
+
 /// An exclusive OS file lock (`flock`) on `<state dir>/lock`, released when dropped or when the
 /// process dies, so a crashed run never leaves a stale lock behind.
 #[derive(Debug)]
@@ -58,7 +71,26 @@ pub struct RunLock {
 }
 
 impl RunLock {
+    /// The lock for a run of `jeeves <command>`, waiting up to `timeout` for another run to
+    /// release it, and as long as `BRIEF_WAIT` for a brief holder (a read-only command that
+    /// holds it for the moment it refreshes the working copy: a scheduled `check` never makes
+    /// a run fail with exit 3).
     pub fn acquire(path: &Path, command: &str, timeout: Duration) -> Result<RunLock> {
+        Self::take(path, LockHolder::current(command), timeout)
+    }
+
+    /// The lock for the moment a read-only command (`check`, `tunnel`, `ssh`, `backup`)
+    /// refreshes the working copy: never waits (`LockBusy` when a run holds it), and marks
+    /// itself brief so that a run starting meanwhile waits for it instead of failing.
+    pub fn brief(path: &Path, command: &str) -> Result<RunLock> {
+        let holder = LockHolder {
+            brief: true,
+            ..LockHolder::current(command)
+        };
+        Self::take(path, holder, Duration::ZERO)
+    }
+
+    fn take(path: &Path, holder: LockHolder, timeout: Duration) -> Result<RunLock> {
         let mut opts = OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -66,27 +98,36 @@ impl RunLock {
         let mut file = opts
             .open(path)
             .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
         loop {
             match file.try_lock() {
                 Ok(()) => break,
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
                 Err(TryLockError::WouldBlock) => {
-                    return Err(LockBusy {
-                        location: path.display().to_string(),
-                        holder: describe_holder(&mut file),
-                        hint: WAIT_HINT.to_string(),
+                    let waited = started.elapsed();
+                    let other = read_holder(&mut file);
+                    let patient = match &other {
+                        Some(h) if h.brief => waited < timeout.max(BRIEF_WAIT),
+                        Some(_) => waited < timeout,
+                        None => waited < timeout.max(DETAILS_WAIT),
+                    };
+                    if !patient {
+                        return Err(LockBusy {
+                            location: path.display().to_string(),
+                            holder: other.map_or_else(
+                                || "a run that has not written its details yet".to_string(),
+                                |h| h.to_string(),
+                            ),
+                            hint: WAIT_HINT.to_string(),
+                        }
+                        .into());
                     }
-                    .into());
+                    std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(TryLockError::Error(e)) => {
                     return Err(e).with_context(|| format!("cannot lock {}", path.display()));
                 }
             }
         }
-        let holder = LockHolder::current(command);
         file.set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
             .and_then(|()| {
@@ -126,13 +167,12 @@ impl Drop for RunLock {
     }
 }
 
-fn describe_holder(file: &mut File) -> String {
+/// The holder's details as it wrote them; `None` before it has.
+fn read_holder(file: &mut File) -> Option<LockHolder> {
     let mut text = String::new();
-    let _ = file.read_to_string(&mut text);
-    match serde_json::from_str::<LockHolder>(&text) {
-        Ok(h) => h.to_string(),
-        Err(_) => "a run that has not written its details yet".to_string(),
-    }
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 #[cfg(test)]
@@ -157,6 +197,29 @@ mod tests {
         drop(first);
         assert!(RunLock::holder(&path).is_none());
         RunLock::acquire(&path, "down", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn a_run_waits_for_a_brief_holder_whatever_its_timeout_and_a_brief_holder_never_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let refresh = RunLock::brief(&path, "check").unwrap();
+        assert!(RunLock::holder(&path).expect("held").brief);
+        let p = path.clone();
+        let run = std::thread::spawn(move || {
+            let started = Instant::now();
+            RunLock::acquire(&p, "up", Duration::ZERO).map(|lock| (lock, started.elapsed()))
+        });
+        std::thread::sleep(Duration::from_millis(400));
+        drop(refresh);
+        let (lock, waited) = run.join().unwrap().expect("the run waited for the refresh");
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        let holder = RunLock::holder(&path).expect("held by the run");
+        assert!(!holder.brief && holder.command == "up", "{holder:?}");
+        // A refresh never waits for a run: it is skipped instead (LockBusy).
+        let err = RunLock::brief(&path, "check").unwrap_err();
+        assert!(err.is::<LockBusy>(), "{err:#}");
+        drop(lock);
     }
 
     #[test]

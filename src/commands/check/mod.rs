@@ -4,10 +4,11 @@
 //! something did; each warning or failure names what to run to repair it.
 //!
 //! It holds no run lock while it checks and changes nothing remote, so it may run beside an
-//! `up`. With the S3 backend it first refreshes the working copy from the bucket, under the
-//! local lock for that moment only, and skips the refresh when a run holds the lock; an `up`
-//! that starts in that moment with `--lock-timeout 0s` exits 3 naming `check` as the holder.
-//! It writes its own log under `logs/`. When a run holds the lock, the report says so, since
+//! `up`: a scheduled check must never make a deploy fail with exit 3. With the S3 backend it
+//! first refreshes the working copy from the bucket, under a brief hold of the local lock
+//! (`RunLock::brief`), which an `up` starting in that moment waits for whatever its
+//! `--lock-timeout`; it skips the refresh when a run holds the lock. It writes its own log under
+//! `logs/`. When a run holds the lock, the report says so, since
 //! what that run is changing may show up as failures.
 //!
 //! Parts: `cloud` (EC2, Route 53), `hosts` (SSH: each host, disks, HAProxy), `cluster` (kubectl
