@@ -299,28 +299,45 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_write_leaves_the_old_state() {
-        // A write that dies before the rename leaves only a temporary file behind: the state
-        // file itself is either the old or the new content, never partial.
+    fn a_reader_never_sees_a_partial_state_while_it_is_saved() {
+        // The state file is replaced whole (a temporary file renamed over it): a reader, like
+        // a process that died mid-write and the next run that loads, finds the old or the new
+        // state, never a torn one. Written in place (truncate, then write), a reader in this
+        // loop finds a partial file within a few saves (checked).
         let dir = tempfile::tempdir().unwrap();
         let sd = StateDir::open(dir.path()).unwrap();
-        let old = State::default();
-        sd.save(&old).unwrap();
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir.path())
-            .unwrap();
-        fs::write(tmp.path(), b"{ torn").unwrap();
-        std::mem::forget(tmp); // as if the process died here
-        assert_eq!(sd.load().unwrap(), old);
-        let mut new = State::default();
-        new.inventory.workers.push(Host {
-            id: "i-2".into(),
-            hostname: "w1".into(),
-            public_ip: "203.0.113.11".into(),
-            private_ip: "10.0.0.11".into(),
+        let small = State::default();
+        let mut big = State::default();
+        for i in 0..400 {
+            big.inventory.workers.push(Host {
+                id: format!("i-{i:017}"),
+                hostname: format!("worker-{i}"),
+                public_ip: "203.0.113.11".into(),
+                private_ip: "10.0.0.11".into(),
+            });
+        }
+        sd.save(&small).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 0..200 {
+                    sd.save(if i % 2 == 0 { &big } else { &small }).unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let mut loads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let state = sd.load().expect("a whole state file at every moment");
+                assert!(state == small || state == big, "a state never saved");
+                loads += 1;
+            }
+            assert!(loads > 0, "the reader read while the writer saved");
         });
-        sd.save(&new).unwrap();
-        assert_eq!(sd.load().unwrap(), new);
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
 }
