@@ -511,16 +511,11 @@ fn an_interrupt_lets_terraform_stop_cleanly_and_exits_130() {
         .spawn()
         .unwrap();
     wait_for(&t.path("started"));
-    let sent = std::time::Instant::now();
     signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
-    assert!(
-        sent.elapsed() < std::time::Duration::from_secs(10),
-        "stopped promptly"
-    );
     assert_eq!(
         std::fs::read_to_string(t.path("mark")).unwrap(),
         "int\n",
@@ -569,13 +564,18 @@ fn a_second_signal_exits_at_once() {
     wait_for(&t.path("started"));
     signal(&child, "-TERM");
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let sent = std::time::Instant::now();
     signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{out:?}");
-    assert!(sent.elapsed() < std::time::Duration::from_secs(3));
-    // The tool, in its own process group, was asked once and left to finish: not killed.
+    // At once: Jeeves is gone while the tool (6 s of work) has not finished.
     let mark = t.path("mark");
+    assert!(
+        !std::fs::read_to_string(&mark)
+            .unwrap_or_default()
+            .contains("finished"),
+        "Jeeves waited for the tool after the second signal"
+    );
+    // The tool, in its own process group, was asked once and left to finish: not killed.
     wait_for(&mark);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !std::fs::read_to_string(&mark).unwrap().contains("finished") {
@@ -596,7 +596,6 @@ fn a_tool_past_its_timeout_is_stopped_and_named() {
     let fake = slow_apply(&t, 60, false);
     t.env("JEEVES_TOOLS_TERRAFORM", &fake)
         .env("JEEVES_TERRAFORM_TIMEOUT", "8s");
-    let started = std::time::Instant::now();
     let run = t.run(&["up", "--only", "terraform"]).expect(1);
     assert!(
         run.stderr
@@ -608,7 +607,6 @@ fn a_tool_past_its_timeout_is_stopped_and_named() {
         run.stderr
     );
     assert_eq!(std::fs::read_to_string(t.path("mark")).unwrap(), "int\n");
-    assert!(started.elapsed() < std::time::Duration::from_secs(40));
 }
 
 /// A run SIGKILLed while terraform applies (a Jenkins kill after its abort timeout): terraform

