@@ -108,9 +108,21 @@ fn bootstrap_joins_what_is_missing_and_nothing_else() {
         "{}",
         run.stderr
     );
+    assert!(
+        run.stderr.contains("nothing was changed on any host"),
+        "{}",
+        run.stderr
+    );
     std::fs::write(&known_hosts, &good).unwrap();
-    let (code, _) = lab.ssh("10.77.0.10", &known_hosts, "snap list microk8s");
-    assert_ne!(code, 0, "nothing was installed on the controller");
+    // Nothing installed anywhere: snap's own answer on every host (a failed ssh would not say
+    // it).
+    for ip in ["10.77.0.10", "10.77.0.11", "10.77.0.12", "10.77.0.13"] {
+        let (code, out) = lab.ssh(ip, &known_hosts, "snap list microk8s");
+        assert!(
+            code == 1 && out.contains("no matching snaps installed"),
+            "{ip}: {code} {out}"
+        );
+    }
     outputs += &run.stdout;
     outputs += &run.stderr;
 

@@ -91,7 +91,13 @@ fn unknown_stage_names_and_empty_selections_are_usage_errors() {
     let t = Test::new();
     let run = t.run(&["up", "--only", "nginx"]).expect(2);
     assert!(run.stderr.contains("nginx"), "{}", run.stderr);
-    t.run(&["up", "--only", "dns", "--skip", "dns"]).expect(2);
+    let run = t.run(&["up", "--only", "dns", "--skip", "dns"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("--only, --from and --skip leave no stage to run"),
+        "{}",
+        run.stderr
+    );
     let run = t
         .run(&["up", "--only", "terraform", "--force", "dns"])
         .expect(2);

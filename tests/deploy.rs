@@ -237,6 +237,12 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     assert_eq!(run.stage_result("deploy"), "unchanged", "{}", run.stdout);
     let v = verbs(&calls(&t), before);
     assert!(
+        ["kubectl get", "kubectl diff", "helm history", "helm get"]
+            .iter()
+            .all(|read| v.iter().any(|x| x == read)),
+        "the re-run read the cluster: {v:?}"
+    );
+    assert!(
         v.iter().all(|x| x == "kubectl get"
             || x == "kubectl diff"
             || x == "helm history"
@@ -366,6 +372,12 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         plan.stdout
     );
     let v = verbs(&calls(&t), before);
+    assert!(
+        ["kubectl get", "kubectl diff", "helm history", "helm get"]
+            .iter()
+            .all(|read| v.iter().any(|x| x == read)),
+        "plan read the cluster: {v:?}"
+    );
     assert!(
         v.iter().all(|x| x == "kubectl get"
             || x == "kubectl diff"

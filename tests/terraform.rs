@@ -294,15 +294,19 @@ fn the_lock_refuses_a_second_run_then_waits_with_a_timeout() {
 fn secrets_never_reach_output_logs_or_state() {
     let mut t = Test::new();
     let secret = "mongodb://rc:hunter2-s3cret@db.internal/rocketchat";
-    t.env("MONGO_URI", secret).env(
-        "AWS_SECRET_ACCESS_KEY",
-        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    );
-    // Route the secret into terraform's own output: its plan prints the tags of every host.
+    let aws_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    t.env("MONGO_URI", secret)
+        .env("AWS_SECRET_ACCESS_KEY", aws_secret);
+    // Route both secrets into terraform's own output: its plan prints the tags of every host.
     let text = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
     t.write(
         "pipelines/lab.toml",
-        &text.replace("Owner = \"lab\"", &format!("Owner = \"{secret}\"")),
+        &text
+            .replace("Owner = \"lab\"", &format!("Owner = \"{secret}\""))
+            .replace(
+                "ManagedBy = \"jeeves\"",
+                &format!("ManagedBy = \"{aws_secret}\""),
+            ),
     );
     let run = t.run(&["-v", "up", "--only", "terraform"]);
     let mut everything = format!("{}{}", run.stdout, run.stderr);
@@ -317,6 +321,10 @@ fn secrets_never_reach_output_logs_or_state() {
     assert!(
         !everything.contains("hunter2"),
         "secret leaked:\n{everything}"
+    );
+    assert!(
+        everything.contains("ManagedBy = \"[redacted]\""),
+        "the AWS secret went through the output and was redacted:\n{everything}"
     );
     assert!(!everything.contains("wJalrXUtnFEMI"), "secret leaked");
 }
