@@ -34,14 +34,25 @@ if [ -r "$live/cert.pem" ] && [ -r "$live/privkey.pem" ] && [ -r "$live/fullchai
   fi
 fi
 echo "@files"
-# SHA-256, modification time (ms) and path of each managed file.
+# SHA-256, modification time (ms) and path of each managed file that is there: one stat and one
+# sha256sum for all of them (not four processes a file), paired by path, so that a file removed
+# meanwhile is left out rather than given another file's figures.
+n=$#
 for f in "$@"; do
-  if [ -r "$f" ]; then
-    sum=$(sha256sum <"$f" | cut -d' ' -f1)
-    mtime=$(stat -c '%.3Y' "$f" | tr -d .)
-    echo "$sum $mtime $f"
-  fi
+  if [ -r "$f" ]; then set -- "$@" "$f"; fi
 done
+shift "$n"
+if [ $# -gt 0 ]; then
+  {
+    stat -c '%.3Y %n' -- "$@" 2>/dev/null || true
+    echo "@sums"
+    sha256sum -- "$@" 2>/dev/null || true
+  } | awk '
+    $0 == "@sums" { sums = 1; next }
+    !sums { t = $1; sub(/\./, "", t); mtime[substr($0, index($0, " ") + 1)] = t; next }
+    { path = substr($0, 67); if (path in mtime) print $1, mtime[path], path }
+  '
+fi
 echo "@service"
 # is-active exits 3 when inactive: its words are the answer, not its status.
 systemctl is-active haproxy 2>/dev/null | head -n1
