@@ -226,6 +226,26 @@ fn whether_an_env_file_was_loaded_is_said() {
     assert!(env.contains("loaded .env (1 variable"), "{env}");
     let run = t.run(&["--env-file", "prod.env", "status"]).expect(2);
     assert!(run.stderr.contains("prod.env"), "{}", run.stderr);
+
+    // A quote left open: the error names the file, the line and the variable, and shows no
+    // value (dotenvy's own message quotes the rest of the file, the secrets after it included).
+    t.write(
+        ".env",
+        "DOMAIN=chat.jeeves.test\nAWS_SECRET_ACCESS_KEY=\"wJalrXUtnFEMI/K7MDENG\nMONGO_URI=mongodb://rc:hunter2@db/rc\n",
+    );
+    let run = t.run(&["status"]).expect(2);
+    assert!(
+        run.stderr.contains(".env")
+            && run.stderr.contains("at line 2")
+            && run.stderr.contains("AWS_SECRET_ACCESS_KEY"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("wJalr") && !run.stderr.contains("hunter2"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// Without credentials, doctor says so in one line, not the SDK's debug structure.

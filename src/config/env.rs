@@ -37,7 +37,7 @@ impl Env {
                     let (key, value) = item.map_err(|e| ConfigError {
                         source: file.clone(),
                         key: String::new(),
-                        message: format!("cannot parse the environment file: {e}"),
+                        message: parse_error(std::fs::read_to_string(env_file).ok().as_deref(), &e),
                     })?;
                     if std::env::var_os(&key).is_none() {
                         // SAFETY: called from `main` before the async runtime or any other
@@ -148,6 +148,39 @@ impl Env {
     }
 }
 
+/// What is wrong in the environment file, never showing its text: dotenvy's own message quotes
+/// the line, and for a quote left open "the line" is the rest of the file, secrets and all. The
+/// line number and the variable's name are enough to find it.
+fn parse_error(text: Option<&str>, e: &dotenvy::Error) -> String {
+    let dotenvy::Error::LineParse(line, _) = e else {
+        return format!("cannot parse the environment file: {e}");
+    };
+    let number = text
+        .and_then(|t| {
+            t.find(line.as_str())
+                .map(|at| t[..at].matches('\n').count() + 1)
+        })
+        .map(|n| format!(" at line {n}"))
+        .unwrap_or_default();
+    let key = line
+        .trim_start()
+        .trim_start_matches("export ")
+        .split('=')
+        .next()
+        .map(str::trim)
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        })
+        .map(|k| format!(" ({k})"))
+        .unwrap_or_default();
+    format!(
+        "cannot parse the environment file{number}{key}: a quote left open, or a character a \
+         value may not hold unquoted (the line is not shown: it may hold a secret)"
+    )
+}
+
 pub fn is_secret_name(name: &str) -> bool {
     const EXACT: [&str; 5] = [
         "AWS_ACCESS_KEY_ID",
@@ -165,4 +198,28 @@ pub fn is_secret_name(name: &str) -> bool {
         "_URI",
     ];
     EXACT.contains(&name) || SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_that_does_not_parse_is_named_by_number_and_key_never_shown() {
+        let text = "DOMAIN=chat.example.org\nAWS_SECRET_ACCESS_KEY=\"wJalrXUtnFEMI/K7MDENG\nMONGO_URI=mongodb://rc:hunter2@db/rc\n";
+        let e = dotenvy::from_read_iter(text.as_bytes())
+            .find_map(Result::err)
+            .expect("the open quote does not parse");
+        // What dotenvy itself would print: the secrets after the open quote.
+        assert!(e.to_string().contains("hunter2"), "{e}");
+        let message = parse_error(Some(text), &e);
+        assert!(
+            message.contains("at line 2") && message.contains("(AWS_SECRET_ACCESS_KEY)"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("wJalr") && !message.contains("hunter2"),
+            "{message}"
+        );
+    }
 }
