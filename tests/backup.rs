@@ -106,6 +106,14 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     // The URI came from the Secret through the env (secretKeyRef), as the kubelet resolves it.
     assert_eq!(dumps[0]["uri"], MONGO_URI);
     assert_eq!(dumps[0]["env_MONGO_URI"], MONGO_URI);
+    // Read from a file only the container's user may read (--config), never on mongodump's
+    // command line, where `ps` on the node would show it.
+    assert_eq!(dumps[0]["config_mode"], "0o600", "{dumps:?}");
+    assert!(
+        !dumps[0]["argv"].to_string().contains("b4ckup-pa55")
+            && !dumps[0]["argv"].to_string().contains("mongodb://"),
+        "{dumps:?}"
+    );
     assert_eq!(dumps[0]["gzip"], true);
     let kept = archives(&volume);
     assert_eq!(kept.len(), 2, "{kept:?}");

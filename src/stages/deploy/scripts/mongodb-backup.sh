@@ -1,7 +1,8 @@
 # The MongoDB backup Job's script, set in the CronJob from templates/backup (`sh -c SCRIPT
 # mongodb-backup MODE DIR [KEEP]`). It runs in the backup image (mongodump and a POSIX shell)
 # with MONGO_URI from the Secret Rocket.Chat reads (secretKeyRef): it reaches mongodump inside
-# the pod only, never Jeeves' command lines or files.
+# the pod only, never Jeeves' command lines or files, and not mongodump's own command line either
+# (`ps` on the node shows a container's processes): a private file named by `--config`.
 #
 # Kubernetes expands a container variable's name in `$(…)`, and a doubled dollar sign, in
 # command and args: neither may appear here (`$(cmd)` of anything else is left as written).
@@ -38,9 +39,17 @@ dump)
 		echo "jeeves-backup: $archive already exists (a backup started in the same second); nothing was written" >&2
 		exit 1
 	fi
+	# The URI in a file only this user may read, written by shell builtins (printf; sed reads it
+	# on its standard input), removed on exit. mongodump reads `uri` from the YAML file named by
+	# --config (mongodb/mongo-tools 100.x, common/options/options.go ParseConfigFile), as its own
+	# warning against --uri advises. YAML single quotes: a quote inside is doubled.
+	umask 077
+	config=$(mktemp)
+	trap 'rm -f -- "$config"' EXIT
+	printf "uri: '%s'\n" "$(printf '%s' "$MONGO_URI" | sed "s/'/''/g")" >"$config"
 	# Written aside and renamed once complete: a failed dump never counts as an archive, and
 	# retention never removes a good one for it.
-	if ! mongodump --uri "$MONGO_URI" --archive="$partial" --gzip; then
+	if ! mongodump --config="$config" --archive="$partial" --gzip; then
 		rm -f -- "$partial"
 		echo "jeeves-backup: mongodump failed; no archive was written" >&2
 		exit 1
