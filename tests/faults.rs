@@ -152,4 +152,25 @@ fn a_run_killed_in_any_applying_stage_is_repaired_by_the_next() {
     t.env("JEEVES_TERRAFORM_VAR_FILES", &var_files);
     kill_during(&t, &progress("terraform", ": started"));
     converges(&t, "killed in terraform");
+
+    // After every stage ran, killed and repaired: the whole state directory is private, every
+    // directory 0700 and every file 0600 (known_hosts, the certificate cache, the rendered
+    // manifests and values, the kubeconfig, the logs included).
+    let mut open = Vec::new();
+    let mut dirs = vec![t.path(".jeeves/lab")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+            let want = if meta.is_dir() { 0o700 } else { 0o600 };
+            if meta.is_dir() {
+                dirs.push(path.clone());
+            }
+            if mode != want && !meta.file_type().is_symlink() {
+                open.push(format!("{} {mode:o}", path.display()));
+            }
+        }
+    }
+    assert!(open.is_empty(), "not private: {open:#?}");
 }

@@ -95,9 +95,7 @@ pub fn verify(
                 "added by jeeves --accept-new-host-keys",
                 key_type.into(),
             )?;
-            if let Some(dir) = known_hosts.parent() {
-                std::fs::create_dir_all(dir).ok();
-            }
+            create_private(known_hosts)?;
             kh.write_file(known_hosts, KnownHostFileKind::OpenSSH)
                 .with_context(|| format!("cannot write {}", known_hosts.display()))?;
             Ok(())
@@ -211,8 +209,17 @@ pub fn forget(known_hosts: &Path, host: &str, port: u16) -> Result<usize> {
         let mut out = kept.join("\n");
         out.push('\n');
         // A temporary file beside it, then a rename: readers see the old file or the new.
+        // Private (0600), as Jeeves creates known_hosts.
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = known_hosts.with_extension("jeeves-tmp");
-        std::fs::write(&tmp, out)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(out.as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, known_hosts))
             .with_context(|| format!("cannot write {}", known_hosts.display()))?;
     }
@@ -254,13 +261,35 @@ pub fn pin(
         }
     }
     if added > 0 {
-        if let Some(dir) = known_hosts.parent() {
-            std::fs::create_dir_all(dir).ok();
-        }
+        create_private(known_hosts)?;
         kh.write_file(known_hosts, KnownHostFileKind::OpenSSH)
             .with_context(|| format!("cannot write {}", known_hosts.display()))?;
     }
     Ok(added)
+}
+
+/// Creates known_hosts (and its directory) private, 0600 (0700), when it does not exist yet:
+/// libssh2's `write_file` opens it with `fopen`, which would make it 0644, and keeps the mode
+/// of a file that is there.
+fn create_private(known_hosts: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = known_hosts.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(known_hosts)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", known_hosts.display())),
+    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,14 @@ fn render(settings: &Settings) -> Result<Rendered> {
             .then(|| maintenance::PruneManifest::render(&templates, &ctx, &dir))
             .transpose()?,
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     rendered.traefik.write()?;
     rendered.values.write()?;
     if let Some(prune) = &rendered.prune {

@@ -184,7 +184,13 @@ pub async fn read(tools: &Tools, cx: &StageContext<'_>) -> Result<Live> {
                 s.helm.mongodb_secret
             )
         })?;
-        decode(&doc)
+        let data = decode(&doc);
+        // The live credentials (the bundled MongoDB's generated passwords among them) are
+        // redacted from here on, whatever tool echoes them.
+        for value in data.values() {
+            cx.reporter.redactor().add(value.clone());
+        }
+        data
     } else if out.stderr.contains("NotFound") {
         Default::default()
     } else {
@@ -234,6 +240,11 @@ pub fn update(s: &Settings, live: &Live, fresh: bool) -> Result<Option<Update>> 
 /// `kubectl apply --server-side -f -`: the values reach kubectl on standard input only.
 pub async fn apply(tools: &Tools, cx: &StageContext<'_>, secret: &MongoSecret) -> Result<()> {
     let s = cx.settings;
+    // Generated passwords are secrets from the moment they exist (kubectl's error tail, a
+    // later tool's output).
+    for value in secret.data.values() {
+        cx.reporter.redactor().add(value.clone());
+    }
     succeeded(
         tools
             .apply_stdin(serde_json::to_vec(&secret.document(s))?)
