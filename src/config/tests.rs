@@ -161,6 +161,16 @@ fn bad_values_name_their_key_and_file() {
         ("project", "name = 'Has Spaces'", "project.name"),
         ("project", "templates = 'no-such-dir'", "project.templates"),
         ("terraform", "dir = 'no-such-dir'", "terraform.dir"),
+        (
+            "terraform",
+            "backend_config = { bucket = 'state', secret_key = 'wJalrXUtnFEMI' }",
+            "terraform.backend_config.secret_key",
+        ),
+        (
+            "terraform",
+            "backend_config = { bucket = 'state', token = 'FwoGZXIvYXdzE' }",
+            "terraform.backend_config.token",
+        ),
         ("tools", "helm = ''", "tools.helm"),
     ];
     for (section, line, key) in cases {

@@ -34,6 +34,17 @@ pub(super) fn check(
             .entry("region".into())
             .or_insert_with(|| region.to_string());
     }
+    // Each entry becomes `terraform init -backend-config=KEY=VALUE`, an argument `ps` shows to
+    // every user of the machine: credentials belong in the environment, where terraform's
+    // backends read them too.
+    for key in raw.backend_config.keys() {
+        if names_a_credential(key) {
+            c.check::<()>(
+                &format!("terraform.backend_config.{key}"),
+                Err("would put a credential on terraform's command line, which `ps` shows: set it in the environment instead (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN for the S3 backend, or the backend's own variables), or use a profile".to_string()),
+            );
+        }
+    }
     let dir = c.local_path("terraform.dir", &raw.dir, base, true);
     let timeout = c.check(
         "terraform.timeout",
@@ -76,6 +87,33 @@ pub(super) fn check(
         var_files,
         timeout: timeout?,
     })
+}
+
+/// A backend setting that holds a credential: the S3 backend's `access_key`, `secret_key`,
+/// `token` and `sse_customer_key`, and other backends' passwords, tokens, client secrets,
+/// connection strings and credentials. Not a switch or a file's path naming one
+/// (`skip_credentials_validation`, `shared_credentials_files`).
+fn names_a_credential(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    if key.starts_with("skip_")
+        || ["_file", "_files", "_path"]
+            .iter()
+            .any(|s| key.ends_with(s))
+    {
+        return false;
+    }
+    [
+        "secret",
+        "password",
+        "token",
+        "access_key",
+        "conn_str",
+        "credentials",
+        "customer_key",
+        "private_key",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
 }
 
 #[cfg(test)]
@@ -122,6 +160,9 @@ mod tests {
         let mut c = Checker::for_test();
         let tf = check(&mut c, raw, dir.path(), Some("ap-south-2")).unwrap();
         assert_eq!(tf.backend_config["region"], "us-east-1");
+        assert!(names_a_credential("secret_key") && names_a_credential("sse_customer_key"));
+        assert!(!names_a_credential("skip_credentials_validation"));
+        assert!(!names_a_credential("shared_credentials_files") && !names_a_credential("bucket"));
         let mut raw = with_workers("1");
         raw.vars.insert("region".into(), "eu-west-1".into());
         let mut c = Checker::for_test();
