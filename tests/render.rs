@@ -47,6 +47,13 @@ fn rendered_haproxy_cfg_passes_haproxy_check() {
     assert!(run.stdout.contains("haproxy.cfg"), "{}", run.stdout);
     let cfg = t.path("out/haproxy.cfg");
     let text = std::fs::read_to_string(&cfg).unwrap();
+    // Private, as the state directory is: the rendered Helm values may hold what the pipeline
+    // file's [helm.values] says.
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!((mode(&t.path("out")), mode(&cfg)), (0o700, 0o600));
     for needle in [
         "frontend http_in",
         "frontend https_in",

@@ -16,13 +16,19 @@ pub fn run(settings: &Settings, args: &RenderArgs) -> Result<u8> {
     if let Some(extra) = crate::stages::extra_values(settings)? {
         files.push((EXTRA_VALUES.into(), extra));
     }
+    // Private, as the state directory is (0700 directories, 0600 files): the Helm values may
+    // hold what the pipeline file's [helm.values] says.
     for (rel, text) in files {
         let path = out.join(rel);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        crate::state::write_private(&path, text.as_bytes())?;
         println!("{}", path.display());
     }
     Ok(exit_code::SUCCESS)
