@@ -156,10 +156,15 @@ fn display(v: &Value, secret: bool) -> String {
 }
 
 /// The last part of a key, lower case, names a credential (`rootPassword`, `smtp_password`,
-/// `apiToken`, `secretKey`, `MONGO_URL`…). Names of Kubernetes Secrets (`existingSecret`,
-/// `existingMongodbSecret`) are not secrets themselves and are shown.
+/// `apiToken`, `secretKey`, `clientSecret`, `OVERWRITE_SETTING_…_AWSSecretAccessKey`,
+/// `MONGO_URL`…). Names of Kubernetes Secrets (`existingSecret`, `existingMongodbSecret`) are
+/// not secrets themselves and are shown; any other name ending in "secret" is masked (a Secret's
+/// name hidden by mistake costs nothing, a secret shown costs it).
 fn names_a_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace(['_', '-'], "");
+    if k.ends_with("secret") {
+        return !k.starts_with("existing");
+    }
     const WORDS: &[&str] = &[
         "password",
         "passwd",
@@ -167,6 +172,7 @@ fn names_a_secret(key: &str) -> bool {
         "token",
         "secretkey",
         "apikey",
+        "accesskey",
         "privatekey",
         "credential",
         "credentials",
@@ -290,6 +296,18 @@ mod tests {
         );
         let all = out.join("\n");
         for secret in ["hunter", "r00t", "p1", "p2", "env-pw", "pa55"] {
+            assert!(!all.contains(secret), "{secret} in {all}");
+        }
+        // Rocket.Chat's settings by environment variable, and OAuth client secrets.
+        let out = lines(
+            json!({}),
+            json!({"extraEnv": [
+                {"name": "OVERWRITE_SETTING_FileUpload_S3_AWSSecretAccessKey", "value": "wJalr-s3"},
+                {"name": "OVERWRITE_SETTING_Accounts_OAuth_Google_secret", "value": "g00gle-s3"}],
+                "oauth": {"clientSecret": "cl1ent-s3"}}),
+        );
+        let all = out.join("\n");
+        for secret in ["wJalr", "g00gle", "cl1ent"] {
             assert!(!all.contains(secret), "{secret} in {all}");
         }
         // Secrets added or removed, alone or inside a map or list added whole: that they
