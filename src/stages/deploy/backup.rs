@@ -33,6 +33,8 @@ mod tests {
     fn the_script_survives_kubernetes_variable_expansion() {
         assert!(!BACKUP_SCRIPT.contains("$$"));
         assert!(!BACKUP_SCRIPT.contains("$(MONGO_URI)"));
-        assert!(BACKUP_SCRIPT.contains("mongodump --uri \"$MONGO_URI\""));
+        // The URI reaches mongodump through its --config file, never its command line.
+        assert!(BACKUP_SCRIPT.contains("mongodump --config=\"$config\""));
+        assert!(!BACKUP_SCRIPT.contains("--uri"));
     }
 }

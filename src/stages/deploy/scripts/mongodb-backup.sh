@@ -42,7 +42,8 @@ dump)
 	# The URI in a file only this user may read, written by shell builtins (printf; sed reads it
 	# on its standard input), removed on exit. mongodump reads `uri` from the YAML file named by
 	# --config (mongodb/mongo-tools 100.x, common/options/options.go ParseConfigFile), as its own
-	# warning against --uri advises. YAML single quotes: a quote inside is doubled.
+	# warning against a URI on the command line advises. YAML single quotes: a quote inside is
+	# doubled.
 	umask 077
 	config=$(mktemp)
 	trap 'rm -f -- "$config"' EXIT
