@@ -1,4 +1,4 @@
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::RenderArgs;
 use crate::config::Settings;
@@ -21,12 +21,7 @@ pub fn run(settings: &Settings, args: &RenderArgs) -> Result<u8> {
     for (rel, text) in files {
         let path = out.join(rel);
         if let Some(dir) = path.parent() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            crate::state::create_private_dir(dir)?;
         }
         crate::state::write_private(&path, text.as_bytes())?;
         println!("{}", path.display());

@@ -13,7 +13,8 @@ pub use lock::{LockBusy, LockHolder, RunLock};
 pub use s3_lock::{S3Lock, S3LockInfo, holder as s3_lock_holder, unlock as s3_unlock};
 pub use shared::SharedState;
 pub use state_file::{
-    Host, Inventory, StageRecord, StageResult, State, StateDir, now_rfc3339, write_private,
+    Host, Inventory, StageRecord, StageResult, State, StateDir, create_private_dir, now_rfc3339,
+    write_private,
 };
 
 /// Runs an S3 call from synchronous code inside the (multi-threaded) runtime: the state

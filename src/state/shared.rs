@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::{block, write_private};
+use super::{block, create_private_dir, write_private};
 use crate::aws::s3::Bucket;
 
 /// The files shared, relative to the state directory. `known_hosts` is the state directory's
@@ -141,15 +141,6 @@ fn within(dir: &Path, name: &str) -> Option<PathBuf> {
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 #[cfg(test)]

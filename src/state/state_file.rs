@@ -188,6 +188,17 @@ impl StateDir {
     }
 }
 
+/// Creates `dir` and the directories above it that are missing, each private (0700), as the
+/// state directory's are.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
 /// Writes `contents` to `path` atomically with mode 0600: a temporary file in the same
 /// directory, fsync, rename, then fsync of the directory. A crash leaves the old or the new
 /// file, never a torn one.

@@ -65,14 +65,7 @@ fn render(settings: &Settings) -> Result<Rendered> {
             .then(|| maintenance::PruneManifest::render(&templates, &ctx, &dir))
             .transpose()?,
     };
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    crate::state::create_private_dir(&dir)?;
     rendered.traefik.write()?;
     rendered.values.write()?;
     if let Some(prune) = &rendered.prune {

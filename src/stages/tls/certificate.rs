@@ -76,12 +76,7 @@ impl Cache {
 
     fn write(&self, meta: &CacheMeta, tar: &[u8]) -> Result<()> {
         if let Some(dir) = self.tar.parent() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            crate::state::create_private_dir(dir)?;
         }
         write_private(&self.tar, tar)?;
         write_private(&self.meta, &serde_json::to_vec_pretty(meta)?)
