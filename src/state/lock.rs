@@ -80,8 +80,9 @@ impl RunLock {
     }
 
     /// The lock for the moment a read-only command (`check`, `tunnel`, `ssh`, `backup`)
-    /// refreshes the working copy: never waits (`LockBusy` when a run holds it), and marks
-    /// itself brief so that a run starting meanwhile waits for it instead of failing.
+    /// refreshes the working copy: never waits for a run (`LockBusy` when one holds it, and the
+    /// refresh is skipped), only for another brief holder, and marks itself brief so that a run
+    /// starting meanwhile waits for it instead of failing.
     pub fn brief(path: &Path, command: &str) -> Result<RunLock> {
         let holder = LockHolder {
             brief: true,
