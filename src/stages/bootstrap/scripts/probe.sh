@@ -21,9 +21,13 @@ channel=""
 # column of the row under the header (Name Version Rev Tracking Publisher Notes), read by the
 # shell itself (no process per host for it).
 if listed=$(snap list microk8s 2>/dev/null); then
-  read -r _ _ _ channel _ <<EOF
+  case $listed in
+    *"$nl"*)
+      read -r _ _ _ channel _ <<EOF
 ${listed#*"$nl"}
 EOF
+      ;;
+  esac
 fi
 echo "@snap"
 if [ -n "$channel" ]; then echo "$channel"; fi
