@@ -19,6 +19,7 @@ use super::{Apply, exec_logged, snap};
 
 /// Idempotent /etc/hosts entries, one `IP NAME` pair after another, in one round trip.
 const HOSTS_ENTRIES: &str = include_str!("scripts/hosts-entries.sh");
+const REVOKE_TOKENS: &str = include_str!("scripts/revoke-tokens.sh");
 
 /// Carries out the controller's part of the plan and waits until its API answers; `phase`
 /// hears when the snap is in place.
@@ -139,6 +140,14 @@ impl<'a> Controller<'a> {
         self.changed.notify_all();
     }
 
+    /// Revokes the join tokens issued in this run, if any (the joins are over).
+    pub fn revoke_tokens(&self) -> Result<()> {
+        match self.token.get() {
+            Some(Ok(token)) => token.lock().unwrap_or_else(|e| e.into_inner()).revoke(),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether waiting for `phase` would return at once (a failure included).
     pub fn reached(&self, phase: &Phase) -> bool {
         self.lock().rank() >= phase.rank()
@@ -235,6 +244,8 @@ pub fn wait_nodes_ready(
 /// The controller's session, and the join URL its `add-node` issued (join.rs says why one
 /// token serves every worker).
 pub struct JoinToken<'a> {
+    /// Every token this run issued (the secret part), revoked once the joins are over.
+    secrets: Vec<String>,
     pub session: Lease,
     issued: Option<(Instant, String)>,
     sudo: bool,
@@ -247,6 +258,7 @@ pub struct JoinToken<'a> {
 impl<'a> JoinToken<'a> {
     pub fn new(session: Lease, a: &Apply<'a>, private_ip: &'a str) -> JoinToken<'a> {
         JoinToken {
+            secrets: Vec::new(),
             session,
             issued: None,
             sudo: a.sudo(),
@@ -278,9 +290,34 @@ impl<'a> JoinToken<'a> {
         self.url()
     }
 
+    /// Revokes every token this run issued (`scripts/revoke-tokens.sh`, the tokens on its
+    /// standard input), once no worker of the run will join with one any more.
+    pub fn revoke(&mut self) -> Result<()> {
+        if self.secrets.is_empty() {
+            return Ok(());
+        }
+        let out = self.session.exec(
+            &RemoteCommand::new("sh")
+                .args(["-c", REVOKE_TOKENS, "revoke-tokens"])
+                .sudo(self.sudo)
+                .stdin(format!("{}\n", self.secrets.join("\n")).into_bytes()),
+            &mut |_, _| {},
+        )?;
+        if out.status != 0 {
+            bail!(
+                "revoking this run's join tokens exited with status {}:\n{}",
+                out.status,
+                self.reporter.redactor().redact(&out.tail(10))
+            );
+        }
+        self.secrets.clear();
+        self.issued = None;
+        Ok(())
+    }
+
     /// `<controller private ip>:25000/<token>/<check>`, the token registered with the
     /// redactor before anything can print it.
-    fn add_node(&self) -> Result<String> {
+    fn add_node(&mut self) -> Result<String> {
         let out = self.session.exec(
             &RemoteCommand::new("microk8s")
                 .args(["add-node", "--token-ttl"])
@@ -303,6 +340,7 @@ impl<'a> JoinToken<'a> {
         let (secret, check) = token.split_once('/').unwrap_or((&token, ""));
         self.reporter.redactor().add(secret.to_string());
         self.reporter.redactor().add(token.clone());
+        self.secrets.push(secret.to_string());
         Ok(if check.is_empty() {
             format!("{}:25000/{secret}", self.private_ip)
         } else {

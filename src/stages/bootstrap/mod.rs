@@ -160,6 +160,17 @@ fn apply(a: &Apply, plan: &Plan) -> Result<()> {
         let workers = workers::converge_all(a, plan, &controller);
         (converged.join(), workers)
     });
+    // Every join of this run is over: its tokens open nothing from now on. Failing to revoke
+    // them leaves them valid until they expire (microk8s.token_ttl), as before: said, not fatal.
+    if let Err(e) = controller.revoke_tokens() {
+        a.progress(
+            &plan.controller.host.hostname,
+            &format!(
+                "the join token stays valid until it expires: {}",
+                first_line(&e)
+            ),
+        );
+    }
     let converged = converged.map_err(|_| anyhow!("the controller's thread panicked"))?;
     let (session, upgrades) = match converged {
         Ok(done) => done,
