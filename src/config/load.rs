@@ -8,6 +8,7 @@ use super::check::Checker;
 use super::env::Env;
 use super::overrides;
 use super::pipeline::Pipeline;
+use super::secret_values;
 use super::sources::Sources;
 use super::{ConfigError, ConfigErrors, MongoUris, Settings};
 
@@ -100,6 +101,9 @@ impl Settings {
             secrets,
         )?;
         settings.warnings = warnings;
+        // Secrets written into [helm.values] are redacted too (helm may echo a value back).
+        let in_values = secret_values::in_values(&settings.helm.values);
+        settings.secrets.extend(in_values);
         settings.mongo = env.get("MONGO_URI").map(|uri| MongoUris {
             uri: uri.to_string(),
             oplog_uri: env.get("MONGO_OPLOG_URI").map(str::to_string),

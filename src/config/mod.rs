@@ -8,6 +8,7 @@ mod load;
 mod overrides;
 mod pipeline;
 mod preflight;
+pub mod secret_values;
 mod settings;
 mod sources;
 pub mod validate;

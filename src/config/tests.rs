@@ -311,6 +311,26 @@ fn secrets_come_from_the_environment_for_redaction() {
 }
 
 #[test]
+fn secrets_written_into_helm_values_are_redacted_too() {
+    let f = Fixture::new();
+    let text = with(
+        "helm",
+        "values = { smtp = { password = 'hunter22', host = 'mail' }, existingMongodbSecret = 'rocketchat-mongodb' }",
+    );
+    let s = f.load(&text, &[]).unwrap();
+    assert!(
+        s.secrets.contains(&"hunter22".to_string()),
+        "{:?}",
+        s.secrets
+    );
+    assert!(
+        !s.secrets
+            .iter()
+            .any(|x| x == "mail" || x == "rocketchat-mongodb")
+    );
+}
+
+#[test]
 fn extra_terraform_var_files_must_exist() {
     let f = Fixture::new();
     let vars = f.dir.path().join("hosts.tfvars.json");

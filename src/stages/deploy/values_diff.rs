@@ -9,6 +9,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::secret_values::{carries_credentials, names_a_secret};
+
 pub const MASKED: &str = "[masked]";
 
 /// One key whose value differs; `None` is a key that is absent on that side.
@@ -153,46 +155,6 @@ fn display(v: &Value, secret: bool) -> String {
     } else {
         text
     }
-}
-
-/// The last part of a key, lower case, names a credential (`rootPassword`, `smtp_password`,
-/// `apiToken`, `secretKey`, `clientSecret`, `OVERWRITE_SETTING_…_AWSSecretAccessKey`,
-/// `MONGO_URL`…). Names of Kubernetes Secrets (`existingSecret`, `existingMongodbSecret`) are
-/// not secrets themselves and are shown; any other name ending in "secret" is masked (a Secret's
-/// name hidden by mistake costs nothing, a secret shown costs it).
-fn names_a_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace(['_', '-'], "");
-    if k.ends_with("secret") {
-        return !k.starts_with("existing");
-    }
-    const WORDS: &[&str] = &[
-        "password",
-        "passwd",
-        "passphrase",
-        "token",
-        "secretkey",
-        "apikey",
-        "accesskey",
-        "privatekey",
-        "credential",
-        "credentials",
-        "mongourl",
-        "mongouri",
-        "mongooplogurl",
-        "mongooploguri",
-        "connectionstring",
-    ];
-    WORDS.iter().any(|w| k.ends_with(w)) || k.ends_with("passwords")
-}
-
-/// `scheme://user:password@host`: a URI with a password in it.
-fn carries_credentials(text: &str) -> bool {
-    text.split("://").skip(1).any(|rest| {
-        let authority = rest.split(['/', '?', '#', '"']).next().unwrap_or("");
-        authority
-            .rsplit_once('@')
-            .is_some_and(|(userinfo, _)| userinfo.contains(':'))
-    })
 }
 
 fn join(path: &str, key: &str) -> String {
