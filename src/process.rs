@@ -72,13 +72,28 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 /// (SIGKILL), a pipe would kill terraform or helm at its next line of output (SIGPIPE; Go tools
 /// die of it even when it is ignored), mid-apply, leaving resources missing from the state and
 /// a remote state lock held. With files the tool finishes what it started and the next run
-/// waits for its lock. Dropping the future kills it at once.
+/// waits for its lock. Dropping the future kills it at once (SIGKILL, reaped later); to stop
+/// a tool and wait for it, `run_until`.
 pub async fn run(
     cmd: &mut Command,
     deadline: Deadline,
+    on: impl FnMut(Said<'_>),
+) -> Result<Output> {
+    run_until(cmd, deadline, on, std::future::pending()).await
+}
+
+/// `run`, and once `stop` completes the tool is asked to stop as on an interrupt (SIGINT, then
+/// SIGKILL after `GRACE`) and waited for: its output, whatever its status, once it is gone.
+/// For two waits at once of which the first to end stops the other (`jeeves backup`).
+pub async fn run_until(
+    cmd: &mut Command,
+    deadline: Deadline,
     mut on: impl FnMut(Said<'_>),
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<Output> {
     let program = describe(cmd);
+    tokio::pin!(stop);
+    let mut stopped = false;
     let (out_file, mut out) = OutputFile::new().context("cannot create a file for tool output")?;
     let (err_file, mut err) = OutputFile::new().context("cannot create a file for tool output")?;
     cmd.stdin(Stdio::null())
@@ -114,6 +129,14 @@ pub async fn run(
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
                 }
                 kill_at = Some(tokio::time::Instant::now() + GRACE);
+            },
+            () = &mut stop, if !stopped => {
+                stopped = true;
+                if let Some(pid) = child.id() {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+                }
+                kill_at.get_or_insert(tokio::time::Instant::now() + GRACE);
             },
             _ = tokio::time::sleep_until(limit), if !timed_out => {
                 timed_out = true;

@@ -252,14 +252,8 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    // Jeeves waits on two kubectl at once (the Job Complete, or Failed); the one that ended
-    // first was asked to stop (SIGINT) and reaped, the other is killed (SIGKILL) as its wait is
-    // dropped, and may take a moment to be gone. Left running, it would wait out its 60 s
-    // timeout: the bound below only guards against that, it measures nothing.
-    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !waiting_kubectl().is_empty() && std::time::Instant::now() < give_up {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // Jeeves waits on two kubectl at once (the Job Complete, or Failed): both were asked to
+    // stop (SIGINT) and waited for before it exited.
     assert_eq!(
         waiting_kubectl(),
         Vec::<String>::new(),

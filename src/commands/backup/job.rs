@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use tokio::sync::Notify;
 
 use super::archives::Report;
 use crate::process::{Deadline, Said};
@@ -122,24 +123,47 @@ impl Jobs<'_> {
         format!("{}/{}", self.namespace, self.cronjob)
     }
 
+    /// `kubectl wait --for=condition=CONDITION` on `job`, stopped once `stop` is notified;
+    /// notifies `done` when it has ended.
+    async fn wait_for(
+        &self,
+        job: &str,
+        timeout: &str,
+        condition: &str,
+        stop: &Notify,
+        done: &Notify,
+    ) -> Result<crate::process::Output> {
+        let cond = format!("--for=condition={condition}");
+        let out = self
+            .tools
+            .kubectl_until(
+                &["wait", &cond, job, "-n", self.namespace, timeout],
+                self.deadline,
+                self.say(),
+                stop.notified(),
+            )
+            .await;
+        done.notify_one();
+        out
+    }
+
     /// Waits until the Job is Complete (its log) or Failed (an error with its log's tail),
     /// within `backup.timeout`.
     async fn wait_and_read(&self, name: &str) -> Result<String> {
         let job = format!("job/{name}");
         let timeout = format!("--timeout={}s", self.timeout.as_secs());
-        let wait = |condition: &'static str| {
-            let job = job.clone();
-            let timeout = timeout.clone();
-            async move {
-                let cond = format!("--for=condition={condition}");
-                self.kubectl(&["wait", &cond, &job, "-n", self.namespace, &timeout])
-                    .await
-            }
-        };
-        // A Job that failed is never Complete: waiting for either ends at the first.
-        let (complete, out) = tokio::select! {
-            out = wait("complete") => (true, out?),
-            out = wait("failed") => (false, out?),
+        // A Job that failed is never Complete: one kubectl waits for each condition, and the
+        // first to end asks the other to stop and waits for it (no kubectl outlives Jeeves).
+        let (complete_done, failed_done) = (Notify::new(), Notify::new());
+        let (on_complete, on_failed) = tokio::join!(
+            self.wait_for(&job, &timeout, "complete", &failed_done, &complete_done),
+            self.wait_for(&job, &timeout, "failed", &complete_done, &failed_done),
+        );
+        let (on_complete, on_failed) = (on_complete?, on_failed?);
+        let (complete, out) = if on_failed.status.success() && !on_complete.status.success() {
+            (false, on_failed)
+        } else {
+            (true, on_complete)
         };
         // Ctrl-C: kubectl was asked to stop; the Job runs on in the cluster.
         crate::interrupt::check().with_context(|| {

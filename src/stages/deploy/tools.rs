@@ -89,13 +89,26 @@ impl Tools {
         deadline: process::Deadline,
         on: impl FnMut(process::Said<'_>),
     ) -> Result<Output> {
+        self.kubectl_until(args, deadline, on, std::future::pending())
+            .await
+    }
+
+    /// `kubectl_within`, asked to stop (and waited for) once `stop` completes
+    /// (`process::run_until`).
+    pub async fn kubectl_until(
+        &self,
+        args: &[&str],
+        deadline: process::Deadline,
+        on: impl FnMut(process::Said<'_>),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<Output> {
         let waits =
             matches!(args.first(), Some(&"wait")) || args.starts_with(&["rollout", "status"]);
         let mut cmd = self.command(&self.kubectl, args);
         if !waits {
             cmd.arg(format!("--request-timeout={REQUEST_TIMEOUT}"));
         }
-        process::run(&mut cmd, deadline, on).await
+        process::run_until(&mut cmd, deadline, on, stop).await
     }
 
     /// `kubectl` outside a stage (`jeeves check`): `say` gets what it prints as it runs.
