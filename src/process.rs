@@ -61,14 +61,15 @@ pub struct Deadline {
 const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs `cmd`, handing each stdout and stderr line to `on` as it arrives (`Said::Stdout`,
-/// `Said::Stderr`), and returns the whole output. Past `deadline` the child is asked to stop (SIGINT), killed after
-/// a grace period, and the run fails naming the setting: every wait is bounded.
+/// `Said::Stderr`), and returns the whole output. Past `deadline` the child is asked to stop
+/// (SIGINT), killed after a grace period, and the run fails naming the setting: every wait is
+/// bounded.
 ///
 /// The child runs in a process group of its own, so a Ctrl-C on the terminal reaches Jeeves
 /// alone: on the first interrupt (`interrupt`) Jeeves sends the child one SIGINT and gives it
 /// `GRACE` (30 s) to stop cleanly (terraform finishes its operations and unlocks its state)
-/// before SIGKILL. Its output goes
-/// to unlinked files that Jeeves reads as they grow, not to pipes: if Jeeves itself is killed
+/// before SIGKILL. Its output goes to unlinked files that Jeeves reads as they grow, not to
+/// pipes: if Jeeves itself is killed
 /// (SIGKILL), a pipe would kill terraform or helm at its next line of output (SIGPIPE; Go tools
 /// die of it even when it is ignored), mid-apply, leaving resources missing from the state and
 /// a remote state lock held. With files the tool finishes what it started and the next run
@@ -80,6 +81,15 @@ pub async fn run(
     on: impl FnMut(Said<'_>),
 ) -> Result<Output> {
     run_until(cmd, deadline, on, std::future::pending()).await
+}
+
+/// SIGINT to the child, and SIGKILL `GRACE` later unless it is already due sooner.
+fn ask_to_stop(child: &tokio::process::Child, kill_at: &mut Option<tokio::time::Instant>) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on the child's pid; it is ours and not yet reaped.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    }
+    kill_at.get_or_insert(tokio::time::Instant::now() + GRACE);
 }
 
 /// `run`, and once `stop` completes the tool is asked to stop as on an interrupt (SIGINT, then
@@ -121,22 +131,16 @@ pub async fn run_until(
             _ = poll.tick() => {}
             _ = crate::interrupt::wait(), if !forwarded => {
                 forwarded = true;
-                if let Some(pid) = child.id() {
+                if child.id().is_some() {
                     on(Said::Notice(&format!(
                         "interrupted: asking {program} to stop (SIGINT) and waiting for it"
                     )));
-                    // SAFETY: kill(2) on the child's pid; it is ours and not yet reaped.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
                 }
-                kill_at = Some(tokio::time::Instant::now() + GRACE);
+                ask_to_stop(&child, &mut kill_at);
             },
             () = &mut stop, if !stopped => {
                 stopped = true;
-                if let Some(pid) = child.id() {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
-                }
-                kill_at.get_or_insert(tokio::time::Instant::now() + GRACE);
+                ask_to_stop(&child, &mut kill_at);
             },
             _ = tokio::time::sleep_until(limit), if !timed_out => {
                 timed_out = true;
@@ -145,11 +149,7 @@ pub async fn run_until(
                     deadline.within.as_secs(),
                     deadline.setting
                 )));
-                if let Some(pid) = child.id() {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
-                }
-                kill_at.get_or_insert(tokio::time::Instant::now() + GRACE);
+                ask_to_stop(&child, &mut kill_at);
             },
             _ = async { tokio::time::sleep_until(kill_at.expect("guarded")).await }, if kill_at.is_some() => {
                 kill_at = None;

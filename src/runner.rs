@@ -93,7 +93,8 @@ impl Runner<'_> {
     ) {
         let mut ahead = LookAhead::default();
         let mut ahead_started = false;
-        // A stage of this run changed something: what a look-ahead probe saw may be stale.
+        // A stage of this run changed something before the look-ahead could start: it does
+        // not. Once started, a stage that applies calls it off itself (`run_stage`).
         let mut changed = false;
         for &name in part {
             if !selected.contains(&name) || report.failed.is_some() {
@@ -126,12 +127,7 @@ impl Runner<'_> {
             }
             let started = Instant::now();
             self.reporter.emit(Event::StageStarted { stage: name });
-            let probed = if changed {
-                None
-            } else {
-                ahead.take(name).await
-            };
-            let (mut stage, probed) = match probed {
+            let (mut stage, probed) = match ahead.take(name).await {
                 Some(Probed {
                     stage,
                     changes,

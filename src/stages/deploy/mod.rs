@@ -133,13 +133,12 @@ impl Stage for DeployStage {
         // a round trip through the tunnel). The live Traefik objects serve both their hash check
         // and the routes' backends; the Services of the namespaces the rendered routes name are
         // read too, in case nothing changes.
-        let namespaces = routes::rendered_namespaces(&rendered.traefik)?;
         let (live, diff, release, live_secret, services) = tokio::join!(
             traefik::read_live(&tools, cx, &rendered.traefik),
             traefik::diff(&tools, cx, &rendered.traefik),
             release::probe(&tools, cx, &rendered.values),
             secret::read(&tools, cx),
-            routes::read_services(&tools, cx, &namespaces),
+            routes::read_services(&tools, cx, &rendered.traefik.route_namespaces),
         );
         let live = live?;
         let traefik = traefik::judge(cx, &rendered.traefik, &live, diff)?;

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::tools::{Tools, succeeded};
@@ -131,29 +130,6 @@ pub fn unresolved(backends: &[Backend], services: &[Value]) -> Vec<String> {
         ));
     }
     out
-}
-
-/// The namespaces whose Services the rendered IngressRoutes name: read beside the live objects,
-/// so a converged probe needs no second round trip (`check_live` reads any other namespace the
-/// live routes name).
-pub fn rendered_namespaces(m: &Manifests) -> Result<BTreeSet<String>> {
-    let mut docs = Vec::new();
-    for doc in serde_norway::Deserializer::from_str(m.text()) {
-        let v = Value::deserialize(doc).with_context(|| {
-            format!(
-                "reading the rendered Traefik resources ({})",
-                m.path.display()
-            )
-        })?;
-        if !v.is_null() {
-            docs.push(v);
-        }
-    }
-    let list = serde_json::json!({ "items": docs });
-    Ok(namespaces(&backends(&list))
-        .into_iter()
-        .map(str::to_string)
-        .collect())
 }
 
 /// `kubectl get services -n NS -o json` for each namespace, all at once.

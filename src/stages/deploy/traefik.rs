@@ -5,9 +5,11 @@
 //! `jeeves.io/manifests-sha256`); when it matches, a server-side `kubectl diff` still finds
 //! changes made to them since (`kubectl edit`, `set image`, a deleted field).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use serde::Deserialize;
 
 use super::sha256;
 use super::tools::{FIELD_MANAGER, Tools, server_side, succeeded};
@@ -33,6 +35,9 @@ pub struct Manifests {
     pub crds: String,
     /// The manifests hold IngressRoutes, whose backends must exist once the release is up.
     pub routes: bool,
+    /// The namespaces of the Services the IngressRoutes name (read beside the live objects,
+    /// so a converged probe needs no second round trip).
+    pub route_namespaces: BTreeSet<String>,
     /// Where the objects come from: `templates/traefik`, and `templates/backup` with `[backup]`.
     pub sources: &'static str,
 }
@@ -45,15 +50,34 @@ impl Manifests {
         settings: &Settings,
         dir: &Path,
     ) -> Result<Manifests> {
+        let sources = if ctx.backup.is_some() {
+            "templates/traefik and templates/backup"
+        } else {
+            "templates/traefik"
+        };
         let mut text = String::new();
         for name in templates.manifest_names(ctx) {
             let doc = templates.render(name, ctx)?;
             text.push_str(&format!("---\n# {name}\n{}\n", doc.trim_end()));
         }
-        let objects = text
-            .split("\n---")
-            .filter(|doc| doc.lines().any(|l| l.starts_with("kind:")))
-            .count();
+        // Read back as Kubernetes will: the objects, and what the routes lead to.
+        let mut docs = Vec::new();
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let v = serde_json::Value::deserialize(doc).with_context(|| {
+                format!("the rendered Traefik resources ({sources}) are not YAML")
+            })?;
+            if !v.is_null() {
+                docs.push(v);
+            }
+        }
+        let objects = docs.len();
+        let routes = docs.iter().any(|d| d["kind"] == "IngressRoute");
+        let route_namespaces = super::routes::namespaces(&super::routes::backends(
+            &serde_json::json!({ "items": docs }),
+        ))
+        .into_iter()
+        .map(str::to_string)
+        .collect();
         // Absolute already when local (settings resolve it against the pipeline file).
         let crds = settings.traefik.crds.clone();
         // A pinned URL names its content; a local file is hashed by content.
@@ -70,23 +94,15 @@ impl Manifests {
             objects,
             sha: sha256(format!("{crds_id}\n{text}").as_bytes()),
             crds,
-            routes: text.contains("\nkind: IngressRoute"),
-            sources: if ctx.backup.is_some() {
-                "templates/traefik and templates/backup"
-            } else {
-                "templates/traefik"
-            },
+            routes,
+            route_namespaces,
+            sources,
             text,
         })
     }
 
     pub fn write(&self) -> Result<()> {
         write_private(&self.path, self.text.as_bytes())
-    }
-
-    /// The rendered text (every document, no secrets).
-    pub fn text(&self) -> &str {
-        &self.text
     }
 }
 
