@@ -1,9 +1,9 @@
-//! Ctrl-C and SIGTERM (a Jenkins abort) during a run. The first signal asks the run to stop at
-//! the next safe point: the stage under way finishes what it cannot leave half done (haproxy is
-//! started again after certbot; a local tool gets one SIGINT of its own and up to 30 s to
-//! stop, so terraform stops cleanly instead of being killed mid-apply), no further stage starts, the
-//! stage is recorded as failed, the log is flushed and the lock released, and Jeeves exits
-//! 130 (SIGINT) or 143 (SIGTERM). A second signal exits at once.
+//! Ctrl-C and SIGTERM (a Jenkins abort) during a run. The first signal asks the run to stop at the
+//! next safe point: the stage under way finishes what it cannot leave half done (haproxy is started
+//! again after certbot; a local tool gets one SIGINT of its own and up to 30 s to stop, so
+//! terraform stops cleanly instead of being killed mid-apply), no further stage starts, the stage
+//! is recorded as failed, the log is flushed and the lock released, and Jeeves exits 130 (SIGINT)
+//! or 143 (SIGTERM). A second signal exits at once.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};

@@ -326,9 +326,9 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     assert_eq!(run.stage_result("deploy"), "unchanged", "{}", run.stdout);
 
     // A new chart version (with the two values Jeeves writes for it alone), one value changed,
-    // one added that is a secret, and one Traefik setting: `plan` shows exactly those — the chart old → new, the values old → new (read
-    // from `helm get values`; the secret masked), the Traefik object that would change — and
-    // changes nothing.
+    // one added that is a secret, and one Traefik setting: `plan` shows exactly those — the
+    // chart old → new, the values old → new (read from `helm get values`; the secret masked),
+    // the Traefik object that would change — and changes nothing.
     const TOKEN: &str = "t0ken-from-the-pipeline";
     t.env("JEEVES_HELM_VERSION", "7.0.2")
         .env("JEEVES_HELM_CHART", &chart("7.0.2"))

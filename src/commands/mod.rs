@@ -205,9 +205,10 @@ impl Session {
 
 /// For commands that take no S3 lock (`tunnel`, `check`, `ssh`, `backup`): with the S3 backend,
 /// refreshes the working copy from the bucket unless a local run holds it (that run keeps it
-/// current). The local lock is held briefly meanwhile (`RunLock::brief`): a run starting then
-/// waits for the refresh instead of failing with exit 3. Objects are written whole, so a read without the S3 lock sees an old or a new
-/// version, never a torn one. Called before the command takes any local lock of its own.
+/// current). The local lock is held briefly meanwhile (`RunLock::brief`): a run starting then waits
+/// for the refresh instead of failing with exit 3. Objects are written whole, so a read without the
+/// S3 lock sees an old or a new version, never a torn one. Called before the command takes any
+/// local lock of its own.
 async fn refresh_working_copy(
     settings: &Settings,
     state_dir: &StateDir,

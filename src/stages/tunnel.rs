@@ -1,5 +1,6 @@
 //! The tunnel stage: the run's tunnel to the MicroK8s API (opened by the hosts layer,
-//! `fleet::api_tunnel`, which `jeeves tunnel`, `backup` and `check` use too) and the saved kubeconfig that uses it.
+//! `fleet::api_tunnel`, which `jeeves tunnel`, `backup` and `check` use too) and the saved
+//! kubeconfig that uses it.
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;

@@ -1,9 +1,9 @@
 //! The state directory as the working copy of a shared state in S3 (`[state] backend = "s3"`):
-//! `state.json`, `known_hosts` and the certificate cache (`tls/`) are pulled from the bucket once
-//! a run holds the S3 lock (and, without it, by the read-only commands `tunnel`, `check`, `ssh`
-//! and `backup`, unless a run holds the local lock), and every file that changed is pushed back after each state save
-//! and at the end of the run. Each object is written with server-side encryption requested; the
-//! lock object is the only other object Jeeves keeps there.
+//! `state.json`, `known_hosts` and the certificate cache (`tls/`) are pulled from the bucket once a
+//! run holds the S3 lock (and, without it, by the read-only commands `tunnel`, `check`, `ssh` and
+//! `backup`, unless a run holds the local lock), and every file that changed is pushed back after
+//! each state save and at the end of the run. Each object is written with server-side encryption
+//! requested; the lock object is the only other object Jeeves keeps there.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};

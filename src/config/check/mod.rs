@@ -1,6 +1,6 @@
-//! The pipeline as written (`pipeline.rs`) checked into `Settings`: one check per pipeline
-//! section, each in the file named after it (`[check]` in `health.rs`), all problems collected in one pass, each with its
-//! key and the file or variable its value came from.
+//! The pipeline as written (`pipeline.rs`) checked into `Settings`: one check per pipeline section,
+//! each in the file named after it (`[check]` in `health.rs`), all problems collected in one pass,
+//! each with its key and the file or variable its value came from.
 
 use std::path::{Path, PathBuf};
 

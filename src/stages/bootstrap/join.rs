@@ -2,8 +2,8 @@
 //! behaviour):
 //! - A token made with `--token-ttl` serves any number of joins until it expires; only tokens
 //!   without a TTL are consumed (canonical/microk8s-cluster-agent 1.32, `pkg/snap/snap.go`
-//!   `ConsumeClusterToken`). So one token serves every worker: normally one `add-node` round trip (another only past
-//!   half the TTL, or after a refused token).
+//!   `ConsumeClusterToken`). So one token serves every worker: normally one `add-node` round
+//!   trip (another only past half the TTL, or after a refused token).
 //! - A failed join prints the agent's answer on stdout and exits 6 (canonical/microk8s 1.32,
 //!   `scripts/wrappers/join.py`). While the API server restarts (an addon or a refresh restarts
 //!   kubelite) the agent answers `Failed to retrieve list of control plane nodes` (500, the

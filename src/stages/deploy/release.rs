@@ -4,12 +4,13 @@
 //! A release whose chart version (`helm history`) and values (`helm get values -o json`,
 //! compared key by key: `values_diff.rs`) are the ones wanted is left alone; otherwise the plan
 //! shows the chart old → new and each value that changes. (The description still carries the
-//! SHA-256 of the values, for a person reading `helm history`.) A helm killed mid-operation leaves its last revision
-//! `pending-install`, `pending-upgrade` or `pending-rollback`, and every later helm call on the
-//! release fails with "another operation (install/upgrade/rollback) is in progress". A failed
-//! install without `--atomic` leaves `failed` with nothing deployed, and `upgrade --install`
-//! then fails with "has no deployed releases". Both are recovered before the upgrade: a rollback
-//! to the last revision that was deployed, or — when none ever was — an uninstall.
+//! SHA-256 of the values, for a person reading `helm history`.) A helm killed mid-operation
+//! leaves its last revision `pending-install`, `pending-upgrade` or `pending-rollback`, and
+//! every later helm call on the release fails with "another operation
+//! (install/upgrade/rollback) is in progress". A failed install without `--atomic` leaves
+//! `failed` with nothing deployed, and `upgrade --install` then fails with "has no deployed
+//! releases". Both are recovered before the upgrade: a rollback to the last revision that was
+//! deployed, or — when none ever was — an uninstall.
 
 use std::path::{Path, PathBuf};
 
