@@ -12,16 +12,26 @@ pub fn in_values(values: &Map<String, Value>) -> Vec<String> {
     found
 }
 
+/// Whether the value under `key` in a map is a secret: inside one already (`secret`), under a
+/// key that names a credential, or beside `name` in an item that names one (an env entry
+/// `{name: SMTP_PASSWORD, value: …}`, where `item` says so of either side of a change).
+pub fn under_secret(secret: bool, key: &str, item: bool) -> bool {
+    secret || names_a_secret(key) || (item && key != "name")
+}
+
+/// The map is an item whose `name` names a credential.
+pub fn names_a_secret_item(m: &Map<String, Value>) -> bool {
+    m.get("name")
+        .and_then(Value::as_str)
+        .is_some_and(names_a_secret)
+}
+
 fn collect(v: &Value, secret: bool, found: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
-            let item_secret = m
-                .get("name")
-                .and_then(Value::as_str)
-                .is_some_and(names_a_secret);
+            let item = names_a_secret_item(m);
             for (k, v) in m {
-                let s = secret || names_a_secret(k) || (item_secret && k != "name");
-                collect(v, s, found);
+                collect(v, under_secret(secret, k, item), found);
             }
         }
         Value::Array(items) => items.iter().for_each(|v| collect(v, secret, found)),

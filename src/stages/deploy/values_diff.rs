@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::secret_values::{carries_credentials, names_a_secret};
+use crate::config::secret_values::{carries_credentials, names_a_secret_item, under_secret};
 
 pub const MASKED: &str = "[masked]";
 
@@ -57,17 +57,10 @@ fn walk(path: &str, old: &Value, new: &Value, secret: bool, out: &mut Vec<ValueC
             let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
             keys.sort();
             keys.dedup();
-            // A list item `{name: SMTP_PASSWORD, value: …}` (an env entry) is a secret too.
-            let named_secret = |m: &Map<String, Value>| {
-                m.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(names_a_secret)
-            };
-            let item_secret = named_secret(a) || named_secret(b);
+            let item = names_a_secret_item(a) || names_a_secret_item(b);
             for k in keys {
                 let p = join(path, k);
-                let s = secret || names_a_secret(k) || (item_secret && k != "name");
-                pair(p, a.get(k), b.get(k), s, out);
+                pair(p, a.get(k), b.get(k), under_secret(secret, k, item), out);
             }
         }
         (Value::Array(a), Value::Array(b)) => {
