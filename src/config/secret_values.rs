@@ -47,7 +47,7 @@ fn collect(v: &Value, secret: bool, found: &mut Vec<String>) {
 /// `MONGO_URL`…). Names of Kubernetes Secrets (`existingSecret`, `existingMongodbSecret`) are
 /// not secrets themselves and are shown; any other name ending in "secret" is masked (a Secret's
 /// name hidden by mistake costs nothing, a secret shown costs it).
-pub fn names_a_secret(key: &str) -> bool {
+fn names_a_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace(['_', '-'], "");
     if k.ends_with("secret") {
         return !k.starts_with("existing");
