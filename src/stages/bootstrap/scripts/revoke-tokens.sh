@@ -11,10 +11,13 @@ set -eu
 file=/var/snap/microk8s/current/credentials/cluster-tokens.txt
 [ -f "$file" ] || exit 0
 ours=$(mktemp)
-kept=$(mktemp)
+kept=$(mktemp "$file.XXXXXX")
 trap 'rm -f -- "$ours" "$kept"' EXIT
 cat >"$ours"
 # The token is a line's first `|`-separated field; awk reads ours from a file, not argv.
 awk -F'|' 'NR == FNR { ours[$0]; next } !($1 in ours)' "$ours" "$file" >"$kept"
-# Rewritten in place: the file keeps its owner, group and mode.
-cat "$kept" >"$file"
+# Replaced whole, with the file's owner, group and mode: stopped anywhere, the file is the old
+# one (our tokens then expire as before) or the new one, never a part of it.
+chown --reference="$file" "$kept"
+chmod --reference="$file" "$kept"
+mv -f -- "$kept" "$file"
