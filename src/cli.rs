@@ -178,7 +178,8 @@ pub struct SelectArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Apply these stages even when their probe finds nothing to change (repeatable).
+    /// Apply these stages even when their probe finds nothing to change (repeatable). Forced,
+    /// bootstrap also logs in to every worker, even those the cluster vouches for.
     #[arg(long, value_name = "STAGE")]
     pub force: Vec<StageName>,
     /// Trust hosts whose keys are not in known_hosts yet, and pin them (trust on first use).

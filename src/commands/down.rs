@@ -105,6 +105,7 @@ async fn teardown(
             step(StageName::Terraform, StageResult::Changed, started, None);
             state.inventory = Inventory::default();
             state.stages.clear();
+            state.worker_channels.clear();
             session.state_dir.save(state)?;
             Ok(())
         }

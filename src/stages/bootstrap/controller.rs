@@ -232,7 +232,7 @@ pub fn wait_nodes_ready(
                 .sudo(sudo),
         )?;
         let nodes = parse_nodes(&out.stdout);
-        pending.retain(|n| nodes.get(n) != Some(&true));
+        pending.retain(|n| !nodes.get(n).is_some_and(|n| n.ready));
         if pending.is_empty() || Instant::now() + delay > deadline {
             return Ok(pending);
         }

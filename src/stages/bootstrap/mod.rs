@@ -1,7 +1,7 @@
 //! The bootstrap stage: MicroK8s on the controller (`controller.rs`), the workers joined to it
 //! in parallel (`workers.rs`, `join.rs`), workers on another channel following the controller
-//! one at a time (`upgrade.rs`). The probe (`probe.rs`) costs one command per host; the plan
-//! (`plan.rs`) is the data apply executes.
+//! one at a time (`upgrade.rs`). The probe (`probe.rs`) costs one command per host, none on a
+//! worker the cluster vouches for; the plan (`plan.rs`) is the data apply executes.
 
 mod controller;
 mod join;
@@ -10,7 +10,7 @@ mod probe;
 mod upgrade;
 mod workers;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -26,6 +26,7 @@ use crate::state::{Host, Inventory};
 
 use controller::{Controller, JoinToken, Phase};
 use plan::Plan;
+use probe::{Probe, Seen};
 
 /// How the stage reaches its hosts: sessions lent by the run's hosts layer (one connection
 /// per host, a second only while two are in use at once, as the controller's is while its
@@ -85,6 +86,21 @@ pub struct BootstrapStage {
     plan: Option<Plan>,
 }
 
+/// Keeps the channel each probed worker tracks while it is `want` (and only for the inventory's
+/// workers); a worker found on another channel, or on none, loses its record.
+fn record_channels(records: &mut BTreeMap<String, String>, probe: &Probe, want: &str) {
+    records.retain(|id, _| probe.workers.iter().any(|(w, _)| &w.id == id));
+    for (w, seen) in &probe.workers {
+        if let Seen::Probed(f) = seen {
+            if f.channel.as_deref() == Some(want) {
+                records.insert(w.id.clone(), want.to_string());
+            } else {
+                records.remove(&w.id);
+            }
+        }
+    }
+}
+
 fn inventory(inv: &Inventory) -> Result<(Host, Vec<Host>)> {
     Ok((inv.controller()?.clone(), inv.workers.clone()))
 }
@@ -104,15 +120,43 @@ impl Stage for BootstrapStage {
         let limit = cx.settings.microk8s.concurrency as usize;
         let wait = cx.settings.microk8s.ready_timeout;
         let reporter = cx.reporter.clone();
+        let want = cx.settings.microk8s.channel.clone();
+        // Workers an earlier run found on the configured channel; `--force bootstrap` trusts
+        // no such record and probes every worker.
+        let recorded: BTreeSet<String> = workers
+            .iter()
+            .filter(|w| !cx.force && cx.state.worker_channels.get(&w.id) == Some(&want))
+            .map(|w| w.id.clone())
+            .collect();
         let probe = tokio::task::spawn_blocking(move || {
-            probe::probe_all(&hosts, controller, workers, limit, wait, &reporter)
+            probe::probe_all(
+                &hosts, controller, workers, &recorded, &want, limit, wait, &reporter,
+            )
         })
         .await
         .context("the probe thread panicked")??;
-        // A channel on an older track than any node runs: refused before anything changes.
         let want = &cx.settings.microk8s.channel;
-        let hosts = std::iter::once((&probe.controller, Some(&probe.facts)))
-            .chain(probe.workers.iter().map(|(w, f)| (w, f.as_ref().ok())));
+        record_channels(&mut cx.state.worker_channels, &probe, want);
+        let vouched: Vec<&str> = probe
+            .workers
+            .iter()
+            .filter(|(_, seen)| *seen == Seen::Vouched)
+            .map(|(w, _)| w.hostname.as_str())
+            .collect();
+        if !vouched.is_empty() {
+            cx.log().info(format!(
+                "{} worker(s) not logged in to, the cluster vouching for them (Ready nodes on the controller's kubelet version, on {want} when last probed; `up --force bootstrap` logs in): {}",
+                vouched.len(),
+                vouched.join(", ")
+            ));
+        }
+        // A channel on an older track than any node runs: refused before anything changes.
+        let hosts = std::iter::once((&probe.controller, Some(&probe.facts))).chain(
+            probe.workers.iter().map(|(w, seen)| match seen {
+                Seen::Probed(f) => (w, Some(f)),
+                _ => (w, None),
+            }),
+        );
         let downgrades: Vec<String> = hosts
             .filter_map(|(h, f)| upgrade::downgrade(&h.hostname, f?.channel.as_deref()?, want))
             .collect();

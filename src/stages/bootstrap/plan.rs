@@ -5,7 +5,7 @@ use crate::config::Microk8sSettings;
 use crate::report::Change;
 use crate::state::Host;
 
-use super::probe::{HostFacts, Probe};
+use super::probe::{HostFacts, Probe, Seen};
 
 /// What one host's microk8s snap needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,18 +115,20 @@ impl Plan {
             .workers
             .into_iter()
             .map(|(host, probed)| {
-                let in_cluster = facts.nodes.contains_key(&host.hostname);
+                let node = facts.nodes.get(&host.hostname);
+                let in_cluster = node.is_some();
                 WorkerPlan {
                     snap: match probed {
-                        Ok(f) => WorkerSnap::Known(Snap::decide(
+                        Seen::Probed(f) => WorkerSnap::Known(Snap::decide(
                             f.channel.as_deref(),
                             &channel,
                             in_cluster,
                         )),
-                        Err(reason) => WorkerSnap::Unprobed { reason },
+                        Seen::Vouched => WorkerSnap::Known(Snap::Current),
+                        Seen::Unreachable(reason) => WorkerSnap::Unprobed { reason },
                     },
                     in_cluster,
-                    join: facts.nodes.get(&host.hostname) != Some(&true),
+                    join: !node.is_some_and(|n| n.ready),
                     host,
                 }
             })
@@ -216,6 +218,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::stages::bootstrap::probe::Node;
 
     fn host(name: &str, ip: &str) -> Host {
         Host {
@@ -238,6 +241,13 @@ mod tests {
         }
     }
 
+    fn node(ready: bool) -> Node {
+        Node {
+            ready,
+            kubelet: "v1.32.3".into(),
+        }
+    }
+
     fn facts(channel: Option<&str>) -> HostFacts {
         HostFacts {
             channel: channel.map(str::to_string),
@@ -255,8 +265,11 @@ mod tests {
                 controller: host("controller", "10.0.0.10"),
                 facts: facts(None),
                 workers: vec![
-                    (host("worker-1", "10.0.0.11"), Ok(facts(None))),
-                    (host("worker-2", "10.0.0.12"), Err("refused".into())),
+                    (host("worker-1", "10.0.0.11"), Seen::Probed(facts(None))),
+                    (
+                        host("worker-2", "10.0.0.12"),
+                        Seen::Unreachable("refused".into()),
+                    ),
                 ],
             },
         );
@@ -289,9 +302,9 @@ mod tests {
         let mut cf = facts(Some("1.32/stable"));
         cf.addons = s.addons.iter().cloned().collect();
         cf.nodes = BTreeMap::from([
-            ("controller".into(), true),
-            ("worker-1".into(), true),
-            ("worker-2".into(), false),
+            ("controller".into(), node(true)),
+            ("worker-1".into(), node(true)),
+            ("worker-2".into(), node(false)),
         ]);
         cf.resolves = ["worker-1", "worker-2", "worker-3"]
             .map(String::from)
@@ -306,15 +319,15 @@ mod tests {
                 workers: vec![
                     (
                         host("worker-1", "10.0.0.11"),
-                        Ok(facts(Some("1.32/stable"))),
+                        Seen::Probed(facts(Some("1.32/stable"))),
                     ),
                     (
                         host("worker-2", "10.0.0.12"),
-                        Ok(facts(Some("1.33/stable"))),
+                        Seen::Probed(facts(Some("1.33/stable"))),
                     ),
                     (
                         host("worker-3", "10.0.0.13"),
-                        Ok(facts(Some("1.32/stable"))),
+                        Seen::Probed(facts(Some("1.32/stable"))),
                     ),
                 ],
             },
@@ -337,8 +350,12 @@ mod tests {
         let s = settings();
         let mut cf = facts(Some(&s.channel));
         cf.addons = s.addons.iter().cloned().collect();
-        cf.nodes = BTreeMap::from([("controller".into(), true), ("worker-1".into(), true)]);
-        cf.resolves = ["worker-1".to_string()].into();
+        cf.nodes = BTreeMap::from([
+            ("controller".into(), node(true)),
+            ("worker-1".into(), node(true)),
+            ("worker-2".into(), node(true)),
+        ]);
+        cf.resolves = ["worker-1", "worker-2"].map(String::from).into();
         cf.in_group = true;
         let plan = Plan::new(
             &s,
@@ -346,10 +363,16 @@ mod tests {
             Probe {
                 controller: host("controller", "10.0.0.10"),
                 facts: cf,
-                workers: vec![(host("worker-1", "10.0.0.11"), Ok(facts(Some(&s.channel))))],
+                workers: vec![
+                    (
+                        host("worker-1", "10.0.0.11"),
+                        Seen::Probed(facts(Some(&s.channel))),
+                    ),
+                    (host("worker-2", "10.0.0.12"), Seen::Vouched),
+                ],
             },
         );
         assert!(plan.changes().is_empty());
-        assert!(!plan.workers[0].has_work());
+        assert!(plan.workers.iter().all(|w| !w.has_work() && w.in_cluster));
     }
 }

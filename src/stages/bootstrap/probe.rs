@@ -1,4 +1,10 @@
 //! What the plan needs to know about each host, in one round trip per host (`scripts/probe.sh`).
+//! A worker is not logged in to when the cluster vouches for it (`cluster_vouches`): a Ready node on the
+//! controller's kubelet version, whose channel a probe of an earlier run found to be the one
+//! configured (the state's `worker_channels`). Only `snap list` on the worker tells its tracking
+//! channel, and a converged worker would pay a login and a snap query for an answer the run
+//! already has; what the cluster cannot show (a change of risk on the same version) a run with
+//! `--force bootstrap` finds, as does the first run after the versions part.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -26,18 +32,36 @@ pub struct HostFacts {
     pub channel: Option<String>,
     pub in_group: bool,
     pub addons: BTreeSet<String>,
-    /// Node name → Ready (controller only).
-    pub nodes: BTreeMap<String, bool>,
+    /// The cluster's nodes by name (controller only).
+    pub nodes: BTreeMap<String, Node>,
     /// Worker names the host resolves to the right address.
     pub resolves: BTreeSet<String>,
+}
+
+/// A node as the controller's `kubectl get nodes -o json` shows it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub ready: bool,
+    /// `status.nodeInfo.kubeletVersion`: the Kubernetes version of the node's MicroK8s snap.
+    pub kubelet: String,
+}
+
+/// What the run knows of a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Probed over SSH.
+    Probed(HostFacts),
+    /// Not logged in to: the cluster vouches for it (the module's comment).
+    Vouched,
+    /// Could not be probed, and why.
+    Unreachable(String),
 }
 
 /// What the probe found on every host.
 pub struct Probe {
     pub controller: Host,
     pub facts: HostFacts,
-    /// Workers with their facts, or the error that stopped probing them.
-    pub workers: Vec<(Host, Result<HostFacts, String>)>,
+    pub workers: Vec<(Host, Seen)>,
 }
 
 fn parse_facts(p: &Sections) -> HostFacts {
@@ -64,8 +88,8 @@ fn parse_facts(p: &Sections) -> HostFacts {
     }
 }
 
-/// `kubectl get nodes -o json` → node name → Ready.
-pub fn parse_nodes(json: &str) -> BTreeMap<String, bool> {
+/// `kubectl get nodes -o json` → node name → its readiness and kubelet version.
+pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
         return BTreeMap::new();
     };
@@ -83,7 +107,11 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, bool> {
                 .into_iter()
                 .flatten()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            (name, ready)
+            let kubelet = item["status"]["nodeInfo"]["kubeletVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (name, Node { ready, kubelet })
         })
         .collect()
 }
@@ -124,13 +152,34 @@ pub fn probe_host(
     )?))
 }
 
+/// Whether the cluster vouches for `worker` (the module's comment): the controller on `want`,
+/// the worker a Ready node on the controller's kubelet version.
+fn cluster_vouches(facts: &HostFacts, controller: &Host, worker: &Host, want: &str) -> bool {
+    let kubelet = |h: &Host| {
+        facts
+            .nodes
+            .get(&h.hostname)
+            .map(|n| (n.ready, n.kubelet.as_str()))
+    };
+    facts.channel.as_deref() == Some(want)
+        && matches!(
+            (kubelet(controller), kubelet(worker)),
+            (Some((_, c)), Some((true, w))) if !c.is_empty() && c == w
+        )
+}
+
 /// The controller, and meanwhile the workers on at most `limit` threads (on fresh instances
-/// each probe first waits for cloud-init). A worker that cannot be reached only stops itself;
-/// an unreachable controller, or a host key that is not the pinned one, stops everything.
+/// each probe first waits for cloud-init). The workers in `recorded` (found on `want` by an
+/// earlier run) wait for the controller's node list instead, and are probed only when the
+/// cluster does not vouch for them. A worker that cannot be reached only stops itself; an
+/// unreachable controller, or a host key that is not the pinned one, stops everything.
+#[allow(clippy::too_many_arguments)]
 pub fn probe_all(
     hosts: &Hosts,
     controller: Host,
     workers: Vec<Host>,
+    recorded: &BTreeSet<String>,
+    want: &str,
     limit: usize,
     wait: Duration,
     reporter: &Reporter,
@@ -140,13 +189,9 @@ pub fn probe_all(
         .map(|w| (w.hostname.clone(), w.private_ip.clone()))
         .collect();
     let results = Mutex::new(BTreeMap::new());
-    let (facts, fatal) = std::thread::scope(|scope| {
-        let facts = scope.spawn(|| {
-            let session = hosts.connect(&controller)?;
-            probe_host(&session, hosts.user(), wait, Role::Controller, &pairs)
-        });
-        let fatal = parallel(
-            &workers,
+    let probe_workers = |list: &[Host]| {
+        parallel(
+            list,
             limit,
             |w| w.hostname.clone(),
             |w| {
@@ -160,30 +205,54 @@ pub fn probe_all(
                 {
                     return Err(anyhow!("{e:#}"));
                 }
-                let r = r.map_err(|e| format!("{e:#}"));
-                if let Err(e) = &r {
-                    host_progress(reporter, &w.hostname, &format!("probe failed: {e}"));
-                }
+                let seen = match r {
+                    Ok(f) => Seen::Probed(f),
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        host_progress(reporter, &w.hostname, &format!("probe failed: {e}"));
+                        Seen::Unreachable(e)
+                    }
+                };
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(w.hostname.clone(), r);
+                    .insert(w.hostname.clone(), seen);
                 Ok(())
             },
-        );
+        )
+    };
+    let (waiting, at_once): (Vec<Host>, Vec<Host>) = workers
+        .iter()
+        .cloned()
+        .partition(|w| recorded.contains(&w.id));
+    let (facts, mut fatal) = std::thread::scope(|scope| {
+        let facts = scope.spawn(|| {
+            let session = hosts.connect(&controller)?;
+            probe_host(&session, hosts.user(), wait, Role::Controller, &pairs)
+        });
+        let fatal = probe_workers(&at_once);
         (facts.join(), fatal)
     });
     let facts = facts.map_err(|_| anyhow!("the controller's probe panicked"))??;
+    let (vouched, doubted): (Vec<Host>, Vec<Host>) = waiting
+        .into_iter()
+        .partition(|w| cluster_vouches(&facts, &controller, w, want));
+    if fatal.is_empty() {
+        fatal = probe_workers(&doubted);
+    }
     if let Some((host, e)) = fatal.into_iter().next() {
         return Err(e.context(format!(
             "{host}: host key rejected; nothing was changed on any host"
         )));
     }
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    for w in &vouched {
+        results.insert(w.hostname.clone(), Seen::Vouched);
+    }
     let workers = workers.into_iter().map(|w| {
         let r = results
             .remove(&w.hostname)
-            .unwrap_or_else(|| Err("not probed".into()));
+            .unwrap_or_else(|| Seen::Unreachable("not probed".into()));
         (w, r)
     });
     Ok(Probe {
@@ -280,6 +349,51 @@ esac"#,
         );
     }
 
+    /// The cluster vouches for a worker only when the controller is on the configured channel
+    /// and the worker is a Ready node on the controller's kubelet version.
+    #[test]
+    fn the_cluster_vouches_for_a_ready_worker_on_the_controllers_version() {
+        let host = |name: &str| Host {
+            id: format!("i-{name}"),
+            hostname: name.into(),
+            public_ip: "10.0.0.1".into(),
+            private_ip: "10.0.0.1".into(),
+        };
+        let node = |ready, kubelet: &str| Node {
+            ready,
+            kubelet: kubelet.into(),
+        };
+        let facts = HostFacts {
+            channel: Some("1.32/stable".into()),
+            nodes: BTreeMap::from([
+                ("controller".into(), node(true, "v1.32.3")),
+                ("same".into(), node(true, "v1.32.3")),
+                ("not-ready".into(), node(false, "v1.32.3")),
+                ("older".into(), node(true, "v1.31.9")),
+                ("unknown".into(), node(true, "")),
+            ]),
+            ..HostFacts::default()
+        };
+        let c = host("controller");
+        let vouches =
+            |facts: &HostFacts, w: &str, want: &str| cluster_vouches(facts, &c, &host(w), want);
+        assert!(vouches(&facts, "same", "1.32/stable"));
+        for w in ["not-ready", "older", "missing"] {
+            assert!(!vouches(&facts, w, "1.32/stable"), "{w}");
+        }
+        assert!(
+            !vouches(&facts, "same", "1.33/stable"),
+            "the controller is not on it"
+        );
+        let mut blank = facts.clone();
+        blank.nodes.get_mut("controller").unwrap().kubelet.clear();
+        blank.nodes.get_mut("same").unwrap().kubelet.clear();
+        assert!(
+            !vouches(&blank, "same", "1.32/stable"),
+            "no version to compare"
+        );
+    }
+
     #[test]
     fn probe_output_becomes_facts() {
         let text = "@snap\n1.32/stable\n@groups\nubuntu adm microk8s\n@status\nmicrok8s:\n  running: true\naddons:\n- name: dns\n  status: enabled\n- name: rbac\n  repository: core\n  status: disabled\n@nodes\n{\"items\": [{\"metadata\": {\"name\": \"controller\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"True\"}]}}, {\"metadata\": {\"name\": \"worker-1\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"False\"}]}}]}\n@hosts\nworker-1\n@end\n";
@@ -287,8 +401,8 @@ esac"#,
         assert_eq!(f.channel.as_deref(), Some("1.32/stable"));
         assert!(f.in_group);
         assert_eq!(f.addons, BTreeSet::from(["dns".to_string()]));
-        assert_eq!(f.nodes.get("worker-1"), Some(&false));
-        assert_eq!(f.nodes.get("controller"), Some(&true));
+        assert_eq!(f.nodes.get("worker-1").map(|n| n.ready), Some(false));
+        assert_eq!(f.nodes.get("controller").map(|n| n.ready), Some(true));
         assert!(f.resolves.contains("worker-1"));
         let empty = parse_facts(
             &Sections::parse(
