@@ -13,17 +13,20 @@ done
 live="/etc/letsencrypt/live/$d"
 echo "@cert"
 if [ -r "$live/cert.pem" ] && [ -r "$live/privkey.pem" ] && [ -r "$live/fullchain.pem" ]; then
-  names=$(openssl x509 -in "$live/cert.pem" -noout -ext subjectAltName |
-    tr ',' '\n' | sed -n 's/^ *DNS://p' | sort | tr '\n' ' ')
+  # One openssl for the names, the end date and the renewal check: it prints what each option
+  # asks for ("X509v3 Subject Alternative Name:" and its "DNS:" line, "notAfter=DATE", then
+  # "Certificate will (not) expire"), and exits 1 when the certificate expires within $renew.
+  if x509=$(openssl x509 -in "$live/cert.pem" -noout -ext subjectAltName -enddate -checkend "$renew"); then
+    fresh=yes
+  else
+    fresh=no
+  fi
+  names=$(printf '%s\n' "$x509" | tr ',' '\n' | sed -n 's/^ *DNS://p' | sort | tr '\n' ' ')
   echo "names $names"
-  end=$(openssl x509 -in "$live/cert.pem" -noout -enddate | cut -d= -f2)
+  end=$(printf '%s\n' "$x509" | sed -n 's/^notAfter=//p')
   not_after=$(date -d "$end" +%s)
   echo "not_after $not_after"
-  if openssl x509 -in "$live/cert.pem" -noout -checkend "$renew" >/dev/null; then
-    echo "fresh yes"
-  else
-    echo "fresh no"
-  fi
+  echo "fresh $fresh"
   pem=$(cat "$live/privkey.pem" "$live/fullchain.pem" | sha256sum | cut -d' ' -f1)
   echo "pem $pem"
   # certbot's renewal window for the lineage (empty: its default, 30 days).
