@@ -87,16 +87,19 @@ pub struct BootstrapStage {
 }
 
 /// Keeps the channel each probed worker tracks while it is `want` (and only for the inventory's
-/// workers); a worker found on another channel, or on none, loses its record.
+/// workers); a worker found on another channel or on none, or that could not be probed (apply
+/// may install or refresh it), loses its record; one the cluster vouched for keeps it.
 fn record_channels(records: &mut BTreeMap<String, String>, probe: &Probe, want: &str) {
     records.retain(|id, _| probe.workers.iter().any(|(w, _)| &w.id == id));
     for (w, seen) in &probe.workers {
-        if let Seen::Probed(f) = seen {
-            if f.channel.as_deref() == Some(want) {
+        match seen {
+            Seen::Probed(f) if f.channel.as_deref() == Some(want) => {
                 records.insert(w.id.clone(), want.to_string());
-            } else {
+            }
+            Seen::Probed(_) | Seen::Unreachable(_) => {
                 records.remove(&w.id);
             }
+            Seen::Vouched => {}
         }
     }
 }
@@ -375,4 +378,52 @@ fn snap(verb: &str, channel: &str) -> RemoteCommand {
         cmd
     };
     cmd.arg(format!("--channel={channel}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe::HostFacts;
+
+    #[test]
+    fn a_channel_is_recorded_only_as_probed_on_the_configured_one() {
+        let host = |id: &str| Host {
+            id: id.into(),
+            hostname: format!("name-{id}"),
+            public_ip: "10.0.0.1".into(),
+            private_ip: "10.0.0.1".into(),
+        };
+        let on = |channel: Option<&str>| {
+            Seen::Probed(HostFacts {
+                channel: channel.map(str::to_string),
+                ..HostFacts::default()
+            })
+        };
+        let want = "1.32/stable";
+        let mut records: BTreeMap<String, String> =
+            ["i-gone", "i-vouched", "i-moved", "i-none", "i-down"]
+                .iter()
+                .map(|id| (id.to_string(), want.to_string()))
+                .collect();
+        let probe = Probe {
+            controller: host("i-controller"),
+            facts: HostFacts::default(),
+            workers: vec![
+                (host("i-new"), on(Some(want))),
+                (host("i-vouched"), Seen::Vouched),
+                (host("i-moved"), on(Some("1.32/candidate"))),
+                (host("i-none"), on(None)),
+                (host("i-down"), Seen::Unreachable("refused".into())),
+            ],
+        };
+        record_channels(&mut records, &probe, want);
+        assert_eq!(
+            records.into_iter().collect::<Vec<_>>(),
+            [
+                ("i-new".to_string(), want.to_string()),
+                ("i-vouched".to_string(), want.to_string())
+            ],
+            "the others: not in the inventory, found elsewhere, or not probed"
+        );
+    }
 }

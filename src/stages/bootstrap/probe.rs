@@ -378,7 +378,7 @@ esac"#,
         let vouches =
             |facts: &HostFacts, w: &str, want: &str| cluster_vouches(facts, &c, &host(w), want);
         assert!(vouches(&facts, "same", "1.32/stable"));
-        for w in ["not-ready", "older", "missing"] {
+        for w in ["not-ready", "older", "unknown", "missing"] {
             assert!(!vouches(&facts, w, "1.32/stable"), "{w}");
         }
         assert!(
