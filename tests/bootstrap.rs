@@ -46,6 +46,38 @@ fn nodes(lab: &Lab) -> Vec<String> {
     names
 }
 
+/// Where the controller's `microk8s kubectl patch node worker-N` answered in a run's output:
+/// Jeeves cordons and uncordons a node with one patch each (README, "Versions follow the
+/// controller").
+fn patched(stdout: &str, n: u32) -> Vec<usize> {
+    stdout
+        .match_indices(&format!("node/worker-{n} patched"))
+        .map(|(at, _)| at)
+        .collect()
+}
+
+/// Nodes carrying Jeeves' mark of a node it cordoned (`jeeves.io/cordoned`).
+fn marked(lab: &Lab) -> Vec<String> {
+    let (code, out) = lab.ssh(
+        "10.77.0.10",
+        &lab.path("known_hosts"),
+        "microk8s kubectl get nodes -o json",
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| {
+            n["metadata"]["annotations"]
+                .get("jeeves.io/cordoned")
+                .is_some()
+        })
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Nodes that take pods (not cordoned), as the controller's `microk8s kubectl` reports them.
 fn schedulable(lab: &Lab) -> Vec<String> {
     let (code, out) = lab.ssh(
@@ -249,18 +281,24 @@ fn bootstrap_joins_what_is_missing_and_nothing_else() {
             .find(needle)
             .unwrap_or_else(|| panic!("{needle} in:\n{}", run.stdout))
     };
+    // Each worker patched twice: cordoned (and marked), then, once drained, uncordoned.
+    let patches: Vec<Vec<usize>> = (1..=3).map(|n| patched(&run.stdout, n)).collect();
     for n in 1..=3 {
-        let cordoned = at(&format!("node/worker-{n} cordoned"));
+        let p = &patches[n as usize - 1];
+        assert_eq!(
+            p.len(),
+            2,
+            "worker-{n}: cordoned, uncordoned\n{}",
+            run.stdout
+        );
+        let (cordoned, uncordoned) = (p[0], p[1]);
         assert!(cordoned < at(&format!("node/worker-{n} drained")));
-        let uncordoned = at(&format!("node/worker-{n} uncordoned"));
         assert!(at(&format!("node/worker-{n} drained")) < uncordoned);
         if n < 3 {
-            assert!(
-                uncordoned < at(&format!("node/worker-{} cordoned", n + 1)),
-                "one worker at a time"
-            );
+            assert!(uncordoned < patches[n as usize][0], "one worker at a time");
         }
     }
+    assert_eq!(marked(&lab), Vec::<String>::new(), "unmarked as uncordoned");
     assert_eq!(
         nodes(&lab),
         ["controller", "worker-1", "worker-2", "worker-3"]
@@ -338,15 +376,14 @@ fn a_worker_whose_drain_or_refresh_fails_is_uncordoned_and_named() {
         assert!(run.stderr.contains(needle), "{needle}:\n{}", run.stderr);
     }
     assert!(!run.stderr.contains("worker-3:"), "{}", run.stderr);
-    // Both take pods again: cordoned, then uncordoned.
+    // Both take pods again: cordoned, then uncordoned (one patch each), and unmarked.
     assert_eq!(schedulable(&lab), everyone);
+    assert_eq!(marked(&lab), Vec::<String>::new());
     for n in [1, 2] {
-        let cordoned = format!("node/worker-{n} cordoned");
-        let uncordoned = format!("node/worker-{n} uncordoned");
-        let (c, u) = (run.stdout.find(&cordoned), run.stdout.find(&uncordoned));
-        assert!(
-            c.is_some() && c < u,
-            "{cordoned}, then {uncordoned}:\n{}",
+        assert_eq!(
+            patched(&run.stdout, n).len(),
+            2,
+            "worker-{n}: cordoned, then uncordoned:\n{}",
             run.stdout
         );
     }
@@ -375,6 +412,32 @@ fn a_worker_whose_drain_or_refresh_fails_is_uncordoned_and_named() {
     }
     assert_eq!(schedulable(&lab), everyone);
     assert_eq!(nodes(&lab), everyone);
+
+    // A run stopped between a worker's refresh and its uncordon leaves it cordoned and marked
+    // (made here with the patch Jeeves cordons with); an operator cordoned another one. The
+    // next run uncordons the first only: the second is someone else's maintenance.
+    let mark = r#"{"metadata":{"annotations":{"jeeves.io/cordoned":"upgrade"}},"spec":{"unschedulable":true}}"#;
+    for cmd in [
+        format!("microk8s kubectl patch node worker-3 --type merge --patch '{mark}'"),
+        "microk8s kubectl cordon worker-2".to_string(),
+    ] {
+        let (code, out) = lab.ssh("10.77.0.10", &known_hosts, &cmd);
+        assert_eq!(code, 0, "{cmd}: {out}");
+    }
+    let run = t
+        .run(&["--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert_eq!(
+        planned_targets(&run),
+        ["uncordon worker-3 (cordoned by a run that stopped before uncordoning it)"]
+    );
+    assert_eq!(schedulable(&lab), ["controller", "worker-1", "worker-3"]);
+    assert_eq!(marked(&lab), Vec::<String>::new());
+    let run = t
+        .run(&["--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert_eq!(run.stage_result("bootstrap"), "unchanged");
+    assert_eq!(schedulable(&lab), ["controller", "worker-1", "worker-3"]);
 }
 
 /// A join that meets the controller's API server restarting (kubelite restarted just as the

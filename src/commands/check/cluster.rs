@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::fleet::Fleet;
 use crate::fleet::api_tunnel::{self, ApiTunnelOptions};
 use crate::report::Reporter;
+use crate::stages::bootstrap::CORDONED;
 use crate::stages::deploy::tools::{Tools, succeeded};
 use crate::state::Inventory;
 
@@ -165,11 +166,20 @@ pub(super) fn node_findings(nodes: &Value, hosts: &[String]) -> Vec<Finding> {
                 problems.join(", "),
                 format!("look at the node (`microk8s inspect` on {name}; disk pressure: free its disk), then jeeves up --only bootstrap"),
             )
-        } else if n["spec"]["unschedulable"] == true {
+        } else if n["spec"]["unschedulable"] == true
+            && n["metadata"]["annotations"].get(CORDONED).is_some()
+        {
             Finding::warn(
                 check,
-                "Ready but cordoned (SchedulingDisabled)",
-                format!("microk8s kubectl uncordon {name} (on the controller), or jeeves up --only bootstrap"),
+                "Ready but cordoned (SchedulingDisabled) by a Jeeves run that stopped before uncordoning it",
+                "jeeves up --only bootstrap (uncordons it)",
+            )
+        } else if n["spec"]["unschedulable"] == true {
+            // Not Jeeves' doing: someone may be working on the node, and bootstrap leaves it so.
+            Finding::warn(
+                check,
+                "Ready but cordoned (SchedulingDisabled), not by Jeeves",
+                format!("when whoever cordoned it is done: microk8s kubectl uncordon {name} (on the controller)"),
             )
         } else {
             Finding::ok(check, format!("Ready, kubelet {version}"))

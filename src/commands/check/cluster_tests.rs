@@ -24,6 +24,12 @@ fn node(
            "status": {"conditions": conditions, "nodeInfo": {"kubeletVersion": version}}})
 }
 
+/// The node with Jeeves' mark (`bootstrap::CORDONED`).
+fn marked(mut node: serde_json::Value) -> serde_json::Value {
+    node["metadata"]["annotations"] = json!({crate::stages::bootstrap::CORDONED: "upgrade"});
+    node
+}
+
 #[test]
 fn nodes_ready_without_pressure_on_one_version() {
     let ok = [
@@ -36,8 +42,17 @@ fn nodes_ready_without_pressure_on_one_version() {
         node("worker-1", "v1.32.0", &[("DiskPressure", "True"), ("Ready", "True")], false),
         node("worker-2", "v1.31.4", &[("Ready", "Unknown")], false),
         node("worker-3", "v1.32.0", &ok, true),
+        marked(node("worker-5", "v1.32.0", &ok, true)),
     ]});
-    let hosts = ["controller", "worker-1", "worker-2", "worker-3", "worker-4"].map(String::from);
+    let hosts = [
+        "controller",
+        "worker-1",
+        "worker-2",
+        "worker-3",
+        "worker-4",
+        "worker-5",
+    ]
+    .map(String::from);
     let f = node_findings(&nodes, &hosts);
     assert_eq!(
         statuses(&f),
@@ -46,15 +61,25 @@ fn nodes_ready_without_pressure_on_one_version() {
             ("node/worker-1".into(), Fail),
             ("node/worker-2".into(), Fail),
             ("node/worker-3".into(), Warn),
+            ("node/worker-5".into(), Warn),
             ("node/worker-4".into(), Fail),
             ("nodes/versions".into(), Fail),
         ]
     );
     assert_eq!(f[1].message, "DiskPressure");
     assert_eq!(f[2].message, "not Ready (Ready=Unknown)");
+    // Cordoned by someone else: theirs to undo. Left cordoned by a stopped run: bootstrap's.
+    assert!(f[3].message.ends_with("not by Jeeves"), "{}", f[3].message);
+    let repair = |i: usize| f[i].repair.clone().unwrap_or_default();
+    assert!(repair(3).contains("uncordon worker-3"), "{}", repair(3));
+    assert!(
+        repair(4).contains("jeeves up --only bootstrap"),
+        "{}",
+        repair(4)
+    );
     assert_eq!(
-        f[5].message,
-        "v1.31.4 on worker-2; v1.32.0 on controller, worker-1, worker-3"
+        f[6].message,
+        "v1.31.4 on worker-2; v1.32.0 on controller, worker-1, worker-3, worker-5"
     );
 }
 

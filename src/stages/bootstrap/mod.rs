@@ -24,6 +24,8 @@ use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::{Host, Inventory};
 
+pub use upgrade::CORDONED;
+
 use controller::{Controller, JoinToken, Phase};
 use plan::Plan;
 use probe::{Probe, Seen};

@@ -68,11 +68,14 @@ pub struct WorkerPlan {
     pub in_cluster: bool,
     /// Not a Ready node of the cluster: `microk8s join`.
     pub join: bool,
+    /// Left cordoned by a stopped run (`upgrade::CORDONED`) and not to be upgraded now (an
+    /// upgrade uncordons it anyway): the controller uncordons it.
+    pub uncordon: bool,
 }
 
 impl WorkerPlan {
-    /// Whether apply has anything to do on this worker.
-    pub fn has_work(&self) -> bool {
+    /// Whether apply has anything to do on the worker itself (uncordoning is the controller's).
+    pub fn on_host(&self) -> bool {
         self.join || self.snap != WorkerSnap::Known(Snap::Current)
     }
 
@@ -117,18 +120,19 @@ impl Plan {
             .map(|(host, probed)| {
                 let node = facts.nodes.get(&host.hostname);
                 let in_cluster = node.is_some();
+                let snap = match probed {
+                    Seen::Probed(f) => {
+                        WorkerSnap::Known(Snap::decide(f.channel.as_deref(), &channel, in_cluster))
+                    }
+                    Seen::Vouched => WorkerSnap::Known(Snap::Current),
+                    Seen::Unreachable(reason) => WorkerSnap::Unprobed { reason },
+                };
+                let upgrade = matches!(snap, WorkerSnap::Known(Snap::Upgrade { .. }));
                 WorkerPlan {
-                    snap: match probed {
-                        Seen::Probed(f) => WorkerSnap::Known(Snap::decide(
-                            f.channel.as_deref(),
-                            &channel,
-                            in_cluster,
-                        )),
-                        Seen::Vouched => WorkerSnap::Known(Snap::Current),
-                        Seen::Unreachable(reason) => WorkerSnap::Unprobed { reason },
-                    },
+                    snap,
                     in_cluster,
                     join: !node.is_some_and(|n| n.ready),
+                    uncordon: node.is_some_and(|n| n.left_cordoned) && !upgrade,
                     host,
                 }
             })
@@ -179,6 +183,12 @@ impl Plan {
                     format!("{cname}: hosts entry {ip} {name}"),
                 ));
             }
+            if w.uncordon {
+                changes.push(Change::new(
+                    "uncordon",
+                    format!("{name} (cordoned by a run that stopped before uncordoning it)"),
+                ));
+            }
             let snap = match &w.snap {
                 WorkerSnap::Unprobed { reason } => {
                     changes.push(Change::new(
@@ -214,165 +224,5 @@ impl Plan {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-    use crate::stages::bootstrap::probe::Node;
-
-    fn host(name: &str, ip: &str) -> Host {
-        Host {
-            id: format!("i-{name}"),
-            hostname: name.into(),
-            public_ip: ip.into(),
-            private_ip: ip.into(),
-        }
-    }
-
-    fn settings() -> Microk8sSettings {
-        let d = std::time::Duration::from_secs(60);
-        Microk8sSettings {
-            channel: "1.32/stable".into(),
-            addons: vec!["dns".into(), "hostpath-storage".into(), "rbac".into()],
-            token_ttl: d,
-            ready_timeout: d,
-            drain_timeout: d,
-            concurrency: 16,
-        }
-    }
-
-    fn node(ready: bool) -> Node {
-        Node {
-            ready,
-            kubelet: "v1.32.3".into(),
-        }
-    }
-
-    fn facts(channel: Option<&str>) -> HostFacts {
-        HostFacts {
-            channel: channel.map(str::to_string),
-            ..HostFacts::default()
-        }
-    }
-
-    #[test]
-    fn a_fresh_cluster_installs_everything_and_joins_every_worker() {
-        let s = settings();
-        let plan = Plan::new(
-            &s,
-            "ubuntu",
-            Probe {
-                controller: host("controller", "10.0.0.10"),
-                facts: facts(None),
-                workers: vec![
-                    (host("worker-1", "10.0.0.11"), Seen::Probed(facts(None))),
-                    (
-                        host("worker-2", "10.0.0.12"),
-                        Seen::Unreachable("refused".into()),
-                    ),
-                ],
-            },
-        );
-        assert_eq!(plan.controller.snap, Snap::Install);
-        assert_eq!(plan.controller.addons, s.addons);
-        assert_eq!(plan.controller.add_to_group.as_deref(), Some("ubuntu"));
-        assert_eq!(plan.controller.hosts_entries.len(), 2);
-        assert_eq!(plan.workers[0].snap, WorkerSnap::Known(Snap::Install));
-        assert!(plan.workers.iter().all(|w| w.join && !w.in_cluster));
-        assert_eq!(
-            plan.workers[1].snap,
-            WorkerSnap::Unprobed {
-                reason: "refused".into()
-            }
-        );
-        let words: Vec<String> = plan
-            .changes()
-            .iter()
-            .map(|c| format!("{} {}", c.action, c.target))
-            .collect();
-        assert!(words.contains(&"join worker-1 → controller".to_string()));
-        assert!(words.contains(&"repair worker-2: unreachable (refused)".to_string()));
-        assert!(!words.iter().any(|w| w.starts_with("join worker-2")));
-    }
-
-    #[test]
-    fn a_new_channel_refreshes_the_controller_and_upgrades_workers_in_the_cluster() {
-        let mut s = settings();
-        s.channel = "1.33/stable".into();
-        let mut cf = facts(Some("1.32/stable"));
-        cf.addons = s.addons.iter().cloned().collect();
-        cf.nodes = BTreeMap::from([
-            ("controller".into(), node(true)),
-            ("worker-1".into(), node(true)),
-            ("worker-2".into(), node(false)),
-        ]);
-        cf.resolves = ["worker-1", "worker-2", "worker-3"]
-            .map(String::from)
-            .into();
-        cf.in_group = true;
-        let plan = Plan::new(
-            &s,
-            "ubuntu",
-            Probe {
-                controller: host("controller", "10.0.0.10"),
-                facts: cf,
-                workers: vec![
-                    (
-                        host("worker-1", "10.0.0.11"),
-                        Seen::Probed(facts(Some("1.32/stable"))),
-                    ),
-                    (
-                        host("worker-2", "10.0.0.12"),
-                        Seen::Probed(facts(Some("1.33/stable"))),
-                    ),
-                    (
-                        host("worker-3", "10.0.0.13"),
-                        Seen::Probed(facts(Some("1.32/stable"))),
-                    ),
-                ],
-            },
-        );
-        let from = || "1.32/stable".to_string();
-        assert_eq!(plan.controller.snap, Snap::Refresh { from: from() });
-        assert!(plan.controller.addons.is_empty() && plan.controller.hosts_entries.is_empty());
-        assert_eq!(plan.controller.add_to_group, None);
-        let w = &plan.workers;
-        assert_eq!(w[0].snap, WorkerSnap::Known(Snap::Upgrade { from: from() }));
-        assert!(!w[0].join);
-        assert_eq!(w[1].snap, WorkerSnap::Known(Snap::Current));
-        assert!(w[1].join && w[1].has_work(), "in the list but not Ready");
-        assert_eq!(w[2].snap, WorkerSnap::Known(Snap::Refresh { from: from() }));
-        assert!(w[2].join);
-    }
-
-    #[test]
-    fn a_converged_cluster_has_nothing_to_do() {
-        let s = settings();
-        let mut cf = facts(Some(&s.channel));
-        cf.addons = s.addons.iter().cloned().collect();
-        cf.nodes = BTreeMap::from([
-            ("controller".into(), node(true)),
-            ("worker-1".into(), node(true)),
-            ("worker-2".into(), node(true)),
-        ]);
-        cf.resolves = ["worker-1", "worker-2"].map(String::from).into();
-        cf.in_group = true;
-        let plan = Plan::new(
-            &s,
-            "ubuntu",
-            Probe {
-                controller: host("controller", "10.0.0.10"),
-                facts: cf,
-                workers: vec![
-                    (
-                        host("worker-1", "10.0.0.11"),
-                        Seen::Probed(facts(Some(&s.channel))),
-                    ),
-                    (host("worker-2", "10.0.0.12"), Seen::Vouched),
-                ],
-            },
-        );
-        assert!(plan.changes().is_empty());
-        assert!(plan.workers.iter().all(|w| !w.has_work() && w.in_cluster));
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

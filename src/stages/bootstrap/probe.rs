@@ -44,6 +44,9 @@ pub struct Node {
     pub ready: bool,
     /// `status.nodeInfo.kubeletVersion`: the Kubernetes version of the node's MicroK8s snap.
     pub kubelet: String,
+    /// Cordoned by Jeeves (`upgrade::CORDONED`) and not uncordoned since: a run stopped
+    /// between the two.
+    pub left_cordoned: bool,
 }
 
 /// What the run knows of a worker.
@@ -111,7 +114,18 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            (name, Node { ready, kubelet })
+            let left_cordoned = item["spec"]["unschedulable"] == true
+                && item["metadata"]["annotations"]
+                    .get(super::upgrade::CORDONED)
+                    .is_some();
+            (
+                name,
+                Node {
+                    ready,
+                    kubelet,
+                    left_cordoned,
+                },
+            )
         })
         .collect()
 }
@@ -263,154 +277,5 @@ pub fn probe_all(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The probe script on this machine's `sh`, with `snap` and `microk8s` answering as given.
-    fn probe_with(microk8s: &str) -> std::process::Output {
-        let bin = tempfile::tempdir().unwrap();
-        let tool = |name: &str, body: &str| {
-            let p = bin.path().join(name);
-            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        };
-        tool(
-            "snap",
-            "echo 'Name Version Rev Tracking Publisher Notes'; echo 'microk8s v1.32.3 1 1.32/stable canonical classic'",
-        );
-        tool("microk8s", microk8s);
-        let path = format!(
-            "{}:{}",
-            bin.path().display(),
-            std::env::var("PATH").unwrap()
-        );
-        let user = String::from_utf8(
-            std::process::Command::new("id")
-                .arg("-un")
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        std::process::Command::new("sh")
-            .args(["-c", PROBE, "probe", user.trim(), "1", "controller"])
-            .env("PATH", path)
-            .output()
-            .unwrap()
-    }
-
-    /// A controller whose node list cannot be read fails the probe (no @end): read as "no
-    /// nodes", it would have every worker joined again.
-    #[test]
-    fn a_probe_that_cannot_read_the_cluster_fails() {
-        let ok = probe_with(
-            "case \"$1 $2\" in 'status --wait-ready') echo 'microk8s:'; echo '  running: True';; 'kubectl get') echo '{\"items\": []}';; esac",
-        );
-        let text = String::from_utf8_lossy(&ok.stdout);
-        assert!(ok.status.success() && text.contains("@end"), "{ok:?}");
-        let f = parse_facts(&Sections::parse(&text, SECTIONS).unwrap());
-        assert_eq!(f.channel.as_deref(), Some("1.32/stable"));
-        let broken = probe_with(
-            "case \"$1 $2\" in 'status --wait-ready') echo 'microk8s:';; 'kubectl get') echo 'The connection to the server 127.0.0.1:16443 was refused' >&2; exit 1;; esac",
-        );
-        assert!(!broken.status.success(), "{broken:?}");
-        assert!(!String::from_utf8_lossy(&broken.stdout).contains("@end"));
-        // A MicroK8s that does not come up within the wait fails too, saying so.
-        let down = probe_with(
-            "echo 'microk8s is not running. Use microk8s inspect for a deeper inspection.'; exit 1",
-        );
-        assert!(!down.status.success());
-        assert!(
-            String::from_utf8_lossy(&down.stderr).contains("installed but not running"),
-            "{down:?}"
-        );
-    }
-
-    /// The node list is read beside status; when status had to wait (the API restarting), the
-    /// list read meanwhile may be stale and is read again after it.
-    #[test]
-    fn a_node_list_read_while_status_waited_is_read_again() {
-        // Each `kubectl get` answers with a node named after how many reads came before it.
-        let waited = probe_with(
-            r#"case "$1 $2" in
-'status --wait-ready') sleep 2; echo 'microk8s:'; echo '  running: True';;
-'kubectl get') n=$(cat "$0.reads" 2>/dev/null || echo 0); echo $((n + 1)) >"$0.reads"
-  echo "{\"items\": [{\"metadata\": {\"name\": \"read-$n\"}}]}";;
-esac"#,
-        );
-        let text = String::from_utf8_lossy(&waited.stdout);
-        assert!(waited.status.success(), "{waited:?}");
-        let f = parse_facts(&Sections::parse(&text, SECTIONS).unwrap());
-        assert_eq!(
-            f.nodes.keys().collect::<Vec<_>>(),
-            ["read-1"],
-            "the list read after status: {text}"
-        );
-    }
-
-    /// The cluster vouches for a worker only when the controller is on the configured channel
-    /// and the worker is a Ready node on the controller's kubelet version.
-    #[test]
-    fn the_cluster_vouches_for_a_ready_worker_on_the_controllers_version() {
-        let host = |name: &str| Host {
-            id: format!("i-{name}"),
-            hostname: name.into(),
-            public_ip: "10.0.0.1".into(),
-            private_ip: "10.0.0.1".into(),
-        };
-        let node = |ready, kubelet: &str| Node {
-            ready,
-            kubelet: kubelet.into(),
-        };
-        let facts = HostFacts {
-            channel: Some("1.32/stable".into()),
-            nodes: BTreeMap::from([
-                ("controller".into(), node(true, "v1.32.3")),
-                ("same".into(), node(true, "v1.32.3")),
-                ("not-ready".into(), node(false, "v1.32.3")),
-                ("older".into(), node(true, "v1.31.9")),
-                ("unknown".into(), node(true, "")),
-            ]),
-            ..HostFacts::default()
-        };
-        let c = host("controller");
-        let vouches =
-            |facts: &HostFacts, w: &str, want: &str| cluster_vouches(facts, &c, &host(w), want);
-        assert!(vouches(&facts, "same", "1.32/stable"));
-        for w in ["not-ready", "older", "unknown", "missing"] {
-            assert!(!vouches(&facts, w, "1.32/stable"), "{w}");
-        }
-        assert!(
-            !vouches(&facts, "same", "1.33/stable"),
-            "the controller is not on it"
-        );
-        let mut blank = facts.clone();
-        blank.nodes.get_mut("controller").unwrap().kubelet.clear();
-        blank.nodes.get_mut("same").unwrap().kubelet.clear();
-        assert!(
-            !vouches(&blank, "same", "1.32/stable"),
-            "no version to compare"
-        );
-    }
-
-    #[test]
-    fn probe_output_becomes_facts() {
-        let text = "@snap\n1.32/stable\n@groups\nubuntu adm microk8s\n@status\nmicrok8s:\n  running: true\naddons:\n- name: dns\n  status: enabled\n- name: rbac\n  repository: core\n  status: disabled\n@nodes\n{\"items\": [{\"metadata\": {\"name\": \"controller\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"True\"}]}}, {\"metadata\": {\"name\": \"worker-1\"}, \"status\": {\"conditions\": [{\"type\": \"Ready\", \"status\": \"False\"}]}}]}\n@hosts\nworker-1\n@end\n";
-        let f = parse_facts(&Sections::parse(text, SECTIONS).unwrap());
-        assert_eq!(f.channel.as_deref(), Some("1.32/stable"));
-        assert!(f.in_group);
-        assert_eq!(f.addons, BTreeSet::from(["dns".to_string()]));
-        assert_eq!(f.nodes.get("worker-1").map(|n| n.ready), Some(false));
-        assert_eq!(f.nodes.get("controller").map(|n| n.ready), Some(true));
-        assert!(f.resolves.contains("worker-1"));
-        let empty = parse_facts(
-            &Sections::parse(
-                "@snap\n@groups\nroot\n@status\n@nodes\n@hosts\n@end\n",
-                SECTIONS,
-            )
-            .unwrap(),
-        );
-        assert_eq!(empty, HostFacts::default());
-    }
-}
+#[path = "probe_tests.rs"]
+mod tests;

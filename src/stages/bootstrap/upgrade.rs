@@ -2,6 +2,10 @@
 //! already in the cluster, one at a time, so that the others keep serving: cordon, drain,
 //! `snap refresh`, uncordon, wait until Ready. A channel on an older track than a node runs is
 //! refused before anything changes: MicroK8s does not support downgrades.
+//!
+//! Jeeves cordons with one patch that also marks the node (`CORDONED`) and uncordons with one
+//! that unmarks it, so a node a stopped run left cordoned is told from one an operator cordoned:
+//! the next run uncordons the first and leaves the second alone.
 
 use std::time::Duration;
 
@@ -38,6 +42,39 @@ pub fn downgrade(host: &str, have: &str, want: &str) -> Option<String> {
     }
 }
 
+/// The annotation on a node Jeeves cordoned (for an upgrade), removed when it uncordons it.
+pub const CORDONED: &str = "jeeves.io/cordoned";
+
+/// `microk8s kubectl` on the controller.
+fn kubectl(args: &[&str], sudo: bool) -> RemoteCommand {
+    RemoteCommand::new("microk8s")
+        .arg("kubectl")
+        .args(args.iter().copied())
+        .sudo(sudo)
+}
+
+/// Cordons (`true`) or uncordons `node`, marking it as cordoned by Jeeves or unmarking it, in one
+/// patch (as `kubectl cordon` does, a patch of `spec.unschedulable`; the API server updates
+/// both fields at once, so no stop between two commands leaves the one without the other).
+pub fn set_cordoned(node: &str, cordoned: bool, sudo: bool) -> RemoteCommand {
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {CORDONED: if cordoned { Some("upgrade") } else { None }}},
+        "spec": {"unschedulable": cordoned},
+    });
+    kubectl(
+        &[
+            "patch",
+            "node",
+            node,
+            "--type",
+            "merge",
+            "--patch",
+            &patch.to_string(),
+        ],
+        sudo,
+    )
+}
+
 /// Moves one worker that is in the cluster to `channel`, the controller draining it first.
 /// A drain or refresh that fails uncordons the worker again (on its old channel) and fails; an
 /// error says when a worker is left cordoned.
@@ -52,29 +89,27 @@ pub fn refresh_worker(
     ready_timeout: Duration,
     reporter: &Reporter,
 ) -> Result<()> {
-    let kubectl = |args: &[&str]| {
-        RemoteCommand::new("microk8s")
-            .arg("kubectl")
-            .args(args.iter().copied())
-            .sudo(sudo)
-    };
     let run = |s: &SshSession, cmd: RemoteCommand| run_logged(s, &cmd, reporter);
-    run(controller, kubectl(&["cordon", node]))?;
+    let uncordon = || run(controller, set_cordoned(node, false, sudo));
+    run(controller, set_cordoned(node, true, sudo))?;
     // Every MicroK8s node runs a calico-node DaemonSet pod: without --ignore-daemonsets a drain
     // never succeeds. The timeout needs its unit.
     let timeout = format!("--timeout={}s", drain_timeout.as_secs().max(1));
     let drained = run(
         controller,
-        kubectl(&[
-            "drain",
-            node,
-            "--ignore-daemonsets",
-            "--delete-emptydir-data",
-            &timeout,
-        ]),
+        kubectl(
+            &[
+                "drain",
+                node,
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                &timeout,
+            ],
+            sudo,
+        ),
     );
     if let Err(e) = drained {
-        let back = run(controller, kubectl(&["uncordon", node]));
+        let back = uncordon();
         let note = match back {
             Ok(()) => "uncordoned, still on its old channel".to_string(),
             Err(u) => format!("and it could not be uncordoned: {u:#}"),
@@ -85,14 +120,17 @@ pub fn refresh_worker(
         )));
     }
     if let Err(e) = run(worker, snap("refresh", channel).sudo(sudo)) {
-        let note = match run(controller, kubectl(&["uncordon", node])) {
+        let note = match uncordon() {
             Ok(()) => "uncordoned again".to_string(),
             Err(u) => format!("and it is still cordoned: {u:#}"),
         };
         return Err(e.context(format!("refreshing {node} to {channel} failed; {note}")));
     }
-    run(controller, kubectl(&["uncordon", node]))
-        .map_err(|e| e.context(format!("{node} is on {channel} but still cordoned")))?;
+    uncordon().map_err(|e| {
+        e.context(format!(
+            "{node} is on {channel} but still cordoned (a re-run uncordons it)"
+        ))
+    })?;
     let not_ready = wait_nodes_ready(controller, sudo, &[node.to_string()], ready_timeout)?;
     if !not_ready.is_empty() {
         bail!(
@@ -106,6 +144,30 @@ pub fn refresh_worker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One merge patch both marks and cordons, or unmarks (null removes) and uncordons.
+    #[test]
+    fn cordoning_marks_the_node_in_the_same_patch() {
+        let on = set_cordoned("worker-1", true, false).to_shell().unwrap();
+        let off = set_cordoned("worker-1", false, true).to_shell().unwrap();
+        for (cmd, want) in [
+            (
+                &on,
+                r#"{"metadata":{"annotations":{"jeeves.io/cordoned":"upgrade"}},"spec":{"unschedulable":true}}"#,
+            ),
+            (
+                &off,
+                r#"{"metadata":{"annotations":{"jeeves.io/cordoned":null}},"spec":{"unschedulable":false}}"#,
+            ),
+        ] {
+            assert!(
+                cmd.contains("kubectl patch node worker-1 --type merge --patch"),
+                "{cmd}"
+            );
+            assert!(cmd.contains(want), "{cmd}");
+        }
+        assert!(off.starts_with("sudo -n "), "{off}");
+    }
 
     #[test]
     fn tracks_compare_as_versions() {

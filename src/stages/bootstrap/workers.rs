@@ -16,10 +16,21 @@ use super::{Apply, first_line, join, parallel, snap, upgrade};
 /// A worker's name and why it failed.
 pub type Failure = (String, anyhow::Error);
 
-/// Workers in the cluster on another channel: cordoned, drained, refreshed, uncordoned and
-/// Ready, one at a time, the controller draining them. Called once the controller is ready.
+/// Workers a stopped run left cordoned, uncordoned; then those in the cluster on another
+/// channel: cordoned, drained, refreshed, uncordoned and Ready, one at a time, the controller
+/// draining them. Called once the controller is ready.
 pub fn upgrade_in_cluster(a: &Apply, controller: &SshSession, plan: &Plan) -> Vec<Failure> {
     let mut failed = Vec::new();
+    for w in plan.workers.iter().filter(|w| w.uncordon) {
+        let name = w.name();
+        match a.run(controller, upgrade::set_cordoned(name, false, a.sudo())) {
+            Ok(()) => a.progress(name, "uncordoned (a stopped run had left it cordoned)"),
+            Err(e) => {
+                a.progress(name, &format!("failed: {}", first_line(&e)));
+                failed.push((name.to_string(), e.context("uncordoning it")));
+            }
+        }
+    }
     for w in &plan.workers {
         let WorkerSnap::Known(Snap::Upgrade { from }) = &w.snap else {
             continue;
@@ -123,7 +134,7 @@ pub fn converge_all(
     controller: &Controller,
 ) -> (Vec<String>, Vec<Failure>) {
     let joined = Mutex::new(Vec::new());
-    let work: Vec<&WorkerPlan> = plan.workers.iter().filter(|w| w.has_work()).collect();
+    let work: Vec<&WorkerPlan> = plan.workers.iter().filter(|w| w.on_host()).collect();
     let failed = parallel(
         &work,
         a.mk.concurrency as usize,

@@ -369,7 +369,8 @@ def config():
 
 def all_nodes(s):
     me = {"name": common.hostname(), "ip": common.host_ip(), "worker": False, "channel": s["channel"],
-          "created": s.get("created", common.now()), "unschedulable": s.get("unschedulable", False)}
+          "created": s.get("created", common.now()), "unschedulable": s.get("unschedulable", False),
+          "annotations": s.get("annotations", {})}
     return sorted([me] + s["nodes"], key=lambda n: n["name"])  # the API lists by name
 
 
@@ -379,6 +380,13 @@ def set_unschedulable(s, name, value):
     for n in s["nodes"]:
         if n["name"] == name:
             n["unschedulable"] = value
+
+
+def node_record(s, name):
+    """Where the state keeps node NAME: the controller's own fields are the state's top level."""
+    if name == common.hostname():
+        return s
+    return next(n for n in s["nodes"] if n["name"] == name)
 
 
 def node_object(n):
@@ -394,8 +402,14 @@ def node_object(n):
                             "timeAdded": iso(n.get("cordoned_at", common.now()))}], "unschedulable": True}
     version = common.snap_version(n.get("channel") or state["channel"])
     created = iso(n["created"])
+    # The kubelet's annotation (pkg/kubelet/kubelet_node_status.go, initialNode) and the TTL
+    # controller's (pkg/controller/ttl/ttl_controller.go, 0 below 100 nodes), then any patched in.
+    annotations = {"node.alpha.kubernetes.io/ttl": "0",
+                   "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                   **n.get("annotations", {})}
     return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": n["name"], "labels": labels, "creationTimestamp": created},
+            "metadata": {"name": n["name"], "labels": labels, "annotations": annotations,
+                         "creationTimestamp": created},
             "spec": spec,
             "status": {"addresses": [{"address": n["ip"], "type": "InternalIP"},
                                      {"address": n["name"], "type": "Hostname"}],
@@ -528,6 +542,56 @@ def cordon(words, desired):
         changed = common.update(change)
         # pkg/cmd/drain/drain.go RunCordonOrUncordon via the name printer: node/NAME OPERATION
         out(f"node/{name} {verb + 'ed' if changed else 'already ' + verb + 'ed'}")
+
+
+def patch(words):
+    """`kubectl patch node NAME` (or `node/NAME`) `--type merge|strategic --patch JSON`
+    (staging/src/k8s.io/kubectl/pkg/cmd/patch/patch.go, release-1.32): the name printer's
+    `node/NAME patched`, or `node/NAME patched (no change)` when the object came back unchanged
+    (patchOperation). For the two fields the lab models, a Node's metadata.annotations and
+    spec.unschedulable, both patch types agree: a value replaces, null removes."""
+    usage = "the lab stand-in answers `kubectl patch node NAME --type merge|strategic --patch JSON` only"
+    if words[:1] in (["node"], ["nodes"], ["no"]):
+        words = words[1:]
+    elif words and words[0].startswith(("node/", "nodes/", "no/")):
+        words = [words[0].split("/", 1)[1]] + words[1:]
+    else:
+        err(usage)
+    # kubectl_flags also answers NotFound for a name that is no node.
+    pos, flags = kubectl_flags("patch", words, set(), {"patch", "type"})
+    if len(pos) != 1 or "patch" not in flags:
+        err(usage)
+    if flags.get("type", "strategic") not in ("merge", "strategic"):
+        err(f"the lab stand-in patches with --type merge or strategic, not {flags['type']}")
+    name = pos[0]
+    try:
+        body = json.loads(flags["patch"])
+    except ValueError as e:
+        err(f"error: unable to parse \"{flags['patch']}\": {e}")
+    extra = {k for k in body if k not in ("metadata", "spec")} | \
+        {k for k in body.get("metadata", {}) if k != "annotations"} | \
+        {k for k in body.get("spec", {}) if k != "unschedulable"}
+    if extra:
+        err(f"the lab stand-in patches a node's metadata.annotations and spec.unschedulable only, not {sorted(extra)}")
+
+    def change(s):
+        rec = node_record(s, name)
+        before = (dict(rec.get("annotations", {})), bool(rec.get("unschedulable")))
+        annotations = dict(before[0])
+        for k, v in body.get("metadata", {}).get("annotations", {}).items():
+            if v is None:
+                annotations.pop(k, None)
+            else:
+                annotations[k] = str(v)
+        rec["annotations"] = annotations
+        if "unschedulable" in body.get("spec", {}):
+            unschedulable = bool(body["spec"]["unschedulable"])
+            if unschedulable != before[1]:
+                set_unschedulable(s, name, unschedulable)
+                rec["cordoned_at"] = common.now()
+        return (annotations, bool(rec.get("unschedulable"))) != before
+    changed = common.update(change)
+    out(f"node/{name} patched" + ("" if changed else " (no change)"))
 
 
 def pod_status(p, flags):
@@ -694,8 +758,10 @@ def kubectl():
         cordon(words[1:], False)
     elif words[:1] == ["drain"]:
         drain(words[1:])
+    elif words[:1] == ["patch"]:
+        patch(words[1:])
     else:
-        err("the lab stand-in answers `kubectl get nodes|node NAME [-o json]`, `cordon`, `uncordon` and `drain` only")
+        err("the lab stand-in answers `kubectl get nodes|node NAME [-o json]`, `cordon`, `uncordon`, `drain` and `patch node` only")
 
 
 if cmd == "status":
