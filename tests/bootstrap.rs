@@ -6,22 +6,11 @@ mod common;
 use common::{Lab, Test};
 
 fn planned_targets(run: &common::Run) -> Vec<String> {
-    run.events()
-        .iter()
-        .filter(|e| e["event"] == "stage_planned" && e["stage"] == "bootstrap")
-        .flat_map(|e| e["changes"].as_array().unwrap().clone())
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["action"].as_str().unwrap(),
-                c["target"].as_str().unwrap()
-            )
-        })
-        .collect()
+    run.planned("bootstrap")
 }
 
-/// Node name → Ready, as the controller's `microk8s kubectl get nodes -o json` reports.
-fn nodes(lab: &Lab) -> Vec<String> {
+/// The controller's `microk8s kubectl get nodes -o json` items.
+fn node_list(lab: &Lab) -> Vec<serde_json::Value> {
     let (code, out) = lab.ssh(
         "10.77.0.10",
         &lab.path("known_hosts"),
@@ -29,21 +18,29 @@ fn nodes(lab: &Lab) -> Vec<String> {
     );
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let mut names: Vec<String> = v["items"]
-        .as_array()
-        .unwrap()
+    v["items"].as_array().unwrap().clone()
+}
+
+/// The sorted names of the nodes that pass `keep`.
+fn node_names(lab: &Lab, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<String> {
+    let mut names: Vec<String> = node_list(lab)
         .iter()
-        .filter(|n| {
-            n["status"]["conditions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+        .filter(|n| keep(n))
         .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
     names.sort();
     names
+}
+
+/// Ready nodes, as the controller's `microk8s kubectl get nodes -o json` reports.
+fn nodes(lab: &Lab) -> Vec<String> {
+    node_names(lab, |n| {
+        n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 /// Where the controller's `microk8s kubectl patch node worker-N` answered in a run's output:
@@ -58,44 +55,16 @@ fn patched(stdout: &str, n: u32) -> Vec<usize> {
 
 /// Nodes carrying Jeeves' mark of a node it cordoned (`jeeves.io/cordoned`).
 fn marked(lab: &Lab) -> Vec<String> {
-    let (code, out) = lab.ssh(
-        "10.77.0.10",
-        &lab.path("known_hosts"),
-        "microk8s kubectl get nodes -o json",
-    );
-    assert_eq!(code, 0, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| {
-            n["metadata"]["annotations"]
-                .get("jeeves.io/cordoned")
-                .is_some()
-        })
-        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
-        .collect()
+    node_names(lab, |n| {
+        n["metadata"]["annotations"]
+            .get("jeeves.io/cordoned")
+            .is_some()
+    })
 }
 
 /// Nodes that take pods (not cordoned), as the controller's `microk8s kubectl` reports them.
 fn schedulable(lab: &Lab) -> Vec<String> {
-    let (code, out) = lab.ssh(
-        "10.77.0.10",
-        &lab.path("known_hosts"),
-        "microk8s kubectl get nodes -o json",
-    );
-    assert_eq!(code, 0, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let mut names: Vec<String> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["spec"]["unschedulable"] != true)
-        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
+    node_names(lab, |n| n["spec"]["unschedulable"] != true)
 }
 
 /// The channel the host's microk8s snap tracks (`snap list`).

@@ -7,22 +7,6 @@ mod common;
 
 use common::{Lab, Test};
 
-/// The plan's lines (`stage_planned` events) of a JSON run.
-fn planned(run: &common::Run) -> Vec<String> {
-    run.events()
-        .iter()
-        .filter(|e| e["event"] == "stage_planned")
-        .flat_map(|e| e["changes"].as_array().cloned().unwrap_or_default())
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["action"].as_str().unwrap(),
-                c["target"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn at_most_one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent() {
     let lab = Lab::up(2);
@@ -31,11 +15,22 @@ fn at_most_one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent()
     t.run(&["up", "--only", "terraform"]).expect(0);
     t.run(&["up", "--only", "bootstrap"]).expect(0);
     let known_hosts = lab.path("known_hosts");
+    // A worker's snap moved by hand, behind Jeeves' back.
+    let refresh = |ip: &str, channel: &str| {
+        let cmd = format!("snap refresh microk8s --channel={channel}");
+        let (code, out) = lab.ssh(ip, &known_hosts, &cmd);
+        assert_eq!(code, 0, "{ip}: {cmd}: {out}");
+    };
     let converged = |t: &Test, args: &[&str], handshakes: usize, why: &str| {
         let mut all = vec!["-v", "--output", "json", "up", "--only", "bootstrap"];
         all.extend(args);
         let run = t.run(&all).expect(0);
-        assert_eq!(planned(&run), Vec::<String>::new(), "{why}\n{}", run.stdout);
+        assert_eq!(
+            run.planned("bootstrap"),
+            Vec::<String>::new(),
+            "{why}\n{}",
+            run.stdout
+        );
         assert_eq!(run.handshakes(), handshakes, "{why}");
         run
     };
@@ -55,12 +50,7 @@ fn at_most_one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent()
     );
     // A worker on another version than the controller's is logged in to: refreshed to a newer
     // track behind Jeeves' back, it is found, and refused as a downgrade (exit 2).
-    let (code, out) = lab.ssh(
-        "10.77.0.11",
-        &known_hosts,
-        "snap refresh microk8s --channel=1.33/stable",
-    );
-    assert_eq!(code, 0, "{out}");
+    refresh("10.77.0.11", "1.33/stable");
     let run = t
         .run(&["--output", "json", "up", "--only", "bootstrap"])
         .expect(2);
@@ -69,21 +59,11 @@ fn at_most_one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent()
         "{}",
         run.stderr
     );
-    let (code, out) = lab.ssh(
-        "10.77.0.11",
-        &known_hosts,
-        "snap refresh microk8s --channel=1.32/stable",
-    );
-    assert_eq!(code, 0, "{out}");
+    refresh("10.77.0.11", "1.32/stable");
     converged(&t, &[], 2, "worker-1 probed again, its channel recorded");
     // What the cluster cannot show (another risk, the same version) a plain run misses and
     // `--force bootstrap`, logging in to every worker, repairs.
-    let (code, out) = lab.ssh(
-        "10.77.0.12",
-        &known_hosts,
-        "snap refresh microk8s --channel=1.32/candidate",
-    );
-    assert_eq!(code, 0, "{out}");
+    refresh("10.77.0.12", "1.32/candidate");
     converged(&t, &[], 1, "same version: vouched for");
     let run = t
         .run(&[
@@ -97,7 +77,7 @@ fn at_most_one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent()
         ])
         .expect(0);
     assert_eq!(
-        planned(&run),
+        run.planned("bootstrap"),
         [
             "refresh worker-2: microk8s 1.32/candidate → 1.32/stable (cordon, drain, refresh, uncordon; one worker at a time)"
         ]

@@ -54,6 +54,22 @@ impl Run {
             .expect("the run logs its handshakes (with -v)")
     }
 
+    /// A stage's plan, one `ACTION TARGET` line per change, from its `stage_planned` events.
+    pub fn planned(&self, stage: &str) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter(|e| e["event"] == "stage_planned" && e["stage"] == stage)
+            .flat_map(|e| e["changes"].as_array().cloned().unwrap_or_default())
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["action"].as_str().unwrap(),
+                    c["target"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
     /// A stage's result (changed, unchanged, failed, skipped) from its `stage_finished` event.
     #[track_caller]
     pub fn stage_result(&self, stage: &str) -> String {

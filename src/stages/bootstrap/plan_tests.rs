@@ -1,7 +1,5 @@
 //! Unit tests of `plan.rs` (a child module of it, in a file of its own).
 
-use std::collections::BTreeMap;
-
 use super::*;
 use crate::stages::bootstrap::probe::Node;
 
@@ -39,6 +37,39 @@ fn facts(channel: Option<&str>) -> HostFacts {
         channel: channel.map(str::to_string),
         ..HostFacts::default()
     }
+}
+
+/// The plan for a controller on `channel` with every addon, the user in its group and `nodes`
+/// in its cluster, and `workers` (worker-N at 10.0.0.1N), which it resolves.
+fn plan_with(
+    s: &Microk8sSettings,
+    channel: &str,
+    nodes: &[(&str, Node)],
+    workers: Vec<Seen>,
+) -> Plan {
+    let names: Vec<String> = (1..=workers.len()).map(|n| format!("worker-{n}")).collect();
+    let mut cf = facts(Some(channel));
+    cf.addons = s.addons.iter().cloned().collect();
+    cf.in_group = true;
+    cf.nodes = nodes
+        .iter()
+        .map(|(n, node)| (n.to_string(), node.clone()))
+        .collect();
+    cf.resolves = names.iter().cloned().collect();
+    Plan::new(
+        s,
+        "ubuntu",
+        Probe {
+            controller: host("controller", "10.0.0.10"),
+            facts: cf,
+            workers: names
+                .iter()
+                .zip(workers)
+                .enumerate()
+                .map(|(i, (name, seen))| (host(name, &format!("10.0.0.1{}", i + 1)), seen))
+                .collect(),
+        },
+    )
 }
 
 #[test]
@@ -85,38 +116,19 @@ fn a_fresh_cluster_installs_everything_and_joins_every_worker() {
 fn a_new_channel_refreshes_the_controller_and_upgrades_workers_in_the_cluster() {
     let mut s = settings();
     s.channel = "1.33/stable".into();
-    let mut cf = facts(Some("1.32/stable"));
-    cf.addons = s.addons.iter().cloned().collect();
-    cf.nodes = BTreeMap::from([
-        ("controller".into(), node(true)),
-        ("worker-1".into(), node(true)),
-        ("worker-2".into(), node(false)),
-    ]);
-    cf.resolves = ["worker-1", "worker-2", "worker-3"]
-        .map(String::from)
-        .into();
-    cf.in_group = true;
-    let plan = Plan::new(
+    let plan = plan_with(
         &s,
-        "ubuntu",
-        Probe {
-            controller: host("controller", "10.0.0.10"),
-            facts: cf,
-            workers: vec![
-                (
-                    host("worker-1", "10.0.0.11"),
-                    Seen::Probed(facts(Some("1.32/stable"))),
-                ),
-                (
-                    host("worker-2", "10.0.0.12"),
-                    Seen::Probed(facts(Some("1.33/stable"))),
-                ),
-                (
-                    host("worker-3", "10.0.0.13"),
-                    Seen::Probed(facts(Some("1.32/stable"))),
-                ),
-            ],
-        },
+        "1.32/stable",
+        &[
+            ("controller", node(true)),
+            ("worker-1", node(true)),
+            ("worker-2", node(false)),
+        ],
+        vec![
+            Seen::Probed(facts(Some("1.32/stable"))),
+            Seen::Probed(facts(Some("1.33/stable"))),
+            Seen::Probed(facts(Some("1.32/stable"))),
+        ],
     );
     let from = || "1.32/stable".to_string();
     assert_eq!(plan.controller.snap, Snap::Refresh { from: from() });
@@ -134,29 +146,15 @@ fn a_new_channel_refreshes_the_controller_and_upgrades_workers_in_the_cluster() 
 #[test]
 fn a_converged_cluster_has_nothing_to_do() {
     let s = settings();
-    let mut cf = facts(Some(&s.channel));
-    cf.addons = s.addons.iter().cloned().collect();
-    cf.nodes = BTreeMap::from([
-        ("controller".into(), node(true)),
-        ("worker-1".into(), node(true)),
-        ("worker-2".into(), node(true)),
-    ]);
-    cf.resolves = ["worker-1", "worker-2"].map(String::from).into();
-    cf.in_group = true;
-    let plan = Plan::new(
+    let plan = plan_with(
         &s,
-        "ubuntu",
-        Probe {
-            controller: host("controller", "10.0.0.10"),
-            facts: cf,
-            workers: vec![
-                (
-                    host("worker-1", "10.0.0.11"),
-                    Seen::Probed(facts(Some(&s.channel))),
-                ),
-                (host("worker-2", "10.0.0.12"), Seen::Vouched),
-            ],
-        },
+        &s.channel,
+        &[
+            ("controller", node(true)),
+            ("worker-1", node(true)),
+            ("worker-2", node(true)),
+        ],
+        vec![Seen::Probed(facts(Some(&s.channel))), Seen::Vouched],
     );
     assert!(plan.changes().is_empty());
     assert!(
@@ -171,37 +169,24 @@ fn a_converged_cluster_has_nothing_to_do() {
 #[test]
 fn a_worker_left_cordoned_by_a_stopped_run_is_uncordoned() {
     let s = settings();
-    let mut cf = facts(Some(&s.channel));
-    cf.addons = s.addons.iter().cloned().collect();
-    cf.in_group = true;
     let left = Node {
         left_cordoned: true,
         ..node(true)
     };
-    cf.nodes = BTreeMap::from([
-        ("controller".into(), node(true)),
-        ("worker-1".into(), left.clone()),
-        ("worker-2".into(), left),
-        ("worker-3".into(), node(true)),
-    ]);
-    cf.resolves = ["worker-1", "worker-2", "worker-3"]
-        .map(String::from)
-        .into();
-    let plan = Plan::new(
+    let plan = plan_with(
         &s,
-        "ubuntu",
-        Probe {
-            controller: host("controller", "10.0.0.10"),
-            facts: cf,
-            workers: vec![
-                (host("worker-1", "10.0.0.11"), Seen::Vouched),
-                (
-                    host("worker-2", "10.0.0.12"),
-                    Seen::Probed(facts(Some("1.31/stable"))),
-                ),
-                (host("worker-3", "10.0.0.13"), Seen::Vouched),
-            ],
-        },
+        &s.channel,
+        &[
+            ("controller", node(true)),
+            ("worker-1", left.clone()),
+            ("worker-2", left),
+            ("worker-3", node(true)),
+        ],
+        vec![
+            Seen::Vouched,
+            Seen::Probed(facts(Some("1.31/stable"))),
+            Seen::Vouched,
+        ],
     );
     let w = &plan.workers;
     assert!(
