@@ -407,6 +407,30 @@ fn a_worker_whose_drain_or_refresh_fails_is_uncordoned_and_named() {
         .expect(0);
     assert_eq!(run.stage_result("bootstrap"), "unchanged");
     assert_eq!(schedulable(&lab), ["controller", "worker-1", "worker-3"]);
+
+    // A new channel with worker-2 still cordoned by the operator: it is drained and refreshed
+    // but left cordoned, as found (no patch of it); the others are cordoned and uncordoned.
+    t.env("JEEVES_MICROK8S_CHANNEL", "1.33/candidate");
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert!(
+        run.planned("bootstrap").contains(&"refresh worker-2: microk8s 1.33/stable → 1.33/candidate (drain, refresh, left cordoned as found; one worker at a time)".to_string()),
+        "{:?}",
+        run.planned("bootstrap")
+    );
+    assert!(
+        run.stdout.contains("node/worker-2 drained"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(patched(&run.stdout, 2), Vec::<usize>::new());
+    assert_eq!(patched(&run.stdout, 3).len(), 2);
+    for ip in ["10.77.0.10", "10.77.0.11", "10.77.0.12", "10.77.0.13"] {
+        assert_eq!(channel(&lab, ip), "1.33/candidate", "{ip}");
+    }
+    assert_eq!(schedulable(&lab), ["controller", "worker-1", "worker-3"]);
+    assert_eq!(marked(&lab), Vec::<String>::new());
 }
 
 /// A join that meets the controller's API server restarting (kubelite restarted just as the

@@ -71,6 +71,9 @@ pub struct WorkerPlan {
     /// Left cordoned by a stopped run (`upgrade::CORDONED`) and not to be upgraded now (an
     /// upgrade uncordons it anyway): the controller uncordons it.
     pub uncordon: bool,
+    /// Cordoned by someone else (no mark): an upgrade drains and refreshes it but leaves it
+    /// cordoned.
+    pub keep_cordoned: bool,
 }
 
 impl WorkerPlan {
@@ -133,6 +136,7 @@ impl Plan {
                     in_cluster,
                     join: !node.is_some_and(|n| n.ready),
                     uncordon: node.is_some_and(|n| n.left_cordoned) && !upgrade,
+                    keep_cordoned: node.is_some_and(|n| n.cordoned && !n.left_cordoned),
                     host,
                 }
             })
@@ -206,6 +210,12 @@ impl Plan {
                 Snap::Refresh { from } => changes.push(Change::new(
                     "refresh",
                     format!("{name}: microk8s {from} → {channel}"),
+                )),
+                Snap::Upgrade { from } if w.keep_cordoned => changes.push(Change::new(
+                    "refresh",
+                    format!(
+                        "{name}: microk8s {from} → {channel} (drain, refresh, left cordoned as found; one worker at a time)"
+                    ),
                 )),
                 Snap::Upgrade { from } => changes.push(Change::new(
                     "refresh",

@@ -28,6 +28,7 @@ fn node(ready: bool) -> Node {
     Node {
         ready,
         kubelet: "v1.32.3".into(),
+        cordoned: false,
         left_cordoned: false,
     }
 }
@@ -205,6 +206,46 @@ fn a_worker_left_cordoned_by_a_stopped_run_is_uncordoned() {
         [
             "uncordon worker-1 (cordoned by a run that stopped before uncordoning it)",
             "refresh worker-2: microk8s 1.31/stable → 1.32/stable (cordon, drain, refresh, uncordon; one worker at a time)"
+        ]
+    );
+}
+
+/// A worker someone else cordoned is upgraded without being uncordoned: drained, refreshed,
+/// left cordoned as found.
+#[test]
+fn an_upgrade_leaves_a_worker_cordoned_by_someone_else_cordoned() {
+    let mut s = settings();
+    s.channel = "1.33/stable".into();
+    let theirs = Node {
+        cordoned: true,
+        ..node(true)
+    };
+    let plan = plan_with(
+        &s,
+        "1.33/stable",
+        &[
+            ("controller", node(true)),
+            ("worker-1", theirs),
+            ("worker-2", node(true)),
+        ],
+        vec![
+            Seen::Probed(facts(Some("1.32/stable"))),
+            Seen::Probed(facts(Some("1.32/stable"))),
+        ],
+    );
+    let w = &plan.workers;
+    assert!(w[0].keep_cordoned && !w[0].uncordon);
+    assert!(!w[1].keep_cordoned);
+    let words: Vec<String> = plan
+        .changes()
+        .iter()
+        .map(|c| format!("{} {}", c.action, c.target))
+        .collect();
+    assert_eq!(
+        words,
+        [
+            "refresh worker-1: microk8s 1.32/stable → 1.33/stable (drain, refresh, left cordoned as found; one worker at a time)",
+            "refresh worker-2: microk8s 1.32/stable → 1.33/stable (cordon, drain, refresh, uncordon; one worker at a time)"
         ]
     );
 }

@@ -44,6 +44,8 @@ pub struct Node {
     pub ready: bool,
     /// `status.nodeInfo.kubeletVersion`: the Kubernetes version of the node's MicroK8s snap.
     pub kubelet: String,
+    /// `spec.unschedulable`: cordoned, by whoever.
+    pub cordoned: bool,
     /// Cordoned by Jeeves (`upgrade::CORDONED`) and not uncordoned since: a run stopped
     /// between the two.
     pub left_cordoned: bool,
@@ -114,7 +116,8 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            let left_cordoned = item["spec"]["unschedulable"] == true
+            let cordoned = item["spec"]["unschedulable"] == true;
+            let left_cordoned = cordoned
                 && item["metadata"]["annotations"]
                     .get(super::upgrade::CORDONED)
                     .is_some();
@@ -123,6 +126,7 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
                 Node {
                     ready,
                     kubelet,
+                    cordoned,
                     left_cordoned,
                 },
             )

@@ -98,6 +98,7 @@ fn the_cluster_vouches_for_a_ready_worker_on_the_controllers_version() {
     let node = |ready, kubelet: &str| Node {
         ready,
         kubelet: kubelet.into(),
+        cordoned: false,
         left_cordoned: false,
     };
     let facts = HostFacts {
@@ -150,7 +151,13 @@ fn a_node_is_left_cordoned_when_cordoned_with_jeeves_mark() {
         ),
     ] {
         let list = serde_json::json!({"items": [n]}).to_string();
-        assert_eq!(parse_nodes(&list)["n"].left_cordoned, left, "{list}");
+        let n = &parse_nodes(&list)["n"];
+        assert_eq!(n.left_cordoned, left, "{list}");
+        assert_eq!(
+            n.cordoned,
+            list.contains(r#""unschedulable":true"#),
+            "{list}"
+        );
     }
 }
 

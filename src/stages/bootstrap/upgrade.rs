@@ -7,15 +7,12 @@
 //! that unmarks it, so a node a stopped run left cordoned is told from one an operator cordoned:
 //! the next run uncordons the first and leaves the second alone.
 
-use std::time::Duration;
-
 use anyhow::{Result, bail};
 
-use crate::report::Reporter;
 use crate::ssh::{RemoteCommand, SshSession};
 
 use super::controller::wait_nodes_ready;
-use super::{run_logged, snap};
+use super::{Apply, run_logged, snap};
 
 /// A channel's track as a comparable version: `1.32/stable` → (1, 32); `latest/…` is newer
 /// than any numbered track. `None` for a track that is neither.
@@ -77,21 +74,30 @@ pub fn set_cordoned(node: &str, cordoned: bool, sudo: bool) -> RemoteCommand {
 
 /// Moves one worker that is in the cluster to `channel`, the controller draining it first.
 /// A drain or refresh that fails uncordons the worker again (on its old channel) and fails; an
-/// error says when a worker is left cordoned.
-#[allow(clippy::too_many_arguments)]
+/// error says when a worker is left cordoned. A worker someone else had cordoned
+/// (`keep_cordoned`: cordoned without Jeeves' mark) is drained and refreshed but left cordoned,
+/// as it was found: whatever they are doing on it is theirs to end.
 pub fn refresh_worker(
+    a: &Apply,
     controller: &SshSession,
     worker: &SshSession,
     node: &str,
     channel: &str,
-    sudo: bool,
-    drain_timeout: Duration,
-    ready_timeout: Duration,
-    reporter: &Reporter,
+    keep_cordoned: bool,
 ) -> Result<()> {
-    let run = |s: &SshSession, cmd: RemoteCommand| run_logged(s, &cmd, reporter);
-    let uncordon = || run(controller, set_cordoned(node, false, sudo));
-    run(controller, set_cordoned(node, true, sudo))?;
+    let sudo = a.sudo();
+    let (drain_timeout, ready_timeout) = (a.mk.drain_timeout, a.mk.ready_timeout);
+    let run = |s: &SshSession, cmd: RemoteCommand| run_logged(s, &cmd, a.reporter);
+    let uncordon = || -> Result<&'static str> {
+        if keep_cordoned {
+            return Ok("left cordoned, as it was found");
+        }
+        run(controller, set_cordoned(node, false, sudo))?;
+        Ok("uncordoned")
+    };
+    if !keep_cordoned {
+        run(controller, set_cordoned(node, true, sudo))?;
+    }
     // Every MicroK8s node runs a calico-node DaemonSet pod: without --ignore-daemonsets a drain
     // never succeeds. The timeout needs its unit.
     let timeout = format!("--timeout={}s", drain_timeout.as_secs().max(1));
@@ -109,9 +115,8 @@ pub fn refresh_worker(
         ),
     );
     if let Err(e) = drained {
-        let back = uncordon();
-        let note = match back {
-            Ok(()) => "uncordoned, still on its old channel".to_string(),
+        let note = match uncordon() {
+            Ok(done) => format!("{done}, still on its old channel"),
             Err(u) => format!("and it could not be uncordoned: {u:#}"),
         };
         return Err(e.context(format!(
@@ -121,7 +126,7 @@ pub fn refresh_worker(
     }
     if let Err(e) = run(worker, snap("refresh", channel).sudo(sudo)) {
         let note = match uncordon() {
-            Ok(()) => "uncordoned again".to_string(),
+            Ok(done) => format!("{done} again"),
             Err(u) => format!("and it is still cordoned: {u:#}"),
         };
         return Err(e.context(format!("refreshing {node} to {channel} failed; {note}")));

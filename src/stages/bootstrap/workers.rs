@@ -36,27 +36,32 @@ pub fn upgrade_in_cluster(a: &Apply, controller: &SshSession, plan: &Plan) -> Ve
             continue;
         };
         let name = w.name();
+        let steps = if w.keep_cordoned {
+            "drain; cordoned by someone else"
+        } else {
+            "cordon, drain"
+        };
         a.progress(
             name,
-            &format!(
-                "refreshing microk8s {from} → {} (cordon, drain)",
-                plan.channel
-            ),
+            &format!("refreshing microk8s {from} → {} ({steps})", plan.channel),
         );
         let refreshed = a.hosts.connect(&w.host).and_then(|session| {
             upgrade::refresh_worker(
+                a,
                 controller,
                 &session,
                 name,
                 &plan.channel,
-                a.sudo(),
-                a.mk.drain_timeout,
-                a.mk.ready_timeout,
-                a.reporter,
+                w.keep_cordoned,
             )
         });
+        let done = if w.keep_cordoned {
+            "Ready, left cordoned as found"
+        } else {
+            "uncordoned, Ready"
+        };
         match refreshed {
-            Ok(()) => a.progress(name, &format!("on {}, uncordoned, Ready", plan.channel)),
+            Ok(()) => a.progress(name, &format!("on {}, {done}", plan.channel)),
             Err(e) => {
                 a.progress(name, &format!("failed: {}", first_line(&e)));
                 failed.push((name.to_string(), e));
