@@ -47,8 +47,9 @@ fn nodes(lab: &Lab) -> Vec<String> {
 /// Jeeves cordons and uncordons a node with one patch each (README, "Versions follow the
 /// controller").
 fn patched(stdout: &str, n: u32) -> Vec<usize> {
+    // The JSON string ends there: not `patched (no change)`.
     stdout
-        .match_indices(&format!("node/worker-{n} patched"))
+        .match_indices(&format!("node/worker-{n} patched\""))
         .map(|(at, _)| at)
         .collect()
 }
@@ -386,13 +387,17 @@ fn a_worker_whose_drain_or_refresh_fails_is_uncordoned_and_named() {
     // (made here with the patch Jeeves cordons with); an operator cordoned another one. The
     // next run uncordons the first only: the second is someone else's maintenance.
     let mark = r#"{"metadata":{"annotations":{"jeeves.io/cordoned":"upgrade"}},"spec":{"unschedulable":true}}"#;
-    for cmd in [
-        format!("microk8s kubectl patch node worker-3 --type merge --patch '{mark}'"),
-        "microk8s kubectl cordon worker-2".to_string(),
-    ] {
-        let (code, out) = lab.ssh("10.77.0.10", &known_hosts, &cmd);
+    let on_controller = |cmd: &str| {
+        let (code, out) = lab.ssh("10.77.0.10", &known_hosts, cmd);
         assert_eq!(code, 0, "{cmd}: {out}");
-    }
+    };
+    let left_cordoned = |node: &str| {
+        on_controller(&format!(
+            "microk8s kubectl patch node {node} --type merge --patch '{mark}'"
+        ))
+    };
+    left_cordoned("worker-3");
+    on_controller("microk8s kubectl cordon worker-2");
     let run = t
         .run(&["--output", "json", "up", "--only", "bootstrap"])
         .expect(0);
@@ -408,28 +413,52 @@ fn a_worker_whose_drain_or_refresh_fails_is_uncordoned_and_named() {
     assert_eq!(run.stage_result("bootstrap"), "unchanged");
     assert_eq!(schedulable(&lab), ["controller", "worker-1", "worker-3"]);
 
-    // A new channel with worker-2 still cordoned by the operator: it is drained and refreshed
-    // but left cordoned, as found (no patch of it); the others are cordoned and uncordoned.
+    // Someone uncordons by hand a worker a stopped run left cordoned: the mark stays, and their
+    // next cordon would read as Jeeves'. The next run removes the mark alone; the cordon that
+    // follows is theirs, and no run undoes it.
+    left_cordoned("worker-1");
+    on_controller("microk8s kubectl uncordon worker-1");
+    let run = t
+        .run(&["--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert_eq!(
+        planned_targets(&run),
+        [
+            "unmark worker-1 (uncordoned by hand since a run left it cordoned; a later cordon is not Jeeves')"
+        ]
+    );
+    assert_eq!(marked(&lab), Vec::<String>::new());
+    on_controller("microk8s kubectl cordon worker-1");
+    let run = t
+        .run(&["--output", "json", "up", "--only", "bootstrap"])
+        .expect(0);
+    assert_eq!(run.stage_result("bootstrap"), "unchanged");
+    assert_eq!(schedulable(&lab), ["controller", "worker-3"]);
+
+    // A new channel with worker-1 and worker-2 still cordoned by the operator: they are drained
+    // and refreshed but left cordoned, as found (no patch of them); worker-3 is cordoned and
+    // uncordoned.
     t.env("JEEVES_MICROK8S_CHANNEL", "1.33/candidate");
     let run = t
         .run(&["-v", "--output", "json", "up", "--only", "bootstrap"])
         .expect(0);
-    assert!(
-        run.planned("bootstrap").contains(&"refresh worker-2: microk8s 1.33/stable → 1.33/candidate (drain, refresh, left cordoned as found; one worker at a time)".to_string()),
-        "{:?}",
-        run.planned("bootstrap")
-    );
-    assert!(
-        run.stdout.contains("node/worker-2 drained"),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(patched(&run.stdout, 2), Vec::<usize>::new());
+    for n in [1, 2] {
+        let line = format!(
+            "refresh worker-{n}: microk8s 1.33/stable → 1.33/candidate (drain, refresh, left cordoned as found; one worker at a time)"
+        );
+        assert!(run.planned("bootstrap").contains(&line), "{line}");
+        assert!(
+            run.stdout.contains(&format!("node/worker-{n} drained")),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(patched(&run.stdout, n), Vec::<usize>::new());
+    }
     assert_eq!(patched(&run.stdout, 3).len(), 2);
     for ip in ["10.77.0.10", "10.77.0.11", "10.77.0.12", "10.77.0.13"] {
         assert_eq!(channel(&lab, ip), "1.33/candidate", "{ip}");
     }
-    assert_eq!(schedulable(&lab), ["controller", "worker-1", "worker-3"]);
+    assert_eq!(schedulable(&lab), ["controller", "worker-3"]);
     assert_eq!(marked(&lab), Vec::<String>::new());
 }
 

@@ -68,12 +68,22 @@ pub struct WorkerPlan {
     pub in_cluster: bool,
     /// Not a Ready node of the cluster: `microk8s join`.
     pub join: bool,
-    /// Left cordoned by a stopped run (`upgrade::CORDONED`) and not to be upgraded now (an
-    /// upgrade uncordons it anyway): the controller uncordons it.
-    pub uncordon: bool,
+    /// What the controller does about Jeeves' mark on the node, when it is not upgraded now (an
+    /// upgrade cordons and uncordons it anyway).
+    pub mark: Option<MarkRepair>,
     /// Cordoned by someone else (no mark): an upgrade drains and refreshes it but leaves it
     /// cordoned.
     pub keep_cordoned: bool,
+}
+
+/// A node that still carries Jeeves' mark (`upgrade::CORDONED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkRepair {
+    /// Cordoned and marked: a run stopped before uncordoning it. Uncordoned, unmarked.
+    Uncordon,
+    /// Marked but schedulable: uncordoned by hand since. Unmarked, so that a later cordon is
+    /// its author's and no run undoes it.
+    Unmark,
 }
 
 impl WorkerPlan {
@@ -131,12 +141,22 @@ impl Plan {
                     Seen::Unreachable(reason) => WorkerSnap::Unprobed { reason },
                 };
                 let upgrade = matches!(snap, WorkerSnap::Known(Snap::Upgrade { .. }));
+                let join = !node.is_some_and(|n| n.ready);
+                // Not while it joins again: the node may be registered anew meanwhile.
+                let mark = match node {
+                    Some(n) if n.marked && !upgrade && !join => Some(if n.cordoned {
+                        MarkRepair::Uncordon
+                    } else {
+                        MarkRepair::Unmark
+                    }),
+                    _ => None,
+                };
                 WorkerPlan {
                     snap,
                     in_cluster,
-                    join: !node.is_some_and(|n| n.ready),
-                    uncordon: node.is_some_and(|n| n.left_cordoned) && !upgrade,
-                    keep_cordoned: node.is_some_and(|n| n.cordoned && !n.left_cordoned),
+                    join,
+                    mark,
+                    keep_cordoned: node.is_some_and(|n| n.cordoned && !n.marked),
                     host,
                 }
             })
@@ -187,11 +207,18 @@ impl Plan {
                     format!("{cname}: hosts entry {ip} {name}"),
                 ));
             }
-            if w.uncordon {
-                changes.push(Change::new(
+            match w.mark {
+                Some(MarkRepair::Uncordon) => changes.push(Change::new(
                     "uncordon",
                     format!("{name} (cordoned by a run that stopped before uncordoning it)"),
-                ));
+                )),
+                Some(MarkRepair::Unmark) => changes.push(Change::new(
+                    "unmark",
+                    format!(
+                        "{name} (uncordoned by hand since a run left it cordoned; a later cordon is not Jeeves')"
+                    ),
+                )),
+                None => {}
             }
             let snap = match &w.snap {
                 WorkerSnap::Unprobed { reason } => {

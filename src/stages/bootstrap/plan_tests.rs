@@ -29,7 +29,7 @@ fn node(ready: bool) -> Node {
         ready,
         kubelet: "v1.32.3".into(),
         cordoned: false,
-        left_cordoned: false,
+        marked: false,
     }
 }
 
@@ -161,17 +161,23 @@ fn a_converged_cluster_has_nothing_to_do() {
     assert!(
         plan.workers
             .iter()
-            .all(|w| !w.on_host() && !w.uncordon && w.in_cluster)
+            .all(|w| !w.on_host() && w.mark.is_none() && w.in_cluster)
     );
 }
 
-/// A worker a stopped run left cordoned is uncordoned by the controller, unless this run
-/// upgrades it (which uncordons it anyway); one cordoned by someone else is not Jeeves'.
+/// A worker a stopped run left cordoned (cordoned, marked) is uncordoned by the controller,
+/// unless this run upgrades it (which uncordons it anyway) or joins it again; a mark left on a
+/// worker uncordoned by hand since is removed; one cordoned by someone else is not Jeeves'.
 #[test]
 fn a_worker_left_cordoned_by_a_stopped_run_is_uncordoned() {
     let s = settings();
     let left = Node {
-        left_cordoned: true,
+        cordoned: true,
+        marked: true,
+        ..node(true)
+    };
+    let stale = Node {
+        marked: true,
         ..node(true)
     };
     let plan = plan_with(
@@ -180,22 +186,38 @@ fn a_worker_left_cordoned_by_a_stopped_run_is_uncordoned() {
         &[
             ("controller", node(true)),
             ("worker-1", left.clone()),
-            ("worker-2", left),
-            ("worker-3", node(true)),
+            ("worker-2", left.clone()),
+            ("worker-3", stale),
+            (
+                "worker-4",
+                Node {
+                    ready: false,
+                    ..left
+                },
+            ),
+            (
+                "worker-5",
+                Node {
+                    cordoned: true,
+                    ..node(true)
+                },
+            ),
         ],
         vec![
             Seen::Vouched,
             Seen::Probed(facts(Some("1.31/stable"))),
             Seen::Vouched,
+            Seen::Probed(facts(Some(&s.channel))),
+            Seen::Vouched,
         ],
     );
     let w = &plan.workers;
-    assert!(
-        w[0].uncordon && !w[0].on_host(),
-        "the controller's work only"
-    );
-    assert!(!w[1].uncordon, "its upgrade uncordons it");
-    assert!(!w[2].uncordon);
+    assert_eq!(w[0].mark, Some(MarkRepair::Uncordon));
+    assert!(!w[0].on_host(), "the controller's work only");
+    assert_eq!(w[1].mark, None, "its upgrade uncordons it");
+    assert_eq!(w[2].mark, Some(MarkRepair::Unmark));
+    assert_eq!(w[3].mark, None, "it joins again first");
+    assert_eq!(w[4].mark, None, "someone else's cordon");
     let words: Vec<String> = plan
         .changes()
         .iter()
@@ -205,7 +227,9 @@ fn a_worker_left_cordoned_by_a_stopped_run_is_uncordoned() {
         words,
         [
             "uncordon worker-1 (cordoned by a run that stopped before uncordoning it)",
-            "refresh worker-2: microk8s 1.31/stable → 1.32/stable (cordon, drain, refresh, uncordon; one worker at a time)"
+            "refresh worker-2: microk8s 1.31/stable → 1.32/stable (cordon, drain, refresh, uncordon; one worker at a time)",
+            "unmark worker-3 (uncordoned by hand since a run left it cordoned; a later cordon is not Jeeves')",
+            "join worker-4 → controller",
         ]
     );
 }
@@ -234,7 +258,7 @@ fn an_upgrade_leaves_a_worker_cordoned_by_someone_else_cordoned() {
         ],
     );
     let w = &plan.workers;
-    assert!(w[0].keep_cordoned && !w[0].uncordon);
+    assert!(w[0].keep_cordoned && w[0].mark.is_none());
     assert!(!w[1].keep_cordoned);
     let words: Vec<String> = plan
         .changes()

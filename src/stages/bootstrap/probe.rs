@@ -46,9 +46,10 @@ pub struct Node {
     pub kubelet: String,
     /// `spec.unschedulable`: cordoned, by whoever.
     pub cordoned: bool,
-    /// Cordoned by Jeeves (`upgrade::CORDONED`) and not uncordoned since: a run stopped
-    /// between the two.
-    pub left_cordoned: bool,
+    /// Carries Jeeves' mark (`upgrade::CORDONED`): Jeeves cordoned it and has not uncordoned it
+    /// since. Cordoned and marked: a run stopped between the two; marked but not cordoned:
+    /// someone uncordoned it by hand since.
+    pub marked: bool,
 }
 
 /// What the run knows of a worker.
@@ -117,17 +118,16 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
                 .unwrap_or_default()
                 .to_string();
             let cordoned = item["spec"]["unschedulable"] == true;
-            let left_cordoned = cordoned
-                && item["metadata"]["annotations"]
-                    .get(super::upgrade::CORDONED)
-                    .is_some();
+            let marked = item["metadata"]["annotations"]
+                .get(super::upgrade::CORDONED)
+                .is_some();
             (
                 name,
                 Node {
                     ready,
                     kubelet,
                     cordoned,
-                    left_cordoned,
+                    marked,
                 },
             )
         })

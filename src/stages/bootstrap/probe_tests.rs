@@ -99,7 +99,7 @@ fn the_cluster_vouches_for_a_ready_worker_on_the_controllers_version() {
         ready,
         kubelet: kubelet.into(),
         cordoned: false,
-        left_cordoned: false,
+        marked: false,
     };
     let facts = HostFacts {
         channel: Some("1.32/stable".into()),
@@ -132,32 +132,28 @@ fn the_cluster_vouches_for_a_ready_worker_on_the_controllers_version() {
     );
 }
 
-/// Only a cordoned node with Jeeves' mark was left cordoned by Jeeves.
+/// A node is cordoned by its `spec.unschedulable`, marked by Jeeves' annotation alone.
 #[test]
-fn a_node_is_left_cordoned_when_cordoned_with_jeeves_mark() {
+fn a_nodes_cordon_and_jeeves_mark_are_read_apart() {
     let node = |unschedulable: bool, annotations: serde_json::Value| {
         serde_json::json!({"metadata": {"name": "n", "annotations": annotations},
             "spec": {"unschedulable": unschedulable}})
     };
     let mark = serde_json::json!({super::super::upgrade::CORDONED: "upgrade", "other": "x"});
     let other = serde_json::json!({"node.alpha.kubernetes.io/ttl": "0"});
-    for (n, left) in [
-        (node(true, mark.clone()), true),
-        (node(false, mark), false),
-        (node(true, other), false),
+    for (n, cordoned, marked) in [
+        (node(true, mark.clone()), true, true),
+        (node(false, mark), false, true),
+        (node(true, other), true, false),
         (
             serde_json::json!({"metadata": {"name": "n"}, "spec": {}}),
+            false,
             false,
         ),
     ] {
         let list = serde_json::json!({"items": [n]}).to_string();
         let n = &parse_nodes(&list)["n"];
-        assert_eq!(n.left_cordoned, left, "{list}");
-        assert_eq!(
-            n.cordoned,
-            list.contains(r#""unschedulable":true"#),
-            "{list}"
-        );
+        assert_eq!((n.cordoned, n.marked), (cordoned, marked), "{list}");
     }
 }
 

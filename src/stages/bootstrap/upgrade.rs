@@ -72,6 +72,23 @@ pub fn set_cordoned(node: &str, cordoned: bool, sudo: bool) -> RemoteCommand {
     )
 }
 
+/// Removes Jeeves' mark alone from `node`, which someone uncordoned by hand since.
+pub fn unmark(node: &str, sudo: bool) -> RemoteCommand {
+    let patch = serde_json::json!({"metadata": {"annotations": {CORDONED: null}}});
+    kubectl(
+        &[
+            "patch",
+            "node",
+            node,
+            "--type",
+            "merge",
+            "--patch",
+            &patch.to_string(),
+        ],
+        sudo,
+    )
+}
+
 /// Moves one worker that is in the cluster to `channel`, the controller draining it first.
 /// A drain or refresh that fails uncordons the worker again (on its old channel) and fails; an
 /// error says when a worker is left cordoned. A worker someone else had cordoned
@@ -88,12 +105,13 @@ pub fn refresh_worker(
     let sudo = a.sudo();
     let (drain_timeout, ready_timeout) = (a.mk.drain_timeout, a.mk.ready_timeout);
     let run = |s: &SshSession, cmd: RemoteCommand| run_logged(s, &cmd, a.reporter);
-    let uncordon = || -> Result<&'static str> {
+    // After a failure: what became of the cordon, for the error.
+    let uncordon = |again: &str| -> Result<String> {
         if keep_cordoned {
-            return Ok("left cordoned, as it was found");
+            return Ok("left cordoned, as it was found".into());
         }
         run(controller, set_cordoned(node, false, sudo))?;
-        Ok("uncordoned")
+        Ok(format!("uncordoned{again}"))
     };
     if !keep_cordoned {
         run(controller, set_cordoned(node, true, sudo))?;
@@ -115,7 +133,7 @@ pub fn refresh_worker(
         ),
     );
     if let Err(e) = drained {
-        let note = match uncordon() {
+        let note = match uncordon("") {
             Ok(done) => format!("{done}, still on its old channel"),
             Err(u) => format!("and it could not be uncordoned: {u:#}"),
         };
@@ -125,13 +143,13 @@ pub fn refresh_worker(
         )));
     }
     if let Err(e) = run(worker, snap("refresh", channel).sudo(sudo)) {
-        let note = match uncordon() {
-            Ok(done) => format!("{done} again"),
+        let note = match uncordon(" again") {
+            Ok(done) => done,
             Err(u) => format!("and it is still cordoned: {u:#}"),
         };
         return Err(e.context(format!("refreshing {node} to {channel} failed; {note}")));
     }
-    uncordon().map_err(|e| {
+    uncordon("").map_err(|e| {
         e.context(format!(
             "{node} is on {channel} but still cordoned (a re-run uncordons it)"
         ))
@@ -172,6 +190,11 @@ mod tests {
             assert!(cmd.contains(want), "{cmd}");
         }
         assert!(off.starts_with("sudo -n "), "{off}");
+        let unmark = unmark("worker-1", false).to_shell().unwrap();
+        assert!(
+            unmark.contains(r#"{"metadata":{"annotations":{"jeeves.io/cordoned":null}}}"#),
+            "{unmark}"
+        );
     }
 
     #[test]

@@ -9,25 +9,36 @@ use anyhow::{Result, anyhow, bail};
 use crate::ssh::SshSession;
 
 use super::controller::{Controller, Phase, wait_nodes_ready};
-use super::plan::{Plan, Snap, WorkerPlan, WorkerSnap};
+use super::plan::{MarkRepair, Plan, Snap, WorkerPlan, WorkerSnap};
 use super::probe::probe_host;
 use super::{Apply, first_line, join, parallel, snap, upgrade};
 
 /// A worker's name and why it failed.
 pub type Failure = (String, anyhow::Error);
 
-/// Workers a stopped run left cordoned, uncordoned; then those in the cluster on another
+/// Workers a stopped run left cordoned, uncordoned (a stale mark removed); then those in the cluster on another
 /// channel: cordoned, drained, refreshed, uncordoned and Ready, one at a time, the controller
 /// draining them. Called once the controller is ready.
 pub fn upgrade_in_cluster(a: &Apply, controller: &SshSession, plan: &Plan) -> Vec<Failure> {
     let mut failed = Vec::new();
-    for w in plan.workers.iter().filter(|w| w.uncordon) {
+    for w in &plan.workers {
         let name = w.name();
-        match a.run(controller, upgrade::set_cordoned(name, false, a.sudo())) {
-            Ok(()) => a.progress(name, "uncordoned (a stopped run had left it cordoned)"),
+        let (cmd, done) = match w.mark {
+            Some(MarkRepair::Uncordon) => (
+                upgrade::set_cordoned(name, false, a.sudo()),
+                "uncordoned (a stopped run had left it cordoned)",
+            ),
+            Some(MarkRepair::Unmark) => (
+                upgrade::unmark(name, a.sudo()),
+                "Jeeves' mark removed (it was uncordoned by hand)",
+            ),
+            None => continue,
+        };
+        match a.run(controller, cmd) {
+            Ok(()) => a.progress(name, done),
             Err(e) => {
                 a.progress(name, &format!("failed: {}", first_line(&e)));
-                failed.push((name.to_string(), e.context("uncordoning it")));
+                failed.push((name.to_string(), e.context("repairing its cordon mark")));
             }
         }
     }

@@ -557,8 +557,21 @@ def patch(words):
         words = [words[0].split("/", 1)[1]] + words[1:]
     else:
         err(usage)
+    # -p is --patch's shorthand (pflag: "-p VALUE", "-p=VALUE", "-pVALUE").
+    long = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w == "-p" and i + 1 < len(words):
+            long.append("--patch=" + words[i + 1])
+            i += 1
+        elif w.startswith("-p") and not w.startswith("--"):
+            long.append("--patch=" + w[2:].removeprefix("="))
+        else:
+            long.append(w)
+        i += 1
     # kubectl_flags also answers NotFound for a name that is no node.
-    pos, flags = kubectl_flags("patch", words, set(), {"patch", "type"})
+    pos, flags = kubectl_flags("patch", long, set(), {"patch", "type"})
     if len(pos) != 1 or "patch" not in flags:
         err(usage)
     if flags.get("type", "strategic") not in ("merge", "strategic"):
@@ -573,6 +586,11 @@ def patch(words):
         {k for k in body.get("spec", {}) if k != "unschedulable"}
     if extra:
         err(f"the lab stand-in patches a node's metadata.annotations and spec.unschedulable only, not {sorted(extra)}")
+    values = body.get("metadata", {}).get("annotations", {}).values()
+    if not all(v is None or isinstance(v, str) for v in values) or \
+            not isinstance(body.get("spec", {}).get("unschedulable", False), bool):
+        err("the lab stand-in takes string (or null) annotations and a boolean spec.unschedulable; "
+            "the API server answers 400 BadRequest to other types")
 
     def change(s):
         rec = node_record(s, name)
@@ -582,10 +600,10 @@ def patch(words):
             if v is None:
                 annotations.pop(k, None)
             else:
-                annotations[k] = str(v)
+                annotations[k] = v
         rec["annotations"] = annotations
         if "unschedulable" in body.get("spec", {}):
-            unschedulable = bool(body["spec"]["unschedulable"])
+            unschedulable = body["spec"]["unschedulable"]
             if unschedulable != before[1]:
                 set_unschedulable(s, name, unschedulable)
                 rec["cordoned_at"] = common.now()
