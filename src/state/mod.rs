@@ -1,6 +1,8 @@
 //! What Jeeves remembers between runs, in `.jeeves/<pipeline>/` (mode 0700): the inventory from
-//! terraform outputs and each stage's last result. Whether a stage has work to do is always
-//! decided by probing the real world; state only says where the world is. With the S3 backend
+//! terraform outputs, each stage's last result, and the channel bootstrap's probe last found
+//! each worker on. Whether a stage has work to do is decided by probing the real world; state
+//! says where the world is, and a recorded channel counts only while the cluster's live view of
+//! the worker agrees with it. With the S3 backend
 //! the directory is the working copy of the bucket's state (`shared.rs`), and the run lock is an
 //! S3 object (`s3_lock.rs`).
 

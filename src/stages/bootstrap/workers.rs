@@ -1,6 +1,8 @@
 //! The workers: each installed (or refreshed, outside the cluster) while the controller
 //! converges, and joined as soon as it is installed and the controller is ready (`join.rs`);
-//! those in the cluster on another channel follow the controller one at a time (`upgrade.rs`).
+//! those in the cluster on another channel follow the controller one at a time (`upgrade.rs`),
+//! after the controller has repaired what a stopped upgrade left on a worker's node (its
+//! cordon, or Jeeves' mark).
 
 use std::sync::Mutex;
 
