@@ -59,6 +59,11 @@ fn planned(stage: &'static str) -> impl Fn(&serde_json::Value) -> bool {
 
 /// The next run succeeds; the one after it finds nothing to do.
 fn converges(t: &Test, what: &str) {
+    converges_with(t, what, 1)
+}
+
+/// `converges`, the converged run making `handshakes` SSH handshakes.
+fn converges_with(t: &Test, what: &str, handshakes: usize) {
     let run = t.run(&["--output", "json", "up"]);
     assert_eq!(
         run.code, 0,
@@ -78,7 +83,7 @@ fn converges(t: &Test, what: &str) {
     // the whole converged run logs in to the controller once, and not to the worker, which the
     // repair probed on the configured channel and the cluster vouches for (a Ready node on the
     // controller's version).
-    assert_eq!(run.handshakes(), 1, "{what}: the controller alone");
+    assert_eq!(run.handshakes(), handshakes, "{what}: handshakes");
 }
 
 #[test]
@@ -154,6 +159,31 @@ fn a_run_killed_in_any_applying_stage_is_repaired_by_the_next() {
     t.env("JEEVES_TERRAFORM_VAR_FILES", &var_files);
     kill_during(&t, &progress("terraform", ": started"));
     converges(&t, "killed in terraform");
+
+    // bootstrap again: killed as the worker's upgrade to a new channel starts (its cordon,
+    // marked, under way). The repair upgrades it; the worker ends on the new channel, takes
+    // pods again, and carries no mark. The converged run logs in to the worker once more: the
+    // repair refreshed it, and only a probe records a channel.
+    t.env("JEEVES_MICROK8S_CHANNEL", "1.33/stable");
+    kill_during(&t, &progress("bootstrap", "(cordon, drain)"));
+    converges_with(&t, "killed in a worker's upgrade", 2);
+    let (code, out) = lab.ssh(
+        "10.77.0.10",
+        &lab.path("known_hosts"),
+        "microk8s kubectl get nodes -o json",
+    );
+    assert_eq!(code, 0, "{out}");
+    let nodes: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for n in nodes["items"].as_array().unwrap() {
+        assert_ne!(n["spec"]["unschedulable"], true, "{n}");
+        assert!(
+            n["metadata"]["annotations"]
+                .get("jeeves.io/cordoned")
+                .is_none(),
+            "{n}"
+        );
+        assert_eq!(n["status"]["nodeInfo"]["kubeletVersion"], "v1.33.0", "{n}");
+    }
 
     // After every stage ran, killed and repaired: the whole state directory is private, every
     // directory 0700 and every file 0600 (known_hosts, the certificate cache, the rendered
