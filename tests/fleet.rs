@@ -35,11 +35,11 @@ fn at_most_one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent()
         run
     };
 
-    // Converged: the probe reads every host once, the workers' channel recorded; nothing else
-    // logs in. From then on the cluster vouches for the workers (Ready nodes on the
-    // controller's kubelet version): only the controller is logged in to.
-    let run = converged(&t, &[], 3, "controller + 2 workers");
-    assert_eq!(run.stage_result("bootstrap"), "unchanged");
+    // Converged: the run before installed the workers on the channel and recorded it, and the
+    // cluster vouches for them (Ready nodes on the controller's kubelet version): only the
+    // controller is logged in to. Forced, the probe reads every host once; nothing else logs in.
+    let run = converged(&t, &["--force", "bootstrap"], 3, "controller + 2 workers");
+    assert_eq!(run.stage_result("bootstrap"), "changed", "forced");
     let run = converged(&t, &[], 1, "the controller alone");
     assert_eq!(run.stage_result("bootstrap"), "unchanged");
     assert!(
@@ -61,6 +61,7 @@ fn at_most_one_handshake_per_host_and_workers_behind_a_jump_host_with_an_agent()
     );
     refresh("10.77.0.11", "1.32/stable");
     converged(&t, &[], 2, "worker-1 probed again, its channel recorded");
+    converged(&t, &[], 1, "vouched for again");
     // What the cluster cannot show (another risk, the same version) a plain run misses and
     // `--force bootstrap`, logging in to every worker, repairs.
     refresh("10.77.0.12", "1.32/candidate");

@@ -1,6 +1,6 @@
 //! What Jeeves remembers between runs, in `.jeeves/<pipeline>/` (mode 0700): the inventory from
-//! terraform outputs, each stage's last result, and the channel bootstrap's probe last found
-//! each worker on. Whether a stage has work to do is decided by probing the real world; state
+//! terraform outputs, each stage's last result, and the channel bootstrap last found or put each
+//! worker on. Whether a stage has work to do is decided by probing the real world; state
 //! says where the world is, and a recorded channel counts only while the cluster's live view of
 //! the worker agrees with it. With the S3 backend
 //! the directory is the working copy of the bucket's state (`shared.rs`), and the run lock is an

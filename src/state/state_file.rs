@@ -83,9 +83,10 @@ pub struct State {
     pub inventory: Inventory,
     #[serde(default)]
     pub stages: BTreeMap<StageName, StageRecord>,
-    /// Instance id → the microk8s channel bootstrap's probe last found that worker tracking,
-    /// kept only while it is the configured one: with the cluster's own view of the node, it
-    /// lets a converged run leave the worker alone (`stages::bootstrap`'s probe).
+    /// Instance id → the microk8s channel bootstrap last found that worker tracking (a probe) or
+    /// put it on (a snap install or refresh that succeeded), kept only while it is the
+    /// configured one: with the cluster's own view of the node, it lets a converged run leave
+    /// the worker alone (`stages::bootstrap`'s probe).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub worker_channels: BTreeMap<String, String>,
 }

@@ -65,9 +65,21 @@ struct Apply<'a> {
     mk: &'a Microk8sSettings,
     hosts: &'a Hosts,
     reporter: &'a Reporter,
+    /// Instance ids of the workers this run put on `microk8s.channel` (a snap install or
+    /// refresh that succeeded) or found on it when probing one again: recorded as a probe's
+    /// finding is (`record_channels`), whatever becomes of the rest of the run.
+    settled: Mutex<Vec<String>>,
 }
 
 impl Apply<'_> {
+    /// `worker` tracks `microk8s.channel` now.
+    fn settled(&self, worker: &Host) {
+        self.settled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(worker.id.clone());
+    }
+
     fn sudo(&self) -> bool {
         self.hosts.sudo()
     }
@@ -150,7 +162,7 @@ impl Stage for BootstrapStage {
             .collect();
         if !vouched.is_empty() {
             cx.log().info(format!(
-                "{} worker(s) not logged in to, the cluster vouching for them (Ready nodes on the controller's kubelet version, on {want} when last probed; `up --force bootstrap` logs in): {}",
+                "{} worker(s) not logged in to, the cluster vouching for them (Ready nodes on the controller's kubelet version, on {want} as last found or set; `up --force bootstrap` logs in): {}",
                 vouched.len(),
                 vouched.join(", ")
             ));
@@ -182,16 +194,26 @@ impl Stage for BootstrapStage {
         let mk = cx.settings.microk8s.clone();
         let hosts = Hosts::new(cx);
         let reporter = cx.reporter.clone();
-        tokio::task::spawn_blocking(move || {
+        let (done, settled) = tokio::task::spawn_blocking(move || {
             let a = Apply {
                 mk: &mk,
                 hosts: &hosts,
                 reporter: &reporter,
+                settled: Mutex::default(),
             };
-            apply(&a, &plan)
+            let done = apply(&a, &plan);
+            (
+                done,
+                a.settled.into_inner().unwrap_or_else(|e| e.into_inner()),
+            )
         })
         .await
-        .context("the bootstrap thread panicked")?
+        .context("the bootstrap thread panicked")?;
+        let want = &cx.settings.microk8s.channel;
+        for id in settled {
+            cx.state.worker_channels.insert(id, want.clone());
+        }
+        done
     }
 }
 

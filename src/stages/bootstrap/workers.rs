@@ -74,7 +74,10 @@ pub fn upgrade_in_cluster(a: &Apply, controller: &SshSession, plan: &Plan) -> Ve
             "uncordoned, Ready"
         };
         match refreshed {
-            Ok(()) => a.progress(name, &format!("on {}, {done}", plan.channel)),
+            Ok(()) => {
+                a.settled(&w.host);
+                a.progress(name, &format!("on {}, {done}", plan.channel))
+            }
             Err(e) => {
                 a.progress(name, &format!("failed: {}", first_line(&e)));
                 failed.push((name.to_string(), e));
@@ -102,18 +105,22 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -
             Snap::decide(facts.channel.as_deref(), channel, w.in_cluster)
         }
     };
+    let probed_again = matches!(w.snap, WorkerSnap::Unprobed { .. });
     match &snap_step {
         Snap::Install => {
             a.progress(name, &format!("installing microk8s {channel}"));
             a.run(&session, snap("install", channel))?;
+            a.settled(&w.host);
         }
         Snap::Refresh { from } => {
             a.progress(name, &format!("refreshing microk8s {from} → {channel}"));
             a.run(&session, snap("refresh", channel))?;
+            a.settled(&w.host);
         }
-        Snap::Upgrade { from } if matches!(w.snap, WorkerSnap::Unprobed { .. }) => bail!(
+        Snap::Upgrade { from } if probed_again => bail!(
             "{name} runs microk8s {from}, not {channel}, and was unreachable when the plan was made: a re-run drains and refreshes it"
         ),
+        Snap::Current if probed_again => a.settled(&w.host),
         // Planned: refreshed by `upgrade_in_cluster`, which this worker's join waits for.
         Snap::Upgrade { .. } | Snap::Current => {}
     }
