@@ -10,7 +10,7 @@ mod probe;
 mod upgrade;
 mod workers;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -28,7 +28,7 @@ pub use upgrade::CORDONED;
 
 use controller::{Controller, JoinToken, Phase};
 use plan::Plan;
-use probe::{Probe, Seen};
+use probe::Seen;
 
 /// How the stage reaches its hosts: sessions lent by the run's hosts layer (one connection
 /// per host, a second only while two are in use at once, as the controller's is while its
@@ -100,24 +100,6 @@ pub struct BootstrapStage {
     plan: Option<Plan>,
 }
 
-/// Keeps the channel each probed worker tracks while it is `want` (and only for the inventory's
-/// workers); a worker found on another channel or on none, or that could not be probed (apply
-/// may install or refresh it), loses its record; one the cluster vouched for keeps it.
-fn record_channels(records: &mut BTreeMap<String, String>, probe: &Probe, want: &str) {
-    records.retain(|id, _| probe.workers.iter().any(|(w, _)| &w.id == id));
-    for (w, seen) in &probe.workers {
-        match seen {
-            Seen::Probed(f) if f.channel.as_deref() == Some(want) => {
-                records.insert(w.id.clone(), want.to_string());
-            }
-            Seen::Probed(_) | Seen::Unreachable(_) => {
-                records.remove(&w.id);
-            }
-            Seen::Vouched => {}
-        }
-    }
-}
-
 fn inventory(inv: &Inventory) -> Result<(Host, Vec<Host>)> {
     Ok((inv.controller()?.clone(), inv.workers.clone()))
 }
@@ -153,7 +135,7 @@ impl Stage for BootstrapStage {
         .await
         .context("the probe thread panicked")??;
         let want = &cx.settings.microk8s.channel;
-        record_channels(&mut cx.state.worker_channels, &probe, want);
+        probe::record_channels(&mut cx.state.worker_channels, &probe, want);
         let vouched: Vec<&str> = probe
             .workers
             .iter()
@@ -402,52 +384,4 @@ fn snap(verb: &str, channel: &str) -> RemoteCommand {
         cmd
     };
     cmd.arg(format!("--channel={channel}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use probe::HostFacts;
-
-    #[test]
-    fn a_channel_is_recorded_only_as_probed_on_the_configured_one() {
-        let host = |id: &str| Host {
-            id: id.into(),
-            hostname: format!("name-{id}"),
-            public_ip: "10.0.0.1".into(),
-            private_ip: "10.0.0.1".into(),
-        };
-        let on = |channel: Option<&str>| {
-            Seen::Probed(HostFacts {
-                channel: channel.map(str::to_string),
-                ..HostFacts::default()
-            })
-        };
-        let want = "1.32/stable";
-        let mut records: BTreeMap<String, String> =
-            ["i-gone", "i-vouched", "i-moved", "i-none", "i-down"]
-                .iter()
-                .map(|id| (id.to_string(), want.to_string()))
-                .collect();
-        let probe = Probe {
-            controller: host("i-controller"),
-            facts: HostFacts::default(),
-            workers: vec![
-                (host("i-new"), on(Some(want))),
-                (host("i-vouched"), Seen::Vouched),
-                (host("i-moved"), on(Some("1.32/candidate"))),
-                (host("i-none"), on(None)),
-                (host("i-down"), Seen::Unreachable("refused".into())),
-            ],
-        };
-        record_channels(&mut records, &probe, want);
-        assert_eq!(
-            records.into_iter().collect::<Vec<_>>(),
-            [
-                ("i-new".to_string(), want.to_string()),
-                ("i-vouched".to_string(), want.to_string())
-            ],
-            "the others: not in the inventory, found elsewhere, or not probed"
-        );
-    }
 }

@@ -280,6 +280,24 @@ pub fn probe_all(
     })
 }
 
+/// Keeps the channel each probed worker tracks while it is `want` (and only for the inventory's
+/// workers); a worker found on another channel or on none, or that could not be probed (apply
+/// may install or refresh it), loses its record; one the cluster vouched for keeps it.
+pub fn record_channels(records: &mut BTreeMap<String, String>, probe: &Probe, want: &str) {
+    records.retain(|id, _| probe.workers.iter().any(|(w, _)| &w.id == id));
+    for (w, seen) in &probe.workers {
+        match seen {
+            Seen::Probed(f) if f.channel.as_deref() == Some(want) => {
+                records.insert(w.id.clone(), want.to_string());
+            }
+            Seen::Probed(_) | Seen::Unreachable(_) => {
+                records.remove(&w.id);
+            }
+            Seen::Vouched => {}
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "probe_tests.rs"]
 mod tests;

@@ -176,3 +176,45 @@ fn probe_output_becomes_facts() {
     );
     assert_eq!(empty, HostFacts::default());
 }
+
+#[test]
+fn a_channel_is_recorded_only_as_probed_on_the_configured_one() {
+    let host = |id: &str| Host {
+        id: id.into(),
+        hostname: format!("name-{id}"),
+        public_ip: "10.0.0.1".into(),
+        private_ip: "10.0.0.1".into(),
+    };
+    let on = |channel: Option<&str>| {
+        Seen::Probed(HostFacts {
+            channel: channel.map(str::to_string),
+            ..HostFacts::default()
+        })
+    };
+    let want = "1.32/stable";
+    let mut records: BTreeMap<String, String> =
+        ["i-gone", "i-vouched", "i-moved", "i-none", "i-down"]
+            .iter()
+            .map(|id| (id.to_string(), want.to_string()))
+            .collect();
+    let probe = Probe {
+        controller: host("i-controller"),
+        facts: HostFacts::default(),
+        workers: vec![
+            (host("i-new"), on(Some(want))),
+            (host("i-vouched"), Seen::Vouched),
+            (host("i-moved"), on(Some("1.32/candidate"))),
+            (host("i-none"), on(None)),
+            (host("i-down"), Seen::Unreachable("refused".into())),
+        ],
+    };
+    record_channels(&mut records, &probe, want);
+    assert_eq!(
+        records.into_iter().collect::<Vec<_>>(),
+        [
+            ("i-new".to_string(), want.to_string()),
+            ("i-vouched".to_string(), want.to_string())
+        ],
+        "the others: not in the inventory, found elsewhere, or not probed"
+    );
+}
