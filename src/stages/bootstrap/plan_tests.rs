@@ -33,6 +33,14 @@ fn node(ready: bool) -> Node {
     }
 }
 
+/// The plan in words, `ACTION TARGET` per change.
+fn words(plan: &Plan) -> Vec<String> {
+    plan.changes()
+        .iter()
+        .map(|c| format!("{} {}", c.action, c.target))
+        .collect()
+}
+
 fn facts(channel: Option<&str>) -> HostFacts {
     HostFacts {
         channel: channel.map(str::to_string),
@@ -103,11 +111,7 @@ fn a_fresh_cluster_installs_everything_and_joins_every_worker() {
             reason: "refused".into()
         }
     );
-    let words: Vec<String> = plan
-        .changes()
-        .iter()
-        .map(|c| format!("{} {}", c.action, c.target))
-        .collect();
+    let words = words(&plan);
     assert!(words.contains(&"join worker-1 → controller".to_string()));
     assert!(words.contains(&"repair worker-2: unreachable (refused)".to_string()));
     assert!(!words.iter().any(|w| w.starts_with("join worker-2")));
@@ -218,11 +222,7 @@ fn a_worker_left_cordoned_by_a_stopped_run_is_uncordoned() {
     assert_eq!(w[2].mark, Some(MarkRepair::Unmark));
     assert_eq!(w[3].mark, None, "it joins again first");
     assert_eq!(w[4].mark, None, "someone else's cordon");
-    let words: Vec<String> = plan
-        .changes()
-        .iter()
-        .map(|c| format!("{} {}", c.action, c.target))
-        .collect();
+    let words = words(&plan);
     assert_eq!(
         words,
         [
@@ -260,11 +260,7 @@ fn an_upgrade_leaves_a_worker_cordoned_by_someone_else_cordoned() {
     let w = &plan.workers;
     assert!(w[0].keep_cordoned && w[0].mark.is_none());
     assert!(!w[1].keep_cordoned);
-    let words: Vec<String> = plan
-        .changes()
-        .iter()
-        .map(|c| format!("{} {}", c.action, c.target))
-        .collect();
+    let words = words(&plan);
     assert_eq!(
         words,
         [

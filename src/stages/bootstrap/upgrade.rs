@@ -54,37 +54,30 @@ fn kubectl(args: &[&str], sudo: bool) -> RemoteCommand {
 /// patch (as `kubectl cordon` does, a patch of `spec.unschedulable`; the API server updates
 /// both fields at once, so no stop between two commands leaves the one without the other).
 pub fn set_cordoned(node: &str, cordoned: bool, sudo: bool) -> RemoteCommand {
-    let patch = serde_json::json!({
-        "metadata": {"annotations": {CORDONED: if cordoned { Some("upgrade") } else { None }}},
-        "spec": {"unschedulable": cordoned},
-    });
-    kubectl(
-        &[
-            "patch",
-            "node",
-            node,
-            "--type",
-            "merge",
-            "--patch",
-            &patch.to_string(),
-        ],
+    patch_node(
+        node,
+        serde_json::json!({
+            "metadata": {"annotations": {CORDONED: if cordoned { Some("upgrade") } else { None }}},
+            "spec": {"unschedulable": cordoned},
+        }),
         sudo,
     )
 }
 
 /// Removes Jeeves' mark alone from `node`, which someone uncordoned by hand since.
 pub fn unmark(node: &str, sudo: bool) -> RemoteCommand {
-    let patch = serde_json::json!({"metadata": {"annotations": {CORDONED: null}}});
+    patch_node(
+        node,
+        serde_json::json!({"metadata": {"annotations": {CORDONED: null}}}),
+        sudo,
+    )
+}
+
+/// `kubectl patch node NODE` with a merge patch (JSON merge patch: `null` removes a key).
+fn patch_node(node: &str, patch: serde_json::Value, sudo: bool) -> RemoteCommand {
+    let patch = patch.to_string();
     kubectl(
-        &[
-            "patch",
-            "node",
-            node,
-            "--type",
-            "merge",
-            "--patch",
-            &patch.to_string(),
-        ],
+        &["patch", "node", node, "--type", "merge", "--patch", &patch],
         sudo,
     )
 }
