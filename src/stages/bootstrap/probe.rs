@@ -1,10 +1,10 @@
 //! What the plan needs to know about each host, in one round trip per host (`scripts/probe.sh`).
 //! A worker is not logged in to when the cluster vouches for it (`cluster_vouches`): a Ready node
 //! on the controller's kubelet version, whose channel an earlier run found or put it on is the
-//! one configured (the state's `worker_channels`). Only `snap list` on the worker tells its tracking
-//! channel, and a converged worker would pay a login and a snap query for an answer the run
-//! already has; what the cluster cannot show (a change of risk on the same version) a run with
-//! `--force bootstrap` finds, as does the first run after the versions part.
+//! one configured (the state's `worker_channels`). Only `snap list` on the worker tells its
+//! tracking channel, and a converged worker would pay a login and a snap query for an answer the
+//! run already has; what the cluster cannot show (a change of risk on the same version) a run
+//! with `--force bootstrap` finds, as does the first run after the versions part.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;

@@ -18,9 +18,9 @@ use super::{Apply, first_line, join, parallel, snap, upgrade};
 /// A worker's name and why it failed.
 pub type Failure = (String, anyhow::Error);
 
-/// Workers a stopped run left cordoned, uncordoned (a stale mark removed); then those in the cluster on another
-/// channel: cordoned, drained, refreshed, uncordoned and Ready, one at a time, the controller
-/// draining them. Called once the controller is ready.
+/// Workers a stopped run left cordoned, uncordoned (a stale mark removed); then those in the
+/// cluster on another channel: cordoned, drained, refreshed, uncordoned and Ready, one at a
+/// time, the controller draining them. Called once the controller is ready.
 pub fn upgrade_in_cluster(a: &Apply, controller: &SshSession, plan: &Plan) -> Vec<Failure> {
     let mut failed = Vec::new();
     for w in &plan.workers {
