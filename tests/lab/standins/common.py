@@ -319,3 +319,103 @@ def wait_for_ready(timeout):
         if timeout and time.time() > end:
             return False
         time.sleep(2)
+
+
+# ---- services (snapd's view of the snap's daemons) and node heartbeats ---------------------
+
+# Whether the snap's kubelite service is stopped (`snap stop microk8s[.daemon-kubelite]`), and
+# whether it starts at boot; kept outside the snap's data so that the boot hook reads it.
+SERVICES = f"{SNAP_COMMON}/lab-services.json"
+# The daemon stand-in's pid, for `snap remove` (which stops the snap's services first).
+DAEMON_PID = "/var/snap/.lab-microk8s-daemon.pid"
+
+
+def services():
+    """{"kubelite": {"active": bool, "enabled": bool}}: active and enabled unless stopped."""
+    try:
+        with open(SERVICES) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {"kubelite": {"active": True, "enabled": True}}
+
+
+def save_services(svc):
+    os.makedirs(SNAP_COMMON, exist_ok=True)
+    with open(SERVICES + ".tmp", "w") as f:
+        json.dump(svc, f)
+    os.replace(SERVICES + ".tmp", SERVICES)
+
+
+def kubelite_running():
+    """kubelite (the kubelet and, on a control plane, the API server) runs: its service is
+    active and no restart is under way."""
+    return services()["kubelite"]["active"] and not kubelite_restarting()
+
+
+def _knob(name, default):
+    try:
+        return max(1.0, float(open(f"/var/snap/.lab-{name}").read().strip()))
+    except (OSError, ValueError):
+        return default
+
+
+def lease_seconds():
+    """The kubelet's nodeLeaseDurationSeconds: 40 (kubernetes release-1.32
+    pkg/kubelet/apis/config/v1beta1/defaults.go); lab knob /var/snap/.lab-node-lease-seconds, as
+    the kubelet's --node-lease-duration-seconds would set it."""
+    return _knob("node-lease-seconds", 40.0)
+
+
+def grace_seconds():
+    """kube-controller-manager's --node-monitor-grace-period: 50 s in 1.32 (kubernetes
+    pkg/controller/nodelifecycle/config/v1alpha1/defaults.go, raised from 40 s by
+    kubernetes/kubernetes#126287); lab knob /var/snap/.lab-node-monitor-grace-seconds."""
+    return _knob("node-monitor-grace-seconds", 50.0)
+
+
+# The kubelet posts its node status when it changes or every nodeStatusReportFrequency, 5 min
+# (pkg/kubelet/apis/config/v1beta1/defaults.go; pkg/kubelet/kubelet_node_status.go
+# tryUpdateNodeStatus), and renews its Lease in between.
+STATUS_REPORT_SECONDS = 300
+
+
+def heartbeat(node, t, status):
+    """What the API server records when a kubelet renews its Lease (and, with `status`, posts its
+    node status). A node the node lifecycle controller had marked Unknown turns Ready at once, with
+    a new transition time."""
+    if status:
+        if not node_ready(node, t):
+            node["ready_since"] = t
+        node["status_posted"] = t
+    node.setdefault("ready_since", t)
+    node["lease"] = t
+    node["lease_seconds"] = int(lease_seconds())
+
+
+def probe_time(node):
+    """The node lifecycle controller's probeTimestamp: the last time it saw the Lease renewed or
+    the status posted (pkg/controller/nodelifecycle/node_lifecycle_controller.go
+    tryUpdateNodeHealth). A node that never did either counts from its creation."""
+    return max(node.get("lease", 0), node.get("status_posted", 0)) or node.get("created", 0)
+
+
+def node_ready(node, t):
+    """Ready as the node lifecycle controller leaves it: Unknown once `t` is past the probe time
+    plus the grace period (tryUpdateNodeHealth, `nc.now().After(probeTimestamp.Add(gracePeriod))`)."""
+    return t <= probe_time(node) + grace_seconds()
+
+
+def start_daemon():
+    """The snap's services (the daemon stand-in), as `snap install` and systemd at boot start them."""
+    here = os.path.dirname(os.path.realpath(__file__))
+    subprocess.Popen([os.path.join(here, "microk8s-daemon")], stdin=subprocess.DEVNULL,
+                     stdout=open(f"{SNAP_COMMON}/daemon.log", "a"), stderr=subprocess.STDOUT,
+                     start_new_session=True)
+
+
+def daemon_running():
+    try:
+        pid = int(open(DAEMON_PID).read())
+        return b"microk8s-daemon" in open(f"/proc/{pid}/cmdline", "rb").read()
+    except (OSError, ValueError):
+        return False

@@ -370,7 +370,8 @@ def config():
 def all_nodes(s):
     me = {"name": common.hostname(), "ip": common.host_ip(), "worker": False, "channel": s["channel"],
           "created": s.get("created", common.now()), "unschedulable": s.get("unschedulable", False),
-          "annotations": s.get("annotations", {})}
+          "annotations": s.get("annotations", {}),
+          **{k: s[k] for k in ("lease", "lease_seconds", "status_posted", "ready_since") if k in s}}
     return sorted([me] + s["nodes"], key=lambda n: n["name"])  # the API lists by name
 
 
@@ -396,10 +397,22 @@ def node_object(n):
         labels["node.kubernetes.io/microk8s-worker"] = "microk8s-worker"
     else:
         labels["node.kubernetes.io/microk8s-controlplane"] = "microk8s-controlplane"
-    spec = {}
+    t = time.time()
+    ready = common.node_ready(n, t)
+    spec, taints = {}, []
     if n.get("unschedulable"):
-        spec = {"taints": [{"effect": "NoSchedule", "key": "node.kubernetes.io/unschedulable",
-                            "timeAdded": iso(n.get("cordoned_at", common.now()))}], "unschedulable": True}
+        taints.append({"effect": "NoSchedule", "key": "node.kubernetes.io/unschedulable",
+                       "timeAdded": iso(n.get("cordoned_at", common.now()))})
+        spec["unschedulable"] = True
+    if not ready:
+        # The node lifecycle controller taints an Unknown node unreachable, NoSchedule and
+        # NoExecute (node_lifecycle_controller.go UnreachableTaintTemplate,
+        # doNoScheduleTaintingPass, doNoExecuteTaintingPass).
+        since = iso(common.probe_time(n) + common.grace_seconds())
+        taints += [{"effect": e, "key": "node.kubernetes.io/unreachable", "timeAdded": since}
+                   for e in ("NoSchedule", "NoExecute")]
+    if taints:
+        spec["taints"] = taints
     version = common.snap_version(n.get("channel") or state["channel"])
     created = iso(n["created"])
     # The kubelet's annotation (pkg/kubelet/kubelet_node_status.go, initialNode) and the TTL
@@ -413,21 +426,44 @@ def node_object(n):
             "spec": spec,
             "status": {"addresses": [{"address": n["ip"], "type": "InternalIP"},
                                      {"address": n["name"], "type": "Hostname"}],
-                       # The kubelet's four conditions, in its order and words (kubernetes
-                       # pkg/kubelet/nodestatus/setters.go, release-1.32): no pressure, Ready.
-                       "conditions": [dict(type=t, status=v, reason=r, message=m,
-                                           lastHeartbeatTime=iso(common.now()), lastTransitionTime=created)
-                                      for t, v, r, m in (
-                                          ("MemoryPressure", "False", "KubeletHasSufficientMemory",
-                                           "kubelet has sufficient memory available"),
-                                          ("DiskPressure", "False", "KubeletHasNoDiskPressure",
-                                           "kubelet has no disk pressure"),
-                                          ("PIDPressure", "False", "KubeletHasSufficientPID",
-                                           "kubelet has sufficient PID available"),
-                                          ("Ready", "True", "KubeletReady", "kubelet is posting ready status"))],
+                       "conditions": conditions(n, ready, created),
                        "nodeInfo": {"architecture": "amd64", "containerRuntimeVersion": "containerd://1.6.28",
                                     "kubeProxyVersion": version, "kubeletVersion": version,
                                     "operatingSystem": "linux", "osImage": "Ubuntu 24.04 LTS"}}}
+
+
+def conditions(n, ready, created):
+    """The kubelet's four conditions, in its order and words (kubernetes release-1.32
+    pkg/kubelet/nodestatus/setters.go): no pressure, Ready; lastHeartbeatTime is when it last
+    posted its status. Past the grace period without a heartbeat, the node lifecycle controller
+    sets all four Unknown, "Kubelet stopped posting node status.", at that moment
+    (node_lifecycle_controller.go tryUpdateNodeHealth; its 5 s monitor period is not modelled)."""
+    posted = iso(n.get("status_posted", n["created"]))
+    if not ready:
+        since = iso(common.probe_time(n) + common.grace_seconds())
+        return [dict(type=t, status="Unknown", reason="NodeStatusUnknown",
+                     message="Kubelet stopped posting node status.", lastHeartbeatTime=posted,
+                     lastTransitionTime=since)
+                for t in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")]
+    return [dict(type=t, status=v, reason=r, message=m, lastHeartbeatTime=posted,
+                 lastTransitionTime=iso(n.get("ready_since", n["created"])) if t == "Ready" else created)
+            for t, v, r, m in (
+                ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                ("Ready", "True", "KubeletReady", "kubelet is posting ready status"))]
+
+
+def lease_object(n):
+    """The node's Lease in kube-node-lease, as the kubelet's lease controller writes it
+    (component-helpers apimachinery/lease/controller.go newLease: holderIdentity, the duration,
+    renewTime as a MicroTime). The Node owner reference is left out."""
+    renew = datetime.fromtimestamp(n.get("lease", n["created"]), timezone.utc)
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": n["name"], "namespace": "kube-node-lease",
+                         "creationTimestamp": iso(n["created"])},
+            "spec": {"holderIdentity": n["name"], "leaseDurationSeconds": n.get("lease_seconds", 40),
+                     "renewTime": renew.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}}
 
 
 def human_duration(seconds):
@@ -462,7 +498,10 @@ def table(rows):
 
 
 def node_row(n):
-    status = "Ready,SchedulingDisabled" if n.get("unschedulable") else "Ready"
+    # kubectl's printNode: "Not" + the type for a condition that is not True.
+    status = "Ready" if common.node_ready(n, time.time()) else "NotReady"
+    if n.get("unschedulable"):
+        status += ",SchedulingDisabled"
     return [n["name"], status, "<none>", human_duration(common.now() - n["created"]),
             common.snap_version(n.get("channel") or state["channel"])]
 
@@ -744,13 +783,37 @@ def evict_pods(node, pods, timeout, grace, evict):
         time.sleep(1)
 
 
+def get_list(kinds):
+    """`kubectl get nodes,leases -n kube-node-lease -o json` (or `leases` alone): one List of
+    every kind asked, in that order; Nodes are cluster-scoped, so `-n` does not filter them."""
+    ns = "default"
+    if "-A" in rest or "--all-namespaces" in rest:
+        ns = None
+    else:
+        ns = opt("-n", "--namespace", default="default")
+    if opt("-o", "--output") != "json" or any(k not in ("nodes", "node", "no", "leases", "lease") for k in kinds):
+        err("the lab stand-in answers `kubectl get nodes,leases -n kube-node-lease -o json` only")
+    nodes = all_nodes(common.load())
+    items = []
+    for k in kinds:
+        if k in ("nodes", "node", "no"):
+            items += [node_object(n) for n in nodes]
+        elif ns in (None, "kube-node-lease"):
+            items += [lease_object(n) for n in nodes]
+    out(json.dumps({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}},
+                   indent=4))
+
+
 def kubectl():
     if is_worker:
         out(node_msg("kubectl"), 0)
     words = list(rest)
     if not common.api_up():
         err(REFUSED)
-    if words[:1] == ["get"] and len(words) >= 2 and words[1] in ("nodes", "node", "no"):
+    kinds = words[1].split(",") if words[:1] == ["get"] and len(words) >= 2 else []
+    if len(kinds) > 1 or kinds[:1] in (["leases"], ["lease"]):
+        get_list(kinds)
+    elif kinds[:1] in (["nodes"], ["node"], ["no"]):
         o = opt("-o", "--output")
         names = [w for w in words[2:] if not w.startswith("-") and w != o]
         nodes = all_nodes(common.load())
