@@ -124,11 +124,15 @@ fn items(list: &Value) -> &[Value] {
 }
 
 fn condition<'a>(node: &'a Value, kind: &str) -> Option<&'a str> {
+    condition_field(node, kind, "status")
+}
+
+fn condition_field<'a>(node: &'a Value, kind: &str, field: &str) -> Option<&'a str> {
     node["status"]["conditions"]
         .as_array()?
         .iter()
         .find(|c| c["type"] == kind)
-        .and_then(|c| c["status"].as_str())
+        .and_then(|c| c[field].as_str())
 }
 
 /// A finding per node (Ready, no disk or memory pressure, schedulable), one for each inventory
@@ -148,10 +152,15 @@ pub(super) fn node_findings(nodes: &Value, hosts: &[String]) -> Vec<Finding> {
             .push(name.clone());
         seen.insert(name.clone());
         let mut problems = Vec::new();
-        if condition(n, "Ready") != Some("True") {
+        let ready = condition(n, "Ready");
+        if ready != Some("True") {
+            // Unknown: the node lifecycle controller heard nothing from its kubelet for the
+            // grace period (its message says so); False: the kubelet says why.
+            let why = condition_field(n, "Ready", "message").unwrap_or_default();
             problems.push(format!(
-                "not Ready (Ready={})",
-                condition(n, "Ready").unwrap_or("missing")
+                "not Ready (Ready={}{}{why})",
+                ready.unwrap_or("missing"),
+                if why.is_empty() { "" } else { ": " },
             ));
         }
         for p in ["DiskPressure", "MemoryPressure"] {
@@ -160,7 +169,13 @@ pub(super) fn node_findings(nodes: &Value, hosts: &[String]) -> Vec<Finding> {
             }
         }
         let check = format!("node/{name}");
-        out.push(if !problems.is_empty() {
+        out.push(if ready == Some("Unknown") {
+            Finding::fail(
+                check,
+                problems.join(", "),
+                format!("jeeves up --only bootstrap (logs in to {name}: installs and joins MicroK8s where it is gone, starts a stopped kubelite; a host it cannot reach is named: start or replace that instance)"),
+            )
+        } else if !problems.is_empty() {
             Finding::fail(
                 check,
                 problems.join(", "),

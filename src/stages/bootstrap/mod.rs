@@ -144,7 +144,7 @@ impl Stage for BootstrapStage {
             .collect();
         if !vouched.is_empty() {
             cx.log().info(format!(
-                "{} worker(s) not logged in to, the cluster vouching for them (Ready nodes on the controller's kubelet version, on {want} as last found or set; `up --force bootstrap` logs in): {}",
+                "{} worker(s) not logged in to, the cluster vouching for them (Ready nodes on the controller's kubelet version whose Lease was renewed recently, on {want} as last found or set; `up --force bootstrap` logs in): {}",
                 vouched.len(),
                 vouched.join(", ")
             ));

@@ -66,8 +66,11 @@ pub struct WorkerPlan {
     pub snap: WorkerSnap,
     /// In the controller's node list (Ready or not).
     pub in_cluster: bool,
-    /// Not a Ready node of the cluster: `microk8s join`.
+    /// Not a Ready node of the cluster, or a host that is not (or no longer) in one:
+    /// `microk8s join`.
     pub join: bool,
+    /// A worker in the cluster whose kubelite service is stopped: `snap start --enable`.
+    pub start: bool,
     /// What the controller does about Jeeves' mark on the node, when it is not upgraded now (an
     /// upgrade cordons and uncordons it anyway).
     pub mark: Option<MarkRepair>,
@@ -89,7 +92,7 @@ pub enum MarkRepair {
 impl WorkerPlan {
     /// Whether apply has anything to do on the worker itself (uncordoning is the controller's).
     pub fn on_host(&self) -> bool {
-        self.join || self.snap != WorkerSnap::Known(Snap::Current)
+        self.join || self.start || self.snap != WorkerSnap::Known(Snap::Current)
     }
 
     pub fn name(&self) -> &str {
@@ -133,6 +136,16 @@ impl Plan {
             .map(|(host, probed)| {
                 let node = facts.nodes.get(&host.hostname);
                 let in_cluster = node.is_some();
+                let ready = node.is_some_and(|n| n.ready);
+                // What the worker itself says decides over the node list, which can still show
+                // a dead kubelet's node Ready for the grace period: a host without the snap (a
+                // wiped or rebuilt one) or outside any cluster joins; one whose kubelite is
+                // stopped is started, and its node then turns Ready again by itself.
+                let (join, start) = match &probed {
+                    Seen::Probed(f) if f.channel.is_none() || !f.clustered => (true, false),
+                    Seen::Probed(f) if f.kubelite_stopped => (false, true),
+                    _ => (!ready, false),
+                };
                 let snap = match probed {
                     Seen::Probed(f) => {
                         WorkerSnap::Known(Snap::decide(f.channel.as_deref(), &channel, in_cluster))
@@ -141,7 +154,6 @@ impl Plan {
                     Seen::Unreachable(reason) => WorkerSnap::Unprobed { reason },
                 };
                 let upgrade = matches!(snap, WorkerSnap::Known(Snap::Upgrade { .. }));
-                let join = !node.is_some_and(|n| n.ready);
                 // Not while it joins again: the node may be registered anew meanwhile.
                 let mark = match node {
                     Some(n) if n.marked && !upgrade && !join => Some(if n.cordoned {
@@ -155,6 +167,7 @@ impl Plan {
                     snap,
                     in_cluster,
                     join,
+                    start,
                     mark,
                     keep_cordoned: node.is_some_and(|n| n.cordoned && !n.marked),
                     host,
@@ -251,6 +264,14 @@ impl Plan {
                     ),
                 )),
                 Snap::Current => {}
+            }
+            if w.start {
+                changes.push(Change::new(
+                    "start",
+                    format!(
+                        "{name}: microk8s.daemon-kubelite (stopped: its kubelet renews no Lease)"
+                    ),
+                ));
             }
             if w.join {
                 changes.push(Change::new("join", format!("{name} → {cname}")));

@@ -30,6 +30,7 @@ fn node(ready: bool) -> Node {
         kubelet: "v1.32.3".into(),
         cordoned: false,
         marked: false,
+        lease: None,
     }
 }
 
@@ -41,9 +42,12 @@ fn words(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// A host on `channel` (none: the snap is not installed); a worker with the snap is in the
+/// cluster by its own word, with kubelite running.
 fn facts(channel: Option<&str>) -> HostFacts {
     HostFacts {
         channel: channel.map(str::to_string),
+        clustered: channel.is_some(),
         ..HostFacts::default()
     }
 }
@@ -146,6 +150,51 @@ fn a_new_channel_refreshes_the_controller_and_upgrades_workers_in_the_cluster() 
     assert!(w[1].join && w[1].on_host(), "in the list but not Ready");
     assert_eq!(w[2].snap, WorkerSnap::Known(Snap::Refresh { from: from() }));
     assert!(w[2].join);
+}
+
+/// The worker's own word decides over a node list that still shows a dead kubelet's node
+/// Ready (for the grace period): a wiped host installs and joins, a host outside any cluster
+/// joins, a stopped kubelite is started (no join: its node turns Ready by itself).
+#[test]
+fn a_worker_whose_node_still_reads_ready_is_repaired_by_what_it_says() {
+    let s = settings();
+    let standalone = HostFacts {
+        clustered: false,
+        ..facts(Some(&s.channel))
+    };
+    let stopped = HostFacts {
+        kubelite_stopped: true,
+        ..facts(Some(&s.channel))
+    };
+    let plan = plan_with(
+        &s,
+        &s.channel,
+        &[
+            ("controller", node(true)),
+            ("worker-1", node(true)),
+            ("worker-2", node(true)),
+            ("worker-3", node(false)),
+            ("worker-4", node(true)),
+        ],
+        vec![
+            Seen::Probed(facts(None)),
+            Seen::Probed(standalone),
+            Seen::Probed(stopped),
+            Seen::Probed(facts(Some(&s.channel))),
+        ],
+    );
+    assert_eq!(
+        words(&plan),
+        [
+            "install worker-1: microk8s 1.32/stable",
+            "join worker-1 → controller",
+            "join worker-2 → controller",
+            "start worker-3: microk8s.daemon-kubelite (stopped: its kubelet renews no Lease)",
+        ]
+    );
+    let w = &plan.workers;
+    assert!(w[2].start && !w[2].join && w[2].on_host());
+    assert!(!w[3].on_host(), "running, Ready: nothing to do");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! What the plan needs to know about each host, in one round trip per host (`scripts/probe.sh`).
 //! A worker is not logged in to when the cluster vouches for it (`cluster_vouches`): a Ready node
-//! on the controller's kubelet version, whose channel an earlier run found or put it on is the
-//! one configured (the state's `worker_channels`). Only `snap list` on the worker tells its
+//! on the controller's kubelet version whose kubelet renewed its Lease within the last half of
+//! the Lease's duration (`LEASE_FRESH`), and whose channel an earlier run found or put it on is
+//! the one configured (the state's `worker_channels`). Only `snap list` on the worker tells its
 //! tracking channel, and a converged worker would pay a login and a snap query for an answer the
 //! run already has; what the cluster cannot show (a change of risk on the same version) a run
 //! with `--force bootstrap` finds, as does the first run after the versions part.
@@ -24,7 +25,15 @@ use super::{Hosts, host_progress, parallel};
 const PROBE: &str = include_str!("scripts/probe.sh");
 
 /// The sections PROBE prints.
-const SECTIONS: &[&str] = &["snap", "groups", "status", "nodes", "hosts"];
+const SECTIONS: &[&str] = &[
+    "snap", "groups", "status", "kubelite", "nodes", "clock", "hosts",
+];
+
+/// The share of a Lease's `leaseDurationSeconds` within which its last renewal vouches for the
+/// node: the kubelet renews every quarter of it (kubernetes release-1.32 `pkg/kubelet/kubelet.go`
+/// `nodeLeaseRenewIntervalFraction`), so a half is two renewals missed: 20 s by default, against
+/// the node lifecycle controller's 50 s before the node reads Unknown.
+const LEASE_FRESH: f64 = 0.5;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HostFacts {
@@ -34,6 +43,12 @@ pub struct HostFacts {
     pub addons: BTreeSet<String>,
     /// The cluster's nodes by name (controller only).
     pub nodes: BTreeMap<String, Node>,
+    /// The host's clock when it read the nodes (unix milliseconds; controller only).
+    pub clock: Option<i64>,
+    /// A worker that joined a cluster (its `microk8s status` says it acts as a node).
+    pub clustered: bool,
+    /// A worker whose kubelite service is stopped (`snap services`).
+    pub kubelite_stopped: bool,
     /// Worker names the host resolves to the right address.
     pub resolves: BTreeSet<String>,
 }
@@ -50,6 +65,29 @@ pub struct Node {
     /// since. Cordoned and marked: a run stopped between the two; marked but not cordoned:
     /// someone uncordoned it by hand since.
     pub marked: bool,
+    /// Its Lease in `kube-node-lease`: when last renewed (unix seconds) and for how long.
+    pub lease: Option<Lease>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// `spec.renewTime`, unix milliseconds.
+    pub renewed: i64,
+    /// `spec.leaseDurationSeconds`.
+    pub seconds: i64,
+}
+
+impl Node {
+    /// Whether its kubelet renewed the Lease recently enough, by the host clock `now` (unix
+    /// milliseconds).
+    pub fn lease_fresh(&self, now: Option<i64>) -> bool {
+        match (self.lease, now) {
+            (Some(l), Some(now)) => {
+                (now - l.renewed) as f64 <= l.seconds as f64 * 1000.0 * LEASE_FRESH
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What the run knows of a worker.
@@ -90,24 +128,47 @@ fn parse_facts(p: &Sections) -> HostFacts {
             .any(|l| l.split_whitespace().any(|g| g == "microk8s")),
         addons,
         nodes: parse_nodes(&p.lines("nodes").collect::<Vec<_>>().join("\n")),
+        clock: p
+            .values("clock")
+            .last()
+            .and_then(|c| c.parse::<f64>().ok())
+            .map(|s| (s * 1000.0) as i64),
+        clustered: p.lines("status").any(|l| l.contains("acting as a node")),
+        kubelite_stopped: p.values("kubelite").any(|v| v == "inactive"),
         resolves: p.values("hosts").collect(),
     }
 }
 
-/// `kubectl get nodes -o json` → node name → its readiness and kubelet version.
+/// `kubectl get nodes,leases -n kube-node-lease -o json` (or nodes alone) → node name → its
+/// readiness, kubelet version, cordon and Lease.
 pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
         return BTreeMap::new();
     };
-    v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let items = v["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let name = |item: &serde_json::Value| {
+        item["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let leases: BTreeMap<String, Lease> = items
+        .iter()
+        .filter(|item| item["kind"] == "Lease")
+        .filter_map(|item| {
+            let renewed = humantime::parse_rfc3339(item["spec"]["renewTime"].as_str()?).ok()?;
+            let renewed = renewed
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_millis() as i64;
+            let seconds = item["spec"]["leaseDurationSeconds"].as_i64()?;
+            Some((name(item), Lease { renewed, seconds }))
+        })
+        .collect();
+    items
+        .iter()
+        .filter(|item| item["kind"] != "Lease")
         .map(|item| {
-            let name = item["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
             let ready = item["status"]["conditions"]
                 .as_array()
                 .into_iter()
@@ -121,6 +182,8 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
             let marked = item["metadata"]["annotations"]
                 .get(super::upgrade::CORDONED)
                 .is_some();
+            let name = name(item);
+            let lease = leases.get(&name).copied();
             (
                 name,
                 Node {
@@ -128,6 +191,7 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
                     kubelet,
                     cordoned,
                     marked,
+                    lease,
                 },
             )
         })
@@ -171,18 +235,16 @@ pub fn probe_host(
 }
 
 /// Whether the cluster vouches for `worker` (the module's comment): the controller on `want`,
-/// the worker a Ready node on the controller's kubelet version.
+/// the worker a Ready node on the controller's kubelet version whose Lease is fresh.
 fn cluster_vouches(facts: &HostFacts, controller: &Host, worker: &Host, want: &str) -> bool {
-    let kubelet = |h: &Host| {
-        facts
-            .nodes
-            .get(&h.hostname)
-            .map(|n| (n.ready, n.kubelet.as_str()))
-    };
+    let node = |h: &Host| facts.nodes.get(&h.hostname);
     facts.channel.as_deref() == Some(want)
         && matches!(
-            (kubelet(controller), kubelet(worker)),
-            (Some((_, c)), Some((true, w))) if !c.is_empty() && c == w
+            (node(controller), node(worker)),
+            (Some(c), Some(w)) if !c.kubelet.is_empty()
+                && c.kubelet == w.kubelet
+                && w.ready
+                && w.lease_fresh(facts.clock)
         )
 }
 

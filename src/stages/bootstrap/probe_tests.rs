@@ -4,6 +4,12 @@ use super::*;
 
 /// The probe script on this machine's `sh`, with `snap` and `microk8s` answering as given.
 fn probe_with(microk8s: &str) -> std::process::Output {
+    probe_as("controller", SNAP_LIST, microk8s)
+}
+
+const SNAP_LIST: &str = "echo 'Name Version Rev Tracking Publisher Notes'; echo 'microk8s v1.32.3 1 1.32/stable canonical classic'";
+
+fn probe_as(role: &str, snap: &str, microk8s: &str) -> std::process::Output {
     let bin = tempfile::tempdir().unwrap();
     let tool = |name: &str, body: &str| {
         let p = bin.path().join(name);
@@ -11,10 +17,7 @@ fn probe_with(microk8s: &str) -> std::process::Output {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     };
-    tool(
-        "snap",
-        "echo 'Name Version Rev Tracking Publisher Notes'; echo 'microk8s v1.32.3 1 1.32/stable canonical classic'",
-    );
+    tool("snap", snap);
     tool("microk8s", microk8s);
     let path = format!(
         "{}:{}",
@@ -30,7 +33,7 @@ fn probe_with(microk8s: &str) -> std::process::Output {
     )
     .unwrap();
     std::process::Command::new("sh")
-        .args(["-c", PROBE, "probe", user.trim(), "1", "controller"])
+        .args(["-c", PROBE, "probe", user.trim(), "1", role])
         .env("PATH", path)
         .output()
         .unwrap()
@@ -63,6 +66,37 @@ fn a_probe_that_cannot_read_the_cluster_fails() {
     );
 }
 
+/// A worker's probe says whether it is in a cluster and whether its kubelite service runs
+/// (snapd's `snap services`, Current column).
+#[test]
+fn a_workers_probe_reads_its_kubelite_service() {
+    let worker = |current: &str| {
+        let snap = format!(
+            "case $1 in list) {SNAP_LIST};; services) echo 'Service                   Startup  Current   Notes'; echo 'microk8s.daemon-kubelite  enabled  {current}  -';; esac"
+        );
+        let out = probe_as(
+            "worker",
+            &snap,
+            "echo 'This MicroK8s deployment is acting as a node in a cluster.'",
+        );
+        assert!(out.status.success(), "{out:?}");
+        parse_facts(&Sections::parse(&String::from_utf8_lossy(&out.stdout), SECTIONS).unwrap())
+    };
+    let stopped = worker("inactive");
+    assert!(stopped.clustered && stopped.kubelite_stopped);
+    let running = worker("active");
+    assert!(running.clustered && !running.kubelite_stopped);
+    // snapd that cannot answer fails the probe rather than have the plan guess.
+    let out = probe_as(
+        "worker",
+        &format!(
+            "case $1 in list) {SNAP_LIST};; *) echo 'error: cannot communicate with server' >&2; exit 1;; esac"
+        ),
+        "echo 'This MicroK8s deployment is acting as a node in a cluster.'",
+    );
+    assert!(!out.status.success(), "{out:?}");
+}
+
 /// The node list is read beside status; when status had to wait (the API restarting), the
 /// list read meanwhile may be stale and is read again after it.
 #[test]
@@ -86,7 +120,8 @@ esac"#,
 }
 
 /// The cluster vouches for a worker only when the controller is on the configured channel
-/// and the worker is a Ready node on the controller's kubelet version.
+/// and the worker is a Ready node on the controller's kubelet version whose Lease its kubelet
+/// renewed within half the Lease's duration, by the controller's clock.
 #[test]
 fn the_cluster_vouches_for_a_ready_worker_on_the_controllers_version() {
     let host = |name: &str| Host {
@@ -95,14 +130,20 @@ fn the_cluster_vouches_for_a_ready_worker_on_the_controllers_version() {
         public_ip: "10.0.0.1".into(),
         private_ip: "10.0.0.1".into(),
     };
+    let now = 1_800_000_000_000;
     let node = |ready, kubelet: &str| Node {
         ready,
         kubelet: kubelet.into(),
         cordoned: false,
         marked: false,
+        lease: Some(Lease {
+            renewed: now - 10_000,
+            seconds: 40,
+        }),
     };
     let facts = HostFacts {
         channel: Some("1.32/stable".into()),
+        clock: Some(now),
         nodes: BTreeMap::from([
             ("controller".into(), node(true, "v1.32.3")),
             ("same".into(), node(true, "v1.32.3")),
@@ -123,6 +164,25 @@ fn the_cluster_vouches_for_a_ready_worker_on_the_controllers_version() {
         !vouches(&facts, "same", "1.33/stable"),
         "the controller is not on it"
     );
+    let lease = |facts: &HostFacts, renewed_ago: i64| {
+        let mut f = facts.clone();
+        f.nodes.get_mut("same").unwrap().lease = Some(Lease {
+            renewed: now - renewed_ago,
+            seconds: 40,
+        });
+        f
+    };
+    assert!(vouches(&lease(&facts, 20_000), "same", "1.32/stable"));
+    assert!(
+        !vouches(&lease(&facts, 20_001), "same", "1.32/stable"),
+        "two renewals missed: the kubelet may be dead though the node still reads Ready"
+    );
+    let mut no_lease = facts.clone();
+    no_lease.nodes.get_mut("same").unwrap().lease = None;
+    assert!(!vouches(&no_lease, "same", "1.32/stable"), "no Lease");
+    let mut no_clock = facts.clone();
+    no_clock.clock = None;
+    assert!(!vouches(&no_clock, "same", "1.32/stable"), "no clock");
     let mut blank = facts.clone();
     blank.nodes.get_mut("controller").unwrap().kubelet.clear();
     blank.nodes.get_mut("same").unwrap().kubelet.clear();
@@ -130,6 +190,33 @@ fn the_cluster_vouches_for_a_ready_worker_on_the_controllers_version() {
         !vouches(&blank, "same", "1.32/stable"),
         "no version to compare"
     );
+}
+
+/// `get nodes,leases` output: each Node with the Lease of the same name (renewTime read to the
+/// millisecond), Leases themselves not taken for nodes.
+#[test]
+fn nodes_are_read_with_their_leases() {
+    let list = serde_json::json!({"kind": "List", "items": [
+        {"kind": "Node", "metadata": {"name": "a"}, "spec": {},
+         "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}},
+        {"kind": "Node", "metadata": {"name": "b"}, "spec": {},
+         "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        {"kind": "Lease", "metadata": {"name": "a", "namespace": "kube-node-lease"},
+         "spec": {"holderIdentity": "a", "leaseDurationSeconds": 40,
+                  "renewTime": "2027-01-15T08:00:00.250000Z"}},
+    ]})
+    .to_string();
+    let nodes = parse_nodes(&list);
+    assert_eq!(nodes.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert!(!nodes["a"].ready && nodes["b"].ready);
+    assert_eq!(
+        nodes["a"].lease,
+        Some(Lease {
+            renewed: 1_800_000_000_250,
+            seconds: 40
+        })
+    );
+    assert_eq!(nodes["b"].lease, None);
 }
 
 /// A node is cordoned by its `spec.unschedulable`, marked by Jeeves' annotation alone.

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::ssh::SshSession;
+use crate::ssh::{RemoteCommand, SshSession};
 
 use super::controller::{Controller, Phase, wait_nodes_ready};
 use super::plan::{MarkRepair, Plan, Snap, WorkerPlan, WorkerSnap};
@@ -88,10 +88,12 @@ pub fn upgrade_in_cluster(a: &Apply, controller: &SshSession, plan: &Plan) -> Ve
 }
 
 /// One worker: probed again when the plan could not probe it, its snap installed or refreshed
-/// outside the cluster, then joined. Returns whether it joined (and is to be awaited Ready).
+/// outside the cluster, its kubelite started when stopped, then joined. Returns whether it joined
+/// or was started (and is to be awaited Ready).
 fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -> Result<bool> {
     let name = w.name();
     let session = a.hosts.connect(&w.host)?;
+    let mut stopped = false;
     let snap_step = match &w.snap {
         WorkerSnap::Known(s) => s.clone(),
         WorkerSnap::Unprobed { .. } => {
@@ -102,6 +104,7 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -
                 super::probe::Role::Worker,
                 &[],
             )?;
+            stopped = facts.kubelite_stopped;
             Snap::decide(facts.channel.as_deref(), channel, w.in_cluster)
         }
     };
@@ -124,9 +127,21 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -
         // Planned: refreshed by `upgrade_in_cluster`, which this worker's join waits for.
         Snap::Upgrade { .. } | Snap::Current => {}
     }
+    let start = w.start || probed_again && stopped;
+    if start {
+        a.progress(name, "starting kubelite (its service was stopped)");
+        a.run(
+            &session,
+            RemoteCommand::new("snap").args(["start", "--enable", "microk8s.daemon-kubelite"]),
+        )?;
+    }
     if !w.join {
-        a.progress(name, "already in the cluster");
-        return Ok(false);
+        if start {
+            a.progress(name, "waiting for the node to be Ready");
+        } else {
+            a.progress(name, "already in the cluster");
+        }
+        return Ok(start);
     }
     let phase = if matches!(snap_step, Snap::Upgrade { .. }) {
         Phase::Upgraded
@@ -182,18 +197,18 @@ pub fn converge_all(
     )
 }
 
-/// The joined workers, awaited Ready once for all of them: the controller's one session never
-/// becomes the queue the workers wait in.
+/// The joined (or started) workers, awaited Ready once for all of them: the controller's one
+/// session never becomes the queue the workers wait in.
 pub fn await_ready(a: &Apply, controller: &SshSession, joined: &[String]) -> Result<Vec<Failure>> {
     let not_ready = wait_nodes_ready(controller, a.sudo(), joined, a.mk.ready_timeout)?;
     let mut failed = Vec::new();
     for name in joined {
         if not_ready.contains(name) {
-            a.progress(name, "failed: joined but not Ready");
+            a.progress(name, "failed: not Ready");
             failed.push((
                 name.clone(),
                 anyhow!(
-                    "{name} joined but is not Ready after {}s (microk8s.ready_timeout)",
+                    "{name} is not Ready after {}s (microk8s.ready_timeout); its node's conditions: microk8s kubectl describe node {name} (on the controller)",
                     a.mk.ready_timeout.as_secs()
                 ),
             ));

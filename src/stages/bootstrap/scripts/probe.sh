@@ -42,7 +42,8 @@ if [ -n "$channel" ] && [ "$role" = controller ]; then
   nodes=$(mktemp)
   trap 'rm -f "$nodes"' EXIT
   started=$(date +%s)
-  microk8s kubectl get nodes -o json >"$nodes" 2>/dev/null &
+  # Nodes and their Leases in one kubectl (Nodes are cluster-scoped: -n leaves them all).
+  microk8s kubectl get nodes,leases -n kube-node-lease -o json >"$nodes" 2>/dev/null &
   early=$!
 fi
 if [ -n "$channel" ]; then
@@ -54,6 +55,17 @@ if [ -n "$channel" ]; then
 fi
 echo "@status"
 if [ -n "$status" ]; then printf '%s\n' "$status"; fi
+echo "@kubelite"
+# A worker's kubelet: whether its service runs (snapd's Current column). Asked of workers only:
+# a controller whose kubelite is stopped has no API, and status above has said so.
+if [ -n "$channel" ] && [ "$role" = worker ]; then
+  services=$(snap services microk8s.daemon-kubelite)
+  while read -r _ _ current _; do
+    case $current in active | inactive) echo "$current" ;; esac
+  done <<EOF
+$services
+EOF
+fi
 echo "@nodes"
 case "$status" in
   "" | *"acting as a node"*) ;;
@@ -61,10 +73,13 @@ case "$status" in
     if [ -n "$early" ] && [ $(($(date +%s) - started)) -le 1 ] && wait "$early"; then
       cat "$nodes"
     else
-      microk8s kubectl get nodes -o json
+      microk8s kubectl get nodes,leases -n kube-node-lease -o json
     fi
     ;;
 esac
+echo "@clock"
+# The controller's clock, against which its Leases' renewTimes are read (seconds.nanoseconds).
+date +%s.%N
 echo "@hosts"
 # One getent for every name (it takes several keys, prints a line "ADDRESS NAME ALIASES" for each
 # one it finds, and exits 2 when one is missing), not a process or two per worker. A name
