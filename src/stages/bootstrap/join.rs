@@ -5,10 +5,16 @@
 //!   `ConsumeClusterToken`). So one token serves every worker: normally one `add-node` round
 //!   trip (another only past half the TTL, or after a refused token).
 //! - A failed join prints the agent's answer on stdout and exits 6 (canonical/microk8s 1.32,
-//!   `scripts/wrappers/join.py`). While the API server restarts (an addon or a refresh restarts
-//!   kubelite) the agent answers `Failed to retrieve list of control plane nodes` (500, the
-//!   agent's `pkg/api/v2/join.go`); an agent restarting itself refuses the connection (exit 1,
-//!   `ConnectionRefusedError`). Both pass: wait for the controller, then join again.
+//!   `scripts/wrappers/join.py`). Most failures pass: while the API server restarts (an addon or
+//!   a refresh restarts kubelite) the agent answers `Failed to retrieve list of control plane
+//!   nodes` (500, the agent's `pkg/api/v2/join.go`); an agent restarting itself refuses the
+//!   connection (exit 1, `ConnectionRefusedError`); other 500s are the agent's own passing
+//!   trouble. So every failure is retried, as Canonical's Cluster API bootstrap provider does
+//!   (canonical/cluster-api-bootstrap-provider-microk8s, `microk8s-join.sh`: every failure, 30
+//!   attempts 5 s apart), here within `microk8s.ready_timeout` and after waiting for the
+//!   controller, except what no retry changes: a refused token (a new one, once), a server that
+//!   is not the one the token came from (exit 4), and the agent's own final refusals (502: a
+//!   port other than 25000; 503: joining a node to itself; a cluster that takes no workers).
 
 use std::time::{Duration, Instant};
 
@@ -25,29 +31,33 @@ const JOIN: &str = include_str!("scripts/join.sh");
 /// Why a join failed, from its exit status and output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinFailure {
-    /// The controller's API or agent is restarting: wait for it and join again.
-    Restarting,
     /// The token expired (or was never valid): a new one, once.
     InvalidToken,
-    Other,
+    /// What no retry changes (the module's comment).
+    Final,
+    /// Anything else: wait for the controller, then join again.
+    Passing,
 }
 
 pub fn classify(status: i32, output: &str) -> JoinFailure {
-    if status == 6 && output.contains("Failed to retrieve list of control plane nodes")
-        || output.contains("ConnectionRefusedError")
-    {
-        JoinFailure::Restarting
-    } else if status == 6 && output.contains("Invalid token") {
+    let agent_final = ["(502).", "(503)."];
+    if status == 6 && output.contains("Invalid token") {
         JoinFailure::InvalidToken
+    } else if status == 4
+        || status == 6 && agent_final.iter().any(|a| output.contains(a))
+        || output.contains("Invalid connection")
+        || output.contains("supports joining worker nodes")
+    {
+        JoinFailure::Final
     } else {
-        JoinFailure::Other
+        JoinFailure::Passing
     }
 }
 
-/// `microk8s join <url> --worker` on `worker`, through the failures that pass: a restarting
-/// controller (waited for, then joined again with backoff, for at most `ready_timeout`) and an
-/// expired token (replaced once). Any other failure, or one that outlasts the bound, is the
-/// join's own message.
+/// `microk8s join <url> --worker` on `worker`, again after any failure that passes (the module's
+/// comment): the controller waited for, then joined again with backoff, for at most
+/// `ready_timeout`; a refused token is replaced once. A final failure, or one that outlasts the
+/// bound, is the join's own message.
 pub fn join(
     worker: &SshSession,
     sudo: bool,
@@ -89,8 +99,11 @@ pub fn join(
                 progress("the join token was refused; joining with a new one");
                 url = lock().renew(&url)?;
             }
-            JoinFailure::Restarting if Instant::now() + delay < deadline => {
-                progress("the controller's API is restarting; waiting for it, then joining again");
+            JoinFailure::Passing if Instant::now() + delay < deadline => {
+                progress(&format!(
+                    "the join failed ({}); waiting for the controller, then joining again",
+                    last_line(&reporter.redactor().redact(&text))
+                ));
                 // Bounded by what is left of the one budget; other workers wait for the lock
                 // meanwhile, and would meet the same restarting controller anyway.
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -98,8 +111,8 @@ pub fn join(
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
-            JoinFailure::Restarting => bail!(
-                "{}\nthe controller was still restarting after {}s (microk8s.ready_timeout)",
+            JoinFailure::Passing => bail!(
+                "{}\nthe join still failed after {}s (microk8s.ready_timeout)",
                 message(),
                 ready_timeout.as_secs()
             ),
@@ -108,36 +121,68 @@ pub fn join(
     }
 }
 
+/// The last line with something on it: microk8s join's own verdict.
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn join_failures_are_told_apart_as_microk8s_prints_them() {
-        assert_eq!(
-            classify(
+        let passing = [
+            (
                 6,
-                "Contacting cluster at 10.0.0.10\nConnection failed. Failed to retrieve list of control plane nodes: connection refused (500).\n"
+                "Contacting cluster at 10.0.0.10\nConnection failed. Failed to retrieve list of control plane nodes: connection refused (500).\n",
             ),
-            JoinFailure::Restarting
-        );
-        assert_eq!(
-            classify(
+            (
                 1,
-                "Traceback (most recent call last):\nConnectionRefusedError: [Errno 111] Connection refused\n"
+                "Traceback (most recent call last):\nConnectionRefusedError: [Errno 111] Connection refused\n",
             ),
-            JoinFailure::Restarting
-        );
+            (
+                6,
+                "Connection failed. Something the code has never seen (500).\n",
+            ),
+            (
+                1,
+                "Please ensure the master node is reachable. Remote end closed",
+            ),
+        ];
+        for (status, out) in passing {
+            assert_eq!(classify(status, out), JoinFailure::Passing, "{out}");
+        }
         assert_eq!(
             classify(6, "Connection failed. Invalid token (500).\n"),
             JoinFailure::InvalidToken
         );
-        assert_eq!(
-            classify(
+        let final_ = [
+            (
                 4,
-                "Joining cluster failed. Could not verify the identity of 10.0.0.10."
+                "Joining cluster failed. Could not verify the identity of 10.0.0.10.",
             ),
-            JoinFailure::Other
-        );
+            (
+                6,
+                "Connection failed. The port of the cluster agent port has to be set to 25000 (502).",
+            ),
+            (
+                6,
+                "Connection failed. The joining node has the same IP (10.0.0.10) as the node we contact (503).",
+            ),
+            (1, "Invalid connection: Invalid master IP"),
+            (
+                1,
+                "Joining process failed. Make sure the cluster you connect to supports joining worker nodes.",
+            ),
+        ];
+        for (status, out) in final_ {
+            assert_eq!(classify(status, out), JoinFailure::Final, "{out}");
+        }
+        assert_eq!(last_line("a\nb (500).\n\n"), "b (500).");
     }
 }
