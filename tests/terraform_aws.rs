@@ -28,7 +28,8 @@ const STATE_KEY: &str = "jeeves/aws.tfstate";
 const PROJECT: &str = "jeeves-aws";
 const DOMAIN: &str = "chat.jeeves.test";
 /// Not a secret: the public half of a throwaway key (EC2 ImportKeyPair parses it).
-const PUBLIC_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAsm/l4ciHtvAWHh2qtFAaYEx2W5ksrrlhQiRIoF0rQG jeeves-test";
+const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAsm/l4ciHtvAWHh2qtFAaYEx2W5ksrrlhQiRIoF0rQG jeeves-test";
 
 /// The module's variables a step changes.
 struct Vars {
@@ -49,7 +50,9 @@ impl Stack {
     fn new() -> Stack {
         let provider = Path::new(MIRROR).join(PROVIDER);
         assert!(
-            provider.join("terraform-provider-aws_v5.100.0_x5").is_file(),
+            provider
+                .join("terraform-provider-aws_v5.100.0_x5")
+                .is_file(),
             "the hashicorp/aws 5.100.0 provider must be in the filesystem mirror {MIRROR}: \
              {}/terraform-provider-aws_v5.100.0_x5 is missing (unzip the provider's \
              linux_amd64 release there)",
@@ -173,7 +176,12 @@ mongodb = "bundled"
         let reply = block_on(
             self.ec2
                 .describe_instances()
-                .filters(Filter::builder().name("tag:Project").values(PROJECT).build())
+                .filters(
+                    Filter::builder()
+                        .name("tag:Project")
+                        .values(PROJECT)
+                        .build(),
+                )
                 .send(),
         )
         .unwrap();
@@ -269,9 +277,9 @@ fn base_amis() -> String {
         "image_type": "machine",
         "root_device_type": "ebs",
         "root_device_name": "/dev/sda1",
-        // No creation_date: moto 5.2.1 parses it in place in the list it shares between its
-        // backends, and the second backend (another region) fails on the parsed value. Without
-        // one the image is dated when moto loads it, before the newer one the test publishes.
+        // No creation_date: moto 5.2.1 parses it in place in the list its EC2 backends share,
+        // and a backend loaded after the first fails on the parsed value (tests/moto/README.md).
+        // Without one the image is dated when moto loads it, before the one the test publishes.
     }])
     .to_string()
 }
@@ -281,14 +289,34 @@ fn base_amis() -> String {
 #[test]
 fn terraform_aws_on_the_real_provider_through_jeeves() {
     let s = Stack::new();
-    up_with_ami_id_set_builds_the_stack_without_an_image_lookup(&s);
-    the_inventory_holds_ids_hostnames_and_the_eip(&s);
-    a_rerun_is_unchanged_and_plan_answers_0(&s);
-    a_newer_canonical_image_changes_nothing(&s);
-    a_change_that_replaces_instances_is_refused_without_allow_replace(&s);
-    worker_count_2_to_3_adds_one_instance_and_touches_no_other(&s);
-    stop_start_and_check_follow_the_instances(&s);
-    down_leaves_no_resource_and_no_record(&s);
+    let steps: [(&str, fn(&Stack)); 8] = [
+        (
+            "ami_id set: no image lookup",
+            up_with_ami_id_set_builds_the_stack_without_an_image_lookup,
+        ),
+        ("inventory", the_inventory_holds_ids_hostnames_and_the_eip),
+        ("re-run unchanged", a_rerun_is_unchanged_and_plan_answers_0),
+        ("newer image", a_newer_canonical_image_changes_nothing),
+        (
+            "replace refused",
+            a_change_that_replaces_instances_is_refused_without_allow_replace,
+        ),
+        (
+            "worker_count 2 → 3",
+            worker_count_2_to_3_adds_one_instance_and_touches_no_other,
+        ),
+        (
+            "stop/start/check",
+            stop_start_and_check_follow_the_instances,
+        ),
+        ("down", down_leaves_no_resource_and_no_record),
+    ];
+    for (name, step) in steps {
+        let started = std::time::Instant::now();
+        step(&s);
+        // What each step costs (README, "Tests"); shown with --no-capture.
+        eprintln!("[{name}] {:.1}s", started.elapsed().as_secs_f64());
+    }
 }
 
 /// There is no noble image in moto: with `ami_id` set the module must not look one up.
@@ -333,11 +361,7 @@ fn the_inventory_holds_ids_hostnames_and_the_eip(s: &Stack) {
             let hostname = h["hostname"].as_str().unwrap();
             // The node name MicroK8s uses: the private DNS name's first label.
             let ip = h["private_ip"].as_str().unwrap().replace('.', "-");
-            assert_eq!(
-                hostname,
-                format!("ip-{ip}"),
-                "[inventory] hostname of {h}"
-            );
+            assert_eq!(hostname, format!("ip-{ip}"), "[inventory] hostname of {h}");
             assert!(
                 h["public_ip"].as_str().is_some_and(|ip| !ip.is_empty()),
                 "[inventory] public_ip of {h}"
@@ -345,7 +369,11 @@ fn the_inventory_holds_ids_hostnames_and_the_eip(s: &Stack) {
             h["id"].as_str().unwrap().to_string()
         })
         .collect();
-    assert_eq!(ids, s.ids(), "[inventory] the instance ids are EC2's: {inv}");
+    assert_eq!(
+        ids,
+        s.ids(),
+        "[inventory] the instance ids are EC2's: {inv}"
+    );
     assert_eq!(inv["workers"].as_array().unwrap().len(), 2, "{inv}");
     let eip = s.addresses();
     assert_eq!(
@@ -363,9 +391,14 @@ fn the_inventory_holds_ids_hostnames_and_the_eip(s: &Stack) {
 
 fn a_rerun_is_unchanged_and_plan_answers_0(s: &Stack) {
     let tfstate = s.tfstate();
-    let again = s
-        .run(&["--output", "json", "up", "--only", "terraform"])
-        .expect(0);
+    let again = s.run(&["--output", "json", "up", "--only", "terraform"]);
+    assert_eq!(
+        again.code,
+        0,
+        "[re-run unchanged] the second `up` failed (planned {:?}):\n{}",
+        again.planned("terraform"),
+        again.stderr
+    );
     assert_eq!(
         again.stage_result("terraform"),
         "unchanged",
@@ -376,7 +409,11 @@ fn a_rerun_is_unchanged_and_plan_answers_0(s: &Stack) {
         !again.events().iter().any(|e| e["event"] == "host_progress"),
         "[re-run unchanged] nothing was applied"
     );
-    assert_eq!(s.tfstate()["serial"], tfstate["serial"], "[re-run unchanged]");
+    assert_eq!(
+        s.tfstate()["serial"],
+        tfstate["serial"],
+        "[re-run unchanged]"
+    );
     let plan = s.run(&["plan", "--detailed-exitcode", "--only", "terraform"]);
     assert_eq!(
         plan.code, 0,
@@ -543,7 +580,8 @@ fn stop_start_and_check_follow_the_instances(s: &Stack) {
         }
         for (name, (status, message)) in &ec2 {
             let ok = name.as_str() != "ec2/instances" && status == "ok";
-            let stopped = status == "fail" && (message.ends_with(" is stopped") || name.as_str() == "ec2/instances");
+            let stopped = status == "fail"
+                && (message.ends_with(" is stopped") || name.as_str() == "ec2/instances");
             assert!(
                 if want == "running" { ok } else { stopped },
                 "[check] {name} with the instances {want}: {status} {message}"
@@ -552,7 +590,11 @@ fn stop_start_and_check_follow_the_instances(s: &Stack) {
         found
     };
     let found = ec2_checks("running");
-    assert_eq!(found["dns/record"].0, "ok", "[check] {:?}", found["dns/record"]);
+    assert_eq!(
+        found["dns/record"].0, "ok",
+        "[check] {:?}",
+        found["dns/record"]
+    );
 
     let inv = s.t.state()["inventory"].clone();
     s.run(&["stop", "--yes"]).expect(0);
@@ -585,7 +627,12 @@ fn down_leaves_no_resource_and_no_record(s: &Stack) {
     let groups = block_on(
         s.ec2
             .describe_security_groups()
-            .filters(Filter::builder().name("tag:Project").values(PROJECT).build())
+            .filters(
+                Filter::builder()
+                    .name("tag:Project")
+                    .values(PROJECT)
+                    .build(),
+            )
             .send(),
     )
     .unwrap();
@@ -619,7 +666,10 @@ fn down_leaves_no_resource_and_no_record(s: &Stack) {
     );
     let state = s.t.state();
     assert_eq!(
-        (&state["inventory"]["controller"], &state["inventory"]["workers"]),
+        (
+            &state["inventory"]["controller"],
+            &state["inventory"]["workers"]
+        ),
         (&serde_json::Value::Null, &serde_json::json!([])),
         "[down] no record of the stack in the state: {state}"
     );
