@@ -1,4 +1,7 @@
+# Read only when no ami_id is set: an account or partition without Canonical's images (or an
+# emulator) has nothing to match, and the plan would fail on a lookup whose answer goes unused.
 data "aws_ami" "ubuntu" {
+  count       = var.ami_id == "" ? 1 : 0
   most_recent = true
   owners      = ["099720109477"] # Canonical
 
@@ -17,7 +20,7 @@ data "aws_ami" "ubuntu" {
 # on their own (that replaces every node, and the cluster's data with it): they ignore AMI
 # changes once created. New instances (a worker added) get var.ami_id, or the newest image.
 locals {
-  ami = var.ami_id != "" ? var.ami_id : data.aws_ami.ubuntu.id
+  ami = var.ami_id != "" ? var.ami_id : data.aws_ami.ubuntu[0].id
 }
 
 resource "aws_key_pair" "this" {

@@ -10,6 +10,8 @@ pub struct Test {
     pub dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The pipeline file `pipelines/<name>.toml` the runs use (`lab` unless `pipeline` says).
+    pipeline: String,
 }
 
 pub struct Run {
@@ -85,7 +87,7 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -122,7 +124,14 @@ impl Test {
             dir,
             args: Vec::new(),
             env: Vec::new(),
+            pipeline: "lab".into(),
         }
+    }
+
+    /// Runs use `pipelines/<name>.toml` (its state in `.jeeves/<name>/`).
+    pub fn pipeline(&mut self, name: &str) -> &mut Test {
+        self.pipeline = name.into();
+        self
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -179,7 +188,8 @@ impl Test {
                 "HOME",
                 std::env::var("HOME").unwrap_or_else(|_| "/root".into()),
             )
-            .args(["-p", "pipelines/lab.toml"])
+            .arg("-p")
+            .arg(format!("pipelines/{}.toml", self.pipeline))
             .args(&self.args)
             .args(args)
             .stdin(Stdio::null());
@@ -199,8 +209,8 @@ impl Test {
     }
 
     pub fn state(&self) -> serde_json::Value {
-        let text =
-            std::fs::read_to_string(self.path(".jeeves/lab/state.json")).expect("state.json");
+        let path = format!(".jeeves/{}/state.json", self.pipeline);
+        let text = std::fs::read_to_string(self.path(&path)).expect("state.json");
         serde_json::from_str(&text).unwrap()
     }
 }
@@ -226,6 +236,7 @@ pub fn tool(program: &str, args: &[&str]) -> (i32, String) {
 }
 
 /// A moto server (AWS emulator, PyPI `moto[server]`) on a free loopback port, killed on drop.
+/// Started through `tests/moto/server.py`: moto_server with the fixes its README lists.
 pub struct Moto {
     child: std::process::Child,
     pub port: u16,
@@ -233,21 +244,35 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// With moto's own settings in its environment (`MOTO_AMIS_PATH`, `MOTO_ACCOUNT_ID`…).
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("moto_server")
+        // Its log (one line a request) goes to an unnamed file, read only if it fails to start.
+        let mut log = tempfile::tempfile().unwrap();
+        let mut child = Command::new("python3")
+            .arg(repo().join("tests/moto/server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.try_clone().unwrap())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start moto_server (pip install 'moto[server]'): {e}")
-            });
+            .unwrap_or_else(|e| panic!("cannot start python3 tests/moto/server.py: {e}"));
         let started = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                use std::io::{Read, Seek};
+                let mut err = String::new();
+                log.rewind().unwrap();
+                log.read_to_string(&mut err).unwrap();
+                panic!("moto did not start ({status}; pip install 'moto[server]'):\n{err}");
+            }
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(30),
                 "moto_server did not listen on {port}"
