@@ -37,9 +37,10 @@ fn owner<'a>(o: &'a Value, kind: &str) -> Option<&'a str> {
         .and_then(|r| r["name"].as_str())
 }
 
-/// How long ago `t` was, to the second, in words (`4m 12s`).
+/// How long ago `t` was in words: seconds under a minute, else to the minute (`40s`, `1h 4m`).
 fn ago(t: SystemTime, now: SystemTime) -> String {
     let secs = now.duration_since(t).unwrap_or_default().as_secs();
+    let secs = if secs < 60 { secs } else { secs - secs % 60 };
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
@@ -104,7 +105,9 @@ fn statuses(pod: &Value) -> impl Iterator<Item = &Value> {
 /// What a pod the API keeps but nothing runs is, or `None` for a pod of the running workload.
 /// An Evicted pod stays until the pod GC's threshold of 12,500 terminated pods
 /// (`terminated-pod-gc-threshold`, kubernetes/kubernetes `pkg/controller/podgc/gc_controller.go`);
-/// a failed Job's pod stays with its Job (`failedJobsHistoryLimit`).
+/// a failed Job's pod stays with its Job (a CronJob's own Jobs up to its
+/// `failedJobsHistoryLimit`; one made by `kubectl create job --from`, as `jeeves backup` does,
+/// until deleted).
 fn kept(pod: &Value, now: SystemTime) -> Option<String> {
     let name = pod["metadata"]["name"].as_str().unwrap_or("?");
     let status = &pod["status"];
@@ -273,14 +276,24 @@ fn outcome(job: &Value) -> (&'static str, String) {
             .filter_map(|v| v.as_str())
             .collect::<Vec<_>>()
             .join(": ");
-        return ("failed", format!("at {} ({why})", at(&c["lastTransitionTime"])));
+        return (
+            "failed",
+            format!("at {} ({why})", at(&c["lastTransitionTime"])),
+        );
     }
     if let Some(c) = cond("Complete") {
         let t = &job["status"]["completionTime"];
-        let t = if t.is_null() { &c["lastTransitionTime"] } else { t };
+        let t = if t.is_null() {
+            &c["lastTransitionTime"]
+        } else {
+            t
+        };
         return ("completed", format!("at {}", at(t)));
     }
-    ("running", format!("since {}", at(&job["status"]["startTime"])))
+    (
+        "running",
+        format!("since {}", at(&job["status"]["startTime"])),
+    )
 }
 
 /// A finding per namespace with Jobs: each CronJob's newest Job (and each Job of its own) must
@@ -305,7 +318,11 @@ pub(super) fn job_findings(jobs: &Value, backup: Option<&str>) -> Vec<Finding> {
     }
     let started = |j: &Value| {
         let t = &j["status"]["startTime"];
-        let t = if t.is_null() { &j["metadata"]["creationTimestamp"] } else { t };
+        let t = if t.is_null() {
+            &j["metadata"]["creationTimestamp"]
+        } else {
+            t
+        };
         time(t)
     };
     let mut out = Vec::new();
@@ -325,7 +342,7 @@ pub(super) fn job_findings(jobs: &Value, backup: Option<&str>) -> Vec<Finding> {
             let mut line = format!("{group}: last Job {name} {how} {detail}");
             if !earlier.is_empty() {
                 line += &format!(
-                    "; earlier failed Job(s) kept by failedJobsHistoryLimit: {}",
+                    "; earlier failed Job(s) still listed: {}",
                     earlier.join(", ")
                 );
             }

@@ -194,7 +194,9 @@ fn job(name: &str, cronjob: Option<&str>, started: u64, condition: &str) -> Valu
     let condition = match condition {
         "Failed" => json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
             "message": "Job has reached the specified backoff limit", "lastTransitionTime": before(started - 30)}]),
-        "Complete" => json!([{"type": "Complete", "status": "True", "lastTransitionTime": before(started - 30)}]),
+        "Complete" => {
+            json!([{"type": "Complete", "status": "True", "lastTransitionTime": before(started - 30)}])
+        }
         _ => json!([]),
     };
     json!({"metadata": {"namespace": "app", "name": name, "ownerReferences": owners},
@@ -224,8 +226,7 @@ fn a_cronjobs_last_job_failing_is_a_warning_and_kept_failures_are_named() {
             && repair.ends_with("then `jeeves backup` runs one now"),
         "{repair}"
     );
-    // A later backup succeeded: the failed one kept by failedJobsHistoryLimit is named, not
-    // warned about.
+    // A later backup succeeded: the failed one, still listed, is named, not warned about.
     let jobs = json!({"items": [
         job("rocketchat-mongodb-backup-29513", Some(BACKUP), 600, "Complete"),
         job("rocketchat-mongodb-backup-29512", Some(BACKUP), 7200, "Failed"),
@@ -235,7 +236,7 @@ fn a_cronjobs_last_job_failing_is_a_warning_and_kept_failures_are_named() {
     assert_eq!(
         f[0].message,
         format!(
-            "cronjob/{BACKUP}: last Job rocketchat-mongodb-backup-29513 completed at {}; earlier failed Job(s) kept by failedJobsHistoryLimit: rocketchat-mongodb-backup-29512",
+            "cronjob/{BACKUP}: last Job rocketchat-mongodb-backup-29513 completed at {}; earlier failed Job(s) still listed: rocketchat-mongodb-backup-29512",
             before(570)
         )
     );
