@@ -5,9 +5,9 @@
 //! failed liveness probe) less than `check.restart_window` ago. A container that went down with
 //! its node (an EC2 stop/start: containerd finds the task gone and reports it exited `Unknown`,
 //! 255) was restarted by the kubelet with one more on its count, which it keeps for the pod's
-//! life: that is no failure. A pod the API keeps though nothing runs it — Evicted, or a finished
-//! Job's — is named, never failed: its controller has replaced it, and its Job is judged in
-//! `jobs/<namespace>`.
+//! life: that is no failure. A pod the API keeps though nothing runs it is named, never failed:
+//! an Evicted one (its ReplicaSet has replaced it) or a failed Job's (the Job is judged in
+//! `jobs/<namespace>`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
