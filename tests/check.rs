@@ -1,9 +1,11 @@
-//! `jeeves check` on the lab after `up`: healthy → exit 0 with every check ok; then one fault at
-//! a time, each making it exit 1 with the failing check's message and repair, and each repaired
-//! before the next: a certificate under the thresholds, a pod in CrashLoopBackOff and a pod left
-//! from an older ReplicaSet (the kubectl stand-in's `pod_faults` and `stale_replicasets`
-//! switches), the A record changed in moto, HAProxy stopped, a worker's sshd stopped. One lab
-//! bring-up.
+//! `jeeves check` on the lab after `up`: healthy → exit 0 with every check ok; still healthy
+//! after seven stop/starts (every container restarted with its node each time, the kubelet's
+//! count kept: the kubectl stand-in's `boots`), with an Evicted pod kept (`evictions`) and a
+//! failed backup Job and its pod kept (a warning naming the Job); then one fault at a time, each
+//! making it exit 1 with the failing check's message and repair, and each repaired before the
+//! next: a certificate under the thresholds, a pod in CrashLoopBackOff and a pod left from an
+//! older ReplicaSet (`pod_faults` and `stale_replicasets`), the A record changed in moto, HAProxy
+//! stopped, a worker's sshd stopped. One lab bring-up.
 
 mod common;
 
@@ -128,6 +130,31 @@ fn api_info_answers(root: &str) {
     }
 }
 
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `secs` before now, as the API writes times.
+fn before(secs: u64) -> String {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The backup Secret's URI in the stand-in's cluster state (base64, as a Secret holds it).
+fn set_mongo_uri(cluster_file: &std::path::Path, uri: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut cluster = read_json(cluster_file);
+    let data = &mut cluster["objects"]["Secret/psautoinfra/rocketchat-mongodb"]["data"];
+    let old = data["mongo-uri"]
+        .as_str()
+        .expect("the MongoDB Secret's URI")
+        .to_string();
+    data["mongo-uri"] = b64.encode(uri).into();
+    std::fs::write(cluster_file, cluster.to_string()).unwrap();
+    String::from_utf8(b64.decode(old).unwrap()).unwrap()
+}
+
 fn lab_env(lab: &Lab) -> Vec<(String, String)> {
     let (code, out) = common::sh(&mut lab.cmd(&["env"]));
     assert_eq!(code, 0, "{out}");
@@ -148,7 +175,9 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
     t.with_standins()
         .env("JEEVES_TUNNEL_LOCAL_PORT", "26504")
         .env("SSL_CERT_FILE", &root)
-        .env("JEEVES_SSH_CONNECT_TIMEOUT", "5s");
+        .env("JEEVES_SSH_CONNECT_TIMEOUT", "5s")
+        // The backup CronJob, for a failed backup Job kept in the cluster.
+        .env("JEEVES_BACKUP_KEEP", "2");
     t.run(&["--output", "json", "up"]).expect(0);
     // HAProxy marks Traefik's NodePort up after `rise 2` health checks `inter 5s` apart: wait
     // for that (as anyone checking right after a first deploy would) before judging it.
@@ -212,6 +241,88 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
     );
     assert!(plain.stdout.contains("checks: "), "{}", plain.stdout);
 
+    // Seven weekday stop/starts, the last a minute ago: each time every container went down with
+    // its node and the kubelet started it again, one more on its count (the stand-in's `boots`);
+    // and a pod of the release's first Deployment evicted an hour ago under memory pressure,
+    // kept beside its replacement (`evictions`).
+    let cluster_file = t.path("standin-cluster.json");
+    let mut cluster = read_json(&cluster_file);
+    let (ns, name) = cluster["objects"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|o| {
+            o["kind"] == "Deployment"
+                && o["metadata"]["annotations"]["meta.helm.sh/release-name"] == "rocketchat"
+        })
+        .map(|o| {
+            let m = &o["metadata"];
+            (
+                m["namespace"].as_str().unwrap().to_string(),
+                m["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .expect("a Deployment of the release");
+    cluster["started_at"] = before(8 * 86_400).into();
+    cluster["boots"] = (0..7u64).map(|day| before(day * 86_400 + 60)).collect();
+    cluster["evictions"] =
+        serde_json::json!({ format!("{ns}/{name}"): {"resource": "memory", "at": before(3600)} });
+    std::fs::write(&cluster_file, cluster.to_string()).unwrap();
+    // The stand-in reports what the kubelet would: 7 restarts, the last run ended `Unknown`.
+    let script = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import workloads
+s = json.load(open(sys.argv[2]))
+for p in workloads.pods(s["objects"], s, ["controller"], s["started_at"]):
+    c = p["status"]["containerStatuses"][0]
+    print(p["status"].get("reason", "Running"), c["restartCount"], c["lastState"].get("terminated", {}).get("reason"))
+"#;
+    let (code, pods) = common::tool(
+        "python3",
+        &[
+            "-c",
+            script,
+            common::repo().join("tests/standins").to_str().unwrap(),
+            cluster_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{pods}");
+    assert!(pods.lines().any(|l| l == "Running 7 Unknown"), "{pods}");
+    assert!(pods.lines().any(|l| l.starts_with("Evicted ")), "{pods}");
+    // … and the database out of reach: `jeeves backup` fails, and its Job and pod stay.
+    let uri = set_mongo_uri(&cluster_file, "mongodb://rc:pw@db.invalid:27017/rocketchat");
+    t.run(&["backup"]).expect(1);
+    // Healthy: the pods pass and name what the API keeps; the failed Job is a warning: exit 0.
+    let c = check(&t, &[]);
+    assert_eq!(c.code, 0, "{}", c.dump());
+    let (status, msg, repair) = c.get("jobs/psautoinfra");
+    assert_eq!(status, "warn", "{msg}");
+    assert!(
+        msg.starts_with("cronjob/rocketchat-mongodb-backup: last Job rocketchat-mongodb-backup-")
+            && msg.contains(" failed at ")
+            && msg.contains("(BackoffLimitExceeded"),
+        "{msg}"
+    );
+    assert!(
+        repair.contains("kubectl -n psautoinfra logs job/rocketchat-mongodb-backup-")
+            && repair.ends_with("then `jeeves backup` runs one now"),
+        "{repair}"
+    );
+    let not_ok = c.not_ok();
+    assert!(
+        not_ok.len() == 1 && not_ok[0].starts_with("\"jobs/psautoinfra\" \"warn\""),
+        "{not_ok:?}"
+    );
+    let (_, msg, _) = c.get(&format!("pods/{ns}"));
+    assert!(
+        msg.contains("kept by the API, not running: ")
+            && msg.contains(" Evicted 1h ago (The node was low on resource: memory.")
+            && msg.contains(", a Failed pod of Job rocketchat-mongodb-backup-"),
+        "{msg}"
+    );
+    set_mongo_uri(&cluster_file, &uri);
+
     // The certificate: under tls.renew_before warns (exit 0), under check.cert_min_remaining
     // fails (Pebble's certificates last 5 years: thresholds above that stand for a short life).
     let c = check(&t, &[("JEEVES_TLS_RENEW_BEFORE", "3000days")]);
@@ -230,25 +341,7 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
     assert!(junit.contains(r#"failures="1""#), "{junit}");
 
     // A pod in CrashLoopBackOff (the stand-in's switch on the first Deployment of the release).
-    let cluster_file = t.path("standin-cluster.json");
-    let mut cluster: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cluster_file).unwrap()).unwrap();
-    let (ns, name) = cluster["objects"]
-        .as_object()
-        .unwrap()
-        .values()
-        .find(|o| {
-            o["kind"] == "Deployment"
-                && o["metadata"]["annotations"]["meta.helm.sh/release-name"] == "rocketchat"
-        })
-        .map(|o| {
-            let m = &o["metadata"];
-            (
-                m["namespace"].as_str().unwrap().to_string(),
-                m["name"].as_str().unwrap().to_string(),
-            )
-        })
-        .expect("a Deployment of the release");
+    let mut cluster = read_json(&cluster_file);
     // … and, on the same Deployment, a rollout stuck half way: a pod of the older ReplicaSet.
     cluster["pod_faults"] = serde_json::json!({ format!("{ns}/{name}"): {"reason": "CrashLoopBackOff", "restarts": 9} });
     cluster["stale_replicasets"] = serde_json::json!({ format!("{ns}/{name}"): 1 });
@@ -260,12 +353,18 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
         "CrashLoopBackOff",
         "jeeves up --only deploy",
     );
+    // Its last exit and every restart (9 crashes and 7 stop/starts); the repair names the pod
+    // and container whose previous log says why.
+    let (_, pods_msg, repair) = c.get(&format!("pods/{ns}"));
     assert!(
-        c.get(&format!("pods/{ns}"))
-            .1
-            .contains("restarted 9 times (check.max_restarts 5)")
+        pods_msg.contains("container ")
+            && pods_msg.contains(" ago (Error, exit code 1; 16 restart(s) in all)"),
+        "{pods_msg}"
     );
-    let pods_msg = c.get(&format!("pods/{ns}")).1;
+    assert!(
+        repair.contains(&format!("kubectl -n {ns} logs {name}-")) && repair.contains(" --previous"),
+        "{repair}"
+    );
     assert!(
         pods_msg.contains(&format!("not deployment {name}'s current"))
             && pods_msg.contains("(stale after an upgrade)"),
@@ -321,6 +420,9 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
     assert_eq!(c.get("ssh/controller").0, "ok");
     lab.must(&["start-sshd", "worker-1"]);
 
+    // The database back: the next backup succeeds; the failed Job, still listed, is named.
+    t.run(&["backup"]).expect(0);
+
     // Every fault repaired: healthy again (HAProxy, restarted, checks its backend again first).
     api_info_answers(&root);
     let c = check(&t, &[]);
@@ -329,5 +431,10 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
         (0, Vec::<String>::new()),
         "{}",
         c.dump()
+    );
+    let (_, msg, _) = c.get("jobs/psautoinfra");
+    assert!(
+        msg.contains(" completed at ") && msg.contains("; earlier failed Job(s) still listed: "),
+        "{msg}"
     );
 }

@@ -289,3 +289,35 @@ fn status_needs_no_domain_or_email() {
         run.stderr
     );
 }
+
+#[test]
+fn the_restart_window_and_the_replaced_max_restarts_are_checked_before_anything_is_looked_at() {
+    let mut t = Test::new();
+    t.with_key();
+    t.env("JEEVES_CHECK_RESTART_WINDOW", "1m");
+    let run = t.run(&["check"]).expect(2);
+    assert!(
+        run.stderr.contains("check.restart_window")
+            && run.stderr.contains("JEEVES_CHECK_RESTART_WINDOW")
+            && run.stderr.contains("shorter than 5m"),
+        "{}",
+        run.stderr
+    );
+    // A pipeline file from before: its `max_restarts` is named, with what replaced it.
+    let t = Test::new();
+    t.with_key();
+    let text = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
+    t.write(
+        "pipelines/lab.toml",
+        &format!("{text}\n[check]\nmax_restarts = 5\n"),
+    );
+    let run = t.run(&["check"]).expect(2);
+    assert!(
+        run.stderr.contains("pipelines/lab.toml")
+            && run.stderr.contains("check.max_restarts")
+            && run.stderr.contains("replaced by check.restart_window"),
+        "{}",
+        run.stderr
+    );
+    assert!(!t.path(".jeeves/lab").exists(), "no state directory");
+}

@@ -260,9 +260,14 @@ pub struct Dns {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
-    /// A container restarted more often than this fails the check.
-    #[serde(default = "d::max_restarts")]
-    pub max_restarts: u32,
+    /// A container that exited on its own (not with its node) less than this long ago fails
+    /// the check: it is crash-looping, or has just crashed.
+    #[serde(default = "d::restart_window")]
+    pub restart_window: String,
+    /// Replaced by `restart_window` (a lifetime count grows at every stop/start); read only to
+    /// say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<toml::Value>,
     /// Root file system use (percent) above which a host fails the check.
     #[serde(default = "d::max_disk_use")]
     pub max_disk_use: u32,

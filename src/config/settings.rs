@@ -192,7 +192,8 @@ pub struct DnsSettings {
 /// `[check]`: `jeeves check`'s thresholds.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckSettings {
-    pub max_restarts: u32,
+    /// A container that exited on its own within this window fails `pods/<namespace>`.
+    pub restart_window: Duration,
     /// Percent.
     pub max_disk_use: u32,
     pub cert_min_remaining: Duration,

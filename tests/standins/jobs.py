@@ -15,8 +15,10 @@ command and args executed here, with
   the host's /usr/bin:/bin (the host's /bin/sh and coreutils stand for the image's).
 
 The pod's output (stdout and stderr, as `kubectl logs` shows them) is kept with the Job; exit
-0 sets the Job's `Complete` condition, anything else `Failed` (backoffLimit 0)."""
-import base64, os, subprocess, tempfile
+0 sets the Job's `Complete` condition, anything else `Failed` (backoffLimit 0). The pod itself is
+stored as a Pod object, `Succeeded` or `Failed` (or `Pending`, unable to start), and stays with
+its Job until the Job is deleted: nothing else removes a finished Job's pod."""
+import base64, datetime, os, subprocess, tempfile
 
 import common
 
@@ -55,8 +57,47 @@ def volumes_root():
     return os.path.join(os.path.dirname(os.path.abspath(common.STATE)) or ".", "standin-volumes")
 
 
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def store_pod(objs, job, phase, state):
+    """The Job's pod as the Job controller makes it and the kubelet reports it: named after the
+    Job (generateName `<job>-`), the template's labels and the selector labels the API server
+    adds to a Job's template (`batch.kubernetes.io/job-name`, `job-name`, and the controller
+    uid ones: kubernetes/kubernetes release-1.32 pkg/registry/batch/job/strategy.go
+    `generateSelector`), owned by the Job (pkg/controller/job/job_controller.go, through
+    pkg/controller/controller_utils.go `GetPodFromTemplate`); its container `terminated`
+    `Completed` (0) or `Error` (its exit code), or `waiting`."""
+    m, tmpl = job["metadata"], job["spec"]["template"]
+    import workloads
+    name = f"{m['name']}-{workloads.safe(m['name'], 5)}"
+    labels = dict((tmpl.get("metadata") or {}).get("labels") or {},
+                  **{"batch.kubernetes.io/job-name": m["name"], "job-name": m["name"]})
+    c = tmpl["spec"]["containers"][0]
+    objs[f"Pod/{m['namespace']}/{name}"] = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": m["namespace"], "labels": labels,
+                     "creationTimestamp": job["status"]["startTime"],
+                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": m["name"],
+                                          "controller": True, "blockOwnerDeletion": True}]},
+        "spec": dict(tmpl["spec"]),
+        "status": {"phase": phase, "startTime": job["status"]["startTime"],
+                   "containerStatuses": [{"name": c["name"], "image": c.get("image", ""), "ready": False,
+                                          "restartCount": 0, "state": state}]}}
+
+
+def remove_pods(objs, ns, job_name):
+    """The garbage collector's part of deleting a Job: its pods go with it."""
+    for k in [k for k, o in objs.items() if o["kind"] == "Pod" and o["metadata"].get("namespace") == ns and
+              any(r.get("kind") == "Job" and r.get("name") == job_name
+                  for r in o["metadata"].get("ownerReferences") or [])]:
+        del objs[k]
+
+
 def run(state, job):
     objs = state["objects"]
+    started = now()
     ns = job["metadata"]["namespace"]
     spec = job["spec"]["template"]["spec"]
     c = spec["containers"][0]
@@ -74,7 +115,9 @@ def run(state, job):
         if secret is None or ref["key"] not in (secret.get("data") or {}):
             why = (f'secret "{ref["name"]}" not found' if secret is None else
                    f'couldn\'t find key {ref["key"]} in Secret {ns}/{ref["name"]}')
-            job["status"] = {"active": 1, "jeevesStandinPod": f"CreateContainerConfigError: {why}"}
+            job["status"] = {"active": 1, "startTime": started,
+                             "jeevesStandinPod": f"CreateContainerConfigError: {why}"}
+            store_pod(objs, job, "Pending", {"waiting": {"reason": "CreateContainerConfigError", "message": why}})
             state.setdefault("logs", {})[f"Job/{ns}/{job['metadata']['name']}"] = (
                 f'Error from server (BadRequest): container "{c["name"]}" in pod is waiting to start: CreateContainerConfigError\n')
             return
@@ -100,10 +143,14 @@ def run(state, job):
                            timeout=job["spec"].get("activeDeadlineSeconds"))
     log += p.stdout.decode(errors="replace")
     state.setdefault("logs", {})[f"Job/{ns}/{job['metadata']['name']}"] = log
+    finished = now()
     if p.returncode == 0:
-        job["status"] = {"succeeded": 1, "conditions": [
-            {"type": "Complete", "status": "True", "reason": "CompletionsReached"}]}
+        job["status"] = {"startTime": started, "completionTime": finished, "succeeded": 1, "conditions": [
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached", "lastTransitionTime": finished}]}
     else:
-        job["status"] = {"failed": 1, "conditions": [
+        job["status"] = {"startTime": started, "failed": 1, "conditions": [
             {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-             "message": "Job has reached the specified backoff limit"}]}
+             "message": "Job has reached the specified backoff limit", "lastTransitionTime": finished}]}
+    store_pod(objs, job, "Succeeded" if p.returncode == 0 else "Failed", {"terminated": {
+        "exitCode": p.returncode, "reason": "Completed" if p.returncode == 0 else "Error",
+        "startedAt": started, "finishedAt": finished}})

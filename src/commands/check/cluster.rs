@@ -1,13 +1,13 @@
 //! The cluster through the tunnel, with kubectl and helm as the deploy stage runs them: nodes
-//! Ready without pressure and on one version, pods Running or Succeeded with few restarts and
-//! none left from an older ReplicaSet, the Helm release `deployed`.
+//! Ready without pressure and on one version, the pods and Jobs (`pods.rs`), the Helm release
+//! `deployed`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use super::Finding;
+use super::{Finding, pods};
 use crate::config::Settings;
 use crate::fleet::Fleet;
 use crate::fleet::api_tunnel::{self, ApiTunnelOptions};
@@ -80,6 +80,7 @@ async fn gather(
     let nodes = get(&["get", "nodes", "-o", "json"]).await?;
     let pods = get(&["get", "pods", "-A", "-o", "json"]).await?;
     let replicasets = get(&["get", "replicasets", "-A", "-o", "json"]).await?;
+    let jobs = get(&["get", "jobs", "-A", "-o", "json"]).await?;
     let history = tools
         .helm_saying(
             &[
@@ -102,10 +103,15 @@ async fn gather(
         .map(|h| h.hostname.clone())
         .collect();
     let mut out = node_findings(&nodes, &hosts);
-    out.extend(pod_findings(
+    out.extend(pods::pod_findings(
         &pods,
         &replicasets,
-        settings.check.max_restarts,
+        settings.check.restart_window,
+        std::time::SystemTime::now(),
+    ));
+    out.extend(pods::job_findings(
+        &jobs,
+        settings.backup.as_ref().map(|b| b.name.as_str()),
     ));
     out.push(release_finding(
         &settings.helm.release,
@@ -228,147 +234,6 @@ pub(super) fn node_findings(nodes: &Value, hosts: &[String]) -> Vec<Finding> {
         ),
     });
     out
-}
-
-/// Why a pod is not healthy, or `None`: Succeeded, or Running with every container running.
-fn pod_problem(pod: &Value) -> Option<String> {
-    let phase = pod["status"]["phase"].as_str().unwrap_or("Unknown");
-    if phase == "Succeeded" {
-        return None;
-    }
-    let statuses = pod["status"]["containerStatuses"].as_array();
-    let waiting: Vec<String> = statuses
-        .into_iter()
-        .flatten()
-        .filter_map(|c| {
-            let state = &c["state"];
-            let reason = state["waiting"]["reason"]
-                .as_str()
-                .or_else(|| state["terminated"]["reason"].as_str())?;
-            Some(format!("{} {reason}", c["name"].as_str().unwrap_or("?")))
-        })
-        .collect();
-    match (phase, waiting.is_empty()) {
-        ("Running", true) => None,
-        (_, true) => Some(phase.to_string()),
-        (_, false) => Some(format!("{phase}: {}", waiting.join(", "))),
-    }
-}
-
-/// The ReplicaSet that owns a pod, when one does.
-fn owner_replicaset(pod: &Value) -> Option<&str> {
-    pod["metadata"]["ownerReferences"]
-        .as_array()?
-        .iter()
-        .find(|o| o["kind"] == "ReplicaSet")
-        .and_then(|o| o["name"].as_str())
-}
-
-/// The Deployment that owns a ReplicaSet.
-fn deployment_of(rs: &Value) -> Option<&str> {
-    rs["metadata"]["ownerReferences"]
-        .as_array()?
-        .iter()
-        .find(|o| o["kind"] == "Deployment")
-        .and_then(|o| o["name"].as_str())
-}
-
-/// Each Deployment's current ReplicaSet (namespace, deployment) → name: the one with the
-/// highest `deployment.kubernetes.io/revision`, as `kubectl rollout` reads it.
-fn current_replicasets(replicasets: &Value) -> BTreeMap<(String, String), (u64, String)> {
-    let mut current: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
-    for rs in items(replicasets) {
-        let m = &rs["metadata"];
-        let Some(deployment) = deployment_of(rs) else {
-            continue;
-        };
-        let revision = m["annotations"]["deployment.kubernetes.io/revision"]
-            .as_str()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(0);
-        let key = (
-            m["namespace"].as_str().unwrap_or_default().to_string(),
-            deployment.to_string(),
-        );
-        let name = m["name"].as_str().unwrap_or_default().to_string();
-        if current.get(&key).is_none_or(|(r, _)| revision > *r) {
-            current.insert(key, (revision, name));
-        }
-    }
-    current
-}
-
-/// A finding per namespace: pods not Running/Succeeded, restarts over `max_restarts`, pods of
-/// a Deployment's older ReplicaSet (left over from an upgrade).
-pub(super) fn pod_findings(pods: &Value, replicasets: &Value, max_restarts: u32) -> Vec<Finding> {
-    let current = current_replicasets(replicasets);
-    // ReplicaSet (namespace, name) → its Deployment.
-    let rs_deployment: BTreeMap<(String, String), String> = items(replicasets)
-        .iter()
-        .filter_map(|rs| {
-            let m = &rs["metadata"];
-            let deployment = deployment_of(rs)?;
-            Some((
-                (
-                    m["namespace"].as_str()?.to_string(),
-                    m["name"].as_str()?.to_string(),
-                ),
-                deployment.to_string(),
-            ))
-        })
-        .collect();
-    let mut by_ns: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
-    for pod in items(pods) {
-        let ns = pod["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = pod["metadata"]["name"].as_str().unwrap_or("?");
-        let entry = by_ns.entry(ns.clone()).or_default();
-        entry.0 += 1;
-        if let Some(p) = pod_problem(pod) {
-            entry.1.push(format!("{name} {p}"));
-        }
-        for c in pod["status"]["containerStatuses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let restarts = c["restartCount"].as_u64().unwrap_or(0);
-            if restarts > u64::from(max_restarts) {
-                entry.1.push(format!(
-                    "{name} container {} restarted {restarts} times (check.max_restarts {max_restarts})",
-                    c["name"].as_str().unwrap_or("?")
-                ));
-            }
-        }
-        if let Some(rs) = owner_replicaset(pod)
-            && let Some(deployment) = rs_deployment.get(&(ns.clone(), rs.to_string()))
-            && let Some((_, newest)) = current.get(&(ns.clone(), deployment.clone()))
-            && newest != rs
-        {
-            entry.1.push(format!(
-                "{name} is from ReplicaSet {rs}, not deployment {deployment}'s current {newest} (stale after an upgrade)"
-            ));
-        }
-    }
-    by_ns
-        .into_iter()
-        .map(|(ns, (count, problems))| {
-            let check = format!("pods/{ns}");
-            if problems.is_empty() {
-                Finding::ok(check, format!("{count} pod(s) Running or Succeeded"))
-            } else {
-                Finding::fail(
-                    check,
-                    problems.join("; "),
-                    format!(
-                        "kubectl -n {ns} describe pod POD and kubectl -n {ns} logs POD --previous (with `jeeves tunnel`); once the cause is fixed, {REPAIR_DEPLOY}"
-                    ),
-                )
-            }
-        })
-        .collect()
 }
 
 /// `helm history REL --max 1 -o json`: the newest revision must be `deployed`.

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::cluster::{node_findings, pod_findings, release_finding};
+use super::cluster::{node_findings, release_finding};
 use crate::report::CheckStatus::{self, Fail, Ok, Warn};
 
 fn statuses(f: &[super::Finding]) -> Vec<(String, CheckStatus)> {
@@ -81,71 +81,6 @@ fn nodes_ready_without_pressure_on_one_version() {
         f[6].message,
         "v1.31.4 on worker-2; v1.32.0 on controller, worker-1, worker-3, worker-5"
     );
-}
-
-fn rs(ns: &str, name: &str, deployment: &str, revision: &str) -> serde_json::Value {
-    json!({"metadata": {"namespace": ns, "name": name,
-        "annotations": {"deployment.kubernetes.io/revision": revision},
-        "ownerReferences": [{"kind": "Deployment", "name": deployment}]}})
-}
-
-fn pod(
-    ns: &str,
-    name: &str,
-    rs: &str,
-    phase: &str,
-    state: serde_json::Value,
-    restarts: u64,
-) -> serde_json::Value {
-    json!({"metadata": {"namespace": ns, "name": name,
-        "ownerReferences": [{"kind": "ReplicaSet", "name": rs}]},
-        "status": {"phase": phase, "containerStatuses": [
-            {"name": "app", "restartCount": restarts, "state": state}]}})
-}
-
-#[test]
-fn pods_running_with_few_restarts_from_the_current_replicaset() {
-    let running = json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}});
-    let replicasets = json!({"items": [
-        rs("app", "web-5d8f", "web", "1"),
-        rs("app", "web-7c9a", "web", "2"),
-        rs("edge", "traefik-6b4c", "traefik", "1"),
-    ]});
-    let pods = json!({"items": [
-        pod("app", "web-7c9a-aaaaa", "web-7c9a", "Running", running.clone(), 0),
-        pod("app", "web-5d8f-bbbbb", "web-5d8f", "Running", running.clone(), 0),
-        pod("app", "web-7c9a-ccccc", "web-7c9a", "Running",
-            json!({"waiting": {"reason": "CrashLoopBackOff"}}), 9),
-        pod("edge", "traefik-6b4c-ddddd", "traefik-6b4c", "Running", running.clone(), 5),
-        json!({"metadata": {"namespace": "jobs", "name": "once"}, "status": {"phase": "Succeeded"}}),
-        json!({"metadata": {"namespace": "jobs", "name": "waits"}, "status": {"phase": "Pending"}}),
-    ]});
-    let f = pod_findings(&pods, &replicasets, 5);
-    assert_eq!(
-        statuses(&f),
-        [
-            ("pods/app".into(), Fail),
-            ("pods/edge".into(), Ok),
-            ("pods/jobs".into(), Fail)
-        ]
-    );
-    let app = &f[0].message;
-    assert!(
-        app.contains("web-7c9a-ccccc Running: app CrashLoopBackOff"),
-        "{app}"
-    );
-    assert!(
-        app.contains("web-7c9a-ccccc container app restarted 9 times (check.max_restarts 5)"),
-        "{app}"
-    );
-    assert!(
-        app.contains(
-            "web-5d8f-bbbbb is from ReplicaSet web-5d8f, not deployment web's current web-7c9a"
-        ),
-        "{app}"
-    );
-    assert!(!app.contains("web-7c9a-aaaaa"), "{app}");
-    assert_eq!(f[2].message, "waits Pending");
 }
 
 #[test]

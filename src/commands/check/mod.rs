@@ -12,13 +12,17 @@
 //! what that run is changing may show up as failures.
 //!
 //! Parts: `cloud` (EC2, Route 53), `hosts` (SSH: each host, disks, HAProxy), `cluster` (kubectl
-//! and helm through the tunnel), `web` (HTTPS, /api/info, the :80 redirect).
+//! and helm through the tunnel; its pods and Jobs judged in `pods`), `web` (HTTPS, /api/info,
+//! the :80 redirect).
 
 mod cloud;
 mod cluster;
 #[cfg(test)]
 mod cluster_tests;
 mod hosts;
+mod pods;
+#[cfg(test)]
+mod pods_tests;
 mod web;
 mod x509;
 

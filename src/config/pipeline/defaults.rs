@@ -157,8 +157,8 @@ pub fn backup_storage_size() -> String {
 pub fn backup_timeout() -> String {
     "30m".into()
 }
-pub fn max_restarts() -> u32 {
-    5
+pub fn restart_window() -> String {
+    "15m".into()
 }
 pub fn max_disk_use() -> u32 {
     85
