@@ -172,14 +172,16 @@ fn a_dead_worker_is_found_by_its_lease_named_by_check_and_repaired_alone() {
     .unwrap();
     let mut t = Test::new();
     lab.env_for(&mut t);
-    let root = lab.path("pebble/root.pem").display().to_string();
     t.with_standins()
         .env("JEEVES_TUNNEL_LOCAL_PORT", "26512")
-        .env("SSL_CERT_FILE", &root)
         .env("JEEVES_SSH_CONNECT_TIMEOUT", "3s");
 
     // Joins: a refused token gets a new one and one more join; an unknown 500 is waited out.
-    let run = t.run(&["-v", "--output", "json", "up"]).expect(0);
+    // terraform and bootstrap only: `check` reads the nodes through a tunnel of its own, and
+    // its other checks (HAProxy, the site, the release) are not what this test looks at.
+    let run = t
+        .run(&["-v", "--output", "json", "up", "--only", "terraform", "--only", "bootstrap"])
+        .expect(0);
     assert_eq!(std::fs::read_to_string(&answers).unwrap(), "", "both met");
     let progress: Vec<String> = run
         .events()
