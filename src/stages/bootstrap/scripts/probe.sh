@@ -16,6 +16,19 @@ if command -v cloud-init >/dev/null 2>&1; then
   # Fresh instances: wait for cloud-init to finish (its own errors are not ours to judge).
   cloud-init status --wait >/dev/null 2>&1 || echo "cloud-init status: $?" >&2
 fi
+early=""
+if [ "$role" = controller ] && command -v microk8s >/dev/null 2>&1; then
+  # The controller's node list is read while snapd and status answer (three questions at once).
+  # It is used only when the snap is installed and status answered within a second or so of
+  # this read, so that it is as recent as a read after status; when status had to wait (the API
+  # restarting), it is read again. Nodes and their Leases in one kubectl (Nodes are
+  # cluster-scoped: -n leaves them all).
+  nodes=$(mktemp)
+  trap 'rm -f "$nodes"' EXIT
+  started=$(date +%s)
+  microk8s kubectl get nodes,leases -n kube-node-lease -o json >"$nodes" 2>/dev/null &
+  early=$!
+fi
 channel=""
 # One call to snapd: it exits 1 when the snap is not installed. The channel is the fourth
 # column of the row under the header (Name Version Rev Tracking Publisher Notes), read by the
@@ -34,18 +47,6 @@ if [ -n "$channel" ]; then echo "$channel"; fi
 echo "@groups"
 id -nG "$u"
 status=""
-early=""
-if [ -n "$channel" ] && [ "$role" = controller ]; then
-  # The controller's node list is read while status runs (two round trips to the API at once).
-  # It is used only when status answered within a second or so, so that it is as recent as a
-  # read after status; when status had to wait (the API restarting), it is read again.
-  nodes=$(mktemp)
-  trap 'rm -f "$nodes"' EXIT
-  started=$(date +%s)
-  # Nodes and their Leases in one kubectl (Nodes are cluster-scoped: -n leaves them all).
-  microk8s kubectl get nodes,leases -n kube-node-lease -o json >"$nodes" 2>/dev/null &
-  early=$!
-fi
 if [ -n "$channel" ]; then
   # A worker answers at once ("acting as a node"); a controller that is restarting gets time.
   if ! status=$(microk8s status --wait-ready --timeout "$wait" --format yaml); then
