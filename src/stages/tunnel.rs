@@ -2,6 +2,8 @@
 //! `fleet::api_tunnel`, which `jeeves tunnel`, `backup` and `check` use too) and the saved
 //! kubeconfig that uses it.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 
@@ -18,9 +20,15 @@ pub fn report_to(reporter: &crate::report::Reporter) -> TunnelLog {
     Box::new(move |line| reporter.log(None, crate::report::Level::Warn, format!("tunnel: {line}")))
 }
 
-/// Opens the run's tunnel (the controller's keys pinned first) and leaves it with the fleet
-/// until the run ends; returns the kubeconfig that uses it.
-pub async fn open_for_run(cx: &StageContext<'_>) -> Result<String> {
+/// The kubeconfig of the run's one tunnel to the MicroK8s API: the tunnel the fleet holds
+/// already (the tunnel stage's, in a run that has one), else one opened now (the controller's
+/// keys pinned first) and left with the fleet until the run ends. The kubeconfig is a private
+/// file of the run, removed with the tunnel: the saved one is the tunnel stage's to write, and
+/// `plan` writes nothing.
+pub async fn kubeconfig_for_run(cx: &StageContext<'_>) -> Result<PathBuf> {
+    if let Some(path) = cx.fleet.run_kubeconfig() {
+        return Ok(path);
+    }
     let host = cx.state.inventory.controller()?.clone();
     cx.pin(std::slice::from_ref(&host)).await?;
     let opened = api_tunnel::open(
@@ -31,16 +39,22 @@ pub async fn open_for_run(cx: &StageContext<'_>) -> Result<String> {
         report_to(cx.reporter),
     )
     .await?;
-    let controller = cx.state.inventory.controller()?.hostname.clone();
+    let file = tempfile::Builder::new()
+        .prefix("kubeconfig.run.")
+        .tempfile_in(&cx.settings.state_dir)
+        .context("cannot create the run's kubeconfig in the state directory")?;
+    write_private(file.path(), opened.kubeconfig.as_bytes())?;
     cx.host(
-        controller.clone(),
+        host.hostname.clone(),
         format!(
-            "tunnel {} → {controller}:{} ready (/readyz ok)",
-            opened.tunnel.local, cx.settings.tunnel.remote_port
+            "tunnel {} → {}:{} ready (/readyz ok)",
+            opened.tunnel.local, host.hostname, cx.settings.tunnel.remote_port
         ),
     );
-    cx.fleet.hold_tunnel(opened.tunnel);
-    Ok(opened.kubeconfig)
+    let path = file.into_temp_path();
+    let kubeconfig = path.to_path_buf();
+    cx.fleet.hold_run_tunnel(opened.tunnel, path);
+    Ok(kubeconfig)
 }
 
 #[derive(Default)]
@@ -56,7 +70,7 @@ impl Stage for TunnelStage {
 
     /// Opens the tunnel (changing nothing remote) and compares the kubeconfig with the saved one.
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
-        let kubeconfig = open_for_run(cx).await?;
+        let kubeconfig = std::fs::read_to_string(kubeconfig_for_run(cx).await?)?;
         let path = kubeconfig_path(cx.settings);
         let current = std::fs::read_to_string(&path).ok();
         let changes = if current.as_deref() == Some(kubeconfig.as_str()) {

@@ -11,8 +11,6 @@
 //! memory.
 //! Mongo URIs reach kubectl on standard input only, never an argument or a file.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -21,7 +19,6 @@ use crate::config::Settings;
 use crate::report::Change;
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
-use crate::state::write_private;
 use crate::templates::Templates;
 
 mod backup;
@@ -103,18 +100,6 @@ pub struct DeployStage {
     plan: Option<Plan>,
 }
 
-/// The tunnel's kubeconfig, opening the tunnel when this run has not (`up --only deploy`).
-async fn ensure_tunnel(cx: &mut StageContext<'_>) -> Result<PathBuf> {
-    let path = crate::fleet::api_tunnel::kubeconfig_path(cx.settings);
-    if cx.fleet.has_tunnel() && path.exists() {
-        return Ok(path);
-    }
-    let kubeconfig = super::tunnel::open_for_run(cx).await?;
-    write_private(&path, kubeconfig.as_bytes())?;
-    cx.info("the tunnel to the MicroK8s API was opened for this stage");
-    Ok(path)
-}
-
 #[async_trait]
 impl Stage for DeployStage {
     fn name(&self) -> StageName {
@@ -123,7 +108,8 @@ impl Stage for DeployStage {
 
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
         let rendered = render(cx.settings)?;
-        let kubeconfig = ensure_tunnel(cx).await?;
+        // The run's tunnel, opened here when the run has none yet (`up --only deploy`).
+        let kubeconfig = super::tunnel::kubeconfig_for_run(cx).await?;
         let tools = Tools::new(cx.settings, kubeconfig)?;
         let cx = &*cx;
         // `up --force deploy` applies the Traefik objects and the release whatever they are.
