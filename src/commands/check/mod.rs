@@ -20,7 +20,6 @@ mod cluster;
 mod cluster_tests;
 mod hosts;
 mod web;
-mod x509;
 
 use std::sync::Arc;
 use std::time::Instant;

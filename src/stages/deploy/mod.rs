@@ -1,7 +1,8 @@
 //! The deploy stage: Traefik (CRDs, then the resources from `templates/traefik/`, with the
 //! backup objects when `[backup]` is set), the MongoDB secret, the Rocket.Chat Helm release, a
 //! check that every IngressRoute backend is a Service, and the optional image-prune DaemonSet,
-//! through the tunnel. This file is the `Stage` glue: the probe asks each part (`traefik.rs`,
+//! through the tunnel; then, after changes, a bounded wait for the site to answer through
+//! HAProxy (`site.rs`). This file is the `Stage` glue: the probe asks each part (`traefik.rs`,
 //! `release.rs`, `secret.rs`, `routes.rs`, `maintenance.rs`) what it needs and puts the answers
 //! in a `Plan`, a list of steps that `apply` executes in order.
 //!
@@ -27,6 +28,7 @@ mod release;
 mod rollout;
 mod routes;
 mod secret;
+mod site;
 pub mod tools;
 mod traefik;
 mod values_diff;
@@ -87,6 +89,8 @@ enum Step {
     CheckRoutes,
     /// The image-prune DaemonSet (`[maintenance] image_prune`).
     ImagePrune,
+    /// `/api/info` answers 200 through HAProxy (`site.rs`).
+    AwaitSite,
 }
 
 struct Plan {
@@ -119,12 +123,13 @@ impl Stage for DeployStage {
         // a round trip through the tunnel). The live Traefik objects serve both their hash check
         // and the routes' backends; the Services of the namespaces the rendered routes name are
         // read too, in case nothing changes.
-        let (live, diff, release, live_secret, services) = tokio::join!(
+        let (live, diff, release, live_secret, services, found) = tokio::join!(
             traefik::read_live(&tools, cx, &rendered.traefik),
             traefik::diff(&tools, cx, &rendered.traefik),
             release::probe(&tools, cx, &rendered.values),
             secret::read(&tools, cx),
             routes::read_services(&tools, cx, &rendered.traefik.route_namespaces),
+            site::probe(cx),
         );
         let live = live?;
         let traefik = traefik::judge(cx, &rendered.traefik, &live, diff)?;
@@ -174,11 +179,19 @@ impl Stage for DeployStage {
             steps.push(Step::ImagePrune);
         }
 
-        let changes = [traefik, release.recover_change, secret_change, prune]
+        let mut changes: Vec<Change> = [traefik, release.recover_change, secret_change, prune]
             .into_iter()
             .flatten()
             .chain(release.changes)
             .collect();
+        let found = found?;
+        if found == site::Found::NoHttps {
+            cx.info("nothing serves HTTPS on the controller yet (the tls stage sets HAProxy up): no wait for /api/info");
+        }
+        if let Some(wait) = site::plan(cx.settings, &found, !steps.is_empty()) {
+            steps.push(Step::AwaitSite);
+            changes.push(wait);
+        }
         self.plan = Some(Plan {
             tools,
             rendered,
@@ -206,6 +219,7 @@ impl Stage for DeployStage {
                         prune.apply(&tools, cx).await?;
                     }
                 }
+                Step::AwaitSite => site::wait(cx).await?,
                 Step::CheckRoutes => {
                     routes::check(&tools, cx, &rendered.traefik).await?;
                     cx.host(
