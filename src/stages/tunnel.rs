@@ -39,8 +39,9 @@ pub async fn kubeconfig_for_run(cx: &StageContext<'_>) -> Result<PathBuf> {
         report_to(cx.reporter),
     )
     .await?;
+    remove_killed_runs_kubeconfigs(&cx.settings.state_dir)?;
     let file = tempfile::Builder::new()
-        .prefix("kubeconfig.run.")
+        .prefix(RUN_KUBECONFIG)
         .tempfile_in(&cx.settings.state_dir)
         .context("cannot create the run's kubeconfig in the state directory")?;
     write_private(file.path(), opened.kubeconfig.as_bytes())?;
@@ -55,6 +56,25 @@ pub async fn kubeconfig_for_run(cx: &StageContext<'_>) -> Result<PathBuf> {
     let kubeconfig = path.to_path_buf();
     cx.fleet.hold_run_tunnel(opened.tunnel, path);
     Ok(kubeconfig)
+}
+
+/// The name of a run's kubeconfig, before tempfile's random part.
+const RUN_KUBECONFIG: &str = "kubeconfig.run.";
+
+/// Removes what a run killed before it could (SIGKILL) left: the run holding the state
+/// directory's lock is the only one with a kubeconfig of its own there.
+fn remove_killed_runs_kubeconfigs(state_dir: &std::path::Path) -> Result<()> {
+    for entry in std::fs::read_dir(state_dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(RUN_KUBECONFIG))
+        {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -88,5 +108,30 @@ impl Stage for TunnelStage {
     async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
         let kubeconfig = self.kubeconfig.as_ref().context("apply without probe")?;
         write_private(&kubeconfig_path(cx.settings), kubeconfig.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_runs_kubeconfig_is_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "kubeconfig.run.Xy12ab",
+            "kubeconfig",
+            "kubeconfig.probe",
+            "state.json",
+        ] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        remove_killed_runs_kubeconfigs(dir.path()).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["kubeconfig", "kubeconfig.probe", "state.json"]);
     }
 }
