@@ -186,7 +186,10 @@ impl Stage for DeployStage {
             .collect();
         let found = found?;
         if found == site::Found::NoHttps {
-            cx.info("nothing serves HTTPS on the controller yet (the tls stage sets HAProxy up): no wait for /api/info");
+            cx.info(
+                "nothing serves HTTPS on the controller yet (the tls stage sets HAProxy up): no \
+                 wait for /api/info",
+            );
         }
         if let Some(wait) = site::plan(cx.settings, &found, !steps.is_empty()) {
             steps.push(Step::AwaitSite);
