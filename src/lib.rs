@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod exit_code;
 pub mod fleet;
+pub mod https;
 pub mod interrupt;
 pub mod process;
 pub mod report;

@@ -139,8 +139,25 @@ impl Runner<'_> {
                 None => (stages::build(name), None),
             };
             let forced = force.contains(&name);
+            // In a plan, the earlier stages that would change something.
+            let pending: Vec<StageName> = report
+                .results
+                .iter()
+                .filter(|(_, r)| mode == Mode::Plan && *r == StageResult::Changed)
+                .map(|(s, _)| *s)
+                .collect();
             let outcome = self
-                .run_stage(stage.as_mut(), mode, forced, state, probed, &mut ahead)
+                .run_stage(
+                    stage.as_mut(),
+                    Run {
+                        mode,
+                        force: forced,
+                        pending: &pending,
+                    },
+                    state,
+                    probed,
+                    &mut ahead,
+                )
                 .await;
             let duration_ms = started.elapsed().as_millis() as u64;
             // Interrupted (Ctrl-C, a Jenkins abort): the stage stopped at its safe point; no
@@ -190,8 +207,11 @@ impl Runner<'_> {
     async fn run_stage(
         &self,
         stage: &mut dyn Stage,
-        mode: Mode,
-        force: bool,
+        Run {
+            mode,
+            force,
+            pending,
+        }: Run<'_>,
         state: &mut State,
         probed: Option<Vec<crate::report::Change>>,
         ahead: &mut LookAhead,
@@ -224,7 +244,29 @@ impl Runner<'_> {
         };
         let changes = match probed {
             Some(changes) => changes,
-            None => stage.probe(&mut cx).await?,
+            None => match stage.probe(&mut cx).await {
+                Ok(changes) => changes,
+                // `plan` on a partly built stack: what this stage would probe is made by changes
+                // an earlier stage only plans. It would run; say so, and why it could not look.
+                Err(e) => match name.needs().iter().find(|s| pending.contains(s)) {
+                    Some(before) if mode == Mode::Plan => {
+                        // On one line: a remote command's error carries its output.
+                        let why: Vec<String> = format!("{e:#}")
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect();
+                        vec![crate::report::Change::new(
+                            "run",
+                            format!(
+                                "everything once {before}'s changes are applied (nothing to \
+                                 probe before: {})",
+                                why.join(" ")
+                            ),
+                        )]
+                    }
+                    _ => return Err(e),
+                },
+            },
         };
         let unchanged = changes.is_empty();
         self.reporter.emit(Event::StagePlanned {
@@ -246,6 +288,15 @@ impl Runner<'_> {
         stage.apply(&mut cx).await?;
         Ok(StageResult::Changed)
     }
+}
+
+/// How `run_stage` runs a stage.
+struct Run<'a> {
+    mode: Mode,
+    /// `--force` names the stage.
+    force: bool,
+    /// In a plan: the earlier stages that would change something.
+    pending: &'a [StageName],
 }
 
 impl RunReport {

@@ -38,6 +38,17 @@ impl StageName {
         }
     }
 
+    /// The earlier stages whose work this stage's probe reads: until their planned changes are
+    /// applied it may have nothing to probe (no MicroK8s on the controller yet, no API to open
+    /// a tunnel to), which `plan` reports as a change to come rather than a failure.
+    pub fn needs(self) -> &'static [StageName] {
+        match self {
+            StageName::Terraform => &[],
+            StageName::Bootstrap | StageName::Tls | StageName::Dns => &[StageName::Terraform],
+            StageName::Tunnel | StageName::Deploy => &[StageName::Terraform, StageName::Bootstrap],
+        }
+    }
+
     /// Whether the stage logs in to the hosts over SSH (and so needs a usable key).
     pub fn uses_ssh(self) -> bool {
         matches!(

@@ -1,10 +1,12 @@
-//! `jeeves check` on the lab after `up`: healthy → exit 0 with every check ok; still healthy
-//! after seven stop/starts (every container restarted with its node each time, the kubelet's
-//! count kept: the kubectl stand-in's `boots`), with an Evicted pod kept (`evictions`) and a
-//! failed backup Job and its pod kept (a warning naming the Job); then one fault at a time, each
-//! making it exit 1 with the failing check's message and repair, and each repaired before the
-//! next: a certificate under the thresholds, a pod in CrashLoopBackOff and a pod left from an
-//! older ReplicaSet (`pod_faults` and `stale_replicasets`), the A record changed in moto, HAProxy
+//! `jeeves check` on the lab after `up`, the stack built one stage at a time with a `plan` after
+//! each (exit 0 or 2, never 1) and `/api/info` answering as soon as deploy returns; in the
+//! shell `lab env` makes, healthy → exit 0 with every check ok; still healthy after seven
+//! stop/starts (every container restarted with its node each time, the kubelet's count kept: the
+//! kubectl stand-in's `boots`), with an Evicted pod kept (`evictions`) and a failed backup Job
+//! and its pod kept (a warning naming the Job); then one fault at a time, each making it exit 1
+//! with the failing check's message and repair, and each repaired before the next: a
+//! certificate under the thresholds, a pod in CrashLoopBackOff and a pod left from an older
+//! ReplicaSet (`pod_faults` and `stale_replicasets`), the A record changed in moto, HAProxy
 //! stopped, a worker's sshd stopped. One lab bring-up.
 
 mod common;
@@ -98,28 +100,34 @@ fn set_a_record(lab_env: &[(String, String)], ip: &str) {
     );
 }
 
+/// The HTTP status of `/api/info` through HAProxy, now.
+fn api_info(root: &str) -> String {
+    let (_, status) = common::tool(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            "--cacert",
+            root,
+            "--resolve",
+            &format!("chat.jeeves.test:443:{CONTROLLER}"),
+            "https://chat.jeeves.test/api/info",
+        ],
+    );
+    status.trim().to_string()
+}
+
 /// Polls `/api/info` through HAProxy for up to 30 s.
 fn api_info_answers(root: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let (_, status) = common::tool(
-            "curl",
-            &[
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "5",
-                "--cacert",
-                root,
-                "--resolve",
-                &format!("chat.jeeves.test:443:{CONTROLLER}"),
-                "https://chat.jeeves.test/api/info",
-            ],
-        );
-        if status.trim() == "200" {
+        let status = api_info(root);
+        if status == "200" {
             return;
         }
         assert!(
@@ -170,18 +178,49 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
     let mut t = Test::new();
     lab.env_for(&mut t);
     let root = lab.path("pebble/root.pem").display().to_string();
-    // The certificate is Pebble's: its root is trusted through SSL_CERT_FILE, as a private CA
-    // would be; a 5 s SSH connect limit keeps the stopped-sshd case short.
+    // The certificate is Pebble's: `lab env` trusts its root through SSL_CERT_FILE, as a shell
+    // of the lab does (README, "The local lab"); a 5 s SSH connect limit keeps the
+    // stopped-sshd case short.
     t.with_standins()
         .env("JEEVES_TUNNEL_LOCAL_PORT", "26504")
-        .env("SSL_CERT_FILE", &root)
         .env("JEEVES_SSH_CONNECT_TIMEOUT", "5s")
         // The backup CronJob, for a failed backup Job kept in the cluster.
         .env("JEEVES_BACKUP_KEEP", "2");
-    t.run(&["--output", "json", "up"]).expect(0);
-    // HAProxy marks Traefik's NodePort up after `rise 2` health checks `inter 5s` apart: wait
-    // for that (as anyone checking right after a first deploy would) before judging it.
-    api_info_answers(&root);
+    // The stack built one stage at a time, with a plan after each: `plan` works at every point
+    // of a partly built stack (0 or 2, never a failure), and says nothing is left once every
+    // stage ran.
+    let plan = |after: &str| {
+        let run = t.run(&["plan", "--detailed-exitcode"]);
+        assert!(
+            [0, 2].contains(&run.code),
+            "plan after {after}: exit {}\n{}\n{}",
+            run.code,
+            run.stdout,
+            run.stderr
+        );
+        run.code
+    };
+    for stage in ["terraform", "bootstrap", "tls", "tunnel", "deploy", "dns"] {
+        let run = t
+            .run(&["--output", "json", "up", "--only", stage])
+            .expect(0);
+        if stage == "deploy" {
+            // `up` ends once the site answers through HAProxy (after `rise 2` health checks
+            // `inter 5s` apart on the NodePort deploy opened), and says so.
+            assert_eq!(api_info(&root), "200", "/api/info right after deploy");
+            assert!(
+                run.events().iter().any(|e| e["event"] == "site_answered"
+                    && e["url"] == "https://chat.jeeves.test/api/info"),
+                "{}",
+                run.stdout
+            );
+        }
+        if stage == "dns" {
+            assert_eq!(plan(stage), 0, "every stage ran: nothing left to change");
+        } else {
+            plan(stage);
+        }
+    }
 
     // Healthy: exit 0, every check ok, one JUnit testcase per check.
     let c = check(&t, &[]);

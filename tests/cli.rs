@@ -69,6 +69,17 @@ fn a_bad_pipeline_file_value_names_key_and_file() {
         "{}",
         run.stderr
     );
+    // `up`'s wait for the site needs a bound.
+    t.write(
+        "pipelines/lab.toml",
+        &format!("{text}\n[haproxy]\nready_timeout = \"0s\"\n"),
+    );
+    let run = t.run(&["up"]).expect(2);
+    assert!(
+        run.stderr.contains("pipelines/lab.toml") && run.stderr.contains("haproxy.ready_timeout"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

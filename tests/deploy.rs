@@ -149,17 +149,25 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     ]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.stage_result("deploy"), "changed");
-    let kubeconfig = std::fs::canonicalize(t.path(".jeeves/lab/kubeconfig")).unwrap();
+    let state_dir = std::fs::canonicalize(t.path(".jeeves/lab")).unwrap();
     let all = calls(&t);
     assert!(!all.is_empty());
     for c in &all {
-        // Every call: the tunnel's kubeconfig, never the user's, and the API answered through
-        // the tunnel while the call ran. (The tunnel stage's /readyz check uses a private copy.)
+        // Every call: the kubeconfig of the run's one tunnel (a private file of the run in the
+        // state dir, gone with it), never the user's, and the API answered through the tunnel
+        // while the call ran. (The tunnel's /readyz check uses a scratch copy.)
         let arg = c["kubeconfig_arg"].as_str().unwrap();
         if c["argv"].to_string().contains("\"--raw\"") {
             assert!(arg.ends_with("/lab/kubeconfig.probe"), "{c}");
         } else {
-            assert_eq!(Path::new(arg), kubeconfig, "{c}");
+            let arg = Path::new(arg);
+            assert_eq!(arg.parent(), Some(state_dir.as_path()), "{c}");
+            let name = arg.file_name().unwrap().to_string_lossy();
+            assert!(name.starts_with("kubeconfig.run."), "{c}");
+            assert!(
+                !arg.exists(),
+                "the run's kubeconfig is removed with it: {c}"
+            );
         }
         assert_eq!(c["KUBECONFIG"].as_str(), Some(arg), "{c}");
         assert_eq!(c["server_version"], "v1.32.0-jeeves-lab-standin", "{c}");

@@ -156,6 +156,10 @@ pub struct Haproxy {
     pub pem_path: String,
     #[serde(default = "d::loopback")]
     pub backend_address: String,
+    /// How long `up` waits, once a deploy changed something, for `/api/info` to answer 200
+    /// through HAProxy.
+    #[serde(default = "d::site_ready_timeout")]
+    pub ready_timeout: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -136,6 +136,8 @@ pub struct HaproxySettings {
     pub config_path: String,
     pub pem_path: String,
     pub backend_address: String,
+    /// How long `up` waits for `/api/info` through HAProxy after a deploy.
+    pub ready_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]

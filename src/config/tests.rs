@@ -158,6 +158,8 @@ fn bad_values_name_their_key_and_file() {
         ("dns", "ttl = 0", "dns.ttl"),
         ("dns", "zone_id = 'Z 123'", "dns.zone_id"),
         ("dns", "wait_timeout = '0s'", "dns.wait_timeout"),
+        ("haproxy", "ready_timeout = '0s'", "haproxy.ready_timeout"),
+        ("haproxy", "ready_timeout = 'soon'", "haproxy.ready_timeout"),
         ("project", "name = 'Has Spaces'", "project.name"),
         ("project", "templates = 'no-such-dir'", "project.templates"),
         ("terraform", "dir = 'no-such-dir'", "terraform.dir"),

@@ -11,6 +11,7 @@ mod ssh_config;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Deref;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -41,6 +42,9 @@ struct Inner {
     /// Hosts whose keys were checked against their console output in this run.
     pinned: Mutex<HashSet<String>>,
     tunnel: Mutex<Option<Tunnel>>,
+    /// The private kubeconfig file that uses the run's tunnel (`hold_run_tunnel`), removed when
+    /// the fleet is dropped.
+    kubeconfig: Mutex<Option<tempfile::TempPath>>,
     handshakes: AtomicUsize,
 }
 
@@ -72,6 +76,7 @@ impl Fleet {
                 failed: Mutex::default(),
                 pinned: Mutex::default(),
                 tunnel: Mutex::default(),
+                kubeconfig: Mutex::default(),
                 handshakes: AtomicUsize::new(0),
             }),
             patient: None,
@@ -205,9 +210,18 @@ impl Fleet {
         *self.inner.tunnel.lock().expect("not poisoned") = Some(tunnel);
     }
 
-    /// Whether a tunnel to the cluster API is open in this run.
-    pub fn has_tunnel(&self) -> bool {
-        self.inner.tunnel.lock().expect("not poisoned").is_some()
+    /// Keeps the run's tunnel and the kubeconfig file that uses it until the fleet is dropped:
+    /// the one tunnel of the run, which every stage that reaches the cluster uses
+    /// (`run_kubeconfig`). A second would find its local port taken by the first.
+    pub fn hold_run_tunnel(&self, tunnel: Tunnel, kubeconfig: tempfile::TempPath) {
+        self.hold_tunnel(tunnel);
+        *self.inner.kubeconfig.lock().expect("not poisoned") = Some(kubeconfig);
+    }
+
+    /// The kubeconfig of the run's tunnel, once one is held (`hold_run_tunnel`).
+    pub fn run_kubeconfig(&self) -> Option<PathBuf> {
+        let held = self.inner.kubeconfig.lock().expect("not poisoned");
+        held.as_ref().map(|p| p.to_path_buf())
     }
 }
 

@@ -77,6 +77,14 @@ pub enum Event {
         level: Level,
         message: String,
     },
+    /// The site answered through HAProxy at the end of a stage that changed what it serves
+    /// (`up`'s bounded wait for `/api/info` after a deploy); shown in the summary too.
+    SiteAnswered {
+        stage: StageName,
+        url: String,
+        /// How long the stage waited for the answer.
+        waited_ms: u64,
+    },
     StageFinished {
         stage: StageName,
         result: StageResult,
@@ -116,6 +124,7 @@ impl Event {
                 .flat_map(|c| [&mut c.target, &mut c.action])
                 .collect(),
             Event::HostProgress { host, message, .. } => vec![host, message],
+            Event::SiteAnswered { url, .. } => vec![url],
             Event::Log { message, .. } => vec![message],
             Event::CheckFinished {
                 check,

@@ -74,6 +74,11 @@ pub(super) fn describe(event: &Event) -> Option<String> {
             host,
             message,
         } => format!("[{stage}] {host}: {message}"),
+        Event::SiteAnswered {
+            stage,
+            url,
+            waited_ms,
+        } => format!("[{stage}] {}", site_answered(url, *waited_ms)),
         Event::Log {
             stage: Some(stage),
             message,
@@ -115,6 +120,14 @@ pub(super) fn describe(event: &Event) -> Option<String> {
     })
 }
 
+/// The site's answer after a stage's wait, as the progress and the summary say it.
+pub(super) fn site_answered(url: &str, waited_ms: u64) -> String {
+    format!(
+        "{url} answered 200 through HAProxy (waited {})",
+        format_ms(waited_ms)
+    )
+}
+
 impl Sink for PlainSink {
     fn event(&mut self, ts: SystemTime, event: &Event) {
         if let Event::Log {
@@ -136,6 +149,9 @@ impl Sink for PlainSink {
         }
         if let Event::CheckFinished { status, .. } = event {
             self.summary.add_check(*status);
+        }
+        if let Event::SiteAnswered { url, waited_ms, .. } = event {
+            self.summary.site(url, *waited_ms);
         }
         let ts = humantime::format_rfc3339_seconds(ts);
         if let Some(text) = describe(event) {

@@ -10,11 +10,17 @@ pub(super) struct Summary {
     rows: Vec<(StageName, StageResult, u64)>,
     /// `jeeves check`: how many checks were ok, warned, failed.
     checks: [usize; 3],
+    /// The site's answer after the run's wait for it (`Event::SiteAnswered`).
+    site: Option<String>,
 }
 
 impl Summary {
     pub fn add(&mut self, stage: StageName, result: StageResult, duration_ms: u64) {
         self.rows.push((stage, result, duration_ms));
+    }
+
+    pub fn site(&mut self, url: &str, waited_ms: u64) {
+        self.site = Some(super::plain::site_answered(url, waited_ms));
     }
 
     pub fn add_check(&mut self, status: CheckStatus) {
@@ -43,6 +49,9 @@ impl Summary {
                 result.as_str(),
                 format_ms(*ms)
             );
+        }
+        if let Some(site) = &self.site {
+            let _ = writeln!(out, "{site}");
         }
         out
     }

@@ -94,6 +94,17 @@ impl Sink for TtySink {
                     bar.set_message(message.clone());
                 }
             }
+            Event::SiteAnswered {
+                stage,
+                url,
+                waited_ms,
+            } => {
+                self.summary.site(url, *waited_ms);
+                self.line(format!(
+                    "  {stage}: {}",
+                    super::plain::site_answered(url, *waited_ms)
+                ));
+            }
             Event::Log {
                 stage,
                 level,

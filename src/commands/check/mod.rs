@@ -24,7 +24,6 @@ mod pods;
 #[cfg(test)]
 mod pods_tests;
 mod web;
-mod x509;
 
 use std::sync::Arc;
 use std::time::Instant;

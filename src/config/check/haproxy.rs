@@ -1,5 +1,5 @@
-//! `[haproxy]`: where HAProxy's configuration and PEM live on the controller, and the address
-//! it forwards to.
+//! `[haproxy]`: where HAProxy's configuration and PEM live on the controller, the address it
+//! forwards to, and how long `up` waits for the site to answer through it after a deploy.
 
 use super::Checker;
 use crate::config::{HaproxySettings, pipeline, validate};
@@ -32,10 +32,15 @@ pub(super) fn check(
         "haproxy.backend_address",
         validate::ipv4(&raw.backend_address),
     );
+    let ready_timeout = c.check(
+        "haproxy.ready_timeout",
+        validate::nonzero_duration(&raw.ready_timeout),
+    );
     Some(HaproxySettings {
         config_path: config_path?,
         pem_path: pem_path?,
         backend_address: backend_address?,
+        ready_timeout: ready_timeout?,
     })
 }
 

@@ -54,6 +54,11 @@ pub fn renew_before() -> String {
 pub fn haproxy_cfg() -> String {
     "/etc/haproxy/haproxy.cfg".into()
 }
+/// HAProxy needs `rise 2` checks `inter 5s` apart (templates/haproxy.cfg.hbs) once Traefik
+/// answers; the rest is margin for pods that pass their readiness probes a little later.
+pub fn site_ready_timeout() -> String {
+    "2m".into()
+}
 pub fn loopback() -> String {
     "127.0.0.1".into()
 }

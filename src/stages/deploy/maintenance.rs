@@ -176,7 +176,7 @@ pub async fn remove_leftover_pods(tools: &Tools, cx: &StageContext<'_>) -> Resul
 
 /// What `jeeves start` runs once the pipeline has repaired the stack.
 pub async fn after_start(cx: &mut StageContext<'_>) -> Result<()> {
-    let kubeconfig = super::ensure_tunnel(cx).await?;
+    let kubeconfig = crate::stages::tunnel::kubeconfig_for_run(cx).await?;
     let tools = Tools::new(cx.settings, kubeconfig)?;
     let removed = remove_leftover_pods(&tools, cx).await?;
     if removed == 0 {

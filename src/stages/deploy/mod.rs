@@ -1,7 +1,8 @@
 //! The deploy stage: Traefik (CRDs, then the resources from `templates/traefik/`, with the
 //! backup objects when `[backup]` is set), the MongoDB secret, the Rocket.Chat Helm release, a
 //! check that every IngressRoute backend is a Service, and the optional image-prune DaemonSet,
-//! through the tunnel. This file is the `Stage` glue: the probe asks each part (`traefik.rs`,
+//! through the tunnel; then, after changes, a bounded wait for the site to answer through
+//! HAProxy (`site.rs`). This file is the `Stage` glue: the probe asks each part (`traefik.rs`,
 //! `release.rs`, `secret.rs`, `routes.rs`, `maintenance.rs`) what it needs and puts the answers
 //! in a `Plan`, a list of steps that `apply` executes in order.
 //!
@@ -11,8 +12,6 @@
 //! memory.
 //! Mongo URIs reach kubectl on standard input only, never an argument or a file.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -21,7 +20,6 @@ use crate::config::Settings;
 use crate::report::Change;
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
-use crate::state::write_private;
 use crate::templates::Templates;
 
 mod backup;
@@ -30,6 +28,7 @@ mod release;
 mod rollout;
 mod routes;
 mod secret;
+mod site;
 pub mod tools;
 mod traefik;
 mod values_diff;
@@ -90,6 +89,8 @@ enum Step {
     CheckRoutes,
     /// The image-prune DaemonSet (`[maintenance] image_prune`).
     ImagePrune,
+    /// `/api/info` answers 200 through HAProxy (`site.rs`).
+    AwaitSite,
 }
 
 struct Plan {
@@ -103,18 +104,6 @@ pub struct DeployStage {
     plan: Option<Plan>,
 }
 
-/// The tunnel's kubeconfig, opening the tunnel when this run has not (`up --only deploy`).
-async fn ensure_tunnel(cx: &mut StageContext<'_>) -> Result<PathBuf> {
-    let path = crate::fleet::api_tunnel::kubeconfig_path(cx.settings);
-    if cx.fleet.has_tunnel() && path.exists() {
-        return Ok(path);
-    }
-    let kubeconfig = super::tunnel::open_for_run(cx).await?;
-    write_private(&path, kubeconfig.as_bytes())?;
-    cx.info("the tunnel to the MicroK8s API was opened for this stage");
-    Ok(path)
-}
-
 #[async_trait]
 impl Stage for DeployStage {
     fn name(&self) -> StageName {
@@ -123,7 +112,8 @@ impl Stage for DeployStage {
 
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
         let rendered = render(cx.settings)?;
-        let kubeconfig = ensure_tunnel(cx).await?;
+        // The run's tunnel, opened here when the run has none yet (`up --only deploy`).
+        let kubeconfig = super::tunnel::kubeconfig_for_run(cx).await?;
         let tools = Tools::new(cx.settings, kubeconfig)?;
         let cx = &*cx;
         // `up --force deploy` applies the Traefik objects and the release whatever they are.
@@ -133,12 +123,13 @@ impl Stage for DeployStage {
         // a round trip through the tunnel). The live Traefik objects serve both their hash check
         // and the routes' backends; the Services of the namespaces the rendered routes name are
         // read too, in case nothing changes.
-        let (live, diff, release, live_secret, services) = tokio::join!(
+        let (live, diff, release, live_secret, services, found) = tokio::join!(
             traefik::read_live(&tools, cx, &rendered.traefik),
             traefik::diff(&tools, cx, &rendered.traefik),
             release::probe(&tools, cx, &rendered.values),
             secret::read(&tools, cx),
             routes::read_services(&tools, cx, &rendered.traefik.route_namespaces),
+            site::probe(cx),
         );
         let live = live?;
         let traefik = traefik::judge(cx, &rendered.traefik, &live, diff)?;
@@ -188,11 +179,22 @@ impl Stage for DeployStage {
             steps.push(Step::ImagePrune);
         }
 
-        let changes = [traefik, release.recover_change, secret_change, prune]
+        let mut changes: Vec<Change> = [traefik, release.recover_change, secret_change, prune]
             .into_iter()
             .flatten()
             .chain(release.changes)
             .collect();
+        let found = found?;
+        if found == site::Found::NoHttps {
+            cx.info(
+                "nothing serves HTTPS on the controller yet (the tls stage sets HAProxy up): no \
+                 wait for /api/info",
+            );
+        }
+        if let Some(wait) = site::plan(cx.settings, &found, !steps.is_empty()) {
+            steps.push(Step::AwaitSite);
+            changes.push(wait);
+        }
         self.plan = Some(Plan {
             tools,
             rendered,
@@ -220,6 +222,7 @@ impl Stage for DeployStage {
                         prune.apply(&tools, cx).await?;
                     }
                 }
+                Step::AwaitSite => site::wait(cx).await?,
                 Step::CheckRoutes => {
                     routes::check(&tools, cx, &rendered.traefik).await?;
                     cx.host(

@@ -1,6 +1,7 @@
-//! The one fact `check` reads from a certificate that rustls does not expose: when it expires.
-//! A minimal DER walk to `tbsCertificate.validity.notAfter` (RFC 5280 4.1); rustls has already
-//! verified the certificate, so anything unexpected here is an error, not a guess.
+//! When a certificate expires: the one fact the site checks read from it that rustls does not
+//! expose. A minimal DER walk to `tbsCertificate.validity.notAfter` (RFC 5280 4.1); rustls has
+//! already verified the certificate (or was told to accept any), so anything unexpected here is
+//! an error, not a guess.
 
 use anyhow::{Context, Result, bail};
 
