@@ -180,7 +180,16 @@ fn a_dead_worker_is_found_by_its_lease_named_by_check_and_repaired_alone() {
     // terraform and bootstrap only: `check` reads the nodes through a tunnel of its own, and
     // its other checks (HAProxy, the site, the release) are not what this test looks at.
     let run = t
-        .run(&["-v", "--output", "json", "up", "--only", "terraform", "--only", "bootstrap"])
+        .run(&[
+            "-v",
+            "--output",
+            "json",
+            "up",
+            "--only",
+            "terraform",
+            "--only",
+            "bootstrap",
+        ])
         .expect(0);
     assert_eq!(std::fs::read_to_string(&answers).unwrap(), "", "both met");
     let progress: Vec<String> = run
