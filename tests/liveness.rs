@@ -127,6 +127,20 @@ fn bootstrap(lab: &Lab, t: &Test, code: i32) -> (Run, Vec<usize>) {
     (run, logged_in)
 }
 
+/// A bootstrap run that installs and joins worker-1 again, logging in to it alone.
+#[track_caller]
+fn reinstalls_worker_1(lab: &Lab, t: &Test) {
+    let (run, logged_in) = bootstrap(lab, t, 0);
+    assert_eq!(
+        run.planned("bootstrap"),
+        [
+            "install worker-1: microk8s 1.32/stable",
+            "join worker-1 → controller"
+        ]
+    );
+    assert_eq!(logged_in, [1, 0, 0], "worker-1 alone: {}", vouched(&run));
+}
+
 /// The run's line naming the workers the cluster vouched for, for failure messages.
 fn vouched(run: &Run) -> String {
     run.events()
@@ -239,30 +253,14 @@ fn a_dead_worker_is_found_by_its_lease_named_by_check_and_repaired_alone() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(node_status(&lab, "worker-1"), "Ready");
-    let (run, logged_in) = bootstrap(&lab, &t, 0);
-    assert_eq!(
-        run.planned("bootstrap"),
-        [
-            "install worker-1: microk8s 1.32/stable",
-            "join worker-1 → controller"
-        ]
-    );
-    assert_eq!(logged_in, [1, 0, 0], "worker-1 alone: {}", vouched(&run));
+    reinstalls_worker_1(&lab, &t);
     std::fs::write(&grace, "10").unwrap();
 
     // Wiped again, and left until its node reads Unknown: `check` names it; installed, joined.
     on("10.77.0.11", "snap remove --purge microk8s");
     wait_for_status(&lab, "worker-1", "NotReady");
     check_names(&t, Some("worker-1"));
-    let (run, logged_in) = bootstrap(&lab, &t, 0);
-    assert_eq!(
-        run.planned("bootstrap"),
-        [
-            "install worker-1: microk8s 1.32/stable",
-            "join worker-1 → controller"
-        ]
-    );
-    assert_eq!(logged_in, [1, 0, 0], "worker-1 alone: {}", vouched(&run));
+    reinstalls_worker_1(&lab, &t);
     assert_eq!(node_status(&lab, "worker-1"), "Ready");
 
     // A stopped kubelite: started; the node turns Ready by itself.

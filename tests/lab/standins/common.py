@@ -379,17 +379,17 @@ def grace_seconds():
 STATUS_REPORT_SECONDS = 300
 
 
-def heartbeat(node, t, status):
-    """What the API server records when a kubelet renews its Lease (and, with `status`, posts its
-    node status). A node the node lifecycle controller had marked Unknown turns Ready at once, with
-    a new transition time."""
+def heartbeat(node, t, status, seconds):
+    """What the API server records when a kubelet renews its Lease of `seconds` (and, with
+    `status`, posts its node status). A node the node lifecycle controller had marked Unknown turns
+    Ready at once, with a new transition time."""
     if status:
         if not node_ready(node, t):
             node["ready_since"] = t
         node["status_posted"] = t
     node.setdefault("ready_since", t)
     node["lease"] = t
-    node["lease_seconds"] = int(lease_seconds())
+    node["lease_seconds"] = int(seconds)
 
 
 def probe_time(node):
