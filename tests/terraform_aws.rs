@@ -26,6 +26,14 @@ const BASE_AMI: &str = "ami-0123456789abcdef0";
 const BUCKET: &str = "jeeves-tfstate";
 const STATE_KEY: &str = "jeeves/aws.tfstate";
 const PROJECT: &str = "jeeves-aws";
+
+/// What the module tags every resource it makes with (`Project`).
+fn tagged() -> Filter {
+    Filter::builder()
+        .name("tag:Project")
+        .values(PROJECT)
+        .build()
+}
 const DOMAIN: &str = "chat.jeeves.test";
 /// Not a secret: the public half of a throwaway key (EC2 ImportKeyPair parses it).
 const PUBLIC_KEY: &str =
@@ -183,18 +191,7 @@ mongodb = "bundled"
 
     /// The stack's instances that are not terminated, by Name.
     fn instances(&self) -> Vec<Instance> {
-        let reply = block_on(
-            self.ec2
-                .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name("tag:Project")
-                        .values(PROJECT)
-                        .build(),
-                )
-                .send(),
-        )
-        .unwrap();
+        let reply = block_on(self.ec2.describe_instances().filters(tagged()).send()).unwrap();
         let mut found: Vec<_> = reply
             .reservations()
             .iter()
@@ -658,18 +655,7 @@ fn down_leaves_no_resource_and_no_record(s: &Stack) {
     s.run(&["down", "--yes"]).expect(0);
     assert_eq!(s.instances(), [], "[down] no instance left");
     assert_eq!(s.addresses(), [], "[down] no Elastic IP left");
-    let groups = block_on(
-        s.ec2
-            .describe_security_groups()
-            .filters(
-                Filter::builder()
-                    .name("tag:Project")
-                    .values(PROJECT)
-                    .build(),
-            )
-            .send(),
-    )
-    .unwrap();
+    let groups = block_on(s.ec2.describe_security_groups().filters(tagged()).send()).unwrap();
     assert!(
         groups.security_groups().is_empty(),
         "[down] security groups left: {:?}",
