@@ -24,6 +24,22 @@ pub enum Snap {
     },
 }
 
+/// Whether a worker that was logged in to joins, and whether its kubelite is started: what
+/// the worker itself says decides over the node list, which can still show a dead kubelet's
+/// node Ready for the grace period. A host without the snap (wiped or rebuilt) or outside any
+/// cluster joins; one whose kubelite is stopped is started, and its node then turns Ready again
+/// by itself; otherwise it joins when its node is not Ready. For the plan and for a worker
+/// probed again in apply.
+pub fn join_or_start(f: &HostFacts, ready: bool) -> (bool, bool) {
+    if f.channel.is_none() || !f.clustered {
+        (true, false)
+    } else if f.kubelite_stopped {
+        (false, true)
+    } else {
+        (!ready, false)
+    }
+}
+
 impl Snap {
     /// The one decision, for the plan and for a worker probed again in apply.
     pub fn decide(have: Option<&str>, want: &str, in_cluster: bool) -> Snap {
@@ -137,13 +153,8 @@ impl Plan {
                 let node = facts.nodes.get(&host.hostname);
                 let in_cluster = node.is_some();
                 let ready = node.is_some_and(|n| n.ready);
-                // What the worker itself says decides over the node list, which can still show
-                // a dead kubelet's node Ready for the grace period: a host without the snap (a
-                // wiped or rebuilt one) or outside any cluster joins; one whose kubelite is
-                // stopped is started, and its node then turns Ready again by itself.
                 let (join, start) = match &probed {
-                    Seen::Probed(f) if f.channel.is_none() || !f.clustered => (true, false),
-                    Seen::Probed(f) if f.kubelite_stopped => (false, true),
+                    Seen::Probed(f) => join_or_start(f, ready),
                     _ => (!ready, false),
                 };
                 let snap = match probed {

@@ -318,3 +318,24 @@ fn an_upgrade_leaves_a_worker_cordoned_by_someone_else_cordoned() {
         ]
     );
 }
+
+/// A worker unreachable when the plan was made (planned to join, its node not Ready) and found
+/// with kubelite stopped when apply probes it again is started, not joined again.
+#[test]
+fn a_worker_probed_again_in_apply_is_decided_by_what_it_says() {
+    let stopped = HostFacts {
+        kubelite_stopped: true,
+        ..facts(Some("1.32/stable"))
+    };
+    assert_eq!(join_or_start(&stopped, false), (false, true));
+    assert_eq!(join_or_start(&facts(None), true), (true, false), "wiped");
+    assert_eq!(
+        join_or_start(&facts(Some("1.32/stable")), false),
+        (true, false),
+        "running, node not Ready"
+    );
+    assert_eq!(
+        join_or_start(&facts(Some("1.32/stable")), true),
+        (false, false)
+    );
+}

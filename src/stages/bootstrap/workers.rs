@@ -11,7 +11,7 @@ use anyhow::{Result, anyhow, bail};
 use crate::ssh::{RemoteCommand, SshSession};
 
 use super::controller::{Controller, Phase, wait_nodes_ready};
-use super::plan::{MarkRepair, Plan, Snap, WorkerPlan, WorkerSnap};
+use super::plan::{MarkRepair, Plan, Snap, WorkerPlan, WorkerSnap, join_or_start};
 use super::probe::probe_host;
 use super::{Apply, first_line, join, parallel, snap, upgrade};
 
@@ -93,7 +93,8 @@ pub fn upgrade_in_cluster(a: &Apply, controller: &SshSession, plan: &Plan) -> Ve
 fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -> Result<bool> {
     let name = w.name();
     let session = a.hosts.connect(&w.host)?;
-    let mut stopped = false;
+    // Unprobed in the plan (which then joined it unless its node was Ready): decided again now.
+    let (mut join, mut start) = (w.join, w.start);
     let snap_step = match &w.snap {
         WorkerSnap::Known(s) => s.clone(),
         WorkerSnap::Unprobed { .. } => {
@@ -104,7 +105,7 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -
                 super::probe::Role::Worker,
                 &[],
             )?;
-            stopped = facts.kubelite_stopped;
+            (join, start) = join_or_start(&facts, !w.join);
             Snap::decide(facts.channel.as_deref(), channel, w.in_cluster)
         }
     };
@@ -127,7 +128,6 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -
         // Planned: refreshed by `upgrade_in_cluster`, which this worker's join waits for.
         Snap::Upgrade { .. } | Snap::Current => {}
     }
-    let start = w.start || probed_again && stopped;
     if start {
         a.progress(name, "starting kubelite (its service was stopped)");
         a.run(
@@ -135,7 +135,7 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -
             RemoteCommand::new("snap").args(["start", "--enable", "microk8s.daemon-kubelite"]),
         )?;
     }
-    if !w.join {
+    if !join {
         if start {
             a.progress(name, "waiting for the node to be Ready");
         } else {
