@@ -56,8 +56,11 @@ pub use crate::report::OutputMode;
 pub enum Command {
     /// Run the pipeline: probe each stage, plan, apply what changed.
     Up(UpArgs),
-    /// Probe every stage and print what `up` would change; changes nothing.
+    /// Probe every stage and print what `up` would change; changes nothing. `--out FILE` saves
+    /// the plan for `up --plan FILE`.
     Plan(PlanArgs),
+    /// Print a plan saved by `plan --out`, replacements first.
+    Show(ShowArgs),
     /// Inventory, per-stage last result and time, lock holder if any.
     Status,
     /// Read-only health report of the live stack (exit 0 healthy, 1 when a check fails).
@@ -190,6 +193,17 @@ pub struct UpArgs {
     /// on a terminal `up` asks instead, elsewhere it refuses with exit 2).
     #[arg(long)]
     pub allow_replace: bool,
+    /// Apply a plan saved by `plan --out FILE`, exactly: its stages, terraform's saved plan
+    /// file, and nothing else. Refused (exit 2, nothing applied) when a fresh plan differs from
+    /// it or the settings moved; its replacements were approved and need no --allow-replace.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["only", "from", "skip", "force", "allow_replace"])]
+    pub plan: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan saved by `jeeves plan --out FILE`.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +214,10 @@ pub struct PlanArgs {
     /// `terraform plan -detailed-exitcode`).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Save the plan to FILE (mode 0600) for `jeeves up --plan FILE`: terraform's plan file and
+    /// every stage's planned changes, with a digest of the settings they came from.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

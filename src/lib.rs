@@ -12,6 +12,7 @@ pub mod interrupt;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod saved_plan;
 pub mod ssh;
 pub mod stage;
 pub mod stage_name;

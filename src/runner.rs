@@ -52,6 +52,8 @@ pub fn select(args: &SelectArgs) -> Result<Vec<StageName>> {
 #[derive(Debug, Default)]
 pub struct RunReport {
     pub results: Vec<(StageName, StageResult)>,
+    /// Each probed stage's planned changes (what `plan --out` saves).
+    pub planned: Vec<(StageName, Vec<crate::report::Change>)>,
     pub failed: Option<(StageName, anyhow::Error)>,
 }
 
@@ -63,6 +65,8 @@ pub struct Runner<'a> {
     pub fleet: &'a Fleet,
     /// `up --allow-replace`: a terraform plan may replace or destroy without asking.
     pub allow_replace: bool,
+    /// `up --plan FILE`: the approved terraform plan file, applied instead of a new plan.
+    pub saved_tfplan: Option<&'a std::path::Path>,
 }
 
 impl Runner<'_> {
@@ -157,6 +161,7 @@ impl Runner<'_> {
                     state,
                     probed,
                     &mut ahead,
+                    &mut report.planned,
                 )
                 .await;
             let duration_ms = started.elapsed().as_millis() as u64;
@@ -180,6 +185,7 @@ impl Runner<'_> {
             report.results.push((name, result));
             changed |= mode == Mode::Up && result != StageResult::Unchanged;
             if mode == Mode::Up {
+                state.domain = Some(self.settings.domain.clone());
                 state.stages.insert(
                     name,
                     StageRecord {
@@ -215,6 +221,7 @@ impl Runner<'_> {
         state: &mut State,
         probed: Option<Vec<crate::report::Change>>,
         ahead: &mut LookAhead,
+        planned: &mut Vec<(StageName, Vec<crate::report::Change>)>,
     ) -> Result<StageResult> {
         let name = stage.name();
         // `plan` on a stack terraform has not created yet: the later stages have no hosts to
@@ -223,12 +230,14 @@ impl Runner<'_> {
             && name != StageName::Terraform
             && state.inventory.controller.is_none()
         {
+            let changes = vec![crate::report::Change::new(
+                "run",
+                "everything: no hosts in the inventory until terraform applies",
+            )];
+            planned.push((name, changes.clone()));
             self.reporter.emit(Event::StagePlanned {
                 stage: name,
-                changes: vec![crate::report::Change::new(
-                    "run",
-                    "everything: no hosts in the inventory until terraform applies",
-                )],
+                changes,
             });
             return Ok(StageResult::Changed);
         }
@@ -241,6 +250,7 @@ impl Runner<'_> {
             force,
             fleet: self.fleet,
             allow_replace: self.allow_replace,
+            saved_tfplan: self.saved_tfplan,
         };
         let changes = match probed {
             Some(changes) => changes,
@@ -269,6 +279,7 @@ impl Runner<'_> {
             },
         };
         let unchanged = changes.is_empty();
+        planned.push((name, changes.clone()));
         self.reporter.emit(Event::StagePlanned {
             stage: name,
             changes,

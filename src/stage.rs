@@ -28,6 +28,8 @@ pub struct StageContext<'a> {
     pub fleet: &'a Fleet,
     /// `up --allow-replace`: destructive terraform plans are applied without asking.
     pub allow_replace: bool,
+    /// `up --plan FILE`: the terraform plan file it holds, applied as is (already approved).
+    pub saved_tfplan: Option<&'a std::path::Path>,
 }
 
 impl StageContext<'_> {

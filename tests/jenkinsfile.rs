@@ -1,8 +1,9 @@
 //! pipelines/Jenkinsfile as Jenkins reads it: compiled by Groovy 2.4 (the Groovy Jenkins'
 //! pipeline runs; Debian's `groovy`, installed by tests/lab/install), then run by Groovy against
 //! recording stand-ins for the pipeline DSL (tests/jenkins/dsl.groovy) for what the README
-//! promises of it: every stage bounded by a timeout, the S3 state backend, an approval before a
-//! destructive plan is applied, JUnit and logs of this build only; and its plan stage's own
+//! promises of it: every stage bounded by a timeout that adds up, the S3 state named once for
+//! every job (pipelines/jenkins.env), an approval by named submitters outside any agent of the
+//! saved plan that is then applied, JUnit and logs of this build only; and its plan stage's own
 //! scripts run on real `jeeves plan` output.
 
 mod common;
@@ -58,7 +59,8 @@ fn the_jenkinsfile_compiles_as_groovy_and_a_broken_one_does_not() {
 
 /// The `stage('name') { … }` blocks of the pipeline, by name.
 fn stages(text: &str) -> Vec<(String, String)> {
-    let pipeline = &text[..text.find("\n  post {").expect("a post section")];
+    // Up to the helper functions after the pipeline.
+    let pipeline = &text[..text.find("\ndef ").expect("the helper functions")];
     pipeline
         .split("\n    stage('")
         .skip(1)
@@ -77,14 +79,16 @@ struct Call {
     arg: String,
 }
 
-/// The Jenkinsfile run by Groovy against the recording DSL; `mode`: `clean` or `destructive`
-/// (whether the plan stage's grep finds replace/destroy changes).
-fn dsl(mode: &str) -> Vec<Call> {
+/// A Jenkinsfile run by Groovy against the recording DSL; `mode`: `clean` or `destructive`
+/// (whether the plan stage's grep finds replace/destroy changes); `action`: the schedule job's
+/// ACTION parameter.
+fn dsl_of(file: &str, mode: &str, action: &str) -> Vec<Call> {
     let out = Command::new("groovy")
         .env("JAVA_HOME", java_home())
         .arg(common::repo().join("tests/jenkins/dsl.groovy"))
-        .arg(common::repo().join("pipelines/Jenkinsfile"))
+        .arg(common::repo().join(file))
         .arg(mode)
+        .arg(action)
         .output()
         .unwrap_or_else(|e| panic!("cannot run groovy (apt-get install groovy): {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -107,6 +111,10 @@ fn dsl(mode: &str) -> Vec<Call> {
         .collect()
 }
 
+fn dsl(mode: &str) -> Vec<Call> {
+    dsl_of("pipelines/Jenkinsfile", mode, "by-time")
+}
+
 fn args<'a>(calls: &'a [Call], stage: &str, step: &str) -> Vec<&'a str> {
     calls
         .iter()
@@ -115,102 +123,186 @@ fn args<'a>(calls: &'a [Call], stage: &str, step: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// The `up` commands the build runs, in order.
-fn ups(calls: &[Call]) -> Vec<&str> {
+fn position(calls: &[Call], step: &str, needle: &str) -> usize {
     calls
         .iter()
-        .filter(|c| c.step == "sh" && c.arg.contains(" up --only"))
-        .map(|c| c.arg.as_str())
-        .collect()
+        .position(|c| c.step == step && c.arg.contains(needle))
+        .unwrap_or_else(|| panic!("no {step} with {needle}"))
+}
+
+/// The value the file gives `name` (the DSL prints `name=value`).
+fn variable<'a>(calls: &'a [Call], name: &str) -> Option<&'a str> {
+    args(calls, "-", "variable")
+        .into_iter()
+        .find_map(|v| v.strip_prefix(name)?.strip_prefix('='))
 }
 
 #[test]
-fn every_stage_is_bounded_and_only_an_approved_destruction_gets_allow_replace() {
+fn every_stage_is_bounded_and_what_was_approved_is_the_saved_plan_applied() {
     let destructive = dsl("destructive");
     let stages = args(&destructive, "-", "stage");
-    assert_eq!(
-        stages,
-        [
-            "jeeves",
-            "doctor",
-            "plan",
-            "approve",
-            "terraform",
-            "bootstrap",
-            "tls",
-            "deploy",
-            "dns"
-        ]
-    );
+    assert_eq!(stages, ["plan", "approve", "apply"]);
+    let mut total = 0;
     for stage in &stages {
-        assert_eq!(
-            args(&destructive, stage, "timeout").len(),
-            1,
-            "stage {stage} has no timeout of its own"
-        );
+        let timeouts = args(&destructive, stage, "timeout");
+        assert_eq!(timeouts.len(), 1, "stage {stage} has no timeout of its own");
+        total += timeouts[0].parse::<u32>().unwrap();
     }
-    assert_eq!(args(&destructive, "-", "timeout"), ["3"], "the whole build");
-    // Replacements found: the approval first, then every step may replace.
-    assert_eq!(args(&destructive, "approve", "input").len(), 1);
-    let input = destructive.iter().position(|c| c.step == "input").unwrap();
-    let first_up = destructive
-        .iter()
-        .position(|c| c.step == "sh" && c.arg.contains(" up --only"))
-        .unwrap();
-    assert!(input < first_up);
-    let up = ups(&destructive);
-    assert_eq!(up.len(), 5, "{up:?}");
-    assert!(up.iter().all(|u| u.ends_with(" --allow-replace")), "{up:?}");
+    assert_eq!(args(&destructive, "-", "timeout"), ["4"], "the whole build");
+    assert!(
+        total <= 4 * 60,
+        "the stages' timeouts ({total} min) exceed the build's"
+    );
+    // No executor waits for the approval: no agent for the build, one for each working stage.
+    assert_eq!(args(&destructive, "-", "agent"), ["none"]);
+    assert_eq!(args(&destructive, "plan", "label"), ["jeeves"]);
+    assert_eq!(args(&destructive, "apply", "label"), ["jeeves"]);
+    assert!(args(&destructive, "approve", "agent").is_empty());
 
-    // None found: no approval stage, no --allow-replace (up then refuses a plan that turned
-    // destructive since).
+    // The plan is saved, shown, digested and carried to the apply stage.
+    let plan = position(
+        &destructive,
+        "sh",
+        " plan --detailed-exitcode --out \"$PLAN\"",
+    );
+    assert!(position(&destructive, "sh", "$JEEVES show \"$PLAN\"") > plan);
+    assert_eq!(
+        variable(&destructive, "PLAN"),
+        Some("reports/build-7/approved.plan")
+    );
+    assert_eq!(
+        args(&destructive, "plan", "stash"),
+        ["{name=approved, includes=jeeves, reports/build-7/approved.plan}"]
+    );
+    // Only the named approvers may approve; a build parameter could name anyone.
+    let input = args(&destructive, "approve", "input");
+    assert_eq!(input.len(), 1);
+    assert!(
+        input[0].ends_with(" submitter=platform-leads"),
+        "{}",
+        input[0]
+    );
+    assert!(input[0].contains("sha256 f00d"), "the digest: {}", input[0]);
+    assert_eq!(
+        variable(&destructive, "JEEVES_APPROVERS"),
+        Some("platform-leads")
+    );
+    let params = variable(&destructive, "params").unwrap();
+    assert!(!params.contains("APPROVERS"), "{params}");
+    // Then exactly that file is applied: unstashed, its digest checked, `up --plan`, and no
+    // blanket --allow-replace.
+    let approve = position(&destructive, "input", "");
+    let unstash = position(&destructive, "unstash", "approved");
+    let check = position(&destructive, "sh", "sha256sum -c -");
+    let up = position(&destructive, "sh", " up --plan \"$PLAN\"");
+    assert!(plan < approve && approve < unstash && unstash < check && check < up);
+    assert!(
+        destructive
+            .iter()
+            .all(|c| !c.arg.contains("--allow-replace")),
+        "no step may replace without the approval of a saved plan"
+    );
+
+    // Nothing destroyed: no approval, the saved plan applied all the same.
     let clean = dsl("clean");
     assert_eq!(args(&clean, "approve", "skipped").len(), 1);
     assert!(clean.iter().all(|c| c.step != "input"));
     assert_eq!(
-        ups(&clean),
-        [
-            "$JEEVES --output plain --junit \"$REPORTS/terraform.xml\" up --only terraform",
-            "$JEEVES --output plain --junit \"$REPORTS/bootstrap.xml\" up --only bootstrap",
-            "$JEEVES --output plain --junit \"$REPORTS/tls.xml\" up --only tls",
-            "$JEEVES --output plain --junit \"$REPORTS/deploy.xml\" up --only tunnel --only deploy",
-            "$JEEVES --output plain --junit \"$REPORTS/dns.xml\" up --only dns",
-        ]
+        args(&clean, "apply", "sh").last().unwrap(),
+        &"$JEEVES --output plain --junit \"$REPORTS/up.xml\" up --plan \"$PLAN\""
+    );
+}
+
+/// The `KEY=value` lines of pipelines/jenkins.env.
+fn jenkins_env() -> Vec<(String, String)> {
+    std::fs::read_to_string(common::repo().join("pipelines/jenkins.env"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_scheduled_job_acts_on_the_deployed_stack_through_the_same_state() {
+    let deploy = dsl("clean");
+    let stop = dsl_of("pipelines/Jenkinsfile.schedule", "clean", "stop");
+    let shared = "-p pipelines/rocketchat.toml --env-file pipelines/jenkins.env";
+    for calls in [&deploy, &stop] {
+        let jeeves = variable(calls, "JEEVES").unwrap();
+        assert!(jeeves.contains(shared), "{jeeves}");
+        // The stack is named in the shared file only.
+        for own in [
+            "DOMAIN",
+            "JEEVES_STATE_BACKEND",
+            "JEEVES_STATE_BUCKET",
+            "JEEVES_STATE_KEY_PREFIX",
+        ] {
+            assert_eq!(variable(calls, own), None, "{own} set in a Jenkinsfile");
+        }
+        assert_eq!(variable(calls, "JEEVES_STATE_DIR"), Some(".jeeves/build-7"));
+    }
+    let env = jenkins_env();
+    for (k, v) in [
+        ("JEEVES_STATE_BACKEND", "s3"),
+        ("JEEVES_STATE_BUCKET", "my-jeeves-state"),
+        ("JEEVES_STATE_KEY_PREFIX", "jeeves/rocketchat"),
+        ("DOMAIN", "chat.example.com"),
+    ] {
+        assert!(
+            env.contains(&(k.to_string(), v.to_string())),
+            "{k}={v} not in pipelines/jenkins.env: {env:?}"
+        );
+    }
+    assert_eq!(
+        args(&stop, "power", "sh"),
+        ["mkdir -p reports && $JEEVES --junit reports/stop.xml stop --yes"]
+    );
+    let start = dsl_of("pipelines/Jenkinsfile.schedule", "clean", "start");
+    assert_eq!(
+        args(&start, "power", "sh"),
+        ["mkdir -p reports && $JEEVES --junit reports/start.xml start"]
     );
 }
 
 #[test]
 fn it_builds_jeeves_checks_the_tools_and_keeps_this_builds_state_and_reports_apart() {
     let calls = dsl("clean");
-    let build = args(&calls, "jeeves", "sh").join(" ");
+    let build = args(&calls, "plan", "sh").join(" ");
     assert!(build.contains("cargo build --release --locked"), "{build}");
     assert!(
         build.contains("curl -fsSL --retry 3 -o jeeves \"$JEEVES_URL\""),
         "{build}"
     );
-    assert_eq!(
-        args(&calls, "doctor", "sh"),
-        ["$JEEVES --output plain doctor"]
-    );
-    let variables = args(&calls, "-", "variable");
-    for v in [
-        "JEEVES_STATE_BACKEND=s3",
-        "JEEVES_STATE_DIR=.jeeves/build-7",
-        "REPORTS=reports/build-7",
-        "CI=true",
+    assert!(build.contains("$JEEVES --output plain doctor"), "{build}");
+    for (v, value) in [
+        ("JEEVES_STATE_DIR", ".jeeves/build-7"),
+        ("REPORTS", "reports/build-7"),
+        ("CI", "true"),
     ] {
-        assert!(variables.contains(&v), "{v} not set: {variables:?}");
+        assert_eq!(variable(&calls, v), Some(value), "{v}");
     }
-    assert_eq!(args(&calls, "-", "junit"), ["reports/build-7/*.xml"]);
+    assert_eq!(args(&calls, "apply", "junit"), ["reports/build-7/*.xml"]);
     assert_eq!(
-        args(&calls, "-", "archiveArtifacts"),
-        [".jeeves/build-7/logs/*.log, reports/build-7/plan.jsonl"]
+        args(&calls, "plan", "archiveArtifacts"),
+        [
+            ".jeeves/build-7/logs/*.log, reports/build-7/plan.jsonl, reports/build-7/plan.txt, reports/build-7/approved.plan"
+        ]
     );
     assert_eq!(
-        args(&calls, "-", "dir"),
-        [".jeeves/build-7", "reports/build-7"]
+        args(&calls, "apply", "archiveArtifacts"),
+        [".jeeves/build-7/logs/*.log"]
     );
-    assert_eq!(args(&calls, "-", "deleteDir").len(), 2);
+    for stage in ["plan", "apply"] {
+        assert_eq!(
+            args(&calls, stage, "dir"),
+            [".jeeves/build-7", "reports/build-7"]
+        );
+        assert_eq!(args(&calls, stage, "deleteDir").len(), 2);
+    }
 }
 
 /// The shell scripts of the `plan` stage (`script: '…'` with Groovy's `\'` escapes undone), in
@@ -255,6 +347,7 @@ fn sh(t: &common::Test, script: &str) -> i32 {
             format!("{} -p pipelines/lab.toml", env!("CARGO_BIN_EXE_jeeves")),
         )
         .env("REPORTS", "reports")
+        .env("PLAN", "reports/approved.plan")
         .status()
         .unwrap()
         .code()
@@ -267,7 +360,7 @@ fn sh(t: &common::Test, script: &str) -> i32 {
 /// stages cannot reach the hosts terraform/lab describes).
 fn decide(t: &common::Test, only_terraform: bool) -> (i32, bool, bool) {
     let scripts = plan_scripts(&jenkinsfile());
-    assert_eq!(scripts.len(), 3, "{scripts:?}");
+    assert_eq!(scripts.len(), 4, "{scripts:?}");
     assert!(
         scripts[0].contains(" plan --detailed-exitcode "),
         "{}",

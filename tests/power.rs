@@ -199,6 +199,25 @@ fn an_inventory_without_instance_ids_is_refused() {
             refused.stderr
         );
     }
+    // The state is chat.jeeves.test's (`up` recorded it): a job configured for another domain
+    // is refused before anything else, naming both and the state it read.
+    assert_eq!(t.state()["domain"], "chat.jeeves.test");
+    t.env("DOMAIN", "chat-staging.jeeves.test");
+    for cmd in ["stop", "start"] {
+        let refused = t.run(&[cmd, "--yes"][..if cmd == "stop" { 2 } else { 1 }]);
+        let refused = refused.expect(2);
+        assert!(
+            refused
+                .stderr
+                .contains("is the stack of `chat.jeeves.test`")
+                && refused
+                    .stderr
+                    .contains("configured for `chat-staging.jeeves.test`")
+                && refused.stderr.contains("state.json"),
+            "{}",
+            refused.stderr
+        );
+    }
 }
 
 /// A local EC2 responder (the query protocol) whose instances stay `stopping` for ever: moto's

@@ -275,6 +275,15 @@ fn a_second_agent_picks_up_the_state_known_hosts_and_certificate_cache() {
     let moto = Moto::start();
     let client = create_bucket(&moto);
     let a = agent(&moto);
+    // Nothing in the bucket yet: a scheduled `stop` names the state it read, in the bucket.
+    let empty = a.run(&["stop", "--yes"]).expect(2);
+    assert!(
+        empty.stderr.contains(&format!(
+            "the inventory in s3://{BUCKET}/jeeves/lab/state.json (working copy"
+        )) && empty.stderr.contains("is empty"),
+        "{}",
+        empty.stderr
+    );
     // What earlier runs on agent A pinned and cached (the tls stage writes these files).
     let known_hosts = "10.77.0.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHu7yzc1YqaHKCPwzWQzJBtjQ0e9oB9G3sFh4qI4r7Ra\n";
     a.write(".jeeves/lab/known_hosts", known_hosts);

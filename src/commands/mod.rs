@@ -13,6 +13,7 @@ mod logs;
 mod plan;
 mod power;
 mod render;
+mod show;
 mod ssh;
 mod status;
 mod tunnel;
@@ -41,6 +42,7 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
         Command::Doctor => return doctor::run(&g, &env).await,
         Command::Init(args) => return init::run(&args),
         Command::Version => return version::run(g.output),
+        Command::Show(args) => return show::run(g.output, &args),
         Command::Completion(args) => return completion::run(args.shell),
         _ => {}
     }
@@ -75,7 +77,11 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
         Command::Unlock(args) => unlock::run(&settings, &args).await,
         Command::Check => check::run(&g, &settings, redactor).await,
         Command::Backup(args) => backup::run(&g, &settings, redactor, &args).await,
-        Command::Doctor | Command::Init(_) | Command::Version | Command::Completion(_) => {
+        Command::Doctor
+        | Command::Init(_)
+        | Command::Version
+        | Command::Show(_)
+        | Command::Completion(_) => {
             unreachable!("handled above")
         }
     }

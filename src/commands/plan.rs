@@ -5,9 +5,12 @@ use crate::cli::{GlobalArgs, PlanArgs};
 use crate::config::Settings;
 use crate::report::Redactor;
 use crate::runner::{self, Mode};
+use crate::saved_plan::SavedPlan;
 use crate::ssh::HostKeyPolicy;
+use crate::stage_name::StageName;
 
 /// Probes only. It takes the lock too: terraform's plan file and state lock are shared with `up`.
+/// With `--out FILE` the plan is saved for `up --plan FILE` (`crate::saved_plan`).
 pub async fn run(
     g: &GlobalArgs,
     settings: &std::sync::Arc<Settings>,
@@ -17,7 +20,7 @@ pub async fn run(
     let stages = runner::select(&args.select)?;
     super::check_ssh_key_for(settings, &stages)?;
     let session = Session::open(g, settings, redactor, "plan").await?;
-    let (code, changes) = super::up::execute(
+    let run = super::up::execute(
         settings,
         &session,
         Mode::Plan,
@@ -26,13 +29,33 @@ pub async fn run(
             force: &[],
             host_keys: HostKeyPolicy::Strict,
             allow_replace: false,
+            saved_tfplan: None,
         },
         "plan",
     )
     .await?;
-    Ok(if args.detailed_exitcode && changes {
+    if let (Some(out), crate::exit_code::SUCCESS) = (&args.out, run.code) {
+        // Terraform writes its plan file whether or not it found changes.
+        let tfplan = if stages.contains(&StageName::Terraform) {
+            let file =
+                crate::stages::terraform::terraform(settings, &session.state_dir)?.plan_file()?;
+            Some(std::fs::read(&file).map_err(|e| {
+                anyhow::anyhow!("cannot read terraform's plan file {}: {e}", file.display())
+            })?)
+        } else {
+            None
+        };
+        SavedPlan::new(settings, &stages, &run.planned, tfplan)?.save(out)?;
+        eprintln!(
+            "Saved the plan to {}. Apply exactly this with `jeeves up --plan {}`; review it with `jeeves show {}`.",
+            out.display(),
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && run.changes {
         crate::exit_code::CHANGES_PENDING
     } else {
-        code
+        run.code
     })
 }

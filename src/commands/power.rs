@@ -27,9 +27,17 @@ use crate::state::{Host, State};
 /// under two minutes; a stop waits for the guest to shut down, at most ~10 minutes).
 pub const POWER_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
-/// The inventory's hosts with their EC2 instance ids; an inventory without one is a usage
-/// error (exit 2) naming the state file: nothing is stopped or started.
-pub fn instances(state: &State, state_file: &std::path::Path) -> Result<Vec<Host>> {
+/// The inventory's hosts with their EC2 instance ids. A usage error (exit 2) naming the state
+/// it read, and nothing stopped or started: a state written for another domain than the
+/// configured one, an empty inventory, a host without an instance id.
+pub fn instances(state: &State, state_file: &str, settings: &Settings) -> Result<Vec<Host>> {
+    if let Some(domain) = state.domain.as_ref().filter(|d| **d != settings.domain) {
+        return Err(UsageError(format!(
+            "the state in {state_file} is the stack of `{domain}`, but this pipeline is configured for `{}`: refusing to act on another domain's stack. Point the pipeline at its own state ([state] key_prefix, JEEVES_STATE_*) or set the domain it was made for",
+            settings.domain
+        ))
+        .into());
+    }
     let hosts: Vec<Host> = state
         .inventory
         .controller
@@ -39,8 +47,7 @@ pub fn instances(state: &State, state_file: &std::path::Path) -> Result<Vec<Host
         .collect();
     if hosts.is_empty() {
         return Err(UsageError(format!(
-            "the inventory in {} is empty: there is no stack to stop or start (run `jeeves up` to create it)",
-            state_file.display()
+            "the inventory in {state_file} is empty: there is no stack to stop or start (run `jeeves up` to create it, or check that the pipeline's [state] names the stack's state)"
         ))
         .into());
     }
@@ -51,9 +58,8 @@ pub fn instances(state: &State, state_file: &std::path::Path) -> Result<Vec<Host
         .collect();
     if !bad.is_empty() {
         return Err(UsageError(format!(
-            "the inventory in {} has hosts without an EC2 instance id: {}; stop/start works on EC2 instances only \
+            "the inventory in {state_file} has hosts without an EC2 instance id: {}; stop/start works on EC2 instances only \
              (the terraform configuration's outputs must give each host's `id`; run `jeeves up --only terraform` to re-read them)",
-            state_file.display(),
             bad.join(", ")
         ))
         .into());
@@ -107,7 +113,8 @@ pub async fn stop(
     let session = Session::open(g, settings, redactor, "stop").await?;
     let hosts = instances(
         &session.state_dir.load()?,
-        &session.state_dir.file("state.json"),
+        &session.state_dir.describe(),
+        settings,
     )?;
     super::confirm_by_name(
         settings,
@@ -189,7 +196,8 @@ pub async fn start(
     let session = Session::open(g, settings, redactor, "start").await?;
     let hosts = instances(
         &session.state_dir.load()?,
-        &session.state_dir.file("state.json"),
+        &session.state_dir.describe(),
+        settings,
     )?;
     let started = Instant::now();
     let reporter = &session.reporter;
@@ -286,6 +294,7 @@ async fn start_and_repair(
         reporter,
         fleet,
         allow_replace: false,
+        saved_tfplan: None,
     };
     let mut report = RunReport::default();
     let all = StageName::ALL;
@@ -342,6 +351,7 @@ async fn ssh_answers(
         force: false,
         fleet,
         allow_replace: false,
+        saved_tfplan: None,
     };
     cx.pin(&hosts).await?;
     let waited = Instant::now();
@@ -396,6 +406,7 @@ async fn remove_leftover_pods(
         force: false,
         fleet,
         allow_replace: false,
+        saved_tfplan: None,
     };
     crate::stages::deploy::maintenance::after_start(&mut cx)
         .await

@@ -71,6 +71,8 @@ impl LookAhead {
                     force,
                     fleet: &fleet,
                     allow_replace,
+                    // Terraform never probes ahead.
+                    saved_tfplan: None,
                 };
                 let changes = stage.probe(&mut cx).await;
                 // The run may have gone on without it.

@@ -33,17 +33,38 @@ pub fn build(name: StageName) -> Box<dyn Stage> {
 /// SHA-256 of the settings a stage reads, so `status` can say when they changed since the
 /// stage last ran. Informational only: what a stage does is decided by its probe.
 pub fn inputs_fingerprint(name: StageName, s: &Settings) -> String {
-    let inputs = match name {
-        StageName::Terraform => serde_json::json!([s.project, s.terraform]),
-        StageName::Bootstrap => serde_json::json!([s.ssh, s.microk8s]),
-        StageName::Tls => serde_json::json!([s.domain, s.tls, s.haproxy]),
-        StageName::Tunnel => serde_json::json!([s.tunnel]),
-        StageName::Deploy => {
-            serde_json::json!([s.domain, s.traefik, s.helm, s.maintenance, s.backup])
-        }
-        StageName::Dns => serde_json::json!([s.domain, s.dns]),
-    };
-    hex::encode(Sha256::digest(inputs.to_string().as_bytes()))
+    let parts: Vec<serde_json::Value> = inputs_named(name, s).into_iter().map(|(_, v)| v).collect();
+    hex::encode(Sha256::digest(
+        serde_json::Value::Array(parts).to_string().as_bytes(),
+    ))
+}
+
+/// The settings a stage reads, by name (`inputs_fingerprint` hashes their values in this order;
+/// a saved plan keeps a digest per setting, `crate::saved_plan`).
+pub fn inputs_named(name: StageName, s: &Settings) -> Vec<(&'static str, serde_json::Value)> {
+    let v = |x: serde_json::Result<serde_json::Value>| x.unwrap_or(serde_json::Value::Null);
+    use serde_json::to_value as j;
+    match name {
+        StageName::Terraform => vec![
+            ("project", v(j(&s.project))),
+            ("terraform", v(j(&s.terraform))),
+        ],
+        StageName::Bootstrap => vec![("ssh", v(j(&s.ssh))), ("microk8s", v(j(&s.microk8s)))],
+        StageName::Tls => vec![
+            ("domain", v(j(&s.domain))),
+            ("tls", v(j(&s.tls))),
+            ("haproxy", v(j(&s.haproxy))),
+        ],
+        StageName::Tunnel => vec![("tunnel", v(j(&s.tunnel)))],
+        StageName::Deploy => vec![
+            ("domain", v(j(&s.domain))),
+            ("traefik", v(j(&s.traefik))),
+            ("helm", v(j(&s.helm))),
+            ("maintenance", v(j(&s.maintenance))),
+            ("backup", v(j(&s.backup))),
+        ],
+        StageName::Dns => vec![("domain", v(j(&s.domain))), ("dns", v(j(&s.dns)))],
+    }
 }
 
 /// What the templates get from the pipeline (haproxy.cfg, the Traefik resources, the values).

@@ -109,10 +109,18 @@ impl Stage for TerraformStage {
         let tf = terraform(cx.settings, cx.state_dir)?;
         cx.info("terraform init");
         tf.init(|s| cx.tool_said(s, true)).await?;
-        cx.info("terraform plan");
-        let mut changes: Vec<Change> = tf
-            .plan(|s| cx.tool_said(s, true))
-            .await?
+        let planned = match cx.saved_tfplan {
+            // `up --plan FILE`: what was approved, not a new plan.
+            Some(saved) => {
+                cx.info("the saved terraform plan (jeeves up --plan)");
+                tf.show(saved, |s| cx.tool_said(s, true)).await?
+            }
+            None => {
+                cx.info("terraform plan");
+                tf.plan(|s| cx.tool_said(s, true)).await?
+            }
+        };
+        let mut changes: Vec<Change> = planned
             .into_iter()
             .map(|c| Change::new(c.action, c.address))
             .collect();
@@ -145,13 +153,29 @@ impl Stage for TerraformStage {
 
     async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
         let tf = terraform(cx.settings, cx.state_dir)?;
-        if !self.destructive.is_empty() && !cx.allow_replace {
-            confirm_destruction(cx, &self.destructive)?;
-        }
-        if self.plan_has_changes {
-            tf.apply_plan(report(cx.log())).await?;
-        } else {
-            tf.apply_fresh(report(cx.log())).await?;
+        match cx.saved_tfplan {
+            // Approved as saved, replacements included; terraform itself refuses it when the
+            // state has moved on since.
+            Some(saved) => tf
+                .apply_saved(saved, report(cx.log()))
+                .await
+                .map_err(|e| match e.downcast::<crate::terraform::Stale>() {
+                    Ok(stale) => UsageError(format!(
+                        "terraform refused the saved plan: the state has changed since it was made (another run applied in between). Nothing was applied: make and approve a new plan (`jeeves plan --out FILE`).\n{stale}"
+                    ))
+                    .into(),
+                    Err(e) => e,
+                })?,
+            None => {
+                if !self.destructive.is_empty() && !cx.allow_replace {
+                    confirm_destruction(cx, &self.destructive)?;
+                }
+                if self.plan_has_changes {
+                    tf.apply_plan(report(cx.log())).await?;
+                } else {
+                    tf.apply_fresh(report(cx.log())).await?;
+                }
+            }
         }
         cx.state.inventory = tf.outputs(|s| cx.tool_said(s, true)).await?;
         let inv = &cx.state.inventory;

@@ -30,6 +30,11 @@ pub struct SharedState {
 }
 
 impl SharedState {
+    /// `s3://BUCKET/PREFIX/NAME`.
+    pub fn url(&self, name: &str) -> String {
+        format!("s3://{}/{}/{name}", self.bucket.name, self.bucket.prefix)
+    }
+
     pub fn new(bucket: Bucket, dir: &Path) -> SharedState {
         SharedState {
             bucket,

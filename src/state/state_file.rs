@@ -89,6 +89,10 @@ pub struct State {
     /// the worker alone (`stages::bootstrap`'s probe).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub worker_channels: BTreeMap<String, String>,
+    /// The domain of the stack this state describes, recorded by `up`: a command configured for
+    /// another domain (`stop`/`start`) refuses to act on it. Absent in states written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 impl Default for State {
@@ -98,6 +102,7 @@ impl Default for State {
             inventory: Inventory::default(),
             stages: BTreeMap::new(),
             worker_channels: BTreeMap::new(),
+            domain: None,
         }
     }
 }
@@ -160,6 +165,19 @@ impl StateDir {
 
     fn state_file(&self) -> PathBuf {
         self.file("state.json")
+    }
+
+    /// Where the state was read from, for messages: the bucket's object with the S3 backend,
+    /// else the local file.
+    pub fn describe(&self) -> String {
+        match &self.shared {
+            Some(shared) => format!(
+                "{} (working copy {})",
+                shared.url("state.json"),
+                self.state_file().display()
+            ),
+            None => self.state_file().display().to_string(),
+        }
     }
 
     /// Reads `state.json`; a missing file is an empty state, a corrupt one a clear error.

@@ -12,6 +12,9 @@ use tokio::process::Command;
 use crate::process::{self, Said};
 use crate::state::{Host, Inventory, write_private};
 
+mod ui;
+use ui::UiLine;
+
 const PLAN_FILE: &str = "terraform.tfplan";
 const VARS_FILE: &str = "terraform.tfvars.json";
 
@@ -165,8 +168,27 @@ impl Terraform {
         if out.status.code() == Some(0) {
             return Ok(Vec::new());
         }
+        let changes = self.show(&plan, on).await?;
+        Ok(if changes.is_empty() {
+            vec![PlannedChange::new("update", "outputs")]
+        } else {
+            changes
+        })
+    }
+
+    /// Where `plan` saves its plan file (private).
+    pub fn plan_file(&self) -> Result<PathBuf> {
+        self.abs(PLAN_FILE)
+    }
+
+    /// The resource changes of a saved plan file (`show -json FILE`).
+    pub async fn show(
+        &self,
+        plan: &Path,
+        mut on: impl FnMut(Said<'_>),
+    ) -> Result<Vec<PlannedChange>> {
         let mut show = self.command("show");
-        show.arg("-json").arg(&plan);
+        show.arg("-json").arg(plan);
         let out = process::run(&mut show, self.deadline(), |s| {
             if !matches!(s, Said::Stdout(_)) {
                 on(s)
@@ -176,11 +198,23 @@ impl Terraform {
         if !out.status.success() {
             bail!("`terraform show -json` failed:\n{}", out.tail(20));
         }
-        let changes = plan_changes(&out.stdout)?;
-        Ok(if changes.is_empty() {
-            vec![PlannedChange::new("update", "outputs")]
-        } else {
-            changes
+        plan_changes(&out.stdout)
+    }
+
+    /// Applies a plan file another run saved (`jeeves up --plan`). Terraform refuses it when
+    /// the state has moved on since: that is `Stale`, with terraform's words.
+    pub async fn apply_saved(&self, plan: &Path, on: impl FnMut(Progress<'_>)) -> Result<()> {
+        let mut cmd = self.command("apply");
+        cmd.args(["-input=false", "-json"])
+            .arg(self.lock_timeout())
+            .arg(plan);
+        self.run_json(cmd, on).await.map_err(|e| {
+            let text = format!("{e:#}");
+            if text.contains("Saved plan is stale") {
+                Stale(text).into()
+            } else {
+                e
+            }
         })
     }
 
@@ -250,81 +284,18 @@ impl Terraform {
     }
 }
 
-/// One line of terraform's machine-readable UI (`-json`); only the fields Jeeves reads.
-#[derive(Debug, Deserialize)]
-struct UiLine {
-    #[serde(rename = "@level", default)]
-    level: String,
-    #[serde(rename = "@message", default)]
-    message: String,
-    #[serde(rename = "type", default)]
-    kind: String,
-    #[serde(default)]
-    hook: Option<Hook>,
-    #[serde(default)]
-    diagnostic: Option<Diagnostic>,
-}
+/// Terraform refused a saved plan because the state it was made from has moved on.
+#[derive(Debug)]
+pub struct Stale(pub String);
 
-#[derive(Debug, Deserialize)]
-struct Hook {
-    resource: Option<HookResource>,
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    elapsed_seconds: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HookResource {
-    addr: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Diagnostic {
-    #[serde(default)]
-    summary: String,
-    #[serde(default)]
-    detail: String,
-}
-
-impl UiLine {
-    /// As progress; an error diagnostic is also kept for the failure's message.
-    fn report(self, on: &mut impl FnMut(Progress<'_>), errors: &mut Vec<String>) {
-        let addr = self
-            .hook
-            .as_ref()
-            .and_then(|h| h.resource.as_ref())
-            .map(|r| r.addr.clone());
-        let hook = self.hook.as_ref();
-        let action = hook.map(|h| h.action.as_str()).unwrap_or_default();
-        let seconds = hook.and_then(|h| h.elapsed_seconds).unwrap_or_default();
-        match (self.kind.as_str(), addr.as_deref()) {
-            ("apply_start", Some(address)) => on(Progress::Started { address, action }),
-            ("apply_progress", Some(address)) => on(Progress::Working { address, seconds }),
-            ("apply_complete", Some(address)) => on(Progress::Done {
-                address,
-                action,
-                seconds,
-            }),
-            ("apply_errored", Some(address)) => on(Progress::Failed { address }),
-            ("diagnostic", _) => {
-                let d = self.diagnostic.as_ref();
-                let summary = d.map(|d| d.summary.as_str()).unwrap_or(&self.message);
-                let text = match d.map(|d| d.detail.as_str()).filter(|d| !d.is_empty()) {
-                    Some(detail) => format!("{summary}: {detail}"),
-                    None => summary.to_string(),
-                };
-                if self.level == "error" {
-                    errors.push(text.clone());
-                }
-                let warn = self.level == "error" || self.level == "warn";
-                on(Progress::Diagnostic { warn, text: &text });
-            }
-            ("change_summary", _) => on(Progress::Summary(&self.message)),
-            _ => on(Progress::Said(Said::Stdout(&self.message))),
-        }
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
+
+impl std::error::Error for Stale {}
+
 #[cfg(unix)]
 fn restrict(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
