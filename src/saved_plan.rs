@@ -65,9 +65,13 @@ pub struct SavedPlan {
     pub plans: Vec<StagePlan>,
     /// Per stage: setting path (`helm.version`, `templates/haproxy.cfg.hbs`) → SHA-256.
     pub inputs: BTreeMap<StageName, BTreeMap<String, String>>,
-    /// `terraform plan -out`'s file, base64; absent when terraform had nothing to do.
+    /// `terraform plan -out`'s file, base64; absent when the plan does not cover terraform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terraform_plan: Option<String>,
+    /// Per resource address, a digest of what terraform's plan would make of it
+    /// (`crate::terraform::Terraform::digests`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub terraform_digests: BTreeMap<String, String>,
 }
 
 impl SavedPlan {
@@ -75,8 +79,12 @@ impl SavedPlan {
         settings: &Settings,
         stages: &[StageName],
         planned: &[(StageName, Vec<Change>)],
-        terraform_plan: Option<Vec<u8>>,
+        terraform_plan: Option<(Vec<u8>, BTreeMap<String, String>)>,
     ) -> Result<SavedPlan> {
+        let (terraform_plan, terraform_digests) = match terraform_plan {
+            Some((bytes, digests)) => (Some(bytes), digests),
+            None => (None, BTreeMap::new()),
+        };
         Ok(SavedPlan {
             format: FORMAT.into(),
             pipeline: settings.name.clone(),
@@ -103,6 +111,7 @@ impl SavedPlan {
                 .collect::<Result<_>>()?,
             terraform_plan: terraform_plan
                 .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes)),
+            terraform_digests,
         })
     }
 
@@ -216,6 +225,20 @@ impl SavedPlan {
     }
 }
 
+impl SavedPlan {
+    /// The resources a fresh terraform plan would make differently from the saved one, though
+    /// with the same action (the actions were compared by `moved`).
+    pub fn moved_resources(&self, fresh: &BTreeMap<String, String>) -> Vec<String> {
+        self.terraform_digests
+            .iter()
+            .filter(|(address, digest)| fresh.get(*address).is_some_and(|d| d != *digest))
+            .map(|(address, _)| {
+                format!("terraform: ~ {address} (the fresh plan would make it differently)")
+            })
+            .collect()
+    }
+}
+
 /// A stage's inputs as setting path → SHA-256 of its value (the stage's `inputs_fingerprint`
 /// parts, named), plus the files it renders from.
 fn inputs(stage: StageName, settings: &Settings) -> Result<BTreeMap<String, String>> {
@@ -300,6 +323,7 @@ mod tests {
             }],
             inputs: BTreeMap::new(),
             terraform_plan: None,
+            terraform_digests: BTreeMap::new(),
         }
     }
 

@@ -520,6 +520,8 @@ fn worker_count_2_to_3_adds_one_instance_and_touches_no_other(s: &Stack) {
         worker_count: 3,
         create_vpc: false,
     });
+    let saved = s.t.path("approved.plan");
+    let saved = saved.to_str().unwrap();
     let plan = s.run(&[
         "--output",
         "json",
@@ -527,6 +529,8 @@ fn worker_count_2_to_3_adds_one_instance_and_touches_no_other(s: &Stack) {
         "--detailed-exitcode",
         "--only",
         "terraform",
+        "--out",
+        saved,
     ]);
     assert_eq!(plan.code, 2, "[plan --detailed-exitcode] 2 after a change");
     assert_eq!(
@@ -534,8 +538,42 @@ fn worker_count_2_to_3_adds_one_instance_and_touches_no_other(s: &Stack) {
         ["create aws_instance.worker[2]"],
         "[worker_count 2 → 3] the plan"
     );
+    // Canonical publishes yet another image after the plan was saved: the new worker would be
+    // made from it, not from the image approved. `up --plan` refuses, naming it.
+    let newest = block_on(
+        s.ec2
+            .create_image()
+            .instance_id(&before[0].id)
+            .name("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20260201")
+            .send(),
+    )
+    .unwrap()
+    .image_id()
+    .unwrap()
+    .to_string();
+    let refused = s.run(&["up", "--plan", saved]);
+    assert_eq!(
+        refused.code, 2,
+        "[saved plan, newer image] refused:\n{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(
+            "terraform: ~ aws_instance.worker[2] (the fresh plan would make it differently)"
+        ),
+        "[saved plan, newer image] names the instance:\n{}",
+        refused.stderr
+    );
+    assert_eq!(
+        s.instances(),
+        before,
+        "[saved plan, newer image] nothing applied"
+    );
+    // Planned and approved again, it is applied as saved.
+    s.run(&["plan", "--only", "terraform", "--out", saved])
+        .expect(0);
     let up = s
-        .run(&["--output", "json", "up", "--only", "terraform"])
+        .run(&["--output", "json", "up", "--plan", saved])
         .expect(0);
     assert_eq!(
         up.planned("terraform"),
@@ -549,10 +587,10 @@ fn worker_count_2_to_3_adds_one_instance_and_touches_no_other(s: &Stack) {
         before[..],
         "[worker_count 2 → 3] the other instances are untouched"
     );
-    let newer = NEWER.get().unwrap();
+    assert_ne!(&newest, NEWER.get().unwrap());
     assert_eq!(
         (after[3].name.as_str(), &after[3].image),
-        ("jeeves-aws-worker-3", newer),
+        ("jeeves-aws-worker-3", &newest),
         "[newer image] a new worker gets the newest Canonical image: the lookup saw it"
     );
     let workers = s.t.state()["inventory"]["workers"].clone();

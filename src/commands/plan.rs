@@ -37,11 +37,12 @@ pub async fn run(
     if let (Some(out), crate::exit_code::SUCCESS) = (&args.out, run.code) {
         // Terraform writes its plan file whether or not it found changes.
         let tfplan = if stages.contains(&StageName::Terraform) {
-            let file =
-                crate::stages::terraform::terraform(settings, &session.state_dir)?.plan_file()?;
-            Some(std::fs::read(&file).map_err(|e| {
+            let tf = crate::stages::terraform::terraform(settings, &session.state_dir)?;
+            let file = tf.plan_file()?;
+            let bytes = std::fs::read(&file).map_err(|e| {
                 anyhow::anyhow!("cannot read terraform's plan file {}: {e}", file.display())
-            })?)
+            })?;
+            Some((bytes, tf.digests(&file).await?))
         } else {
             None
         };

@@ -113,8 +113,9 @@ async fn apply_saved(
         Some((stage, e)) => Err(e.context(format!(
             "planning again to compare with the saved plan failed at {stage}; nothing was applied"
         ))),
-        None => match saved.moved(&fresh.planned) {
-            moved if moved.is_empty() => {
+        None => match moved(settings, &session, &saved, &fresh.planned).await {
+            Err(e) => Err(e),
+            Ok(moved) if moved.is_empty() => {
                 session.reporter.log(
                     None,
                     Level::Info,
@@ -136,7 +137,7 @@ async fn apply_saved(
                 .await
                 .and_then(RunReport::into_result)
             }
-            moved => Err(UsageError(format!(
+            Ok(moved) => Err(UsageError(format!(
                 "the stack has moved since the plan was saved ({}); a fresh plan differs:\n  {}\nNothing was applied: make and approve a new plan (`jeeves plan --out FILE`)",
                 saved.created_at,
                 moved.join("\n  ")
@@ -148,6 +149,22 @@ async fn apply_saved(
         std::fs::remove_file(file).ok();
     }
     super::finish_run(&session, started, result)
+}
+
+/// What differs between the saved plan and the fresh one: each stage's changes, and what
+/// terraform would make of each resource.
+async fn moved(
+    settings: &Settings,
+    session: &Session,
+    saved: &SavedPlan,
+    fresh: &[(StageName, Vec<Change>)],
+) -> Result<Vec<String>> {
+    let mut moved = saved.moved(fresh);
+    if moved.is_empty() && saved.stages.contains(&StageName::Terraform) {
+        let tf = crate::stages::terraform::terraform(settings, &session.state_dir)?;
+        moved = saved.moved_resources(&tf.digests(&tf.plan_file()?).await?);
+    }
+    Ok(moved)
 }
 
 /// How `up` (or `plan`) may act.

@@ -3,6 +3,7 @@
 //! (from terraform's JSON UI) and outputs come back as data. Knows nothing of stages or of how
 //! progress is reported; the terraform stage and `jeeves down` both use it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -12,7 +13,9 @@ use tokio::process::Command;
 use crate::process::{self, Said};
 use crate::state::{Host, Inventory, write_private};
 
+mod show;
 mod ui;
+use show::{plan_changes, plan_digests};
 use ui::UiLine;
 
 const PLAN_FILE: &str = "terraform.tfplan";
@@ -182,11 +185,18 @@ impl Terraform {
     }
 
     /// The resource changes of a saved plan file (`show -json FILE`).
-    pub async fn show(
-        &self,
-        plan: &Path,
-        mut on: impl FnMut(Said<'_>),
-    ) -> Result<Vec<PlannedChange>> {
+    pub async fn show(&self, plan: &Path, on: impl FnMut(Said<'_>)) -> Result<Vec<PlannedChange>> {
+        plan_changes(&self.show_json(plan, on).await?)
+    }
+
+    /// Per resource address, a digest of what a plan file would make of it: two plans with the
+    /// same actions on the same addresses can still differ in what they create (a data source
+    /// that found a newer image).
+    pub async fn digests(&self, plan: &Path) -> Result<BTreeMap<String, String>> {
+        plan_digests(&self.show_json(plan, |_| {}).await?)
+    }
+
+    async fn show_json(&self, plan: &Path, mut on: impl FnMut(Said<'_>)) -> Result<String> {
         let mut show = self.command("show");
         show.arg("-json").arg(plan);
         let out = process::run(&mut show, self.deadline(), |s| {
@@ -198,7 +208,7 @@ impl Terraform {
         if !out.status.success() {
             bail!("`terraform show -json` failed:\n{}", out.tail(20));
         }
-        plan_changes(&out.stdout)
+        Ok(out.stdout)
     }
 
     /// Applies a plan file another run saved (`jeeves up --plan`). Terraform refuses it when
@@ -306,47 +316,6 @@ fn restrict(path: &Path) -> Result<()> {
 #[cfg(not(unix))]
 fn restrict(_: &Path) -> Result<()> {
     Ok(())
-}
-
-/// The resource changes in `terraform show -json <plan>`.
-fn plan_changes(json: &str) -> Result<Vec<PlannedChange>> {
-    #[derive(Deserialize)]
-    struct Plan {
-        #[serde(default)]
-        resource_changes: Vec<ResourceChange>,
-    }
-    #[derive(Deserialize)]
-    struct ResourceChange {
-        address: String,
-        change: ChangeBody,
-    }
-    #[derive(Deserialize)]
-    struct ChangeBody {
-        actions: Vec<String>,
-    }
-    let plan: Plan = serde_json::from_str(json).context("cannot read `terraform show -json`")?;
-    Ok(plan
-        .resource_changes
-        .into_iter()
-        .filter_map(|rc| {
-            let action = match rc
-                .change
-                .actions
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
-                ["no-op"] | ["read"] => return None,
-                ["create"] => "create",
-                ["update"] => "update",
-                ["delete"] => "destroy",
-                ["delete", "create"] | ["create", "delete"] => "replace",
-                _ => "change",
-            };
-            Some(PlannedChange::new(action, rc.address))
-        })
-        .collect())
 }
 
 /// `terraform output -json` → inventory. Both configurations (AWS and lab) define the outputs
