@@ -1,6 +1,8 @@
 """State and helpers shared by the MicroK8s stand-ins (lab only): /var/snap/microk8s is per lab
 host. Every behaviour here is MicroK8s 1.32's; README.md beside this file cites the source."""
-import contextlib, fcntl, hashlib, json, os, re, secrets, socket, ssl, subprocess, sys, time
+# Each call of a stand-in is a new Python process (-S: no site-packages, whose .pth files alone
+# cost ~55 ms of CPU): modules only some commands need are imported where they are used.
+import contextlib, fcntl, hashlib, json, os, re, socket, time
 
 SNAP = "/var/snap/microk8s"
 SNAP_DATA = f"{SNAP}/current"
@@ -110,6 +112,7 @@ def hostname():
 
 
 def k8s_suffix(n):
+    import secrets
     return "".join(secrets.choice(KUBE_SYSTEM_CHARS) for _ in range(n))
 
 
@@ -148,6 +151,7 @@ def snap_revision(channel):
 # ---- certificates (snap/hooks/install: produce_certs, create_user_certs_and_configs) ----------
 
 def _openssl(*args, stdin=None):
+    import subprocess
     return subprocess.run(["openssl", *args], input=stdin, check=True, capture_output=True,
                           text=True).stdout
 
@@ -155,6 +159,7 @@ def _openssl(*args, stdin=None):
 def produce_certs():
     """ca.crt (CN=10.152.183.1), server.crt signed by it with csr.conf's SANs and this host's
     IPs, client.crt (CN=admin, O=system:masters) signed by it, and the x509 client.config."""
+    import subprocess
     os.makedirs(CERTS, exist_ok=True)
     os.makedirs(CREDENTIALS, exist_ok=True)
     c = lambda name: f"{CERTS}/{name}"
@@ -249,6 +254,7 @@ users:
 
 def check_value():
     """utils.sh server_cert_check: the first 12 hex digits of server.crt's DER SHA-256."""
+    import ssl
     with open(f"{CERTS}/server.crt") as f:
         der = ssl.PEM_cert_to_DER_cert(f.read())
     return hashlib.sha256(der).hexdigest()[:12]
@@ -257,6 +263,7 @@ def check_value():
 def server_context():
     """TLS as the cluster agent and kube-apiserver serve it (server.crt). A client certificate
     is verified against the CA when one is presented, and not required (anonymous /version)."""
+    import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(f"{CERTS}/server.crt", f"{CERTS}/server.key")
     ctx.load_verify_locations(f"{CERTS}/ca.crt")
@@ -407,6 +414,7 @@ def node_ready(node, t):
 
 def start_daemon():
     """The snap's services (the daemon stand-in), as `snap install` and systemd at boot start them."""
+    import subprocess
     here = os.path.dirname(os.path.realpath(__file__))
     subprocess.Popen([os.path.join(here, "microk8s-daemon")], stdin=subprocess.DEVNULL,
                      stdout=open(f"{SNAP_COMMON}/daemon.log", "a"), stderr=subprocess.STDOUT,

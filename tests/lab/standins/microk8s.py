@@ -1,7 +1,9 @@
-#!/usr/bin/env python3
+#!/usr/bin/env -S python3 -S
 """Stand-in for the `microk8s` command (lab only), MicroK8s 1.32's output and exit codes.
 See README.md beside this file for what each behaviour follows upstream."""
-import hashlib, http.client, json, os, re, secrets, ssl, sys, time
+# Each call of a stand-in is a new Python process (-S: no site-packages, whose .pth files alone
+# cost ~55 ms of CPU): modules only some commands need are imported where they are used.
+import json, os, re, sys, time
 from datetime import datetime, timezone
 sys.dont_write_bytecode = True
 sys.stdout.reconfigure(line_buffering=True)  # stdout and stderr lines in the order written, as Go's kubectl
@@ -225,6 +227,7 @@ def add_node():
     fmt = opt("--format", default="pretty")
     if fmt not in ("pretty", "short", "token", "token-check", "json", "yaml"):
         err(f"{usage}\nmicrok8s add-node: error: argument --format: invalid choice: '{fmt}'", 2)
+    import secrets
     token = opt("--token", "-t") or secrets.token_hex(16)
     if len(token) < common.TOKEN_MIN_LEN:
         out("Invalid token size.  It must be 32 characters long.", 1)
@@ -292,6 +295,7 @@ def join():
     token = parts[1]
     fingerprint = parts[2] if len(parts) == 3 else None
     out(f"Contacting cluster at {host}")
+    import hashlib, http.client, ssl
     conn = http.client.HTTPSConnection(f"{host}:{port}", context=ssl._create_unverified_context())
     try:
         conn.connect()

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env -S python3 -S
 """Stand-in for `systemctl` (lab only): the haproxy unit, driving the real haproxy binary through
 a pid file, as haproxy.service would. Exit codes as systemd's: is-active 3 when inactive,
 5 for an unknown unit."""
