@@ -143,6 +143,8 @@ pub struct BackupContext {
     pub storage_size: String,
     /// The Job's `activeDeadlineSeconds`.
     pub deadline_seconds: u64,
+    /// The CronJob's `startingDeadlineSeconds`: how late a missed run may still start.
+    pub starting_deadline_seconds: u64,
     /// The key of the MongoDB secret that holds the URI Rocket.Chat reads.
     pub secret_key: String,
     /// Where the volume is mounted in the Job's container.

@@ -33,6 +33,18 @@ fn archives(volume: &Path) -> Vec<String> {
     names
 }
 
+fn cluster_state(t: &Test) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(t.path("standin-cluster.json")).unwrap()).unwrap()
+}
+
+/// Changes the stand-in's stored objects (what `kubectl edit` would), returning what `f` does.
+fn edit_cluster<R>(t: &Test, f: impl FnOnce(&mut serde_json::Value) -> R) -> R {
+    let mut state = cluster_state(t);
+    let r = f(&mut state["objects"]);
+    std::fs::write(t.path("standin-cluster.json"), state.to_string()).unwrap();
+    r
+}
+
 fn kubectl_calls(t: &Test) -> String {
     std::fs::read_to_string(t.path("standin-calls.jsonl")).unwrap_or_default()
 }
@@ -84,6 +96,13 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
             .unwrap();
     let cronjob = &cluster["objects"]["CronJob/psautoinfra/rocketchat-mongodb-backup"];
     assert_eq!(cronjob["spec"]["schedule"], "0 3 * * *", "{cronjob}");
+    // A run missed while the stack was stopped is skipped, not started as the cluster boots.
+    assert_eq!(cronjob["spec"]["startingDeadlineSeconds"], 300, "{cronjob}");
+    assert_eq!(
+        cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"],
+        serde_json::json!(["dump", "/backup", "2", "60"]),
+        "the script is told the Job's deadline, to tell stale partial archives from live ones"
+    );
     assert!(
         cluster["objects"]["PersistentVolumeClaim/psautoinfra/rocketchat-mongodb-backup"]
             .is_object()
@@ -180,6 +199,74 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         "the backup Job stays, the listing Job is gone: {jobs:?}"
     );
 
+    // A dump still running at the Job's deadline: the pod's PID 1 (the script's shell) gets
+    // SIGTERM, passes it to mongodump and removes its partial archive, well before the grace
+    // period's SIGKILL. A partial older than the deadline (left by a run killed before this
+    // fix) is removed first; a younger one, maybe a concurrent run's, stays.
+    let deadline_s = 2;
+    let (stale, young) = (
+        ".mongodb-20000101T000000Z.archive.gz.partial",
+        ".mongodb-20990101T000000Z.archive.gz.partial",
+    );
+    std::fs::write(volume.join(stale), b"stale").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(volume.join(stale))
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    std::fs::write(volume.join(young), b"young").unwrap();
+    let saved = edit_cluster(&t, |objects| {
+        let cj = &mut objects["CronJob/psautoinfra/rocketchat-mongodb-backup"];
+        let saved = cj.clone();
+        let spec = &mut cj["spec"]["jobTemplate"]["spec"];
+        spec["activeDeadlineSeconds"] = deadline_s.into();
+        spec["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "LAB_STANDIN_MONGODUMP_SECONDS", "value": "60"}));
+        saved
+    });
+    let started = std::time::Instant::now();
+    let run = t.run(&["backup"]).expect(1);
+    eprintln!(
+        "--- jeeves backup (past its deadline)\n{}{}",
+        run.stderr, run.stdout
+    );
+    assert!(run.stderr.contains("failed; its log:"), "{}", run.stderr);
+    // SIGTERM was handled: the pod ended before the 30-second grace period's SIGKILL.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    let pod_log = cluster_state(&t)["deleted_pod_logs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        pod_log.contains("signal 'terminated' received")
+            && pod_log.contains("its partial archive was removed")
+            && pod_log.contains("removed leftover /")
+            && pod_log.contains(stale),
+        "{pod_log}"
+    );
+    let mut expected = kept.clone();
+    expected.insert(0, young.to_string());
+    assert_eq!(
+        archives(&volume),
+        expected,
+        "no partial archive of the killed run, the stale one gone, the young one kept"
+    );
+    std::fs::remove_file(volume.join(young)).unwrap();
+    edit_cluster(&t, |objects| {
+        objects["CronJob/psautoinfra/rocketchat-mongodb-backup"] = saved;
+    });
+
     // The database moves out of reach: the deploy stage updates the Secret, the next backup
     // dumps with the new URI, fails with mongodump's own words, and removes nothing.
     t.env("MONGO_URI", UNREACHABLE);
@@ -196,7 +283,7 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         run.stderr
     );
     assert!(!run.stderr.contains("b4ckup-pa55"), "{}", run.stderr);
-    assert_eq!(mongodumps(&t)[1]["uri"], UNREACHABLE);
+    assert_eq!(mongodumps(&t).last().unwrap()["uri"], UNREACHABLE);
     assert_eq!(
         archives(&volume),
         kept,

@@ -93,6 +93,7 @@ pub fn template_context(s: &Settings) -> TemplateContext {
             storage_class: b.storage_class.clone(),
             storage_size: b.storage_size.clone(),
             deadline_seconds: b.timeout.as_secs(),
+            starting_deadline_seconds: deploy::BACKUP_STARTING_DEADLINE_SECONDS,
             secret_key: chart::secret_keys::URI.to_string(),
             mount_path: deploy::BACKUP_MOUNT_PATH.to_string(),
             script: deploy::backup_script_indented(),

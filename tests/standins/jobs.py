@@ -18,7 +18,7 @@ The pod's output (stdout and stderr, as `kubectl logs` shows them) is kept with 
 0 sets the Job's `Complete` condition, anything else `Failed` (backoffLimit 0). The pod itself is
 stored as a Pod object, `Succeeded` or `Failed` (or `Pending`, unable to start), and stays with
 its Job until the Job is deleted: nothing else removes a finished Job's pod."""
-import base64, datetime, os, subprocess, tempfile
+import base64, datetime, os, signal, subprocess, tempfile, time
 
 import common
 
@@ -95,6 +95,44 @@ def remove_pods(objs, ns, job_name):
         del objs[k]
 
 
+def init_pid(unshare_pid):
+    """The PID (in our namespace) of the process `unshare --fork` started: its only child."""
+    path = f"/proc/{unshare_pid}/task/{unshare_pid}/children"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(path) as f:
+            kids = f.read().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.01)
+    raise RuntimeError(f"unshare ({unshare_pid}) started no child")
+
+
+def run_container(argv, env, cwd, out, deadline, grace):
+    """The container's command as its PID 1: in a PID namespace of its own (`unshare --pid
+    --fork`), so that, as in a container, the kernel drops any signal its init has no handler
+    for, SIGKILL aside (pid_namespaces(7)), and everything in it dies with it. Past `deadline`
+    seconds (activeDeadlineSeconds) the pod is deleted: the runtime sends SIGTERM to PID 1, and
+    SIGKILL once the grace period (terminationGracePeriodSeconds, 30 by default) has passed
+    (kubernetes/kubernetes v1.32, pkg/kubelet/kuberuntime/kuberuntime_container.go
+    `killContainer`; containerd/runc signal the container's init). Returns the exit status, or
+    None when the deadline was reached."""
+    p = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", *argv], env=env, cwd=cwd,
+                         stdout=out, stderr=subprocess.STDOUT)
+    try:
+        return p.wait(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        pass
+    pid1 = init_pid(p.pid)
+    os.kill(pid1, signal.SIGTERM)
+    try:
+        p.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.kill(pid1, signal.SIGKILL)
+        p.wait()
+    return None
+
+
 def run(state, job):
     objs = state["objects"]
     started = now()
@@ -138,12 +176,25 @@ def run(state, job):
 
     container_env = {k: v for k, v in env.items() if k not in ("PATH", "HOME", "LAB_STANDIN_MONGODUMP_LOG")}
     argv = [mapped(expand(a, container_env)) for a in (c.get("command") or []) + (c.get("args") or [])]
-    with tempfile.TemporaryDirectory() as cwd:
-        p = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=job["spec"].get("activeDeadlineSeconds"))
-    log += p.stdout.decode(errors="replace")
-    state.setdefault("logs", {})[f"Job/{ns}/{job['metadata']['name']}"] = log
+    with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryFile() as out:
+        returncode = run_container(argv, env, cwd, out, job["spec"].get("activeDeadlineSeconds"),
+                                   spec.get("terminationGracePeriodSeconds", 30))
+        out.seek(0)
+        log += out.read().decode(errors="replace")
     finished = now()
+    if returncode is None:
+        # The Job controller fails a Job active past activeDeadlineSeconds and deletes its
+        # active pods (kubernetes/kubernetes v1.32, pkg/controller/job/job_controller.go:
+        # `pastActiveDeadline`, condition Failed, reason `DeadlineExceeded`, "Job was active
+        # longer than specified deadline"; `deleteActivePods`): the pod, and its log, are gone.
+        job["status"] = {"startTime": started, "failed": 1, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+             "message": "Job was active longer than specified deadline", "lastTransitionTime": finished}]}
+        # What the pod printed, for a test to read (no kubectl shows it).
+        state.setdefault("deleted_pod_logs", {})[f"Job/{ns}/{job['metadata']['name']}"] = log
+        return
+    state.setdefault("logs", {})[f"Job/{ns}/{job['metadata']['name']}"] = log
+    p = subprocess.CompletedProcess(argv, returncode)
     if p.returncode == 0:
         job["status"] = {"startTime": started, "completionTime": finished, "succeeded": 1, "conditions": [
             {"type": "Complete", "status": "True", "reason": "CompletionsReached", "lastTransitionTime": finished}]}

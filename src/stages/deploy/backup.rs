@@ -5,7 +5,13 @@
 /// Where the archives' volume is mounted in the backup Job's container.
 pub const BACKUP_MOUNT_PATH: &str = "/backup";
 
-/// `sh -c SCRIPT mongodb-backup dump DIR KEEP | list DIR` (see the script's header).
+/// How late a scheduled backup may start (the CronJob's `startingDeadlineSeconds`): a run missed
+/// while the stack was stopped is skipped rather than started as the cluster boots, before
+/// MongoDB is up (see the template).
+pub const BACKUP_STARTING_DEADLINE_SECONDS: u64 = 300;
+
+/// `sh -c SCRIPT mongodb-backup dump DIR KEEP DEADLINE_SECONDS | list DIR` (see the script's
+/// header).
 pub const BACKUP_SCRIPT: &str = include_str!("scripts/mongodb-backup.sh");
 
 /// The script indented for the YAML block scalar it goes in (`- |` at 16 columns).

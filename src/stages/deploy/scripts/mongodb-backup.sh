@@ -7,7 +7,9 @@
 # Kubernetes expands a container variable's name in `$(…)`, and a doubled dollar sign, in
 # command and args: neither may appear here (`$(cmd)` of anything else is left as written).
 #
-#   dump DIR KEEP  one `mongodump --archive --gzip` into DIR, then keep the newest KEEP archives
+#   dump DIR KEEP DEADLINE_SECONDS
+#                  one `mongodump --archive --gzip` into DIR, then keep the newest KEEP archives;
+#                  first removes what runs killed past the Job's deadline (DEADLINE_SECONDS) left
 #   list DIR       the archives in DIR
 #
 # Every archive is listed as `jeeves-backup: archive NAME BYTES` (`jeeves backup` reads these
@@ -24,6 +26,16 @@ list() {
 	printf 'jeeves-backup: %s archive(s) in %s\n' "$count" "$1"
 }
 
+# The TERM trap of `dump`: mongodump stopped and waited for (still unwaited, it can be
+# signalled even if it has just exited), then its partial archive removed.
+stopped() {
+	kill -TERM "$dumping"
+	wait "$dumping" || echo "jeeves-backup: mongodump ended with status $? after SIGTERM" >&2
+	rm -f -- "$partial"
+	echo "jeeves-backup: stopped by SIGTERM (the Job reached its deadline or was deleted); its partial archive was removed; no archive was written" >&2
+	exit 143
+}
+
 mode=${1:-}
 dir=${2:-}
 case $mode in
@@ -32,6 +44,13 @@ list)
 	;;
 dump)
 	keep=$3
+	deadline=$4
+	# A run killed at its deadline before this fix could not remove its partial file. A partial
+	# older than the Job's deadline belongs to no running Job (the Job controller stops every
+	# pod at activeDeadlineSeconds), while a younger one may be a concurrent manual run's.
+	stale_minutes=$((deadline / 60 + 1))
+	find "$dir" -maxdepth 1 -name '.mongodb-*.archive.gz.partial' -mmin "+$stale_minutes" \
+		-exec rm -f -- {} + -exec printf 'jeeves-backup: removed leftover %s\n' {} +
 	stamp=$(date -u +%Y%m%dT%H%M%SZ)
 	archive="$dir/mongodb-$stamp.archive.gz"
 	partial="$dir/.mongodb-$stamp.archive.gz.partial"
@@ -50,11 +69,24 @@ dump)
 	printf "uri: '%s'\n" "$(printf '%s' "$MONGO_URI" | sed "s/'/''/g")" >"$config"
 	# Written aside and renamed once complete: a failed dump never counts as an archive, and
 	# retention never removes a good one for it.
-	if ! mongodump --config="$config" --archive="$partial" --gzip; then
+	#
+	# At the Job's deadline the kubelet has the runtime send SIGTERM to the container's PID 1,
+	# this shell, and SIGKILL after the grace period. The kernel drops a signal to a PID
+	# namespace's init that has no handler for it (pid_namespaces(7)), and a shell runs its
+	# traps only once its foreground command ends, so a plain `mongodump …` here would be
+	# killed with the partial file left behind. mongodump therefore runs in the background and
+	# the shell waits for it: `wait` returns at once when a trapped signal arrives (POSIX,
+	# Shell Command Language 2.11), the trap passes SIGTERM on (mongodump shuts down on its
+	# first one: mongo-tools common/signals/signals.go), waits for it and removes the partial.
+	mongodump --config="$config" --archive="$partial" --gzip &
+	dumping=$!
+	trap stopped TERM
+	if ! wait "$dumping"; then
 		rm -f -- "$partial"
 		echo "jeeves-backup: mongodump failed; no archive was written" >&2
 		exit 1
 	fi
+	trap - TERM
 	mv -- "$partial" "$archive"
 	printf 'jeeves-backup: wrote %s\n' "${archive##*/}"
 	# The glob sorts oldest first: remove from the front until KEEP remain.
@@ -69,7 +101,7 @@ dump)
 	list "$dir"
 	;;
 *)
-	echo "usage: mongodb-backup dump DIR KEEP | list DIR" >&2
+	echo "usage: mongodb-backup dump DIR KEEP DEADLINE_SECONDS | list DIR" >&2
 	exit 2
 	;;
 esac
