@@ -118,12 +118,36 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     std::fs::write(volume.join(OLDEST), b"old").unwrap();
     std::fs::write(volume.join(OLDER), b"older").unwrap();
 
+    // The database: a replica set whose oplog Rocket.Chat's user may read (the stand-in
+    // server, tests/standins/image/standin_mongo.py).
+    let server = t.path("standin-mongo/db.internal:27017.json");
+    let write_server = |roles: &[&str]| {
+        std::fs::create_dir_all(server.parent().unwrap()).unwrap();
+        let s = serde_json::json!({"setName": "rs0", "users": {"rc": roles},
+            "databases": {"rocketchat": {"users": [{"_id": "a"}, {"_id": "b"}]},
+                          "other": {"things": [{"_id": 1}]}}});
+        std::fs::write(&server, s.to_string()).unwrap();
+    };
+    write_server(&["readWrite@rocketchat", "backup@admin"]);
+
     let run = t.run(&["backup"]).expect(0);
     eprintln!("--- jeeves backup\n{}{}", run.stderr, run.stdout);
     let dumps = mongodumps(&t);
     assert_eq!(dumps.len(), 1, "{dumps:?}");
-    // The URI came from the Secret through the env (secretKeyRef), as the kubelet resolves it.
-    assert_eq!(dumps[0]["uri"], MONGO_URI);
+    // The URI came from the Secret through the env (secretKeyRef), as the kubelet resolves it;
+    // a point in time (--oplog) is a full dump: the URI without its database, which stays the
+    // authSource.
+    assert_eq!(
+        dumps[0]["uri"],
+        "mongodb://rc:b4ckup-pa55@db.internal:27017/?replicaSet=rs0&authSource=rocketchat"
+    );
+    assert_eq!(dumps[0]["oplog"], true, "{dumps:?}");
+    assert!(
+        run.stdout
+            .contains("point in time: mongodump --oplog (replica-set rs0)"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(dumps[0]["env_MONGO_URI"], MONGO_URI);
     // Read from a file only the container's user may read (--config), never on mongodump's
     // command line, where `ps` on the node would show it.
@@ -267,23 +291,47 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         objects["CronJob/psautoinfra/rocketchat-mongodb-backup"] = saved;
     });
 
+    // A user that may not read the oplog: the dump is of its database, not a point in time,
+    // and says so (with --oplog, mongodump would fail on config.transactions).
+    write_server(&["readWrite@rocketchat"]);
+    let run = t.run(&["--output", "json", "backup"]).expect(0);
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(report["point_in_time"], false, "{report}");
+    assert!(
+        report["consistency"]
+            .as_str()
+            .unwrap()
+            .contains("may not read config.transactions (Unauthorized); give it MongoDB's built-in backup role"),
+        "{report}"
+    );
+    let last = mongodumps(&t).pop().unwrap();
+    assert_eq!(
+        (&last["uri"], &last["oplog"]),
+        (&MONGO_URI.into(), &false.into())
+    );
+    let kept = archives(&volume);
+
     // The database moves out of reach: the deploy stage updates the Secret, the next backup
-    // dumps with the new URI, fails with mongodump's own words, and removes nothing.
+    // asks it for its topology with the new URI, fails with mongosh's own words, and removes
+    // nothing.
+    let dumps_before = mongodumps(&t).len();
     t.env("MONGO_URI", UNREACHABLE);
     t.run(&["up", "--only", "deploy"]).expect(0);
     let run = t.run(&["backup"]).expect(1);
     eprintln!("--- jeeves backup (failing)\n{}{}", run.stderr, run.stdout);
     assert!(
         run.stderr.contains("failed; its log:")
-            && run.stderr.contains("Failed: can't create session")
             && run
                 .stderr
-                .contains("mongodump failed; no archive was written"),
+                .contains("MongoServerSelectionError: getaddrinfo ENOTFOUND db.invalid")
+            && run
+                .stderr
+                .contains("could not ask the server whether it is a replica set"),
         "{}",
         run.stderr
     );
     assert!(!run.stderr.contains("b4ckup-pa55"), "{}", run.stderr);
-    assert_eq!(mongodumps(&t).last().unwrap()["uri"], UNREACHABLE);
+    assert_eq!(mongodumps(&t).len(), dumps_before, "no dump was tried");
     assert_eq!(
         archives(&volume),
         kept,

@@ -11,7 +11,8 @@ command and args executed here, with
 - `$(NAME)` in command and args replaced by the container variable NAME, and a doubled `$` by
   one, as the kubelet does (kubernetes/kubernetes v1.32,
   `third_party/forked/golang/expansion/expand.go`; any other `$(…)` is left as written);
-- the image standing as `tests/standins/image/` first on PATH (the stand-in mongodump) before
+- the image standing as `tests/standins/image/` first on PATH (the stand-in mongodump and
+  mongosh, whose servers are files in `standin-mongo/` beside the cluster state) before
   the host's /usr/bin:/bin (the host's /bin/sh and coreutils stand for the image's).
 
 The pod's output (stdout and stderr, as `kubectl logs` shows them) is kept with the Job; exit
@@ -140,7 +141,8 @@ def run(state, job):
     spec = job["spec"]["template"]["spec"]
     c = spec["containers"][0]
     env = {"PATH": f"{IMAGE_BIN}:/usr/bin:/bin", "HOME": "/tmp",
-           "LAB_STANDIN_MONGODUMP_LOG": os.path.join(os.path.dirname(volumes_root()), "standin-mongodump.jsonl")}
+           "LAB_STANDIN_MONGODUMP_LOG": os.path.join(os.path.dirname(volumes_root()), "standin-mongodump.jsonl"),
+           "LAB_STANDIN_MONGO_DIR": os.path.join(os.path.dirname(volumes_root()), "standin-mongo")}
     log = ""
     for e in c.get("env", []):
         if "value" in e:
@@ -174,7 +176,7 @@ def run(state, job):
                 return d + arg[len(path):]
         return arg
 
-    container_env = {k: v for k, v in env.items() if k not in ("PATH", "HOME", "LAB_STANDIN_MONGODUMP_LOG")}
+    container_env = {k: v for k, v in env.items() if k not in ("PATH", "HOME", "LAB_STANDIN_MONGODUMP_LOG", "LAB_STANDIN_MONGO_DIR")}
     argv = [mapped(expand(a, container_env)) for a in (c.get("command") or []) + (c.get("args") or [])]
     with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryFile() as out:
         returncode = run_container(argv, env, cwd, out, job["spec"].get("activeDeadlineSeconds"),

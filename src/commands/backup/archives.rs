@@ -19,6 +19,10 @@ pub struct Report {
     pub volume: String,
     pub job: Option<String>,
     pub wrote: Option<String>,
+    /// Whether the archive written is a point in time (`mongodump --oplog`, on a replica set
+    /// whose oplog the backup's user may read), and the script's words on it.
+    pub point_in_time: Option<bool>,
+    pub consistency: Option<String>,
     pub removed: Vec<String>,
     pub archives: Vec<Archive>,
 }
@@ -32,10 +36,19 @@ impl Report {
                 .map(str::to_string)
                 .collect()
         };
+        let consistency = log
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("jeeves-backup: "))
+            .rfind(|l| l.starts_with("point in time") || l.starts_with("not a point in time"))
+            .map(str::to_string);
         Report {
             volume,
             job,
             wrote: said("wrote ").pop(),
+            point_in_time: consistency
+                .as_deref()
+                .map(|c| c.starts_with("point in time")),
+            consistency,
             removed: said("removed "),
             archives: parse(log),
         }
@@ -46,6 +59,9 @@ impl Report {
         let mut out = String::new();
         if let Some(w) = &self.wrote {
             out.push_str(&format!("wrote {w}\n"));
+        }
+        if let Some(c) = &self.consistency {
+            out.push_str(&format!("{c}\n"));
         }
         for r in &self.removed {
             out.push_str(&format!("removed {r}\n"));
@@ -141,6 +157,7 @@ mod tests {
     #[test]
     fn the_jobs_listing_becomes_a_table_newest_first() {
         let log = "2026-11-27T03:15:01.000+0000\twriting rocketchat.users to archive\n\
+                   jeeves-backup: point in time: mongodump --oplog (replica-set rs0)\n\
                    jeeves-backup: wrote mongodb-20261127T031500Z.archive.gz\n\
                    jeeves-backup: removed mongodb-20261120T031500Z.archive.gz\n\
                    jeeves-backup: archive mongodb-20261126T031500Z.archive.gz 1048576\n\
@@ -169,9 +186,10 @@ mod tests {
             Some("mongodb-20261127T031500Z.archive.gz")
         );
         assert_eq!(r.removed, ["mongodb-20261120T031500Z.archive.gz"]);
+        assert_eq!(r.point_in_time, Some(true));
         assert!(
             r.text().starts_with(
-                "wrote mongodb-20261127T031500Z.archive.gz\nremoved mongodb-20261120T031500Z.archive.gz\n2 archive(s) in volume ns/v"
+                "wrote mongodb-20261127T031500Z.archive.gz\npoint in time: mongodump --oplog (replica-set rs0)\nremoved mongodb-20261120T031500Z.archive.gz\n2 archive(s) in volume ns/v"
             ),
             "{}",
             r.text()
