@@ -13,9 +13,11 @@ pub struct Archive {
 }
 
 /// What `jeeves backup` reports: the Job (none for `--list`), the archive it wrote, those
-/// retention removed, and every archive on the volume, newest first.
+/// retention removed, and every archive where they are kept, newest first.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Where the archives are: `volume NAMESPACE/CLAIM` or `s3://BUCKET/PREFIX/`.
+    #[serde(rename = "where")]
     pub volume: String,
     pub job: Option<String>,
     pub wrote: Option<String>,
@@ -88,6 +90,21 @@ pub fn parse(log: &str) -> Vec<Archive> {
     out
 }
 
+/// The archives among a bucket's objects (name, bytes), newest first.
+pub fn from_objects(objects: Vec<(String, u64)>) -> Vec<Archive> {
+    let mut out: Vec<Archive> = objects
+        .into_iter()
+        .filter(|(name, _)| started(name).is_some())
+        .map(|(name, bytes)| Archive {
+            started: started_rfc3339(&name),
+            name,
+            bytes,
+        })
+        .collect();
+    out.sort_by(|a, b| b.name.cmp(&a.name));
+    out
+}
+
 /// `mongodb-20261127T031500Z.archive.gz` → `2026-11-27T03:15:00Z`.
 fn started_rfc3339(name: &str) -> Option<String> {
     started(name).map(|s| s.replacen(' ', "T", 1).replace(" UTC", "Z"))
@@ -135,10 +152,7 @@ pub fn size(bytes: u64) -> String {
 
 /// The table `jeeves backup` and `jeeves backup --list` print.
 pub fn table(archives: &[Archive], volume: &str) -> String {
-    let mut out = format!(
-        "{} archive(s) in volume {volume}, newest first:\n",
-        archives.len()
-    );
+    let mut out = format!("{} archive(s) in {volume}, newest first:\n", archives.len());
     for a in archives {
         out.push_str(&format!(
             "  {:<40} {:<24} {:>10}\n",
@@ -180,7 +194,7 @@ mod tests {
                 },
             ]
         );
-        let r = Report::from_log(log, "ns/v".into(), Some("ns/j".into()));
+        let r = Report::from_log(log, "volume ns/v".into(), Some("ns/j".into()));
         assert_eq!(
             r.wrote.as_deref(),
             Some("mongodb-20261127T031500Z.archive.gz")
@@ -194,7 +208,7 @@ mod tests {
             "{}",
             r.text()
         );
-        let t = table(&a, "psautoinfra/rocketchat-mongodb-backup");
+        let t = table(&a, "volume psautoinfra/rocketchat-mongodb-backup");
         assert!(t.starts_with("2 archive(s) in volume psautoinfra/rocketchat-mongodb-backup"));
         assert!(
             t.contains("2026-11-27 03:15:00 UTC") && t.contains("1.5 MiB"),
@@ -202,6 +216,16 @@ mod tests {
         );
         assert_eq!(started("mongodb-2026.archive.gz"), None);
         assert_eq!(size(512), "512 B");
+        let listed = from_objects(vec![
+            ("mongodb-20261126T031500Z.archive.gz".into(), 3),
+            ("notes.txt".into(), 1),
+            ("mongodb-20261127T031500Z.archive.gz".into(), 4),
+        ]);
+        assert_eq!(
+            listed.iter().map(|a| a.bytes).collect::<Vec<_>>(),
+            [4, 3],
+            "{listed:?}"
+        );
         assert_eq!(size(10 * 1024 * 1024 * 1024), "10.0 GiB");
     }
 }

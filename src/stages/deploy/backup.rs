@@ -14,9 +14,21 @@ pub const BACKUP_STARTING_DEADLINE_SECONDS: u64 = 300;
 /// header).
 pub const BACKUP_SCRIPT: &str = include_str!("scripts/mongodb-backup.sh");
 
+/// `sh -c SCRIPT mongodb-backup-upload upload DIR BUCKET PREFIX KEEP` (`destination = "s3"`).
+pub const UPLOAD_SCRIPT: &str = include_str!("scripts/mongodb-backup-upload.sh");
+
 /// The script indented for the YAML block scalar it goes in (`- |` at 16 columns).
 pub fn backup_script_indented() -> String {
-    BACKUP_SCRIPT
+    indented(BACKUP_SCRIPT)
+}
+
+/// The upload script, indented likewise.
+pub fn upload_script_indented() -> String {
+    indented(UPLOAD_SCRIPT)
+}
+
+fn indented(script: &str) -> String {
+    script
         .lines()
         .map(|l| {
             if l.is_empty() {
@@ -37,7 +49,7 @@ mod tests {
     /// and args (the kubelet's `expansion.Expand`): the script must hold neither.
     #[test]
     fn the_script_survives_kubernetes_variable_expansion() {
-        assert!(!BACKUP_SCRIPT.contains("$$"));
+        assert!(!BACKUP_SCRIPT.contains("$$") && !UPLOAD_SCRIPT.contains("$$"));
         assert!(!BACKUP_SCRIPT.contains("$(MONGO_URI)"));
         // The URI reaches mongodump through its --config file, never its command line.
         assert!(BACKUP_SCRIPT.contains("mongodump --config=\"$config\""));

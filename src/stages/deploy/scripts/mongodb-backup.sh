@@ -8,7 +8,8 @@
 # command and args: neither may appear here (`$(cmd)` of anything else is left as written).
 #
 #   dump DIR KEEP DEADLINE_SECONDS
-#                  one `mongodump --archive --gzip` into DIR, then keep the newest KEEP archives;
+#                  one `mongodump --archive --gzip` into DIR, then keep the newest KEEP archives
+#                  (KEEP 0: none removed, none listed, for the upload container that follows);
 #                  first removes what runs killed past the Job's deadline (DEADLINE_SECONDS) left
 #   list DIR       the archives in DIR
 #
@@ -163,6 +164,11 @@ dump)
 	fi
 	trap - TERM
 	mv -- "$partial" "$archive"
+	if [ "$keep" -eq 0 ]; then
+		# Uploaded by the Job's next container, which keeps and lists the archives there.
+		printf 'jeeves-backup: dumped %s\n' "${archive##*/}"
+		exit 0
+	fi
 	printf 'jeeves-backup: wrote %s\n' "${archive##*/}"
 	# The glob sorts oldest first: remove from the front until KEEP remain.
 	set -- "$dir"/mongodb-*.archive.gz
