@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Lab, Test, chart, repo};
+use common::{Lab, Moto, Test, chart, repo};
 
 const PORT: &str = "26507";
 const MONGO_URI: &str = "mongodb://rc:b4ckup-pa55@db.internal:27017/rocketchat?replicaSet=rs0";
@@ -399,4 +399,154 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         "{stderr}"
     );
     t.run(&["backup", "--list"]).expect(0);
+
+    s3_backups(&mut t);
+}
+
+/// The real aws CLI (awscli, what the Job's upload runs too) against `moto`.
+fn aws(moto: &Moto, args: &[&str]) -> String {
+    let out = std::process::Command::new("aws")
+        .args(["--endpoint-url", &moto.endpoint(), "--region", "us-east-1"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("the aws CLI (pip install awscli)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// `destination = "s3"`: the Job dumps (init container), uploads with the real aws CLI to
+/// moto's S3 with the credentials of a Secret, and keeps the newest there; `--list` reads the
+/// bucket from the runner, without the cluster.
+fn s3_backups(t: &mut Test) {
+    let moto = Moto::start();
+    aws(&moto, &["s3", "mb", "s3://rc-backups"]);
+    let old = t.path("old.archive.gz");
+    std::fs::write(&old, b"old").unwrap();
+    for key in [
+        format!("lab/{OLDEST}"),
+        format!("lab/{OLDER}"),
+        "lab/notes.txt".into(),
+    ] {
+        aws(
+            &moto,
+            &[
+                "s3api",
+                "put-object",
+                "--bucket",
+                "rc-backups",
+                "--key",
+                &key,
+                "--body",
+                old.to_str().unwrap(),
+            ],
+        );
+    }
+    t.env("MONGO_URI", MONGO_URI)
+        .env("JEEVES_BACKUP_DESTINATION", "s3")
+        .env("JEEVES_BACKUP_BUCKET", "rc-backups")
+        .env("JEEVES_BACKUP_REGION", "us-east-1")
+        .env("JEEVES_BACKUP_ENDPOINT_URL", &moto.endpoint())
+        .env("JEEVES_BACKUP_CREDENTIALS_SECRET", "rc-backup-s3");
+    t.run(&["up", "--only", "deploy"]).expect(0);
+    // The bucket's credentials: a Secret the operator made (base64 of `testing`/`s3-s3cret`).
+    edit_cluster(t, |objects| {
+        objects["Secret/psautoinfra/rc-backup-s3"] = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "rc-backup-s3", "namespace": "psautoinfra"},
+            "data": {"AWS_ACCESS_KEY_ID": "dGVzdGluZw==", "AWS_SECRET_ACCESS_KEY": "czMtczNjcmV0"}});
+    });
+    let cronjob =
+        cluster_state(t)["objects"]["CronJob/psautoinfra/rocketchat-mongodb-backup"].clone();
+    let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["initContainers"][0]["name"], "mongodump", "{pod}");
+    assert_eq!(pod["containers"][0]["name"], "upload", "{pod}");
+    assert_eq!(
+        pod["volumes"][0]["emptyDir"],
+        serde_json::json!({}),
+        "{pod}"
+    );
+    assert!(
+        !cronjob.to_string().contains("s3-s3cret"),
+        "no key in the CronJob"
+    );
+
+    let run = t.run(&["backup"]).expect(0);
+    eprintln!("--- jeeves backup (s3)\n{}{}", run.stderr, run.stdout);
+    let keys = aws(&moto, &["s3", "ls", "s3://rc-backups/lab/"]);
+    let archives: Vec<&str> = keys
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|k| k.starts_with("mongodb-"))
+        .collect();
+    assert_eq!(archives.len(), 2, "keep = 2: {keys}");
+    assert_eq!(archives[0], OLDER, "the oldest was removed: {keys}");
+    assert!(
+        keys.contains("notes.txt"),
+        "retention touches archives only: {keys}"
+    );
+    assert!(
+        run.stdout.contains(&format!("wrote {}", archives[1]))
+            && run.stdout.contains(&format!("removed {OLDEST}"))
+            && run.stdout.contains("point in time")
+            && run.stdout.contains("2 archive(s) in s3://rc-backups/lab/"),
+        "{}",
+        run.stdout
+    );
+    // What was uploaded is the dump: the stand-in server's databases the user may read.
+    let got = t.path("got.archive.gz");
+    aws(
+        &moto,
+        &[
+            "s3",
+            "cp",
+            &format!("s3://rc-backups/lab/{}", archives[1]),
+            got.to_str().unwrap(),
+        ],
+    );
+    let mut body = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&got).unwrap()),
+        &mut body,
+    )
+    .unwrap();
+    assert!(body.contains(r#""rocketchat": {"users""#), "{body}");
+    assert!(!run.stdout.contains("s3-s3cret") && !run.stderr.contains("s3-s3cret"));
+    assert!(
+        !kubectl_calls(t).contains("s3-s3cret"),
+        "no key on kubectl's command line"
+    );
+
+    // --list: from the bucket, with the runner's credentials, and no kubectl at all.
+    let calls = kubectl_calls(t).len();
+    let run = t.run(&["--output", "json", "backup", "--list"]).expect(0);
+    let listed: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(listed["where"], "s3://rc-backups/lab/", "{listed}");
+    assert_eq!(listed["archives"][0]["name"], archives[1], "{listed}");
+    assert_eq!(listed["archives"][1]["name"], OLDER, "{listed}");
+    assert_eq!(listed["archives"][1]["bytes"], 3, "{listed}");
+    assert_eq!(listed["archives"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(kubectl_calls(t).len(), calls, "--list ran kubectl");
+
+    // S3 out of reach: the upload fails with the CLI's words, and Jeeves says the Job failed.
+    drop(moto);
+    let run = t.run(&["backup"]).expect(1);
+    eprintln!(
+        "--- jeeves backup (s3 unreachable)\n{}{}",
+        run.stderr, run.stdout
+    );
+    assert!(
+        run.stderr.contains("failed; its log:")
+            && run
+                .stderr
+                .contains("the upload to s3://rc-backups/lab/ failed"),
+        "{}",
+        run.stderr
+    );
 }
