@@ -143,11 +143,28 @@ pub struct BackupContext {
     pub storage_size: String,
     /// The Job's `activeDeadlineSeconds`.
     pub deadline_seconds: u64,
+    /// The CronJob's `startingDeadlineSeconds`: how late a missed run may still start.
+    pub starting_deadline_seconds: u64,
     /// The key of the MongoDB secret that holds the URI Rocket.Chat reads.
     pub secret_key: String,
     /// Where the volume is mounted in the Job's container.
     pub mount_path: String,
     /// The Job's shell script, indented for the YAML block it goes in.
+    pub script: String,
+    /// `destination = "s3"`: the upload container's; `None`: archives on the volume.
+    pub s3: Option<BackupS3Context>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupS3Context {
+    pub bucket: String,
+    pub prefix: String,
+    /// Empty: the node's (the instance profile's region through IMDS).
+    pub region: String,
+    pub endpoint_url: String,
+    pub credentials_secret: String,
+    pub upload_image: String,
+    /// The upload container's shell script, indented like `script`.
     pub script: String,
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Lab, Test, chart, repo};
+use common::{Lab, Moto, Test, chart, repo};
 
 const PORT: &str = "26507";
 const MONGO_URI: &str = "mongodb://rc:b4ckup-pa55@db.internal:27017/rocketchat?replicaSet=rs0";
@@ -31,6 +31,18 @@ fn archives(volume: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+fn cluster_state(t: &Test) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(t.path("standin-cluster.json")).unwrap()).unwrap()
+}
+
+/// Changes the stand-in's stored objects (what `kubectl edit` would), returning what `f` does.
+fn edit_cluster<R>(t: &Test, f: impl FnOnce(&mut serde_json::Value) -> R) -> R {
+    let mut state = cluster_state(t);
+    let r = f(&mut state["objects"]);
+    std::fs::write(t.path("standin-cluster.json"), state.to_string()).unwrap();
+    r
 }
 
 fn kubectl_calls(t: &Test) -> String {
@@ -84,6 +96,13 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
             .unwrap();
     let cronjob = &cluster["objects"]["CronJob/psautoinfra/rocketchat-mongodb-backup"];
     assert_eq!(cronjob["spec"]["schedule"], "0 3 * * *", "{cronjob}");
+    // A run missed while the stack was stopped is skipped, not started as the cluster boots.
+    assert_eq!(cronjob["spec"]["startingDeadlineSeconds"], 300, "{cronjob}");
+    assert_eq!(
+        cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"],
+        serde_json::json!(["dump", "/backup", "2", "60"]),
+        "the script is told the Job's deadline, to tell stale partial archives from live ones"
+    );
     assert!(
         cluster["objects"]["PersistentVolumeClaim/psautoinfra/rocketchat-mongodb-backup"]
             .is_object()
@@ -99,12 +118,36 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     std::fs::write(volume.join(OLDEST), b"old").unwrap();
     std::fs::write(volume.join(OLDER), b"older").unwrap();
 
+    // The database: a replica set whose oplog Rocket.Chat's user may read (the stand-in
+    // server, tests/standins/image/standin_mongo.py).
+    let server = t.path("standin-mongo/db.internal:27017.json");
+    let write_server = |roles: &[&str]| {
+        std::fs::create_dir_all(server.parent().unwrap()).unwrap();
+        let s = serde_json::json!({"setName": "rs0", "users": {"rc": roles},
+            "databases": {"rocketchat": {"users": [{"_id": "a"}, {"_id": "b"}]},
+                          "other": {"things": [{"_id": 1}]}}});
+        std::fs::write(&server, s.to_string()).unwrap();
+    };
+    write_server(&["readWrite@rocketchat", "backup@admin"]);
+
     let run = t.run(&["backup"]).expect(0);
     eprintln!("--- jeeves backup\n{}{}", run.stderr, run.stdout);
     let dumps = mongodumps(&t);
     assert_eq!(dumps.len(), 1, "{dumps:?}");
-    // The URI came from the Secret through the env (secretKeyRef), as the kubelet resolves it.
-    assert_eq!(dumps[0]["uri"], MONGO_URI);
+    // The URI came from the Secret through the env (secretKeyRef), as the kubelet resolves it;
+    // a point in time (--oplog) is a full dump: the URI without its database, which stays the
+    // authSource.
+    assert_eq!(
+        dumps[0]["uri"],
+        "mongodb://rc:b4ckup-pa55@db.internal:27017/?replicaSet=rs0&authSource=rocketchat"
+    );
+    assert_eq!(dumps[0]["oplog"], true, "{dumps:?}");
+    assert!(
+        run.stdout
+            .contains("point in time: mongodump --oplog (replica-set rs0)"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(dumps[0]["env_MONGO_URI"], MONGO_URI);
     // Read from a file only the container's user may read (--config), never on mongodump's
     // command line, where `ps` on the node would show it.
@@ -180,23 +223,115 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         "the backup Job stays, the listing Job is gone: {jobs:?}"
     );
 
+    // A dump still running at the Job's deadline: the pod's PID 1 (the script's shell) gets
+    // SIGTERM, passes it to mongodump and removes its partial archive, well before the grace
+    // period's SIGKILL. A partial older than the deadline (left by a run killed before this
+    // fix) is removed first; a younger one, maybe a concurrent run's, stays.
+    let deadline_s = 2;
+    let (stale, young) = (
+        ".mongodb-20000101T000000Z.archive.gz.partial",
+        ".mongodb-20990101T000000Z.archive.gz.partial",
+    );
+    std::fs::write(volume.join(stale), b"stale").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(volume.join(stale))
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    std::fs::write(volume.join(young), b"young").unwrap();
+    let saved = edit_cluster(&t, |objects| {
+        let cj = &mut objects["CronJob/psautoinfra/rocketchat-mongodb-backup"];
+        let saved = cj.clone();
+        let spec = &mut cj["spec"]["jobTemplate"]["spec"];
+        spec["activeDeadlineSeconds"] = deadline_s.into();
+        spec["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "LAB_STANDIN_MONGODUMP_SECONDS", "value": "60"}));
+        saved
+    });
+    let started = std::time::Instant::now();
+    let run = t.run(&["backup"]).expect(1);
+    eprintln!(
+        "--- jeeves backup (past its deadline)\n{}{}",
+        run.stderr, run.stdout
+    );
+    assert!(run.stderr.contains("failed; its log:"), "{}", run.stderr);
+    // SIGTERM was handled: the pod ended before the 30-second grace period's SIGKILL.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    let pod_log = cluster_state(&t)["deleted_pod_logs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        pod_log.contains("signal 'terminated' received")
+            && pod_log.contains("its partial archive was removed")
+            && pod_log.contains("removed leftover /")
+            && pod_log.contains(stale),
+        "{pod_log}"
+    );
+    let mut expected = kept.clone();
+    expected.insert(0, young.to_string());
+    assert_eq!(
+        archives(&volume),
+        expected,
+        "no partial archive of the killed run, the stale one gone, the young one kept"
+    );
+    std::fs::remove_file(volume.join(young)).unwrap();
+    edit_cluster(&t, |objects| {
+        objects["CronJob/psautoinfra/rocketchat-mongodb-backup"] = saved;
+    });
+
+    // A user that may not read the oplog: the dump is of its database, not a point in time,
+    // and says so (with --oplog, mongodump would fail on config.transactions).
+    write_server(&["readWrite@rocketchat"]);
+    let run = t.run(&["--output", "json", "backup"]).expect(0);
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(report["point_in_time"], false, "{report}");
+    assert!(
+        report["consistency"]
+            .as_str()
+            .unwrap()
+            .contains("may not read config.transactions (Unauthorized); give it MongoDB's built-in backup role"),
+        "{report}"
+    );
+    let last = mongodumps(&t).pop().unwrap();
+    assert_eq!(
+        (&last["uri"], &last["oplog"]),
+        (&MONGO_URI.into(), &false.into())
+    );
+    let kept = archives(&volume);
+
     // The database moves out of reach: the deploy stage updates the Secret, the next backup
-    // dumps with the new URI, fails with mongodump's own words, and removes nothing.
+    // asks it for its topology with the new URI, fails with mongosh's own words, and removes
+    // nothing.
+    let dumps_before = mongodumps(&t).len();
     t.env("MONGO_URI", UNREACHABLE);
     t.run(&["up", "--only", "deploy"]).expect(0);
     let run = t.run(&["backup"]).expect(1);
     eprintln!("--- jeeves backup (failing)\n{}{}", run.stderr, run.stdout);
     assert!(
         run.stderr.contains("failed; its log:")
-            && run.stderr.contains("Failed: can't create session")
             && run
                 .stderr
-                .contains("mongodump failed; no archive was written"),
+                .contains("MongoServerSelectionError: getaddrinfo ENOTFOUND db.invalid")
+            && run
+                .stderr
+                .contains("could not ask the server whether it is a replica set"),
         "{}",
         run.stderr
     );
     assert!(!run.stderr.contains("b4ckup-pa55"), "{}", run.stderr);
-    assert_eq!(mongodumps(&t)[1]["uri"], UNREACHABLE);
+    assert_eq!(mongodumps(&t).len(), dumps_before, "no dump was tried");
     assert_eq!(
         archives(&volume),
         kept,
@@ -264,4 +399,154 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         "{stderr}"
     );
     t.run(&["backup", "--list"]).expect(0);
+
+    s3_backups(&mut t);
+}
+
+/// The real aws CLI (awscli, what the Job's upload runs too) against `moto`.
+fn aws(moto: &Moto, args: &[&str]) -> String {
+    let out = std::process::Command::new("aws")
+        .args(["--endpoint-url", &moto.endpoint(), "--region", "us-east-1"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("the aws CLI (pip install awscli)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// `destination = "s3"`: the Job dumps (init container), uploads with the real aws CLI to
+/// moto's S3 with the credentials of a Secret, and keeps the newest there; `--list` reads the
+/// bucket from the runner, without the cluster.
+fn s3_backups(t: &mut Test) {
+    let moto = Moto::start();
+    aws(&moto, &["s3", "mb", "s3://rc-backups"]);
+    let old = t.path("old.archive.gz");
+    std::fs::write(&old, b"old").unwrap();
+    for key in [
+        format!("lab/{OLDEST}"),
+        format!("lab/{OLDER}"),
+        "lab/notes.txt".into(),
+    ] {
+        aws(
+            &moto,
+            &[
+                "s3api",
+                "put-object",
+                "--bucket",
+                "rc-backups",
+                "--key",
+                &key,
+                "--body",
+                old.to_str().unwrap(),
+            ],
+        );
+    }
+    t.env("MONGO_URI", MONGO_URI)
+        .env("JEEVES_BACKUP_DESTINATION", "s3")
+        .env("JEEVES_BACKUP_BUCKET", "rc-backups")
+        .env("JEEVES_BACKUP_REGION", "us-east-1")
+        .env("JEEVES_BACKUP_ENDPOINT_URL", &moto.endpoint())
+        .env("JEEVES_BACKUP_CREDENTIALS_SECRET", "rc-backup-s3");
+    t.run(&["up", "--only", "deploy"]).expect(0);
+    // The bucket's credentials: a Secret the operator made (base64 of `testing`/`s3-s3cret`).
+    edit_cluster(t, |objects| {
+        objects["Secret/psautoinfra/rc-backup-s3"] = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "rc-backup-s3", "namespace": "psautoinfra"},
+            "data": {"AWS_ACCESS_KEY_ID": "dGVzdGluZw==", "AWS_SECRET_ACCESS_KEY": "czMtczNjcmV0"}});
+    });
+    let cronjob =
+        cluster_state(t)["objects"]["CronJob/psautoinfra/rocketchat-mongodb-backup"].clone();
+    let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["initContainers"][0]["name"], "mongodump", "{pod}");
+    assert_eq!(pod["containers"][0]["name"], "upload", "{pod}");
+    assert_eq!(
+        pod["volumes"][0]["emptyDir"],
+        serde_json::json!({}),
+        "{pod}"
+    );
+    assert!(
+        !cronjob.to_string().contains("s3-s3cret"),
+        "no key in the CronJob"
+    );
+
+    let run = t.run(&["backup"]).expect(0);
+    eprintln!("--- jeeves backup (s3)\n{}{}", run.stderr, run.stdout);
+    let keys = aws(&moto, &["s3", "ls", "s3://rc-backups/lab/"]);
+    let archives: Vec<&str> = keys
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|k| k.starts_with("mongodb-"))
+        .collect();
+    assert_eq!(archives.len(), 2, "keep = 2: {keys}");
+    assert_eq!(archives[0], OLDER, "the oldest was removed: {keys}");
+    assert!(
+        keys.contains("notes.txt"),
+        "retention touches archives only: {keys}"
+    );
+    assert!(
+        run.stdout.contains(&format!("wrote {}", archives[1]))
+            && run.stdout.contains(&format!("removed {OLDEST}"))
+            && run.stdout.contains("point in time")
+            && run.stdout.contains("2 archive(s) in s3://rc-backups/lab/"),
+        "{}",
+        run.stdout
+    );
+    // What was uploaded is the dump: the stand-in server's databases the user may read.
+    let got = t.path("got.archive.gz");
+    aws(
+        &moto,
+        &[
+            "s3",
+            "cp",
+            &format!("s3://rc-backups/lab/{}", archives[1]),
+            got.to_str().unwrap(),
+        ],
+    );
+    let mut body = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&got).unwrap()),
+        &mut body,
+    )
+    .unwrap();
+    assert!(body.contains(r#""rocketchat": {"users""#), "{body}");
+    assert!(!run.stdout.contains("s3-s3cret") && !run.stderr.contains("s3-s3cret"));
+    assert!(
+        !kubectl_calls(t).contains("s3-s3cret"),
+        "no key on kubectl's command line"
+    );
+
+    // --list: from the bucket, with the runner's credentials, and no kubectl at all.
+    let calls = kubectl_calls(t).len();
+    let run = t.run(&["--output", "json", "backup", "--list"]).expect(0);
+    let listed: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(listed["where"], "s3://rc-backups/lab/", "{listed}");
+    assert_eq!(listed["archives"][0]["name"], archives[1], "{listed}");
+    assert_eq!(listed["archives"][1]["name"], OLDER, "{listed}");
+    assert_eq!(listed["archives"][1]["bytes"], 3, "{listed}");
+    assert_eq!(listed["archives"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(kubectl_calls(t).len(), calls, "--list ran kubectl");
+
+    // S3 out of reach: the upload fails with the CLI's words, and Jeeves says the Job failed.
+    drop(moto);
+    let run = t.run(&["backup"]).expect(1);
+    eprintln!(
+        "--- jeeves backup (s3 unreachable)\n{}{}",
+        run.stderr, run.stdout
+    );
+    assert!(
+        run.stderr.contains("failed; its log:")
+            && run
+                .stderr
+                .contains("the upload to s3://rc-backups/lab/ failed"),
+        "{}",
+        run.stderr
+    );
 }

@@ -235,7 +235,8 @@ c = pod["containers"][0]
 assert c["image"] == "docker.io/library/mongo:7.0.28", c["image"]
 assert c["command"][:2] == ["/bin/sh", "-c"] and c["command"][3] == "mongodb-backup", c["command"]
 assert c["command"][2] == open({script:?}).read(), "the script, byte for byte"
-assert c["args"] == ["dump", "/backup", "3"], c["args"]
+assert c["args"] == ["dump", "/backup", "3", "1800"], c["args"]
+assert cj["spec"]["startingDeadlineSeconds"] == 300, cj["spec"]
 assert c["env"] == [{{"name": "MONGO_URI", "valueFrom": {{"secretKeyRef": {{"name": "rocketchat-mongodb", "key": "mongo-uri"}}}}}}], c["env"]
 assert c["volumeMounts"] == [{{"name": "archives", "mountPath": "/backup"}}]
 assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
@@ -253,6 +254,49 @@ print("ok")
         &["-k", "1.32.0", "--strict", bad.to_str().unwrap()],
     );
     assert_ne!(code, 0);
+
+    // destination = "s3": no claim; the dump in an init container, the upload (its script byte
+    // for byte, the endpoint and the credentials Secret by reference) after it; valid too.
+    let mut s3 = Test::new();
+    s3.env("JEEVES_BACKUP_DESTINATION", "s3")
+        .env("JEEVES_BACKUP_BUCKET", "rc-backups")
+        .env("JEEVES_BACKUP_ENDPOINT_URL", "http://minio.internal:9000")
+        .env("JEEVES_BACKUP_CREDENTIALS_SECRET", "rc-backup-s3")
+        .env(
+            "MONGO_URI",
+            "mongodb://rc:s3cr3t-pa55@db.internal:27017/rocketchat",
+        );
+    s3.run(&["render", "--out", "out"]).expect(0);
+    let file = s3.path("out/backup/mongodb-backup.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (code, out) = tool(
+        "kubernetes-validate",
+        &["-k", "1.32.0", "--strict", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "invalid for Kubernetes 1.32:\n{out}\n{text}");
+    let upload = common::repo().join("src/stages/deploy/scripts/mongodb-backup-upload.sh");
+    let check = format!(
+        r#"
+import yaml
+docs = [d for d in yaml.safe_load_all(open({file:?})) if d]
+assert [d["kind"] for d in docs] == ["CronJob"], [d["kind"] for d in docs]
+pod = docs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+dump, = pod["initContainers"]
+up, = pod["containers"]
+assert dump["name"] == "mongodump" and dump["args"] == ["dump", "/backup", "0", "1800"], dump["args"]
+assert up["image"] == "docker.io/amazon/aws-cli:2.27.9", up["image"]
+assert up["command"][2] == open({upload:?}).read(), "the upload script, byte for byte"
+assert up["args"] == ["upload", "/backup", "rc-backups", "lab", "7"], up["args"]
+env = {{e["name"]: e for e in up["env"]}}
+assert env["AWS_ENDPOINT_URL_S3"]["value"] == "http://minio.internal:9000", env
+assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {{"name": "rc-backup-s3", "key": "AWS_SECRET_ACCESS_KEY"}}, env
+assert "AWS_REGION" not in env, env
+assert pod["volumes"] == [{{"name": "archives", "emptyDir": {{}}}}], pod["volumes"]
+print("ok")
+"#
+    );
+    let (code, out) = tool("python3", &["-c", &check]);
+    assert_eq!(code, 0, "{out}\n{text}");
 
     // A schedule that is not five cron fields: exit 2, naming the key and where it came from.
     t.env("JEEVES_BACKUP_SCHEDULE", "0 3 * *");

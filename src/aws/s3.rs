@@ -36,7 +36,7 @@ impl Bucket {
             builder = builder.region(aws_sdk_s3::config::Region::new(r.to_string()));
         } else if config.region().is_none() {
             anyhow::bail!(
-                "no AWS region for the state bucket {name}: set state.region in the pipeline file or AWS_REGION"
+                "no AWS region for the bucket {name}: set its region in the pipeline file (state.region, backup.region) or AWS_REGION"
             );
         }
         if config.endpoint_url().is_some() {
@@ -47,6 +47,58 @@ impl Bucket {
             name: name.to_string(),
             prefix: prefix.trim_end_matches('/').to_string(),
         })
+    }
+
+    /// As `open`, with an S3 endpoint of its own (MinIO, moto) when `endpoint` is given, and
+    /// the AWS configuration's region when `region` is empty.
+    pub async fn open_at(
+        name: &str,
+        prefix: &str,
+        region: &str,
+        endpoint: Option<&str>,
+    ) -> Result<Bucket> {
+        let region = (!region.is_empty()).then_some(region);
+        let mut bucket = Bucket::open(name, prefix, region).await?;
+        if let Some(url) = endpoint {
+            let conf = bucket
+                .client
+                .config()
+                .to_builder()
+                .endpoint_url(url)
+                .force_path_style(true)
+                .build();
+            bucket.client = aws_sdk_s3::Client::from_conf(conf);
+        }
+        Ok(bucket)
+    }
+
+    /// The objects directly under `<prefix>/` whose names start with `start`, with their sizes
+    /// in bytes.
+    pub async fn objects(&self, start: &str) -> Result<Vec<(String, u64)>> {
+        let base = format!("{}/", self.prefix);
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.name)
+                .prefix(self.key(start))
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(describe)
+                .with_context(|| format!("cannot list {}", self.url(start)))?;
+            found.extend(out.contents().iter().filter_map(|o| {
+                let name = o.key()?.strip_prefix(&base)?;
+                (!name.contains('/'))
+                    .then(|| (name.to_string(), o.size().unwrap_or(0).max(0) as u64))
+            }));
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => return Ok(found),
+            }
+        }
     }
 
     /// The object's key: `<prefix>/<name>`.

@@ -19,9 +19,9 @@ pub use env::{Env, is_secret_name};
 pub use load::Purpose;
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
 pub use settings::{
-    BackupSettings, CheckSettings, DnsSettings, HaproxySettings, HelmSettings, JumpHost,
-    MaintenanceSettings, Microk8sSettings, MongoUris, ProjectSettings, Settings, SshSettings,
-    StateSettings, TerraformSettings, TlsSettings,
+    BackupBucket, BackupDestination, BackupSettings, CheckSettings, DnsSettings, HaproxySettings,
+    HelmSettings, JumpHost, MaintenanceSettings, Microk8sSettings, MongoUris, ProjectSettings,
+    Settings, SshSettings, StateSettings, TerraformSettings, TlsSettings,
 };
 
 #[cfg(test)]

@@ -346,6 +346,30 @@ pub struct Backup {
     /// How long `jeeves backup` waits for one backup (also the Job's `activeDeadlineSeconds`).
     #[serde(default = "d::backup_timeout")]
     pub timeout: String,
+    /// Where archives go: `volume` (a PersistentVolumeClaim in the cluster, lost with it) or
+    /// `s3` (a bucket, which outlives the cluster).
+    #[serde(default = "d::backup_destination")]
+    pub destination: String,
+    /// `s3`: the bucket (required for now; terraform/aws's `backup_bucket` output is meant to
+    /// fill it in when empty).
+    #[serde(default)]
+    pub bucket: String,
+    /// `s3`: the key prefix of the archives (empty: the pipeline's name).
+    #[serde(default)]
+    pub prefix: String,
+    /// `s3`: the bucket's region (empty: the project's region or AWS_REGION).
+    #[serde(default)]
+    pub region: String,
+    /// `s3` elsewhere than AWS (MinIO, moto): the S3 endpoint the Job uses.
+    #[serde(default)]
+    pub endpoint_url: String,
+    /// `s3` without an instance profile: a Secret in the release's namespace with the keys
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, which the upload reads.
+    #[serde(default)]
+    pub credentials_secret: String,
+    /// `s3`: an image with the aws CLI and a POSIX shell, pinned.
+    #[serde(default = "d::backup_upload_image")]
+    pub upload_image: String,
 }
 
 macro_rules! default_from_serde {

@@ -211,6 +211,30 @@ pub struct BackupSettings {
     pub storage_class: String,
     pub storage_size: String,
     pub timeout: Duration,
+    pub destination: BackupDestination,
+}
+
+/// Where backup archives go.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum BackupDestination {
+    /// The PersistentVolumeClaim named like the CronJob.
+    Volume,
+    S3(BackupBucket),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BackupBucket {
+    pub bucket: String,
+    /// Without leading or trailing `/`.
+    pub prefix: String,
+    /// Empty: the AWS configuration's.
+    pub region: String,
+    /// Empty: AWS's own endpoint.
+    pub endpoint_url: String,
+    /// Empty: the node's instance profile (through IMDS).
+    pub credentials_secret: String,
+    pub upload_image: String,
 }
 
 impl Settings {

@@ -12,11 +12,12 @@ use anyhow::Result;
 use sha2::{Digest, Sha256};
 
 use crate::chart;
-use crate::config::Settings;
+use crate::config::{BackupDestination, Settings};
 use crate::stage::Stage;
 use crate::stage_name::StageName;
 use crate::templates::{
-    AppContext, BackupContext, HaproxyContext, MaintenanceContext, TemplateContext, TraefikContext,
+    AppContext, BackupContext, BackupS3Context, HaproxyContext, MaintenanceContext,
+    TemplateContext, TraefikContext,
 };
 
 pub fn build(name: StageName) -> Box<dyn Stage> {
@@ -114,9 +115,22 @@ pub fn template_context(s: &Settings) -> TemplateContext {
             storage_class: b.storage_class.clone(),
             storage_size: b.storage_size.clone(),
             deadline_seconds: b.timeout.as_secs(),
+            starting_deadline_seconds: deploy::BACKUP_STARTING_DEADLINE_SECONDS,
             secret_key: chart::secret_keys::URI.to_string(),
             mount_path: deploy::BACKUP_MOUNT_PATH.to_string(),
             script: deploy::backup_script_indented(),
+            s3: match &b.destination {
+                BackupDestination::Volume => None,
+                BackupDestination::S3(s3) => Some(BackupS3Context {
+                    bucket: s3.bucket.clone(),
+                    prefix: s3.prefix.clone(),
+                    region: s3.region.clone(),
+                    endpoint_url: s3.endpoint_url.clone(),
+                    credentials_secret: s3.credentials_secret.clone(),
+                    upload_image: s3.upload_image.clone(),
+                    script: deploy::upload_script_indented(),
+                }),
+            },
         }),
     }
 }

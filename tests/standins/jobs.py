@@ -11,14 +11,15 @@ command and args executed here, with
 - `$(NAME)` in command and args replaced by the container variable NAME, and a doubled `$` by
   one, as the kubelet does (kubernetes/kubernetes v1.32,
   `third_party/forked/golang/expansion/expand.go`; any other `$(…)` is left as written);
-- the image standing as `tests/standins/image/` first on PATH (the stand-in mongodump) before
+- the image standing as `tests/standins/image/` first on PATH (the stand-in mongodump and
+  mongosh, whose servers are files in `standin-mongo/` beside the cluster state) before
   the host's /usr/bin:/bin (the host's /bin/sh and coreutils stand for the image's).
 
 The pod's output (stdout and stderr, as `kubectl logs` shows them) is kept with the Job; exit
 0 sets the Job's `Complete` condition, anything else `Failed` (backoffLimit 0). The pod itself is
 stored as a Pod object, `Succeeded` or `Failed` (or `Pending`, unable to start), and stays with
 its Job until the Job is deleted: nothing else removes a finished Job's pod."""
-import base64, datetime, os, subprocess, tempfile
+import base64, datetime, os, signal, subprocess, sys, tempfile, time
 
 import common
 
@@ -95,15 +96,50 @@ def remove_pods(objs, ns, job_name):
         del objs[k]
 
 
-def run(state, job):
-    objs = state["objects"]
-    started = now()
-    ns = job["metadata"]["namespace"]
-    spec = job["spec"]["template"]["spec"]
-    c = spec["containers"][0]
-    env = {"PATH": f"{IMAGE_BIN}:/usr/bin:/bin", "HOME": "/tmp",
-           "LAB_STANDIN_MONGODUMP_LOG": os.path.join(os.path.dirname(volumes_root()), "standin-mongodump.jsonl")}
-    log = ""
+def init_pid(unshare_pid):
+    """The PID (in our namespace) of the process `unshare --fork` started: its only child."""
+    path = f"/proc/{unshare_pid}/task/{unshare_pid}/children"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(path) as f:
+            kids = f.read().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.01)
+    raise RuntimeError(f"unshare ({unshare_pid}) started no child")
+
+
+def run_container(argv, env, cwd, out, deadline, grace):
+    """The container's command as its PID 1: in a PID namespace of its own (`unshare --pid
+    --fork`), so that, as in a container, the kernel drops any signal its init has no handler
+    for, SIGKILL aside (pid_namespaces(7)), and everything in it dies with it. Past `deadline`
+    seconds (activeDeadlineSeconds) the pod is deleted: the runtime sends SIGTERM to PID 1, and
+    SIGKILL once the grace period (terminationGracePeriodSeconds, 30 by default) has passed
+    (kubernetes/kubernetes v1.32, pkg/kubelet/kuberuntime/kuberuntime_container.go
+    `killContainer`; containerd/runc signal the container's init). Returns the exit status, or
+    None when the deadline was reached."""
+    p = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", *argv], env=env, cwd=cwd,
+                         stdout=out, stderr=subprocess.STDOUT)
+    try:
+        return p.wait(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        pass
+    pid1 = init_pid(p.pid)
+    os.kill(pid1, signal.SIGTERM)
+    try:
+        p.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.kill(pid1, signal.SIGKILL)
+        p.wait()
+    return None
+
+
+STANDIN_ENV = ("PATH", "HOME", "LAB_STANDIN_MONGODUMP_LOG", "LAB_STANDIN_MONGO_DIR", "LAB_STANDIN_PYTHON")
+
+
+def container_env(objs, ns, c, base):
+    """The container's environment as the kubelet resolves it, or the reason it cannot start."""
+    env = dict(base)
     for e in c.get("env", []):
         if "value" in e:
             env[e["name"]] = e["value"]
@@ -113,44 +149,89 @@ def run(state, job):
             continue
         secret = objs.get(f"Secret/{ns}/{ref['name']}")
         if secret is None or ref["key"] not in (secret.get("data") or {}):
-            why = (f'secret "{ref["name"]}" not found' if secret is None else
-                   f'couldn\'t find key {ref["key"]} in Secret {ns}/{ref["name"]}')
-            job["status"] = {"active": 1, "startTime": started,
-                             "jeevesStandinPod": f"CreateContainerConfigError: {why}"}
-            store_pod(objs, job, "Pending", {"waiting": {"reason": "CreateContainerConfigError", "message": why}})
-            state.setdefault("logs", {})[f"Job/{ns}/{job['metadata']['name']}"] = (
-                f'Error from server (BadRequest): container "{c["name"]}" in pod is waiting to start: CreateContainerConfigError\n')
-            return
+            return None, (f'secret "{ref["name"]}" not found' if secret is None else
+                          f'couldn\'t find key {ref["key"]} in Secret {ns}/{ref["name"]}')
         env[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
-    mounts = {}
-    for vm in c.get("volumeMounts", []):
-        vol = next(v for v in spec.get("volumes", []) if v["name"] == vm["name"])
-        claim = vol["persistentVolumeClaim"]["claimName"]
-        d = os.path.join(volumes_root(), ns, claim)
-        os.makedirs(d, exist_ok=True)
-        mounts[vm["mountPath"].rstrip("/")] = d
+    return env, None
 
-    def mapped(arg):
-        for path, d in mounts.items():
-            if arg == path or arg.startswith(path + "/"):
-                return d + arg[len(path):]
-        return arg
 
-    container_env = {k: v for k, v in env.items() if k not in ("PATH", "HOME", "LAB_STANDIN_MONGODUMP_LOG")}
-    argv = [mapped(expand(a, container_env)) for a in (c.get("command") or []) + (c.get("args") or [])]
-    with tempfile.TemporaryDirectory() as cwd:
-        p = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=job["spec"].get("activeDeadlineSeconds"))
-    log += p.stdout.decode(errors="replace")
-    state.setdefault("logs", {})[f"Job/{ns}/{job['metadata']['name']}"] = log
+def run(state, job):
+    """The Job's pod: its init containers one after another, each to completion, then its
+    containers, as the kubelet starts them (kubernetes/kubernetes v1.32,
+    pkg/kubelet/kuberuntime/kuberuntime_manager.go `computePodActions`: the next init container
+    only once the previous one succeeded; with restartPolicy Never a failed init container fails
+    the pod and no container starts). The containers run one after another here too (the backup
+    Job has one). `emptyDir` volumes are a directory per pod, shared by its containers."""
+    objs = state["objects"]
+    started = now()
+    ns = job["metadata"]["namespace"]
+    key = f"Job/{ns}/{job['metadata']['name']}"
+    spec = job["spec"]["template"]["spec"]
+    base = {"PATH": f"{IMAGE_BIN}:/usr/bin:/bin", "HOME": "/tmp",
+            "LAB_STANDIN_MONGODUMP_LOG": os.path.join(os.path.dirname(volumes_root()), "standin-mongodump.jsonl"),
+            "LAB_STANDIN_MONGO_DIR": os.path.join(os.path.dirname(volumes_root()), "standin-mongo"),
+            "LAB_STANDIN_PYTHON": sys.executable}
+    deadline = job["spec"].get("activeDeadlineSeconds")
+    t0 = time.monotonic()
+    logs = {}
+    returncode = 0
+    with tempfile.TemporaryDirectory() as pod_dir:
+        for c in (spec.get("initContainers") or []) + spec["containers"]:
+            env, why = container_env(objs, ns, c, base)
+            if why is not None:
+                job["status"] = {"active": 1, "startTime": started,
+                                 "jeevesStandinPod": f"CreateContainerConfigError: {why}"}
+                store_pod(objs, job, "Pending", {"waiting": {"reason": "CreateContainerConfigError", "message": why}})
+                state.setdefault("logs", {})[key] = (
+                    f'Error from server (BadRequest): container "{c["name"]}" in pod is waiting to start: CreateContainerConfigError\n')
+                return
+            mounts = {}
+            for vm in c.get("volumeMounts", []):
+                vol = next(v for v in spec.get("volumes", []) if v["name"] == vm["name"])
+                if "emptyDir" in vol:
+                    d = os.path.join(pod_dir, vm["name"])
+                else:
+                    d = os.path.join(volumes_root(), ns, vol["persistentVolumeClaim"]["claimName"])
+                os.makedirs(d, exist_ok=True)
+                mounts[vm["mountPath"].rstrip("/")] = d
+
+            def mapped(arg):
+                for path, d in mounts.items():
+                    if arg == path or arg.startswith(path + "/"):
+                        return d + arg[len(path):]
+                return arg
+
+            own = {k: v for k, v in env.items() if k not in STANDIN_ENV}
+            argv = [mapped(expand(a, own)) for a in (c.get("command") or []) + (c.get("args") or [])]
+            left = None if deadline is None else max(0.0, deadline - (time.monotonic() - t0))
+            with tempfile.TemporaryDirectory() as cwd, tempfile.TemporaryFile() as out:
+                returncode = run_container(argv, env, cwd, out, left, spec.get("terminationGracePeriodSeconds", 30))
+                out.seek(0)
+                logs[c["name"]] = out.read().decode(errors="replace")
+            if returncode != 0:
+                break
+    log = "".join(logs.values())
     finished = now()
-    if p.returncode == 0:
+    if returncode is None:
+        # The Job controller fails a Job active past activeDeadlineSeconds and deletes its
+        # active pods (kubernetes/kubernetes v1.32, pkg/controller/job/job_controller.go:
+        # `pastActiveDeadline`, condition Failed, reason `DeadlineExceeded`, "Job was active
+        # longer than specified deadline"; `deleteActivePods`): the pod, and its log, are gone.
+        job["status"] = {"startTime": started, "failed": 1, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+             "message": "Job was active longer than specified deadline", "lastTransitionTime": finished}]}
+        # What the pod printed, for a test to read (no kubectl shows it).
+        state.setdefault("deleted_pod_logs", {})[key] = log
+        return
+    state.setdefault("logs", {})[key] = log
+    state.setdefault("container_logs", {})[key] = logs
+    if returncode == 0:
         job["status"] = {"startTime": started, "completionTime": finished, "succeeded": 1, "conditions": [
             {"type": "Complete", "status": "True", "reason": "CompletionsReached", "lastTransitionTime": finished}]}
     else:
         job["status"] = {"startTime": started, "failed": 1, "conditions": [
             {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
              "message": "Job has reached the specified backoff limit", "lastTransitionTime": finished}]}
-    store_pod(objs, job, "Succeeded" if p.returncode == 0 else "Failed", {"terminated": {
-        "exitCode": p.returncode, "reason": "Completed" if p.returncode == 0 else "Error",
+    store_pod(objs, job, "Succeeded" if returncode == 0 else "Failed", {"terminated": {
+        "exitCode": returncode, "reason": "Completed" if returncode == 0 else "Error",
         "startedAt": started, "finishedAt": finished}})

@@ -13,12 +13,18 @@ pub struct Archive {
 }
 
 /// What `jeeves backup` reports: the Job (none for `--list`), the archive it wrote, those
-/// retention removed, and every archive on the volume, newest first.
+/// retention removed, and every archive where they are kept, newest first.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Where the archives are: `volume NAMESPACE/CLAIM` or `s3://BUCKET/PREFIX/`.
+    #[serde(rename = "where")]
     pub volume: String,
     pub job: Option<String>,
     pub wrote: Option<String>,
+    /// Whether the archive written is a point in time (`mongodump --oplog`, on a replica set
+    /// whose oplog the backup's user may read), and the script's words on it.
+    pub point_in_time: Option<bool>,
+    pub consistency: Option<String>,
     pub removed: Vec<String>,
     pub archives: Vec<Archive>,
 }
@@ -32,10 +38,19 @@ impl Report {
                 .map(str::to_string)
                 .collect()
         };
+        let consistency = log
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("jeeves-backup: "))
+            .rfind(|l| l.starts_with("point in time") || l.starts_with("not a point in time"))
+            .map(str::to_string);
         Report {
             volume,
             job,
             wrote: said("wrote ").pop(),
+            point_in_time: consistency
+                .as_deref()
+                .map(|c| c.starts_with("point in time")),
+            consistency,
             removed: said("removed "),
             archives: parse(log),
         }
@@ -46,6 +61,9 @@ impl Report {
         let mut out = String::new();
         if let Some(w) = &self.wrote {
             out.push_str(&format!("wrote {w}\n"));
+        }
+        if let Some(c) = &self.consistency {
+            out.push_str(&format!("{c}\n"));
         }
         for r in &self.removed {
             out.push_str(&format!("removed {r}\n"));
@@ -66,6 +84,21 @@ pub fn parse(log: &str) -> Vec<Archive> {
                 bytes: bytes.trim().parse().ok()?,
                 started: started_rfc3339(name),
             })
+        })
+        .collect();
+    out.sort_by(|a, b| b.name.cmp(&a.name));
+    out
+}
+
+/// The archives among a bucket's objects (name, bytes), newest first.
+pub fn from_objects(objects: Vec<(String, u64)>) -> Vec<Archive> {
+    let mut out: Vec<Archive> = objects
+        .into_iter()
+        .filter(|(name, _)| started(name).is_some())
+        .map(|(name, bytes)| Archive {
+            started: started_rfc3339(&name),
+            name,
+            bytes,
         })
         .collect();
     out.sort_by(|a, b| b.name.cmp(&a.name));
@@ -119,10 +152,7 @@ pub fn size(bytes: u64) -> String {
 
 /// The table `jeeves backup` and `jeeves backup --list` print.
 pub fn table(archives: &[Archive], volume: &str) -> String {
-    let mut out = format!(
-        "{} archive(s) in volume {volume}, newest first:\n",
-        archives.len()
-    );
+    let mut out = format!("{} archive(s) in {volume}, newest first:\n", archives.len());
     for a in archives {
         out.push_str(&format!(
             "  {:<40} {:<24} {:>10}\n",
@@ -141,6 +171,7 @@ mod tests {
     #[test]
     fn the_jobs_listing_becomes_a_table_newest_first() {
         let log = "2026-11-27T03:15:01.000+0000\twriting rocketchat.users to archive\n\
+                   jeeves-backup: point in time: mongodump --oplog (replica-set rs0)\n\
                    jeeves-backup: wrote mongodb-20261127T031500Z.archive.gz\n\
                    jeeves-backup: removed mongodb-20261120T031500Z.archive.gz\n\
                    jeeves-backup: archive mongodb-20261126T031500Z.archive.gz 1048576\n\
@@ -163,20 +194,21 @@ mod tests {
                 },
             ]
         );
-        let r = Report::from_log(log, "ns/v".into(), Some("ns/j".into()));
+        let r = Report::from_log(log, "volume ns/v".into(), Some("ns/j".into()));
         assert_eq!(
             r.wrote.as_deref(),
             Some("mongodb-20261127T031500Z.archive.gz")
         );
         assert_eq!(r.removed, ["mongodb-20261120T031500Z.archive.gz"]);
+        assert_eq!(r.point_in_time, Some(true));
         assert!(
             r.text().starts_with(
-                "wrote mongodb-20261127T031500Z.archive.gz\nremoved mongodb-20261120T031500Z.archive.gz\n2 archive(s) in volume ns/v"
+                "wrote mongodb-20261127T031500Z.archive.gz\npoint in time: mongodump --oplog (replica-set rs0)\nremoved mongodb-20261120T031500Z.archive.gz\n2 archive(s) in volume ns/v"
             ),
             "{}",
             r.text()
         );
-        let t = table(&a, "psautoinfra/rocketchat-mongodb-backup");
+        let t = table(&a, "volume psautoinfra/rocketchat-mongodb-backup");
         assert!(t.starts_with("2 archive(s) in volume psautoinfra/rocketchat-mongodb-backup"));
         assert!(
             t.contains("2026-11-27 03:15:00 UTC") && t.contains("1.5 MiB"),
@@ -184,6 +216,16 @@ mod tests {
         );
         assert_eq!(started("mongodb-2026.archive.gz"), None);
         assert_eq!(size(512), "512 B");
+        let listed = from_objects(vec![
+            ("mongodb-20261126T031500Z.archive.gz".into(), 3),
+            ("notes.txt".into(), 1),
+            ("mongodb-20261127T031500Z.archive.gz".into(), 4),
+        ]);
+        assert_eq!(
+            listed.iter().map(|a| a.bytes).collect::<Vec<_>>(),
+            [4, 3],
+            "{listed:?}"
+        );
         assert_eq!(size(10 * 1024 * 1024 * 1024), "10.0 GiB");
     }
 }

@@ -20,6 +20,8 @@ pub struct Jobs<'a> {
     pub deadline: Deadline,
     pub verbose: bool,
     pub redactor: &'a Redactor,
+    /// Where the archives are, for the report: `volume NS/CLAIM` or `s3://BUCKET/PREFIX/`.
+    pub archives_at: String,
 }
 
 /// A Job name: the CronJob's name (at most 52 characters) and an 11-character suffix, as the
@@ -120,7 +122,7 @@ impl Jobs<'_> {
     }
 
     fn volume(&self) -> String {
-        format!("{}/{}", self.namespace, self.cronjob)
+        self.archives_at.clone()
     }
 
     /// `kubectl wait --for=condition=CONDITION` on `job`, stopped once `stop` is notified;
@@ -172,7 +174,10 @@ impl Jobs<'_> {
                 self.namespace
             )
         })?;
-        let logs = self.kubectl(&["logs", &job, "-n", self.namespace]).await?;
+        // Every container's: the dump's and, with S3, the upload's.
+        let logs = self
+            .kubectl(&["logs", &job, "-n", self.namespace, "--all-containers"])
+            .await?;
         let log = if logs.status.success() {
             logs.stdout
         } else {

@@ -5,6 +5,7 @@
 //! pods only; the Job's log is how its contents reach us). Through the tunnel, like `up`.
 
 mod archives;
+mod bucket;
 mod job;
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::{BackupArgs, GlobalArgs};
-use crate::config::Settings;
+use crate::config::{BackupDestination, Settings};
 use crate::exit_code::{self, UsageError};
 use crate::fleet::Fleet;
 use crate::fleet::api_tunnel::{self, ApiTunnelOptions, kubeconfig_path};
@@ -35,6 +36,11 @@ pub async fn run(
         ))
         .into());
     };
+    if let (true, BackupDestination::S3(s3)) = (args.list, &backup.destination) {
+        let report = bucket::list(settings, s3).await?;
+        print!("{}", redactor.redact(&render(g, &report)?));
+        return Ok(exit_code::SUCCESS);
+    }
     settings.check_ssh_key()?;
     // Ctrl-C or a Jenkins abort stops the kubectl under way (the Job itself runs on in the
     // cluster), closes the tunnel and releases the lock: exit 130 / 143.
@@ -71,6 +77,12 @@ pub async fn run(
         },
         verbose: g.verbose,
         redactor: &redactor,
+        archives_at: match &backup.destination {
+            BackupDestination::Volume => {
+                format!("volume {}/{}", settings.helm.namespace, backup.name)
+            }
+            BackupDestination::S3(s3) => bucket::url(s3),
+        },
     };
     let out = if args.list {
         jobs.list().await
@@ -79,10 +91,13 @@ pub async fn run(
     };
     drop(opened.tunnel);
     let report = out?;
-    let text = match g.output {
-        OutputMode::Json => serde_json::to_string(&report)? + "\n",
-        OutputMode::Auto | OutputMode::Plain => report.text(),
-    };
-    print!("{}", redactor.redact(&text));
+    print!("{}", redactor.redact(&render(g, &report)?));
     Ok(exit_code::SUCCESS)
+}
+
+fn render(g: &GlobalArgs, report: &archives::Report) -> Result<String> {
+    Ok(match g.output {
+        OutputMode::Json => serde_json::to_string(report)? + "\n",
+        OutputMode::Auto | OutputMode::Plain => report.text(),
+    })
 }

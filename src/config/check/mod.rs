@@ -146,7 +146,7 @@ impl Checker {
         let maintenance = maintenance::check(c, raw.maintenance);
         let backup = raw
             .backup
-            .map(|b| backup::check(c, b, helm.as_ref().map(|h| h.release.as_str())));
+            .map(|b| backup::check(c, b, helm.as_ref().map(|h| h.release.as_str()), &name));
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));

@@ -54,7 +54,7 @@ pub(super) fn check(
 
 /// S3's bucket naming rules (general purpose buckets): 3-63 characters of lowercase letters,
 /// digits, dots and hyphens, starting and ending with a letter or digit.
-fn bucket_name(value: &str) -> Result<String, String> {
+pub(super) fn bucket_name(value: &str) -> Result<String, String> {
     let ok_chars = value
         .chars()
         .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '.' || ch == '-');
@@ -75,7 +75,7 @@ fn bucket_name(value: &str) -> Result<String, String> {
 }
 
 /// A key prefix without leading or trailing `/` (Jeeves adds the separators).
-fn key_prefix(value: &str) -> Result<String, String> {
+pub(super) fn key_prefix(value: &str) -> Result<String, String> {
     if value.starts_with('/') || value.ends_with('/') || value.contains("//") {
         Err(format!(
             "`{value}` must not start or end with `/` nor contain `//` (e.g. jeeves/rocketchat)"
@@ -87,7 +87,7 @@ fn key_prefix(value: &str) -> Result<String, String> {
     }
 }
 
-fn region(value: &str) -> Result<String, String> {
+pub(super) fn region(value: &str) -> Result<String, String> {
     let ok = value.split('-').count() >= 3
         && value
             .chars()

@@ -162,6 +162,14 @@ pub fn backup_storage_size() -> String {
 pub fn backup_timeout() -> String {
     "30m".into()
 }
+pub fn backup_destination() -> String {
+    "volume".into()
+}
+/// The aws CLI v2's own image (aws/aws-cli, `docker/Dockerfile`: Amazon Linux 2, `aws` and a
+/// shell); 2.13 and later read the S3 endpoint from `AWS_ENDPOINT_URL_S3`.
+pub fn backup_upload_image() -> String {
+    "docker.io/amazon/aws-cli:2.27.9".into()
+}
 pub fn restart_window() -> String {
     "15m".into()
 }

@@ -33,7 +33,10 @@ pub mod tools;
 mod traefik;
 mod values_diff;
 
-pub use backup::{BACKUP_MOUNT_PATH, backup_script_indented};
+pub use backup::{
+    BACKUP_MOUNT_PATH, BACKUP_STARTING_DEADLINE_SECONDS, backup_script_indented,
+    upload_script_indented,
+};
 use release::{Recovery, Release};
 use secret::MongoSecret;
 pub use tools::Tools;
