@@ -190,6 +190,11 @@ pub struct UpArgs {
     /// on a terminal `up` asks instead, elsewhere it refuses with exit 2).
     #[arg(long)]
     pub allow_replace: bool,
+    /// Roll the release to an older Rocket.Chat (chart appVersion) than the one running. Its
+    /// database migrations ran forward and are not undone: restore a backup from before the
+    /// upgrade instead where you can.
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +205,9 @@ pub struct PlanArgs {
     /// `terraform plan -detailed-exitcode`).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Plan a move to an older Rocket.Chat than the one running (as `up --allow-downgrade`).
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Args)]

@@ -63,6 +63,8 @@ pub struct Runner<'a> {
     pub fleet: &'a Fleet,
     /// `up --allow-replace`: a terraform plan may replace or destroy without asking.
     pub allow_replace: bool,
+    /// `up/plan --allow-downgrade`: the release may move to an older Rocket.Chat.
+    pub allow_downgrade: bool,
 }
 
 impl Runner<'_> {
@@ -241,6 +243,7 @@ impl Runner<'_> {
             force,
             fleet: self.fleet,
             allow_replace: self.allow_replace,
+            allow_downgrade: self.allow_downgrade,
         };
         let changes = match probed {
             Some(changes) => changes,

@@ -28,6 +28,8 @@ pub struct StageContext<'a> {
     pub fleet: &'a Fleet,
     /// `up --allow-replace`: destructive terraform plans are applied without asking.
     pub allow_replace: bool,
+    /// `up/plan --allow-downgrade`: the release may move to an older Rocket.Chat.
+    pub allow_downgrade: bool,
 }
 
 impl StageContext<'_> {

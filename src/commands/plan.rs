@@ -26,6 +26,7 @@ pub async fn run(
             force: &[],
             host_keys: HostKeyPolicy::Strict,
             allow_replace: false,
+            allow_downgrade: args.allow_downgrade,
         },
         "plan",
     )

@@ -286,6 +286,7 @@ async fn start_and_repair(
         reporter,
         fleet,
         allow_replace: false,
+        allow_downgrade: false,
     };
     let mut report = RunReport::default();
     let all = StageName::ALL;
@@ -342,6 +343,7 @@ async fn ssh_answers(
         force: false,
         fleet,
         allow_replace: false,
+        allow_downgrade: false,
     };
     cx.pin(&hosts).await?;
     let waited = Instant::now();
@@ -396,6 +398,7 @@ async fn remove_leftover_pods(
         force: false,
         fleet,
         allow_replace: false,
+        allow_downgrade: false,
     };
     crate::stages::deploy::maintenance::after_start(&mut cx)
         .await

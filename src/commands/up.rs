@@ -41,6 +41,7 @@ pub async fn run(
             force: &args.force,
             host_keys,
             allow_replace: args.allow_replace,
+            allow_downgrade: args.allow_downgrade,
         },
         "up",
     )
@@ -53,6 +54,7 @@ pub(super) struct Options<'a> {
     pub force: &'a [crate::stage_name::StageName],
     pub host_keys: HostKeyPolicy,
     pub allow_replace: bool,
+    pub allow_downgrade: bool,
 }
 
 /// Shared by `up` and `plan`: run the stages and report the run. Returns the exit code and
@@ -81,6 +83,7 @@ pub(super) async fn execute(
         reporter,
         fleet: &fleet,
         allow_replace: opts.allow_replace,
+        allow_downgrade: opts.allow_downgrade,
     };
     let report = runner.run(mode, stages, opts.force, &mut state).await;
     reporter.log(

@@ -23,6 +23,7 @@ use crate::stage_name::StageName;
 use crate::templates::Templates;
 
 mod backup;
+mod db_version;
 pub mod maintenance;
 mod release;
 mod rollout;
@@ -111,6 +112,9 @@ impl Stage for DeployStage {
     }
 
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
+        let chart = cx.settings.helm.reads;
+        // Before anything is read: the chart's own MongoDB is one its Rocket.Chat exits on.
+        db_version::refuse_bundled(cx.settings, chart)?;
         let rendered = render(cx.settings)?;
         // The run's tunnel, opened here when the run has none yet (`up --only deploy`).
         let kubeconfig = super::tunnel::kubeconfig_for_run(cx).await?;
@@ -134,6 +138,28 @@ impl Stage for DeployStage {
         let live = live?;
         let traefik = traefik::judge(cx, &rendered.traefik, &live, diff)?;
         let release = release?;
+        if release.release != Release::Current {
+            // A Rocket.Chat is about to roll: never onto an older one, never onto a database
+            // it exits on. (Nothing rolls when the release is current: no read, plan stays fast.)
+            if let Some(running) = &release.running {
+                db_version::refuse_downgrade(
+                    cx.settings,
+                    chart,
+                    &running.chart,
+                    &running.app_version,
+                    cx.allow_downgrade,
+                )?;
+            }
+            if cx.settings.helm.bundled_mongodb {
+                let server =
+                    db_version::bundled(&tools, cx, chart, &rendered.values.wanted).await?;
+                db_version::refuse_server(cx.settings, chart, &server)?;
+                cx.info(format!(
+                    "MongoDB {} ({}): Rocket.Chat {} needs {} or newer",
+                    server.version, server.source, chart.app_version, chart.mongodb_min
+                ));
+            }
+        }
         let secret = secret::update(
             cx.settings,
             &live_secret?,
