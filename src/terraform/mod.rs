@@ -12,6 +12,9 @@ use tokio::process::Command;
 use crate::process::{self, Said};
 use crate::state::{Host, Inventory, write_private};
 
+mod kept;
+pub use kept::KEPT_MODULE;
+
 const PLAN_FILE: &str = "terraform.tfplan";
 const VARS_FILE: &str = "terraform.tfvars.json";
 
