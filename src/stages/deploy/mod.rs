@@ -39,6 +39,26 @@ use release::{Recovery, Release};
 use secret::MongoSecret;
 pub use tools::Tools;
 
+/// For `jeeves check`: the MongoDB the bundled subchart's StatefulSet (`kubectl get
+/// statefulset NAME -o json`) runs, judged against the chart's Rocket.Chat: `Ok(message)` when
+/// it accepts it, `Err(message)` when it exits on it.
+pub fn judge_bundled_statefulset(
+    settings: &Settings,
+    sts: &serde_json::Value,
+) -> Result<std::result::Result<String, String>> {
+    let chart = settings.helm.reads;
+    let name = crate::chart::bundled_mongodb_fullname(&settings.helm.release);
+    let server = db_version::from_statefulset(&name, sts)?;
+    let said = format!(
+        "MongoDB {} ({}); Rocket.Chat {} needs {} or newer",
+        server.version, server.source, chart.app_version, chart.mongodb_min
+    );
+    Ok(match chart.rejects(server.version) {
+        None => Ok(said),
+        Some(_) => Err(said),
+    })
+}
+
 fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
