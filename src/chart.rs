@@ -11,6 +11,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+pub use crate::mongo_version::MongoVersion;
+
 /// The chart's name (`Chart.yaml` `name`), the default of `rocketchat.name`.
 pub const CHART_NAME: &str = "rocketchat";
 
@@ -35,6 +37,16 @@ pub struct ChartVersion {
     /// they follow `nats.exporter.enabled` and `mongodb.metrics.enabled`, which also run the
     /// exporters: Jeeves leaves those as the chart has them.
     pub monitor_switches: bool,
+    /// The oldest MongoDB server this chart's Rocket.Chat starts on: below it the server prints
+    /// "YOUR CURRENT MONGODB VERSION IS NOT SUPPORTED" and exits 1
+    /// (`apps/meteor/server/startup/serverRunning.{js,ts}`, `semver.satisfies(…, '<X')`, unless
+    /// `BYPASS_MONGO_VALIDATION`). No upper bound: the check has none. The source for each
+    /// row is on the row.
+    pub mongodb_min: MongoVersion,
+    /// The MongoDB the chart's bundled subchart runs when nothing overrides it: the tag of the
+    /// subchart's `image` (`charts/mongodb/values.yaml`, bitnami/mongodb 13.18.5), checked by
+    /// `tests/charts.rs` against the StatefulSet the real `helm template` renders.
+    pub bundled_mongodb: &'static str,
 }
 
 /// The supported versions, oldest first. To add one: a row here, its tarball in
@@ -46,6 +58,10 @@ pub const SUPPORTED: &[ChartVersion] = &[
         oplog_uri: true,
         legacy_bitnami_images: true,
         monitor_switches: false,
+        // Rocket.Chat 7.x: `serverRunning.js` exits below 5.0.0 (RocketChat/Rocket.Chat#32162,
+        // 7.0.0, "Removed Mongo 4.4 support"; 5.0 deprecated, 6.0+ recommended).
+        mongodb_min: MongoVersion::new(5, 0, 0),
+        bundled_mongodb: "6.0.10-debian-11-r8",
     },
     ChartVersion {
         version: "7.0.2",
@@ -53,6 +69,13 @@ pub const SUPPORTED: &[ChartVersion] = &[
         oplog_uri: false,
         legacy_bitnami_images: false,
         monitor_switches: true,
+        // Rocket.Chat 8.x: 8.0.0 dropped MongoDB 5.0 and 6.0 (RocketChat/Rocket.Chat#35961:
+        // `serverRunning.ts` exits below 7.0.0), then required 8.2, lowered to 8.0 by
+        // RocketChat/Rocket.Chat#38596 (merged 2026-02-10, first in 8.2.x; release notes of
+        // 8.2.1 and later: "MongoDB: 8.0"). 8.6.1 against 6.0.10 prints "PLEASE UPGRADE TO
+        // VERSION 8.0 OR LATER" and exits 1 (Canepro/rc-repro, docs, finding 3).
+        mongodb_min: MongoVersion::new(8, 0, 0),
+        bundled_mongodb: "6.0.10-debian-11-r8",
     },
 ];
 
@@ -102,12 +125,17 @@ pub fn ddp_streamer_service(release: &str) -> String {
 /// chart's own `rocketchat.mongodb.fullname` always writes `<release>-mongodb-headless`, which
 /// misses the Service for such release names.) Port `service.ports.mongodb`: 27017.
 pub fn bundled_mongodb_host(release: &str) -> String {
-    let fullname = if release.contains("mongodb") {
+    format!("{}-headless:27017", bundled_mongodb_fullname(release))
+}
+
+/// The subchart's `mongodb.fullname` (see `bundled_mongodb_host`): also the name of its
+/// StatefulSet, whose `mongodb` container runs the bundled server.
+pub fn bundled_mongodb_fullname(release: &str) -> String {
+    if release.contains("mongodb") {
         dns_name(release)
     } else {
         dns_name(&format!("{release}-mongodb"))
-    };
-    format!("{fullname}-headless:27017")
+    }
 }
 
 /// The keys of the MongoDB secret (`existingMongodbSecret`, and for the bundled MongoDB
@@ -123,6 +151,21 @@ pub mod secret_keys {
 }
 
 impl ChartVersion {
+    /// `Some(why)` when this chart's Rocket.Chat refuses a MongoDB server `server`.
+    pub fn rejects(&self, server: MongoVersion) -> Option<String> {
+        (server < self.mongodb_min).then(|| {
+            format!(
+                "Rocket.Chat {} (chart {}) needs MongoDB {}.{} or newer and exits on {server}",
+                self.app_version, self.version, self.mongodb_min.major, self.mongodb_min.minor
+            )
+        })
+    }
+
+    /// The bundled subchart's MongoDB, as a version.
+    pub fn bundled_mongodb_version(&self) -> MongoVersion {
+        MongoVersion::coerce(self.bundled_mongodb).unwrap_or(MongoVersion::new(0, 0, 0))
+    }
+
     /// Every key of the MongoDB secret this chart version reads, for either MongoDB choice.
     pub fn secret_keys(&self, bundled: bool) -> Vec<&'static str> {
         use secret_keys::*;
@@ -233,5 +276,24 @@ mod tests {
         }
         assert!(supported(DEFAULT_VERSION).is_some());
         assert!(supported("6.24.0").is_none());
+    }
+
+    #[test]
+    fn each_chart_accepts_the_mongodb_its_rocket_chat_starts_on() {
+        let v = MongoVersion::new;
+        let (six, seven) = (supported("6.25.1").unwrap(), supported("7.0.2").unwrap());
+        assert_eq!(six.rejects(v(6, 0, 10)), None);
+        assert_eq!(six.rejects(v(5, 0, 0)), None);
+        assert!(six.rejects(v(4, 4, 29)).is_some());
+        assert_eq!(seven.rejects(v(8, 0, 0)), None);
+        assert_eq!(seven.rejects(v(8, 2, 1)), None);
+        let why = seven.rejects(v(7, 0, 14)).unwrap();
+        assert!(
+            why.contains("8.0 or newer") && why.contains("7.0.14"),
+            "{why}"
+        );
+        // The broken pair of issue 24: chart 7.0.2's own bundled MongoDB.
+        assert!(seven.rejects(seven.bundled_mongodb_version()).is_some());
+        assert_eq!(six.rejects(six.bundled_mongodb_version()), None);
     }
 }

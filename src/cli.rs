@@ -193,10 +193,16 @@ pub struct UpArgs {
     /// on a terminal `up` asks instead, elsewhere it refuses with exit 2).
     #[arg(long)]
     pub allow_replace: bool,
+    /// Roll the release to an older Rocket.Chat (chart appVersion) than the one running. Its
+    /// database migrations ran forward and are not undone: restore a backup from before the
+    /// upgrade instead where you can.
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Apply a plan saved by `plan --out FILE`, exactly: its stages, terraform's saved plan
     /// file, and nothing else. Refused (exit 2, nothing applied) when a fresh plan differs from
-    /// it or the settings moved; its replacements were approved and need no --allow-replace.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["only", "from", "skip", "force", "allow_replace"])]
+    /// it or the settings moved; its replacements (and a downgrade planned with
+    /// --allow-downgrade) were approved and need no --allow-replace.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["only", "from", "skip", "force", "allow_replace", "allow_downgrade"])]
     pub plan: Option<PathBuf>,
 }
 
@@ -218,6 +224,9 @@ pub struct PlanArgs {
     /// every stage's planned changes, with a digest of the settings they came from.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Plan a move to an older Rocket.Chat than the one running (as `up --allow-downgrade`).
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Args)]

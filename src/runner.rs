@@ -67,6 +67,8 @@ pub struct Runner<'a> {
     pub allow_replace: bool,
     /// `up --plan FILE`: the approved terraform plan file, applied instead of a new plan.
     pub saved_tfplan: Option<&'a std::path::Path>,
+    /// `up/plan --allow-downgrade`: the release may move to an older Rocket.Chat.
+    pub allow_downgrade: bool,
 }
 
 impl Runner<'_> {
@@ -251,6 +253,7 @@ impl Runner<'_> {
             fleet: self.fleet,
             allow_replace: self.allow_replace,
             saved_tfplan: self.saved_tfplan,
+            allow_downgrade: self.allow_downgrade,
         };
         let changes = match probed {
             Some(changes) => changes,

@@ -62,6 +62,9 @@ pub struct SavedPlan {
     pub jeeves_version: String,
     /// The stages the plan covers, in order (`--only`, `--from`, `--skip` as given to `plan`).
     pub stages: Vec<StageName>,
+    /// Planned with `--allow-downgrade`: the move to an older Rocket.Chat was shown and approved.
+    #[serde(default)]
+    pub allow_downgrade: bool,
     pub plans: Vec<StagePlan>,
     /// Per stage: setting path (`helm.version`, `templates/haproxy.cfg.hbs`) → SHA-256.
     pub inputs: BTreeMap<StageName, BTreeMap<String, String>>,
@@ -78,6 +81,7 @@ impl SavedPlan {
     pub fn new(
         settings: &Settings,
         stages: &[StageName],
+        allow_downgrade: bool,
         planned: &[(StageName, Vec<Change>)],
         terraform_plan: Option<(Vec<u8>, BTreeMap<String, String>)>,
     ) -> Result<SavedPlan> {
@@ -92,6 +96,7 @@ impl SavedPlan {
             created_at: crate::state::now_rfc3339(),
             jeeves_version: env!("CARGO_PKG_VERSION").into(),
             stages: stages.to_vec(),
+            allow_downgrade,
             plans: planned
                 .iter()
                 .map(|(stage, changes)| StagePlan {
@@ -311,6 +316,7 @@ mod tests {
             created_at: String::new(),
             jeeves_version: String::new(),
             stages: vec![StageName::Terraform, StageName::Bootstrap],
+            allow_downgrade: false,
             plans: vec![StagePlan {
                 stage: StageName::Terraform,
                 changes: changes

@@ -30,6 +30,8 @@ pub struct StageContext<'a> {
     pub allow_replace: bool,
     /// `up --plan FILE`: the terraform plan file it holds, applied as is (already approved).
     pub saved_tfplan: Option<&'a std::path::Path>,
+    /// `up/plan --allow-downgrade`: the release may move to an older Rocket.Chat.
+    pub allow_downgrade: bool,
 }
 
 impl StageContext<'_> {

@@ -379,3 +379,44 @@ fn the_metrics_switch_renders_the_pod_monitor_and_the_metrics_ports() {
         }
     }
 }
+
+/// `chart::ChartVersion::bundled_mongodb` is the image tag of the MongoDB StatefulSet the real
+/// `helm template` renders from the chart's defaults: the version the bundled mode runs when
+/// nothing was deployed yet, which `plan` checks against the chart's Rocket.Chat (issue 24).
+#[test]
+fn the_bundled_mongodb_version_is_the_one_the_chart_renders() {
+    for c in chart::SUPPORTED {
+        let chart_path = common::chart(c.version);
+        let (code, out) = tool(
+            "helm",
+            &[
+                "template",
+                "rocketchat",
+                chart_path.as_str(),
+                "--kube-version",
+                KUBE_VERSION,
+                // The chart refuses to render its bundled MongoDB without passwords.
+                "--set",
+                "mongodb.auth.passwords={x},mongodb.auth.rootPassword=x",
+                "--show-only",
+                "charts/mongodb/templates/replicaset/statefulset.yaml",
+            ],
+        );
+        assert_eq!(code, 0, "helm template {}:\n{out}", c.version);
+        let images: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("image:"))
+            .map(|i| i.trim().trim_matches('"'))
+            .filter(|i| i.contains("/mongodb:"))
+            .collect();
+        assert_eq!(
+            images
+                .iter()
+                .map(|i| i.rsplit_once(':').unwrap().1)
+                .collect::<Vec<_>>(),
+            [c.bundled_mongodb],
+            "chart {}: the StatefulSet's mongodb image: {images:?}",
+            c.version
+        );
+    }
+}

@@ -438,6 +438,85 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     assert!(cluster["objects"]["Deployment/psautoinfra/rocketchat-stream-hub"].is_null());
     assert_eq!(unresolved_backends(&cluster), Vec::<String>::new());
 
+    // Issue 24: versions are checked before a Rocket.Chat rolls (about 3 s: four plans).
+    // Back to chart 6.25.1 (Rocket.Chat 7.6.0 after 8.6.1): refused, naming both, unless
+    // --allow-downgrade.
+    t.env("JEEVES_HELM_VERSION", "6.25.1")
+        .env("JEEVES_HELM_CHART", &chart("6.25.1"));
+    let run = t.run(&["plan", "--only", "deploy"]).expect(2);
+    assert!(
+        [
+            "helm.version",
+            "6.25.1",
+            "7.6.0",
+            "rocketchat-7.0.2",
+            "8.6.1",
+            "--allow-downgrade"
+        ]
+        .iter()
+        .all(|p| run.stderr.contains(p)),
+        "{}",
+        run.stderr
+    );
+    t.run(&["plan", "--only", "deploy", "--allow-downgrade"])
+        .expect(0);
+    // Bundled on 6.25.1 onto a bundled MongoDB 4.4 that runs (read from its StatefulSet through
+    // kubectl): Rocket.Chat 7.6.0 exits below 5.0, so the plan refuses, naming both versions.
+    let mut state = read_state();
+    state["objects"]["StatefulSet/psautoinfra/rocketchat-mongodb"] = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "rocketchat-mongodb", "namespace": "psautoinfra"},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [
+            {"name": "mongodb", "image": "docker.io/bitnami/mongodb:4.4.15-debian-10-r8"}]}}}});
+    std::fs::write(&cluster_state, state.to_string()).unwrap();
+    t.env("JEEVES_HELM_MONGODB", "bundled");
+    let run = t
+        .run(&["plan", "--only", "deploy", "--allow-downgrade"])
+        .expect(2);
+    assert!(
+        [
+            "helm.version",
+            "Rocket.Chat 7.6.0",
+            "MongoDB 5.0 or newer",
+            "4.4.15",
+            "StatefulSet rocketchat-mongodb"
+        ]
+        .iter()
+        .all(|p| run.stderr.contains(p)),
+        "{}",
+        run.stderr
+    );
+    let mut state = read_state();
+    state["objects"]
+        .as_object_mut()
+        .unwrap()
+        .remove("StatefulSet/psautoinfra/rocketchat-mongodb");
+    std::fs::write(&cluster_state, state.to_string()).unwrap();
+    // Bundled with chart 7.0.2: refused outright, before anything is read, pointing to the
+    // operator and the migration.
+    t.env("JEEVES_HELM_VERSION", "7.0.2")
+        .env("JEEVES_HELM_CHART", &chart("7.0.2"));
+    let before = calls(&t).len();
+    let run = t.run(&["plan", "--only", "deploy"]).expect(2);
+    assert!(
+        [
+            "helm.mongodb",
+            "6.0.10",
+            "8.6.1",
+            "operator",
+            "jeeves restore"
+        ]
+        .iter()
+        .all(|p| run.stderr.contains(p)),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !verbs(&calls(&t), before).iter().any(|v| v != "kubectl get"),
+        "nothing but reads before the refusal"
+    );
+    t.env("JEEVES_HELM_MONGODB", "external");
+
     // An IngressRoute whose backend the chart does not make (the 404 this check exists for:
     // the Service named after the release alone) fails the stage, naming what exists.
     let route = t.path("templates/traefik/60-ingressroute.yaml.hbs");

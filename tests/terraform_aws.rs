@@ -35,6 +35,8 @@ fn tagged() -> Filter {
         .build()
 }
 const DOMAIN: &str = "chat.jeeves.test";
+/// `<project>-backup-<account id>` (terraform/aws/backup.tf).
+const BACKUP_BUCKET: &str = "jeeves-aws-backup-099720109477";
 /// Not a secret: the public half of a throwaway key (EC2 ImportKeyPair parses it).
 const PUBLIC_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAsm/l4ciHtvAWHh2qtFAaYEx2W5ksrrlhQiRIoF0rQG jeeves-test";
@@ -298,12 +300,16 @@ type Step = (&'static str, fn(&Stack));
 #[test]
 fn terraform_aws_on_the_real_provider_through_jeeves() {
     let s = Stack::new();
-    let steps: [Step; 8] = [
+    let steps: [Step; 9] = [
         (
             "ami_id set: no image lookup",
             up_with_ami_id_set_builds_the_stack_without_an_image_lookup,
         ),
         ("inventory", the_inventory_holds_ids_hostnames_and_the_eip),
+        (
+            "backup bucket",
+            the_backup_bucket_is_private_and_the_nodes_may_use_only_their_prefix,
+        ),
         ("re-run unchanged", a_rerun_is_unchanged),
         (
             "newer image; plan answers 0",
@@ -341,7 +347,9 @@ fn up_with_ami_id_set_builds_the_stack_without_an_image_lookup(s: &Stack) {
     );
     assert_eq!(up.stage_result("terraform"), "changed");
     let planned = up.planned("terraform");
-    assert_eq!(planned.len(), 12, "[builds the stack] {planned:#?}");
+    // 12 for the cluster, 8 for the backups (backup.tf: the bucket and its 4 settings, the
+    // nodes' role, its policy and instance profile).
+    assert_eq!(planned.len(), 20, "[builds the stack] {planned:#?}");
     assert!(
         planned.iter().all(|c| c.starts_with("create ")),
         "[builds the stack] {planned:#?}"
@@ -690,7 +698,36 @@ fn ec2_checks(s: &Stack, running: bool) -> std::collections::BTreeMap<String, (S
 }
 
 fn down_leaves_no_resource_and_no_record(s: &Stack) {
+    // An archive, as the backup Job leaves one: it must outlive the stack.
+    block_on(
+        s.s3.put_object()
+            .bucket(BACKUP_BUCKET)
+            .key(format!("{PROJECT}/rocketchat-20260101T000000Z.archive.gz"))
+            .body(b"archive".to_vec().into())
+            .send(),
+    )
+    .unwrap();
     s.run(&["down", "--yes"]).expect(0);
+    let kept = block_on(
+        s.s3.list_objects_v2()
+            .bucket(BACKUP_BUCKET)
+            .prefix(format!("{PROJECT}/"))
+            .send(),
+    )
+    .unwrap();
+    assert_eq!(
+        kept.contents().len(),
+        1,
+        "[down] the archive outlives the stack"
+    );
+    // The bucket stays in the terraform state: the next `up` finds it there, nothing to make.
+    let plan = s.run(&["--output", "json", "plan", "--only", "terraform"]);
+    let planned = plan.planned("terraform");
+    assert!(
+        !planned.is_empty() && !planned.iter().any(|c| c.contains("module.backup_bucket")),
+        "[down] a plan after down makes the cluster again and nothing of the kept bucket: {planned:#?}\n{}",
+        plan.stderr
+    );
     assert_eq!(s.instances(), [], "[down] no instance left");
     assert_eq!(s.addresses(), [], "[down] no Elastic IP left");
     let groups = block_on(s.ec2.describe_security_groups().filters(tagged()).send()).unwrap();
@@ -701,10 +738,23 @@ fn down_leaves_no_resource_and_no_record(s: &Stack) {
     );
     let keys = block_on(s.ec2.describe_key_pairs().send()).unwrap();
     assert!(keys.key_pairs().is_empty(), "[down] key pairs left");
-    assert_eq!(
-        s.tfstate()["resources"],
-        serde_json::json!([]),
-        "[down] the terraform state holds no resource"
+    let left: Vec<String> = s.tfstate()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["mode"] == "managed")
+        .map(|r| {
+            format!(
+                "{}.{}.{}",
+                r["module"].as_str().unwrap_or("-"),
+                r["type"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        !left.is_empty() && left.iter().all(|r| r.starts_with("module.backup_bucket.")),
+        "[down] the terraform state holds the backup bucket's resources only: {left:?}"
     );
     let zones = block_on(s.r53.list_hosted_zones().send()).unwrap();
     let zone = zones.hosted_zones()[0].id().to_string();
@@ -731,4 +781,121 @@ fn down_leaves_no_resource_and_no_record(s: &Stack) {
         (&serde_json::Value::Null, &serde_json::json!([])),
         "[down] no record of the stack in the state: {state}"
     );
+}
+
+/// terraform/aws/backup.tf: the bucket versioned, encrypted, closed to the public; the nodes'
+/// instance profile on every instance, allowed only `<bucket>/<project>/*` (listing too), and
+/// reachable from pods (IMDSv2, hop limit 2).
+fn the_backup_bucket_is_private_and_the_nodes_may_use_only_their_prefix(s: &Stack) {
+    let b = BACKUP_BUCKET;
+    // The bucket's settings as the provider read them back from moto (`terraform apply`
+    // refreshes each after writing it). Not through the Rust SDK: moto 5.2.1 answers
+    // GetBucketVersioning with the root element `GetBucketVersioningResponse` where S3 answers
+    // `VersioningConfiguration`, which the Go SDK accepts and the Rust SDK refuses.
+    let state = s.tfstate();
+    let attrs = |kind: &str| -> serde_json::Value {
+        state["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["module"] == "module.backup_bucket" && r["type"] == kind)
+            .map(|r| r["instances"][0]["attributes"].clone())
+            .unwrap_or_else(|| panic!("[backup bucket] {kind} in the state"))
+    };
+    assert_eq!(
+        attrs("aws_s3_bucket")["bucket"],
+        b,
+        "[backup bucket] its name"
+    );
+    assert_eq!(
+        attrs("aws_s3_bucket_versioning")["versioning_configuration"][0]["status"],
+        "Enabled",
+        "[backup bucket] versioning"
+    );
+    assert_eq!(
+        attrs("aws_s3_bucket_server_side_encryption_configuration")["rule"][0]["apply_server_side_encryption_by_default"]
+            [0]["sse_algorithm"],
+        "AES256",
+        "[backup bucket] SSE-S3 without backup_kms_key_arn"
+    );
+    let pab = attrs("aws_s3_bucket_public_access_block");
+    for key in [
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ] {
+        assert_eq!(pab[key], true, "[backup bucket] {key}");
+    }
+    // And the bucket is there in moto's S3.
+    block_on(s.s3.head_bucket().bucket(b).send()).expect("[backup bucket] HeadBucket");
+    assert_eq!(
+        s.tfstate()["outputs"]["backup_bucket"]["value"],
+        b,
+        "[backup bucket] the output the backup reads"
+    );
+    let reply = block_on(s.ec2.describe_instances().filters(tagged()).send()).unwrap();
+    for i in reply.reservations().iter().flat_map(|r| r.instances()) {
+        if i.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some("terminated") {
+            continue;
+        }
+        let profile = i
+            .iam_instance_profile()
+            .and_then(|p| p.arn())
+            .unwrap_or_default();
+        assert!(
+            profile.ends_with(&format!("instance-profile/{PROJECT}-node")),
+            "[backup bucket] {:?} has the nodes' instance profile: {profile:?}",
+            i.instance_id()
+        );
+        let md = i.metadata_options().unwrap();
+        assert_eq!(
+            (
+                md.http_tokens().map(|t| t.as_str()),
+                md.http_put_response_hop_limit()
+            ),
+            (Some("required"), Some(2)),
+            "[backup bucket] IMDSv2 with hop limit 2 on {:?}",
+            i.instance_id()
+        );
+    }
+    // The role's policy as terraform read it back from IAM.
+    let policy = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "aws_iam_role_policy")
+        .map(|r| {
+            r["instances"][0]["attributes"]["policy"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .expect("[backup bucket] the role policy in the state");
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    let arn = format!("arn:aws:s3:::{b}");
+    let statements = policy["Statement"].as_array().unwrap();
+    for st in statements {
+        let resource = st["Resource"].as_str().unwrap_or_default();
+        match st["Sid"].as_str() {
+            Some("ListThePrefix") => {
+                assert_eq!(resource, arn, "[backup bucket] {st}");
+                let prefixes = &st["Condition"]["StringLike"]["s3:prefix"];
+                assert_eq!(
+                    prefixes,
+                    &serde_json::json!([format!("{PROJECT}/"), format!("{PROJECT}/*")]),
+                    "[backup bucket] listing only under the prefix: {st}"
+                );
+            }
+            Some("ObjectsUnderThePrefix") => {
+                assert_eq!(
+                    resource,
+                    format!("{arn}/{PROJECT}/*"),
+                    "[backup bucket] {st}"
+                )
+            }
+            other => panic!("[backup bucket] an unexpected statement {other:?}: {st}"),
+        }
+    }
+    assert_eq!(statements.len(), 2, "[backup bucket] {policy}");
 }

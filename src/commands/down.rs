@@ -97,7 +97,14 @@ async fn teardown(
     let outcome = async {
         let tf = terraform::terraform(settings, &session.state_dir)?;
         tf.init(|s| log.tool_said(s, true)).await?;
-        tf.destroy(terraform::report(log)).await
+        let kept = tf.destroy_keeping(terraform::report(log)).await?;
+        if kept {
+            log.info(format!(
+                "kept {} (the backup bucket): its archives outlive the stack; the next `up` finds it in the terraform state",
+                crate::terraform::KEPT_MODULE
+            ));
+        }
+        anyhow::Ok(())
     }
     .await;
     match outcome {

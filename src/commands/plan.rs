@@ -30,6 +30,7 @@ pub async fn run(
             host_keys: HostKeyPolicy::Strict,
             allow_replace: false,
             saved_tfplan: None,
+            allow_downgrade: args.allow_downgrade,
         },
         "plan",
     )
@@ -46,7 +47,14 @@ pub async fn run(
         } else {
             None
         };
-        SavedPlan::new(settings, &stages, &run.planned, tfplan)?.save(out)?;
+        SavedPlan::new(
+            settings,
+            &stages,
+            args.allow_downgrade,
+            &run.planned,
+            tfplan,
+        )?
+        .save(out)?;
         eprintln!(
             "Saved the plan to {}. Apply exactly this with `jeeves up --plan {}`; review it with `jeeves show {}`.",
             out.display(),

@@ -295,6 +295,7 @@ async fn start_and_repair(
         fleet,
         allow_replace: false,
         saved_tfplan: None,
+        allow_downgrade: false,
     };
     let mut report = RunReport::default();
     let all = StageName::ALL;
@@ -352,6 +353,7 @@ async fn ssh_answers(
         fleet,
         allow_replace: false,
         saved_tfplan: None,
+        allow_downgrade: false,
     };
     cx.pin(&hosts).await?;
     let waited = Instant::now();
@@ -407,6 +409,7 @@ async fn remove_leftover_pods(
         fleet,
         allow_replace: false,
         saved_tfplan: None,
+        allow_downgrade: false,
     };
     crate::stages::deploy::maintenance::after_start(&mut cx)
         .await

@@ -30,6 +30,11 @@ pub fn run(output: OutputMode, args: &ShowArgs) -> Result<u8> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if plan.allow_downgrade {
+        println!(
+            "Planned with --allow-downgrade: it may roll Rocket.Chat back to an older version."
+        );
+    }
     let going: Vec<String> = plan
         .plans
         .iter()

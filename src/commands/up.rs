@@ -48,6 +48,7 @@ pub async fn run(
             host_keys,
             allow_replace: args.allow_replace,
             saved_tfplan: None,
+            allow_downgrade: args.allow_downgrade,
         },
         "up",
     )
@@ -106,6 +107,7 @@ async fn apply_saved(
         host_keys,
         allow_replace: false,
         saved_tfplan: None,
+        allow_downgrade: saved.allow_downgrade,
     };
     let (quiet, _) = session.reporter.held();
     let fresh = run_stages(settings, &session, &quiet, Mode::Plan, &saved.stages, &opts).await?;
@@ -173,6 +175,7 @@ pub(super) struct Options<'a> {
     pub host_keys: HostKeyPolicy,
     pub allow_replace: bool,
     pub saved_tfplan: Option<&'a Path>,
+    pub allow_downgrade: bool,
 }
 
 /// What `execute` ran.
@@ -231,6 +234,7 @@ async fn run_stages(
         fleet: &fleet,
         allow_replace: opts.allow_replace,
         saved_tfplan: opts.saved_tfplan,
+        allow_downgrade: opts.allow_downgrade,
     };
     let report = runner.run(mode, stages, opts.force, &mut state).await;
     reporter.log(

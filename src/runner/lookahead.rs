@@ -60,6 +60,7 @@ impl LookAhead {
             let fleet = runner.fleet.patient(ahead.patience.clone());
             let mut state = state.clone();
             let (force, allow_replace) = (force.contains(&name), runner.allow_replace);
+            let allow_downgrade = runner.allow_downgrade;
             let task = tokio::spawn(async move {
                 let mut stage = stages::build(name);
                 let mut cx = StageContext {
@@ -73,6 +74,7 @@ impl LookAhead {
                     allow_replace,
                     // Terraform never probes ahead.
                     saved_tfplan: None,
+                    allow_downgrade,
                 };
                 let changes = stage.probe(&mut cx).await;
                 // The run may have gone on without it.

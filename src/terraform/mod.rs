@@ -17,6 +17,8 @@ mod show;
 mod ui;
 use show::{plan_changes, plan_digests};
 use ui::UiLine;
+mod kept;
+pub use kept::KEPT_MODULE;
 
 const PLAN_FILE: &str = "terraform.tfplan";
 const VARS_FILE: &str = "terraform.tfvars.json";

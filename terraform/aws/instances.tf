@@ -43,8 +43,13 @@ resource "aws_instance" "controller" {
     encrypted   = true
   }
 
+  iam_instance_profile = aws_iam_instance_profile.node.name
+
+  # IMDSv2 only; hop limit 2 so that a pod (one hop behind the node's network) reaches the
+  # instance profile's credentials (backup.tf).
   metadata_options {
-    http_tokens = "required"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 2
   }
 
   tags = {
@@ -71,8 +76,13 @@ resource "aws_instance" "worker" {
     encrypted   = true
   }
 
+  iam_instance_profile = aws_iam_instance_profile.node.name
+
+  # IMDSv2 only; hop limit 2 so that a pod (one hop behind the node's network) reaches the
+  # instance profile's credentials (backup.tf).
   metadata_options {
-    http_tokens = "required"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 2
   }
 
   tags = {

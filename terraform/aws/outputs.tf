@@ -22,3 +22,13 @@ output "workers" {
     }
   ]
 }
+
+output "backup_bucket" {
+  description = "The backup bucket (kept by `jeeves down`); the nodes may use only backup_prefix in it."
+  value       = module.backup_bucket.name
+}
+
+output "backup_prefix" {
+  description = "The key prefix the nodes' instance profile allows in backup_bucket."
+  value       = local.backup_prefix
+}

@@ -82,3 +82,32 @@ variable "ubuntu_release" {
   default     = "noble-24.04"
   description = "Ubuntu release of the AMI (Canonical's images)."
 }
+
+variable "backup_bucket" {
+  description = "The backup bucket's name; empty: <project>-backup-<account id>. It outlives `jeeves down`."
+  type        = string
+  default     = ""
+}
+
+variable "backup_prefix" {
+  description = "The key prefix the nodes may use in the backup bucket; empty: the project name."
+  type        = string
+  default     = ""
+}
+
+variable "backup_kms_key_arn" {
+  description = "A KMS key for the backup bucket's encryption (SSE-KMS); empty: SSE-S3 (AES256)."
+  type        = string
+  default     = ""
+}
+
+variable "backup_expire_days" {
+  description = "Archives (and old versions) in the backup bucket expire after this many days; 0: never (retention by `[backup] keep` only)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.backup_expire_days >= 0 && floor(var.backup_expire_days) == var.backup_expire_days
+    error_message = "backup_expire_days must be a whole number of days, 0 for no expiry."
+  }
+}

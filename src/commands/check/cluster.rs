@@ -119,7 +119,51 @@ async fn gather(
         &history.stdout,
         &history.stderr,
     ));
+    if settings.helm.bundled_mongodb {
+        out.push(bundled_mongodb_finding(settings, &tools, say).await);
+    }
     Ok(out)
+}
+
+/// The bundled MongoDB's version against what the chart's Rocket.Chat starts on (issue 24).
+async fn bundled_mongodb_finding(
+    settings: &Settings,
+    tools: &Tools,
+    say: impl FnMut(crate::process::Said<'_>),
+) -> Finding {
+    const CHECK: &str = "mongodb/version";
+    let name = crate::chart::bundled_mongodb_fullname(&settings.helm.release);
+    let args = [
+        "get",
+        "statefulset",
+        &name,
+        "-n",
+        &settings.helm.namespace,
+        "-o",
+        "json",
+    ];
+    let read = async {
+        let out = succeeded(
+            tools.kubectl_saying(&args, say).await?,
+            &format!("kubectl get statefulset {name}"),
+        )?;
+        let sts: Value = serde_json::from_str(&out.stdout)
+            .with_context(|| format!("`kubectl get statefulset {name}` printed no JSON"))?;
+        crate::stages::deploy::judge_bundled_statefulset(settings, &sts)
+    };
+    match read.await {
+        Ok(Ok(said)) => Finding::ok(CHECK, said),
+        Ok(Err(said)) => Finding::fail(
+            CHECK,
+            format!("{said}: Rocket.Chat exits on it"),
+            "back up (jeeves backup), set helm.mongodb = \"operator\", jeeves up, then jeeves restore (README, \"Day 2\")",
+        ),
+        Err(e) => Finding::fail(
+            CHECK,
+            format!("cannot read the bundled MongoDB's version: {e:#}"),
+            REPAIR_DEPLOY,
+        ),
+    }
 }
 
 fn items(list: &Value) -> &[Value] {

@@ -23,6 +23,7 @@ use crate::stage_name::StageName;
 use crate::templates::Templates;
 
 mod backup;
+mod db_version;
 pub mod maintenance;
 mod release;
 mod rollout;
@@ -40,6 +41,26 @@ pub use backup::{
 use release::{Recovery, Release};
 use secret::MongoSecret;
 pub use tools::Tools;
+
+/// For `jeeves check`: the MongoDB the bundled subchart's StatefulSet (`kubectl get
+/// statefulset NAME -o json`) runs, judged against the chart's Rocket.Chat: `Ok(message)` when
+/// it accepts it, `Err(message)` when it exits on it.
+pub fn judge_bundled_statefulset(
+    settings: &Settings,
+    sts: &serde_json::Value,
+) -> Result<std::result::Result<String, String>> {
+    let chart = settings.helm.reads;
+    let name = crate::chart::bundled_mongodb_fullname(&settings.helm.release);
+    let server = db_version::from_statefulset(&name, sts)?;
+    let said = format!(
+        "MongoDB {} ({}); Rocket.Chat {} needs {} or newer",
+        server.version, server.source, chart.app_version, chart.mongodb_min
+    );
+    Ok(match chart.rejects(server.version) {
+        None => Ok(said),
+        Some(_) => Err(said),
+    })
+}
 
 fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -114,6 +135,9 @@ impl Stage for DeployStage {
     }
 
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
+        let chart = cx.settings.helm.reads;
+        // Before anything is read: the chart's own MongoDB is one its Rocket.Chat exits on.
+        db_version::refuse_bundled(cx.settings, chart)?;
         let rendered = render(cx.settings)?;
         // The run's tunnel, opened here when the run has none yet (`up --only deploy`).
         let kubeconfig = super::tunnel::kubeconfig_for_run(cx).await?;
@@ -137,6 +161,28 @@ impl Stage for DeployStage {
         let live = live?;
         let traefik = traefik::judge(cx, &rendered.traefik, &live, diff)?;
         let release = release?;
+        if release.release != Release::Current {
+            // A Rocket.Chat is about to roll: never onto an older one, never onto a database
+            // it exits on. (Nothing rolls when the release is current: no read, plan stays fast.)
+            if let Some(running) = &release.running {
+                db_version::refuse_downgrade(
+                    cx.settings,
+                    chart,
+                    &running.chart,
+                    &running.app_version,
+                    cx.allow_downgrade,
+                )?;
+            }
+            if cx.settings.helm.bundled_mongodb {
+                let server =
+                    db_version::bundled(&tools, cx, chart, &rendered.values.wanted).await?;
+                db_version::refuse_server(cx.settings, chart, &server)?;
+                cx.info(format!(
+                    "MongoDB {} ({}): Rocket.Chat {} needs {} or newer",
+                    server.version, server.source, chart.app_version, chart.mongodb_min
+                ));
+            }
+        }
         let secret = secret::update(
             cx.settings,
             &live_secret?,

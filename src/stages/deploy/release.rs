@@ -32,6 +32,9 @@ pub struct Revision {
     pub revision: u64,
     pub status: String,
     pub chart: String,
+    /// The chart's `appVersion`: the Rocket.Chat it ran.
+    #[serde(default)]
+    pub app_version: String,
     #[serde(default)]
     pub description: String,
 }
@@ -157,6 +160,8 @@ pub struct Probe {
     /// The install or upgrade, as the plan shows it: the chart version (old → new), then each
     /// value that changes (old → new, secrets masked).
     pub changes: Vec<Change>,
+    /// The revision running now (the one a recovery rolls back to, else the last deployed).
+    pub running: Option<Revision>,
 }
 
 /// This chart version, these values, deployed — or what must happen to get there.
@@ -273,6 +278,7 @@ pub async fn probe(tools: &Tools, cx: &StageContext<'_>, values: &Values) -> Res
         recovery,
         recover_change,
         changes,
+        running: running.cloned(),
     })
 }
 
@@ -356,6 +362,7 @@ mod tests {
                 revision: i as u64 + 1,
                 status: s.to_string(),
                 chart: "rocketchat-7.0.2".into(),
+                app_version: "8.6.1".into(),
                 description: String::new(),
             })
             .collect()
@@ -386,5 +393,9 @@ mod tests {
         assert!(parse("Error: something").is_err());
         let r = parse(r#"[{"revision": 2, "status": "deployed", "chart": "rocketchat-7.0.2", "app_version": "8.6.1", "description": "x", "updated": "…"}, {"revision": 1, "status": "superseded", "chart": "rocketchat-6.25.1"}]"#).unwrap();
         assert_eq!(r[1].revision, 2);
+        assert_eq!(
+            (r[0].app_version.as_str(), r[1].app_version.as_str()),
+            ("", "8.6.1")
+        );
     }
 }
