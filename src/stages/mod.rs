@@ -39,7 +39,15 @@ pub fn inputs_fingerprint(name: StageName, s: &Settings) -> String {
         StageName::Tls => serde_json::json!([s.domain, s.tls, s.haproxy]),
         StageName::Tunnel => serde_json::json!([s.tunnel]),
         StageName::Deploy => {
-            serde_json::json!([s.domain, s.traefik, s.helm, s.maintenance, s.backup])
+            let mut inputs =
+                serde_json::json!([s.domain, s.traefik, s.helm, s.maintenance, s.backup]);
+            // `[mongodb]` counts only where it is used (and leaves the others' hash as it was).
+            if s.helm.mongodb == crate::config::MongodbMode::Operator
+                && let Some(list) = inputs.as_array_mut()
+            {
+                list.push(serde_json::json!(s.mongodb));
+            }
+            inputs
         }
         StageName::Dns => serde_json::json!([s.domain, s.dns]),
     };
@@ -97,6 +105,7 @@ pub fn template_context(s: &Settings) -> TemplateContext {
             mount_path: deploy::BACKUP_MOUNT_PATH.to_string(),
             script: deploy::backup_script_indented(),
         }),
+        mongodb: deploy::mongodb_context(s),
     }
 }
 
