@@ -35,7 +35,7 @@ mod traefik;
 mod values_diff;
 
 pub use backup::{BACKUP_MOUNT_PATH, backup_script_indented};
-pub use mongodb::context as mongodb_context;
+pub use mongodb::{Status as MongodbStatus, context as mongodb_context};
 use release::{Recovery, Release};
 use secret::MongoSecret;
 pub use tools::Tools;

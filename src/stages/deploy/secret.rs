@@ -55,6 +55,10 @@ impl MongoSecret {
         live: &BTreeMap<String, String>,
         fresh: bool,
     ) -> Result<Option<MongoSecret>> {
+        if s.helm.mongodb == crate::config::MongodbMode::Operator {
+            // The operator's URI, copied once the replica set runs (`mongodb/`).
+            return Ok(None);
+        }
         let oplog = s.helm.reads.oplog_uri;
         let mut data = BTreeMap::new();
         if s.helm.bundled_mongodb {

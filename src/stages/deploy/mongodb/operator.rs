@@ -76,8 +76,7 @@ fn description(s: &Settings, r: &Rendered) -> Result<String> {
             ),
         };
     Ok(format!(
-        "jeeves chart={}-{} sha256={}",
-        m.operator_chart.rsplit('/').next().unwrap_or_default(),
+        "jeeves chart=mongodb-kubernetes-{} sha256={}",
         m.operator_version,
         sha256(format!("{chart}\n{}", r.sha).as_bytes())
     ))

@@ -37,6 +37,16 @@ pub const CONNECTION_KEY: &str = "connectionString.standard";
 /// The admin user's key in the passwords Secret.
 const ADMIN: &str = "admin";
 
+/// The operator's URI, if it is the one for `members`: `MongoAuthUserURI` lists every member
+/// (`Hosts()`), and the operator rewrites the Secret only after it reports `Running`
+/// (`replica_set_controller.go`), so a URI with another count is one a reconcile is about to
+/// replace.
+fn current_uri(data: &BTreeMap<String, String>, members: u32) -> Option<&String> {
+    let uri = data.get(CONNECTION_KEY)?;
+    let hosts = uri.split_once('@')?.1.split('/').next()?;
+    (hosts.split(',').count() == members as usize).then_some(uri)
+}
+
 /// The operator's Secret with Rocket.Chat's connection string: `<name>-<db>-<user>`, the user
 /// defined in the database it uses.
 pub fn connection_secret(name: &str) -> String {
@@ -105,11 +115,14 @@ pub(super) async fn get_json(
     bail!("cannot read {kind} {ns}/{name}:\n{}", out.tail(10))
 }
 
-/// A Secret's data, decoded, each value redacted from here on.
+/// A Secret's data, decoded; each value redacted from here on except the user names (`username`:
+/// redacting `rocketchat` would blank every name that holds it).
 fn secret_data(cx: &StageContext<'_>, doc: &Option<serde_json::Value>) -> BTreeMap<String, String> {
     let data = doc.as_ref().map(decode).unwrap_or_default();
-    for v in data.values() {
-        cx.reporter.redactor().add(v.clone());
+    for (k, v) in &data {
+        if k != "username" {
+            cx.reporter.redactor().add(v.clone());
+        }
     }
     data
 }
@@ -187,11 +200,10 @@ pub async fn probe(
     let status = live
         .as_ref()
         .map(|o| super::status::Status::of(o, &serde_json::Value::Null));
-    let running = status
-        .as_ref()
-        .is_some_and(|st| st.phase == "Running" && st.current_members == u64::from(want.0));
+    let running = status.is_some_and(|st| st.ready(want.0, want.1));
 
-    let uri = conn_data.get(CONNECTION_KEY);
+    let uri = current_uri(&conn_data, want.0);
+    let running = running && uri.is_some();
     let key = crate::chart::secret_keys::URI;
     let copy = match uri {
         Some(u) if app_secret.value(key) == Some(u.as_str()) => None,
@@ -322,14 +334,25 @@ pub async fn copy_uri(tools: &Tools, cx: &StageContext<'_>) -> Result<bool> {
     let s = cx.settings;
     let ns = &s.helm.namespace;
     let conn_name = connection_secret(&s.mongodb.name);
-    let conn = get_json(tools, cx, "secret", &conn_name, ns).await?;
-    let data = secret_data(cx, &conn);
-    let Some(uri) = data.get(CONNECTION_KEY) else {
-        bail!(
-            "the operator has not written {CONNECTION_KEY} in secret {ns}/{conn_name}, though the replica set runs: see `kubectl logs -n {} deployment/mongodb-kubernetes-operator`",
-            s.mongodb.operator_namespace
-        );
+    // The operator writes the Secret just after it reports Running: asked until it names every
+    // member, within helm.timeout.
+    let start = std::time::Instant::now();
+    let data = loop {
+        let conn = get_json(tools, cx, "secret", &conn_name, ns).await?;
+        let data = secret_data(cx, &conn);
+        if current_uri(&data, s.mongodb.members).is_some() {
+            break data;
+        }
+        if start.elapsed() >= s.helm.timeout {
+            bail!(
+                "the operator has not written {CONNECTION_KEY} for {} member(s) in secret {ns}/{conn_name}, though the replica set runs: see `kubectl logs -n {} deployment/mongodb-kubernetes-operator`",
+                s.mongodb.members,
+                s.mongodb.operator_namespace
+            );
+        }
+        tokio::time::sleep(super::status::POLL).await;
     };
+    let uri = &data[CONNECTION_KEY];
     let live = super::super::secret::read(tools, cx).await?;
     if live.value(crate::chart::secret_keys::URI) == Some(uri.as_str()) {
         return Ok(false);
@@ -342,6 +365,17 @@ pub async fn copy_uri(tools: &Tools, cx: &StageContext<'_>) -> Result<bool> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_uri_for_another_member_count_is_not_current() {
+        let data = |uri: &str| BTreeMap::from([(CONNECTION_KEY.to_string(), uri.to_string())]);
+        let three = data(
+            "mongodb://rc:p@db-0.db-svc.ns.svc.cluster.local:27017,db-1.db-svc.ns.svc.cluster.local:27017,db-2.db-svc.ns.svc.cluster.local:27017/rocketchat?replicaSet=db&ssl=false",
+        );
+        assert!(current_uri(&three, 3).is_some());
+        assert!(current_uri(&three, 2).is_none());
+        assert!(current_uri(&BTreeMap::new(), 3).is_none());
+    }
 
     #[test]
     fn the_connection_secret_is_named_as_the_operator_names_it() {

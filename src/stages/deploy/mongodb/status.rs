@@ -13,7 +13,7 @@ use super::replica_set::get_json;
 use crate::stage::StageContext;
 
 /// How often `await_running` asks (the operator requeues a Pending replica set every 10 s).
-const POLL: Duration = Duration::from_secs(2);
+pub(super) const POLL: Duration = Duration::from_secs(2);
 
 /// Polls the replica set until it is `Running` with every member at the pinned version; the
 /// operator's message and the members' states on the way, and in the error when `helm.timeout`
