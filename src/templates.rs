@@ -17,6 +17,11 @@ pub const ROCKETCHAT_VALUES: &str = "rocketchat-values.yaml";
 pub const TRAEFIK_DIR: &str = "traefik";
 /// The MongoDB backup objects, rendered only when the pipeline has `[backup]`.
 pub const BACKUP_DIR: &str = "backup";
+/// The operator's values and the `MongoDBCommunity`, rendered only when
+/// `helm.mongodb = "operator"`.
+pub const MONGODB_DIR: &str = "mongodb";
+pub const MONGODB_OPERATOR_VALUES: &str = "mongodb/operator-values.yaml";
+pub const MONGODB_COMMUNITY: &str = "mongodb/mongodbcommunity.yaml";
 /// `[helm.values]` from the pipeline, as the second values file helm gets (JSON is YAML).
 pub const EXTRA_VALUES: &str = "rocketchat-extra-values.json";
 
@@ -104,6 +109,7 @@ impl Templates {
         self.names
             .iter()
             .filter(|n| ctx.backup.is_some() || !n.starts_with("backup/"))
+            .filter(|n| ctx.mongodb.is_some() || !n.starts_with("mongodb/"))
             .map(|n| Ok((PathBuf::from(n), self.render(n, ctx)?)))
             .collect()
     }
@@ -121,6 +127,32 @@ pub struct TemplateContext {
     pub maintenance: MaintenanceContext,
     /// `[backup]`; `None`: no backups, and the backup templates are not rendered.
     pub backup: Option<BackupContext>,
+    /// `helm.mongodb = "operator"`: the operator and the replica set (`templates/mongodb/`);
+    /// `None` in the other modes, and those templates are not rendered.
+    pub mongodb: Option<MongodbContext>,
+}
+
+/// The operator's values and the `MongoDBCommunity` (`templates/mongodb/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MongodbContext {
+    pub operator_version: String,
+    pub name: String,
+    pub version: String,
+    pub image_type: String,
+    pub members: u32,
+    pub anti_affinity: crate::config::AntiAffinity,
+    /// Any anti-affinity, and whether it is `required`.
+    pub affinity: bool,
+    pub required: bool,
+    pub storage_class: String,
+    pub storage_size: String,
+    pub mongod: crate::config::mongodb::Resources,
+    pub agent: crate::config::mongodb::Resources,
+    pub operator: crate::config::mongodb::Resources,
+    /// Rocket.Chat's user, and the database it is defined in and uses.
+    pub user: String,
+    /// The Secret with the users' passwords (keys: the user names).
+    pub password_secret: String,
 }
 
 /// The image-prune DaemonSet (`templates/maintenance/`).

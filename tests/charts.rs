@@ -420,3 +420,123 @@ fn the_bundled_mongodb_version_is_the_one_the_chart_renders() {
         );
     }
 }
+
+/// `helm.mongodb = "operator"`: Jeeves' operator values through the real `helm template` of the
+/// packaged operator chart (tests/fixtures/charts/mongodb-kubernetes-1.10.0.tgz), every object
+/// through kubernetes-validate --strict, and Jeeves' MongoDBCommunity against the chart's own
+/// CRD (tests/charts/check_mongodb.py says what else). Then the same with a broken template: the
+/// check must fail.
+#[test]
+fn the_operator_chart_and_the_replica_set_validate_against_the_real_chart() {
+    let operator_chart = repo()
+        .join("tests/fixtures/charts/mongodb-kubernetes-1.10.0.tgz")
+        .display()
+        .to_string();
+    let check = |t: &mut Test, out: &str| -> (i32, String) {
+        t.env("JEEVES_HELM_MONGODB", "operator");
+        t.run(&["render", "--out", out]).expect(0);
+        let values = t.path(&format!("{out}/mongodb/operator-values.yaml"));
+        let (code, rendered) = tool(
+            "helm",
+            &[
+                "template",
+                "mongodb-kubernetes",
+                &operator_chart,
+                "-n",
+                "mongodb",
+                "--kube-version",
+                KUBE_VERSION,
+                "--include-crds",
+                "-f",
+                values.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "{rendered}");
+        let helm_out = t.path(&format!("{out}.operator.yaml"));
+        std::fs::write(&helm_out, &rendered).unwrap();
+        let settings_name = "rocketchat-db";
+        let args = [
+            repo()
+                .join("tests/charts/check_mongodb.py")
+                .display()
+                .to_string(),
+            "--chart".into(),
+            operator_chart.clone(),
+            "--helm-out".into(),
+            helm_out.display().to_string(),
+            "--values".into(),
+            values.display().to_string(),
+            "--cr".into(),
+            t.path(&format!("{out}/mongodb/mongodbcommunity.yaml"))
+                .display()
+                .to_string(),
+            "--namespace".into(),
+            NAMESPACE.into(),
+            "--kube-version".into(),
+            KUBE_VERSION.into(),
+            // The names Jeeves reads, from Jeeves itself.
+            "--connection-secret".into(),
+            jeeves::stages::deploy::mongodb::connection_secret(settings_name),
+            "--user".into(),
+            jeeves::stages::deploy::mongodb::USER.into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tool("python3", &args)
+    };
+    let mut t = Test::new();
+    let (code, report) = check(&mut t, "operator");
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.starts_with("checked 27 chart objects, 1 MongoDBCommunity"),
+        "{report}"
+    );
+    // The rendering is of the settings: anti-affinity and a storage class appear when set.
+    t.env("JEEVES_MONGODB_ANTI_AFFINITY", "required")
+        .env("JEEVES_MONGODB_STORAGE_CLASS", "gp3");
+    let (code, report) = check(&mut t, "spread");
+    assert_eq!(code, 0, "{report}");
+    let cr = std::fs::read_to_string(t.path("spread/mongodb/mongodbcommunity.yaml")).unwrap();
+    assert!(
+        cr.contains("requiredDuringSchedulingIgnoredDuringExecution")
+            && cr.contains("app: rocketchat-db-svc")
+            && cr.contains("storageClassName: \"gp3\""),
+        "{cr}"
+    );
+
+    // Broken on purpose: a misspelt field, a SCRAM secret name the CRD refuses, Rocket.Chat's
+    // user defined in `admin` (its URI would name the admin database), a values key the chart
+    // does not read.
+    let mut t = Test::new();
+    let cr = t.path("templates/mongodb/mongodbcommunity.yaml.hbs");
+    let text = std::fs::read_to_string(&cr).unwrap();
+    let broken = text
+        .replace(
+            "  members: {{mongodb.members}}",
+            "  memberz: {{mongodb.members}}",
+        )
+        .replace(
+            "scramCredentialsSecretName: {{mongodb.name}}-admin",
+            "scramCredentialsSecretName: Admin_Scram",
+        )
+        .replace("      db: {{mongodb.user}}\n", "      db: admin\n");
+    assert_ne!(broken, text);
+    std::fs::write(&cr, broken).unwrap();
+    let values = t.path("templates/mongodb/operator-values.yaml.hbs");
+    let text = std::fs::read_to_string(&values).unwrap();
+    std::fs::write(
+        &values,
+        text.replace("  watchNamespace:", "  watchNamespaces:"),
+    )
+    .unwrap();
+    let (code, report) = check(&mut t, "broken");
+    assert_eq!(code, 1, "{report}");
+    for needle in [
+        "schema: MongoDBCommunity rocketchat-db: spec: Additional properties are not allowed ('memberz' was unexpected)",
+        "schema: MongoDBCommunity rocketchat-db: spec.users.1.scramCredentialsSecretName: 'Admin_Scram' does not match",
+        "cr: the operator writes rocketchat-db-admin-rocketchat, Jeeves reads rocketchat-db-rocketchat-rocketchat",
+        "values: `operator.watchNamespaces` is not read by the chart",
+        "operator: WATCH_NAMESPACE is None, not 'psautoinfra'",
+    ] {
+        assert!(report.contains(needle), "{needle} in:\n{report}");
+    }
+}

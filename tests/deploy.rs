@@ -587,6 +587,11 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
     );
     assert_eq!(unresolved_backends(&read_state()), Vec::<String>::new());
 
+    // helm.mongodb = "operator": the operator from its packaged chart (CRDs server-side first),
+    // the passwords, the MongoDBCommunity, the wait for Running, and the operator's own URI in
+    // the secret the chart reads; the Rocket.Chat pods roll to read it. Nothing shows a password.
+    operator_mode(&mut t, &read_state, &cluster_state);
+
     // A failing helm: the stage fails with helm's own message.
     t.env("LAB_STANDIN_HELM_FAIL", "1");
     let run = t
@@ -599,4 +604,179 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         "{}",
         run.stderr
     );
+}
+
+fn b64(v: &serde_json::Value) -> String {
+    use base64::Engine;
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The operator part of the deploy test, on the lab and release the test brought up.
+fn operator_mode(t: &mut Test, read_state: &dyn Fn() -> serde_json::Value, cluster_state: &str) {
+    t.env("JEEVES_HELM_MONGODB", "operator").env(
+        "JEEVES_MONGODB_OPERATOR_CHART",
+        repo()
+            .join("tests/fixtures/charts/mongodb-kubernetes-1.10.0.tgz")
+            .to_str()
+            .unwrap(),
+    );
+    let plan = t.run(&["plan", "--only", "deploy"]).expect(0);
+    for line in [
+        "apply CRDs of chart mongodb-kubernetes 1.10.0",
+        "install helm release mongodb/mongodb-kubernetes (MongoDB operator, chart mongodb-kubernetes-1.10.0)",
+        "create secret psautoinfra/rocketchat-db-passwords (passwords of rocketchat, admin",
+        "create MongoDBCommunity psautoinfra/rocketchat-db (3 members, MongoDB 8.0.12)",
+        "wait MongoDBCommunity psautoinfra/rocketchat-db phase Running with 3 member(s)",
+        "update secret psautoinfra/rocketchat-mongodb (mongo-uri: the operator's connectionString.standard from rocketchat-db-rocketchat-rocketchat, once the replica set runs)",
+    ] {
+        assert!(plan.stdout.contains(line), "{line} in:\n{}", plan.stdout);
+    }
+    let before = calls(t).len();
+    let run = t.run(&["--output", "json", "up", "--only", "deploy"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stage_result("deploy"), "changed");
+    let all = calls(t);
+    let args: Vec<String> = all[before..]
+        .iter()
+        .map(|c| {
+            c["argv"].as_array().unwrap()[2..]
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let at = |prefix: &str| {
+        args.iter()
+            .position(|a| a.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {args:#?}"))
+    };
+    // In order: CRDs, Established, the operator (helm leaves the CRDs alone), the replica set,
+    // its status, the URI copied, the Rocket.Chat pods rolled.
+    let mut from = 0;
+    for prefix in [
+        "show crds",
+        "apply --server-side --field-manager jeeves --force-conflicts -f .jeeves/lab/deploy/mongodb-operator-crds.yaml",
+        "wait --for condition=established",
+        "upgrade --install mongodb-kubernetes",
+        "apply --server-side --field-manager jeeves --force-conflicts -f -",
+        "apply --server-side --field-manager jeeves --force-conflicts -f .jeeves/lab/deploy/mongodbcommunity.yaml",
+        "get mongodbcommunity rocketchat-db",
+        "apply --server-side --field-manager jeeves --force-conflicts -f -",
+        "rollout restart deployment",
+    ] {
+        from += args[from..]
+            .iter()
+            .position(|a| a.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` after call {from} in {args:#?}"))
+            + 1;
+    }
+    let upgrade = &args[at("upgrade --install mongodb-kubernetes")];
+    assert!(
+        upgrade.contains("-n mongodb --create-namespace --skip-crds")
+            && upgrade.contains("--atomic"),
+        "{upgrade}"
+    );
+    // The phase went Pending before Running (the stand-in operator's first reconcile).
+    assert!(
+        run.stdout.contains("phase Pending, ")
+            && run
+                .stdout
+                .contains("phase Running, 3/3 member pod(s) ready"),
+        "{}",
+        run.stdout
+    );
+
+    let cluster = read_state();
+    let o = &cluster["objects"];
+    assert!(o["Deployment/mongodb/mongodb-kubernetes-operator"].is_object());
+    assert!(o["CustomResourceDefinition//mongodbcommunity.mongodbcommunity.mongodb.com"]["metadata"]["annotations"]["jeeves.io/manifests-sha256"].is_string());
+    let rs = &o["MongoDBCommunity/psautoinfra/rocketchat-db"];
+    assert_eq!(rs["status"]["phase"], "Running");
+    assert_eq!(rs["spec"]["users"][0]["db"], "rocketchat");
+    let conn = &o["Secret/psautoinfra/rocketchat-db-rocketchat-rocketchat"]["data"];
+    let uri = b64(&conn["connectionString.standard"]);
+    // Rocket.Chat's URI is the operator's, byte for byte: its database `rocketchat`, and no
+    // authSource, so the user is looked up where it is defined.
+    assert_eq!(
+        b64(&o["Secret/psautoinfra/rocketchat-mongodb"]["data"]["mongo-uri"]),
+        uri
+    );
+    assert!(
+        uri.contains("@rocketchat-db-0.rocketchat-db-svc.psautoinfra.svc.cluster.local:27017,")
+            && uri.contains("/rocketchat?replicaSet=rocketchat-db&ssl=false")
+            && !uri.contains("authSource"),
+        "{uri}"
+    );
+    let values = &cluster["releases"]["psautoinfra/rocketchat"];
+    let last = values["history"].as_array().unwrap().len().to_string();
+    assert_eq!(
+        values["configs"][&last]["existingMongodbSecret"],
+        "rocketchat-mongodb"
+    );
+    assert_eq!(values["configs"][&last]["mongodb"]["enabled"], false);
+    // The passwords: generated (48 hex characters), different, and nowhere but in the cluster.
+    let pw = &o["Secret/psautoinfra/rocketchat-db-passwords"]["data"];
+    let (user, admin) = (b64(&pw["rocketchat"]), b64(&pw["admin"]));
+    assert_eq!((user.len(), admin.len()), (48, 48));
+    assert_ne!(user, admin);
+    let calls_log = std::fs::read_to_string(t.path("standin-calls.jsonl")).unwrap();
+    for secret in [&user, &admin, &uri] {
+        assert!(!run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()));
+        assert!(!plan.stdout.contains(secret.as_str()));
+        assert!(!calls_log.contains(secret.as_str()), "never an argument");
+        assert_eq!(grep_tree(&t.path(".jeeves"), secret), Vec::<String>::new());
+    }
+
+    // Converged: nothing to do, and the passwords stay.
+    let run = t
+        .run(&["--output", "json", "up", "--only", "deploy"])
+        .expect(0);
+    assert_eq!(run.stage_result("deploy"), "unchanged", "{}", run.stdout);
+    assert_eq!(
+        b64(
+            &read_state()["objects"]["Secret/psautoinfra/rocketchat-db-passwords"]["data"]["rocketchat"]
+        ),
+        user
+    );
+
+    // A member that cannot start: the phase stays Pending with the operator's message, and the
+    // wait fails at helm.timeout naming the member and its reason.
+    let mut state = read_state();
+    state["pod_faults"] = serde_json::json!({"psautoinfra/rocketchat-db": {"reason": "ImagePullBackOff", "restarts": 0}});
+    std::fs::write(cluster_state, state.to_string()).unwrap();
+    t.env("JEEVES_MONGODB_MEMBERS", "2")
+        .env("JEEVES_HELM_TIMEOUT", "5s");
+    let plan = t.run(&["plan", "--only", "deploy"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("update MongoDBCommunity psautoinfra/rocketchat-db: members 3 → 2"),
+        "{}",
+        plan.stdout
+    );
+    let run = t.run(&["up", "--only", "deploy"]).expect(1);
+    assert!(run.stderr.contains("MongoDBCommunity psautoinfra/rocketchat-db is not Running after 5s (helm.timeout): phase Pending")
+        && run.stderr.contains("ReplicaSet is not yet ready, retrying in 10 seconds")
+        && run.stderr.contains("rocketchat-db-0 (ImagePullBackOff)"), "{}", run.stderr);
+    let mut state = read_state();
+    state["pod_faults"] = serde_json::json!({});
+    std::fs::write(cluster_state, state.to_string()).unwrap();
+    t.env("JEEVES_HELM_TIMEOUT", "15m");
+    let run = t
+        .run(&["--output", "json", "up", "--only", "deploy"])
+        .expect(0);
+    assert!(
+        run.stdout
+            .contains("phase Running, 2/2 member pod(s) ready"),
+        "{}",
+        run.stdout
+    );
+    // Back to the external MongoDB for the rest of the test.
+    t.env("JEEVES_HELM_MONGODB", "external")
+        .env("JEEVES_MONGODB_MEMBERS", "3");
 }

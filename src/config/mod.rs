@@ -5,6 +5,7 @@ mod config_error;
 mod cron;
 mod env;
 mod load;
+pub mod mongodb;
 mod overrides;
 mod pipeline;
 mod preflight;
@@ -17,11 +18,12 @@ pub(crate) use check::parse_jump_host;
 pub use config_error::{ConfigError, ConfigErrors};
 pub use env::{Env, is_secret_name};
 pub use load::Purpose;
+pub use mongodb::{AntiAffinity, MongodbSettings};
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
 pub use settings::{
     BackupBucket, BackupDestination, BackupSettings, CheckSettings, DnsSettings, HaproxySettings,
-    HelmSettings, JumpHost, MaintenanceSettings, Microk8sSettings, MongoUris, ProjectSettings,
-    Settings, SshSettings, StateSettings, TerraformSettings, TlsSettings,
+    HelmSettings, JumpHost, MaintenanceSettings, Microk8sSettings, MongoUris, MongodbMode,
+    ProjectSettings, Settings, SshSettings, StateSettings, TerraformSettings, TlsSettings,
 };
 
 #[cfg(test)]

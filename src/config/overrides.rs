@@ -161,6 +161,7 @@ fn section_defaults() -> BTreeMap<String, toml::Table> {
         ("tunnel".to_string(), table(pipeline::Tunnel::default())),
         ("traefik".to_string(), table(pipeline::Traefik::default())),
         ("helm".to_string(), table(pipeline::Helm::default())),
+        ("mongodb".to_string(), table(pipeline::Mongodb::default())),
         ("dns".to_string(), table(pipeline::Dns::default())),
         ("tools".to_string(), table(pipeline::Tools::default())),
         ("check".to_string(), table(pipeline::Check::default())),

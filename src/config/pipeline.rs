@@ -39,6 +39,9 @@ pub struct Pipeline {
     /// Absent: no backups.
     #[serde(default)]
     pub backup: Option<Backup>,
+    /// The replica set of `helm.mongodb = "operator"`.
+    #[serde(default)]
+    pub mongodb: Mongodb,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -214,7 +217,8 @@ pub struct Helm {
     pub timeout: String,
     #[serde(default = "d::yes")]
     pub microservices: bool,
-    /// `external` (a secret made from MONGO_URI / MONGO_OPLOG_URI) or `bundled` (the chart's MongoDB).
+    /// `external` (a secret made from MONGO_URI / MONGO_OPLOG_URI), `bundled` (the chart's
+    /// MongoDB) or `operator` (a `MongoDBCommunity` replica set, `[mongodb]`).
     #[serde(default = "d::mongodb")]
     pub mongodb: String,
     #[serde(default = "d::mongodb_secret")]
@@ -401,3 +405,5 @@ default_from_serde!(
 
 mod defaults;
 use defaults as d;
+mod mongodb;
+pub use mongodb::{Mongodb, Resources as MongodbResources};

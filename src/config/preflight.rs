@@ -48,7 +48,7 @@ impl Settings {
                 });
             }
         }
-        if !self.helm.bundled_mongodb {
+        if self.helm.mongodb == super::MongodbMode::External {
             let oplog = self.helm.reads.oplog_uri;
             let missing = match &self.mongo {
                 None => Some("MONGO_URI"),
@@ -60,7 +60,7 @@ impl Settings {
                     source: self.mongo_source.clone(),
                     key: var.into(),
                     message: format!(
-                        "helm.mongodb = \"external\" with chart {} needs {} in the environment or .env; or set helm.mongodb = \"bundled\"",
+                        "helm.mongodb = \"external\" with chart {} needs {} in the environment or .env; or set helm.mongodb = \"operator\" (a replica set Jeeves runs)",
                         self.helm.version,
                         if oplog {
                             "MONGO_URI and MONGO_OPLOG_URI (the Rocket.Chat database and its oplog)"

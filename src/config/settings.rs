@@ -31,6 +31,8 @@ pub struct Settings {
     pub tunnel: pipeline::Tunnel,
     pub traefik: pipeline::Traefik,
     pub helm: HelmSettings,
+    /// `[mongodb]`: used when `helm.mongodb = "operator"`.
+    pub mongodb: super::MongodbSettings,
     pub dns: DnsSettings,
     pub tools: pipeline::Tools,
     pub check: CheckSettings,
@@ -155,11 +157,25 @@ pub struct HelmSettings {
     pub timeout: Duration,
     pub microservices: bool,
     pub bundled_mongodb: bool,
+    /// `helm.mongodb`; `bundled_mongodb` is `mongodb == Bundled`.
+    pub mongodb: MongodbMode,
     pub mongodb_secret: String,
     /// `prometheusScraping` and `podMonitor` on (the chart's defaults), or both off.
     pub metrics: bool,
     pub replicas: pipeline::Replicas,
     pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `helm.mongodb`: where Rocket.Chat's database comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MongodbMode {
+    /// MONGO_URI (and MONGO_OPLOG_URI) from the environment.
+    External,
+    /// The chart's Bitnami subchart.
+    Bundled,
+    /// MongoDB Controllers for Kubernetes and a `MongoDBCommunity` replica set (`[mongodb]`).
+    Operator,
 }
 
 /// `[state]`: where state, known_hosts, the certificate cache and the lock are kept.

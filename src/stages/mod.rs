@@ -57,13 +57,20 @@ pub fn inputs_named(name: StageName, s: &Settings) -> Vec<(&'static str, serde_j
             ("haproxy", v(j(&s.haproxy))),
         ],
         StageName::Tunnel => vec![("tunnel", v(j(&s.tunnel)))],
-        StageName::Deploy => vec![
-            ("domain", v(j(&s.domain))),
-            ("traefik", v(j(&s.traefik))),
-            ("helm", v(j(&s.helm))),
-            ("maintenance", v(j(&s.maintenance))),
-            ("backup", v(j(&s.backup))),
-        ],
+        StageName::Deploy => {
+            let mut inputs = vec![
+                ("domain", v(j(&s.domain))),
+                ("traefik", v(j(&s.traefik))),
+                ("helm", v(j(&s.helm))),
+                ("maintenance", v(j(&s.maintenance))),
+                ("backup", v(j(&s.backup))),
+            ];
+            // `[mongodb]` counts only where it is used (and leaves the others' hash as it was).
+            if s.helm.mongodb == crate::config::MongodbMode::Operator {
+                inputs.push(("mongodb", v(j(&s.mongodb))));
+            }
+            inputs
+        }
         StageName::Dns => vec![("domain", v(j(&s.domain))), ("dns", v(j(&s.dns)))],
     }
 }
@@ -132,6 +139,7 @@ pub fn template_context(s: &Settings) -> TemplateContext {
                 }),
             },
         }),
+        mongodb: deploy::mongodb_context(s),
     }
 }
 

@@ -68,7 +68,19 @@ def record(tool, argv, kubeconfig, version, error):
                             "error": error}) + "\n")
 
 
+_lock = None
+
+
 def load():
+    """The cluster state, read under an exclusive lock held until this process exits: the
+    stand-ins' calls run at once (Jeeves' probes), and each writes the state back whole, so
+    without it one call's write (the operator's reconcile) is lost under another's. The API
+    server serialises writes to one object the same way (resourceVersion)."""
+    global _lock
+    if STATE and _lock is None:
+        import fcntl
+        _lock = open(STATE + ".lock", "a")
+        fcntl.flock(_lock, fcntl.LOCK_EX)
     try:
         return json.load(open(STATE))
     except (OSError, ValueError):

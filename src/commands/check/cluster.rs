@@ -96,6 +96,42 @@ async fn gather(
             say,
         )
         .await?;
+    // helm.mongodb = "operator": the replica set and its members (`mongodb.rs`).
+    let database = if settings.helm.mongodb == crate::config::MongodbMode::Operator {
+        let (ns, name) = (&settings.helm.namespace, &settings.mongodb.name);
+        let out = tools
+            .kubectl_saying(
+                &["get", "mongodbcommunity", name, "-n", ns, "-o", "json"],
+                say,
+            )
+            .await?;
+        let cr = if out.status.success() {
+            Some(
+                serde_json::from_str::<Value>(&out.stdout)
+                    .context("`kubectl get mongodbcommunity` printed no JSON")?,
+            )
+        } else if out.stderr.contains("NotFound") {
+            None
+        } else {
+            succeeded(out, "kubectl get mongodbcommunity")?;
+            None
+        };
+        let selector = format!("app={name}-svc");
+        let pods = succeeded(
+            tools
+                .kubectl_saying(
+                    &["get", "pods", "-n", ns, "-l", &selector, "-o", "json"],
+                    say,
+                )
+                .await?,
+            "kubectl get pods of the replica set",
+        )?;
+        let pods: Value =
+            serde_json::from_str(&pods.stdout).context("`kubectl get pods` printed no JSON")?;
+        super::mongodb::findings(settings, cr.as_ref(), &pods)
+    } else {
+        Vec::new()
+    };
     let hosts: Vec<String> = inv
         .controller
         .iter()
@@ -113,6 +149,7 @@ async fn gather(
         &jobs,
         settings.backup.as_ref().map(|b| b.name.as_str()),
     ));
+    out.extend(database);
     out.push(release_finding(
         &settings.helm.release,
         history.status.success(),

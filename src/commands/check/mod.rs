@@ -20,6 +20,7 @@ mod cluster;
 #[cfg(test)]
 mod cluster_tests;
 mod hosts;
+mod mongodb;
 mod pods;
 #[cfg(test)]
 mod pods_tests;

@@ -17,6 +17,14 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../templates/maintenance/image-prune.yaml.hbs"),
     ),
     (
+        "templates/mongodb/mongodbcommunity.yaml.hbs",
+        include_str!("../../../templates/mongodb/mongodbcommunity.yaml.hbs"),
+    ),
+    (
+        "templates/mongodb/operator-values.yaml.hbs",
+        include_str!("../../../templates/mongodb/operator-values.yaml.hbs"),
+    ),
+    (
         "templates/rocketchat-values.yaml.hbs",
         include_str!("../../../templates/rocketchat-values.yaml.hbs"),
     ),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::Checker;
 use crate::chart;
-use crate::config::{HelmSettings, pipeline, validate};
+use crate::config::{HelmSettings, MongodbMode, pipeline, validate};
 
 /// Whether a local chart is the right chart at `helm.version` is a preflight check of runs that
 /// deploy (`preflight.rs`).
@@ -45,14 +45,18 @@ pub(super) fn check(c: &mut Checker, raw: pipeline::Helm, base: &Path) -> Option
     c.check("helm.release", validate::k8s_name(&raw.release, 53));
     c.check("helm.namespace", validate::k8s_name(&raw.namespace, 63));
     let timeout = c.check("helm.timeout", validate::nonzero_duration(&raw.timeout));
-    let bundled_mongodb = match raw.mongodb.as_str() {
-        "external" => Some(false),
-        "bundled" => Some(true),
+    let mongodb = match raw.mongodb.as_str() {
+        "external" => Some(MongodbMode::External),
+        "bundled" => Some(MongodbMode::Bundled),
+        "operator" => Some(MongodbMode::Operator),
         other => c.check(
             "helm.mongodb",
-            Err(format!("`{other}` must be `external` or `bundled`")),
+            Err(format!(
+                "`{other}` must be `external`, `bundled` or `operator`"
+            )),
         ),
     };
+    let bundled_mongodb = mongodb.map(|m| m == MongodbMode::Bundled);
     c.check(
         "helm.mongodb_secret",
         validate::k8s_name(&raw.mongodb_secret, 253),
@@ -118,6 +122,7 @@ pub(super) fn check(c: &mut Checker, raw: pipeline::Helm, base: &Path) -> Option
         timeout: timeout?,
         microservices: raw.microservices,
         bundled_mongodb: bundled_mongodb?,
+        mongodb: mongodb?,
         mongodb_secret: raw.mongodb_secret,
         metrics: raw.metrics,
         replicas: raw.replicas,

@@ -16,6 +16,7 @@ mod health;
 mod helm;
 mod maintenance;
 mod microk8s;
+mod mongodb;
 mod project;
 mod ssh;
 mod state;
@@ -139,6 +140,14 @@ impl Checker {
         let tunnel = tunnel::check(c, raw.tunnel);
         let traefik = traefik::check(c, raw.traefik, &base);
         let helm = helm::check(c, raw.helm, &base);
+        let mongodb = mongodb::check(
+            c,
+            raw.mongodb,
+            &base,
+            terraform.as_ref().map(|t| &t.vars),
+            helm.as_ref()
+                .is_some_and(|h| h.mongodb == crate::config::settings::MongodbMode::Operator),
+        );
         let dns = dns::check(c, raw.dns);
         let tools = tools::check(c, raw.tools);
         let check = health::check(c, raw.check);
@@ -169,6 +178,7 @@ impl Checker {
             tunnel: tunnel.expect(missing),
             traefik: traefik.expect(missing),
             helm: helm.expect(missing),
+            mongodb: mongodb.expect(missing),
             dns: dns.expect(missing),
             tools: tools.expect(missing),
             check: check.expect(missing),

@@ -25,6 +25,7 @@ use crate::templates::Templates;
 mod backup;
 mod db_version;
 pub mod maintenance;
+pub mod mongodb;
 mod release;
 mod rollout;
 mod routes;
@@ -38,6 +39,7 @@ pub use backup::{
     BACKUP_MOUNT_PATH, BACKUP_STARTING_DEADLINE_SECONDS, backup_script_indented,
     upload_script_indented,
 };
+pub use mongodb::{Status as MongodbStatus, context as mongodb_context};
 use release::{Recovery, Release};
 use secret::MongoSecret;
 pub use tools::Tools;
@@ -72,6 +74,8 @@ struct Rendered {
     values: release::Values,
     /// With `[maintenance] image_prune`: the image-prune DaemonSet.
     prune: Option<maintenance::PruneManifest>,
+    /// With `helm.mongodb = "operator"`: the operator's values and the `MongoDBCommunity`.
+    mongodb: Option<mongodb::Rendered>,
 }
 
 /// Renders everything before writing anything, into `<state>/deploy/`.
@@ -87,8 +91,12 @@ fn render(settings: &Settings) -> Result<Rendered> {
             .image_prune
             .then(|| maintenance::PruneManifest::render(&templates, &ctx, &dir))
             .transpose()?,
+        mongodb: mongodb::Rendered::render(&templates, &ctx, &dir)?,
     };
     crate::state::create_private_dir(&dir)?;
+    if let Some(m) = &rendered.mongodb {
+        m.write()?;
+    }
     rendered.traefik.write()?;
     rendered.values.write()?;
     if let Some(prune) = &rendered.prune {
@@ -101,6 +109,8 @@ fn render(settings: &Settings) -> Result<Rendered> {
 enum Step {
     /// The Traefik CRDs and objects, then their rollout.
     Traefik,
+    /// `helm.mongodb = "operator"`: the operator, the replica set, the wait, the URI's copy.
+    Mongodb(mongodb::Step),
     /// The MongoDB secret (missing, or not holding what it should).
     Secret(MongoSecret),
     /// Undo what an interrupted or failed helm left.
@@ -109,6 +119,8 @@ enum Step {
     Upgrade,
     /// Roll the release's Deployments: their pods read the changed secret only when they start.
     Restart,
+    /// `Restart`, if the operator's URI replaced the live secret (known only once copied).
+    RestartIfUriReplaced,
     /// Every IngressRoute backend is a live Service with its port.
     CheckRoutes,
     /// The image-prune DaemonSet (`[maintenance] image_prune`).
@@ -183,15 +195,27 @@ impl Stage for DeployStage {
                 ));
             }
         }
+        let live_secret = live_secret?;
         let secret = secret::update(
             cx.settings,
-            &live_secret?,
+            &live_secret,
             release.release == Release::Install,
         )?;
+        let database = match &rendered.mongodb {
+            Some(m) => Some(mongodb::probe(&tools, cx, m, &live_secret, force).await?),
+            None => None,
+        };
 
         let mut steps = Vec::new();
         if traefik.is_some() || force {
             steps.push(Step::Traefik);
+        }
+        let mut database_changes = Vec::new();
+        let mut uri_restart = false;
+        if let Some(plan) = database {
+            steps.extend(plan.steps.into_iter().map(Step::Mongodb));
+            database_changes = plan.changes;
+            uri_restart = plan.restart;
         }
         let mut secret_change = None;
         let mut restart = false;
@@ -209,6 +233,8 @@ impl Stage for DeployStage {
         }
         if restart {
             steps.push(Step::Restart);
+        } else if uri_restart {
+            steps.push(Step::RestartIfUriReplaced);
         }
         if traefik.is_some() || upgrade {
             steps.push(Step::CheckRoutes);
@@ -231,6 +257,7 @@ impl Stage for DeployStage {
         let mut changes: Vec<Change> = [traefik, release.recover_change, secret_change, prune]
             .into_iter()
             .flatten()
+            .chain(database_changes)
             .chain(release.changes)
             .collect();
         let found = found?;
@@ -259,9 +286,19 @@ impl Stage for DeployStage {
             steps,
         } = self.plan.take().context("apply without probe")?;
         let cx = &*cx;
+        let mut uri_replaced = false;
         for step in steps {
             match step {
                 Step::Traefik => traefik::apply(&tools, cx, &rendered.traefik).await?,
+                Step::Mongodb(step) => {
+                    let r = rendered.mongodb.as_ref().context("rendered in probe")?;
+                    uri_replaced |= mongodb::apply(&tools, cx, r, step).await?;
+                }
+                Step::RestartIfUriReplaced => {
+                    if uri_replaced {
+                        rollout::restart(&tools, cx).await?;
+                    }
+                }
                 Step::Secret(secret) => secret::apply(&tools, cx, &secret).await?,
                 Step::Recover(recovery) => release::recover(&tools, cx, recovery).await?,
                 Step::Upgrade => rollout::upgrade(&tools, cx, &rendered.values).await?,

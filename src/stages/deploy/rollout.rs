@@ -74,7 +74,7 @@ fn report(cx: &StageContext<'_>, before: &Templates, after: &Templates) {
 
 /// helm 4 renamed `--atomic` to `--rollback-on-failure` (`--atomic` is deprecated there); helm
 /// 3 knows only `--atomic`. From `helm version --short`: `v3.17.0+g…`, `v4.1.4+g…`.
-fn rollback_flag(version: &str) -> &'static str {
+pub fn rollback_flag(version: &str) -> &'static str {
     let major = version
         .trim()
         .trim_start_matches('v')

@@ -36,11 +36,11 @@ pub fn decode(secret: &serde_json::Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn generated() -> Result<String> {
+pub fn generated() -> Result<String> {
     let mut bytes = [0u8; 24];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("cannot read /dev/urandom for the bundled MongoDB's passwords")?;
+        .context("cannot read /dev/urandom for the MongoDB passwords")?;
     Ok(hex::encode(bytes))
 }
 
@@ -55,6 +55,10 @@ impl MongoSecret {
         live: &BTreeMap<String, String>,
         fresh: bool,
     ) -> Result<Option<MongoSecret>> {
+        if s.helm.mongodb == crate::config::MongodbMode::Operator {
+            // The operator's URI, copied once the replica set runs (`mongodb/`).
+            return Ok(None);
+        }
         let oplog = s.helm.reads.oplog_uri;
         let mut data = BTreeMap::new();
         if s.helm.bundled_mongodb {
@@ -96,6 +100,14 @@ impl MongoSecret {
             }
         }
         Ok(Some(MongoSecret { data }))
+    }
+
+    /// `helm.mongodb = "operator"`: the connection string the operator wrote, under the key the
+    /// chart reads (`mongodb/mod.rs` says why it is copied).
+    pub fn from_uri(uri: String) -> MongoSecret {
+        MongoSecret {
+            data: BTreeMap::from([(URI, uri)]),
+        }
     }
 
     /// The live secret holds exactly these values under these keys (other keys are left alone).
@@ -158,6 +170,16 @@ pub struct Update {
 pub struct Live {
     exists: bool,
     data: BTreeMap<String, String>,
+}
+
+impl Live {
+    pub fn exists(&self) -> bool {
+        self.exists
+    }
+
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.data.get(key).map(String::as_str)
+    }
 }
 
 /// Reads the live secret (absent is not an error).
