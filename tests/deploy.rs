@@ -486,12 +486,40 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         "{}",
         run.stderr
     );
+    // `check` reads the same StatefulSet and fails `mongodb/version`, naming the repair.
+    let check = t.run(&["--output", "json", "check"]);
+    let finding = check
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "check_finished" && e["check"] == "mongodb/version")
+        .unwrap_or_else(|| panic!("no mongodb/version finding:\n{}", check.stdout));
+    assert_eq!(finding["status"], "fail", "{finding}");
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("MongoDB 4.4.15"),
+        "{finding}"
+    );
     let mut state = read_state();
     state["objects"]
         .as_object_mut()
         .unwrap()
         .remove("StatefulSet/psautoinfra/rocketchat-mongodb");
     std::fs::write(&cluster_state, state.to_string()).unwrap();
+    // No StatefulSet yet (kubectl's NotFound): what the release would deploy counts, the
+    // chart's MongoDB 6.0.10, which Rocket.Chat 7.6.0 accepts. (The plan then stops on the
+    // MongoDB secret, rightly: this release was installed external, and the bundled
+    // database's passwords were never made.)
+    let run = t.run(&["plan", "--only", "deploy", "--allow-downgrade"]);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains("MongoDB 6.0.10 (chart 6.25.1's bundled MongoDB")
+            && said.contains("nothing deployed yet")
+            && !said.contains("helm.version")
+            && said.contains("has no `mongodb-passwords`"),
+        "{said}"
+    );
     // Bundled with chart 7.0.2: refused outright, before anything is read, pointing to the
     // operator and the migration.
     t.env("JEEVES_HELM_VERSION", "7.0.2")

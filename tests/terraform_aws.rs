@@ -720,6 +720,11 @@ fn down_leaves_no_resource_and_no_record(s: &Stack) {
         1,
         "[down] the archive outlives the stack"
     );
+    assert_eq!(
+        versioning(s),
+        Some("Enabled".into()),
+        "[down] the kept bucket keeps its settings"
+    );
     // The bucket stays in the terraform state: the next `up` finds it there, nothing to make.
     let plan = s.run(&["--output", "json", "plan", "--only", "terraform"]);
     let planned = plan.planned("terraform");
@@ -789,9 +794,7 @@ fn down_leaves_no_resource_and_no_record(s: &Stack) {
 fn the_backup_bucket_is_private_and_the_nodes_may_use_only_their_prefix(s: &Stack) {
     let b = BACKUP_BUCKET;
     // The bucket's settings as the provider read them back from moto (`terraform apply`
-    // refreshes each after writing it). Not through the Rust SDK: moto 5.2.1 answers
-    // GetBucketVersioning with the root element `GetBucketVersioningResponse` where S3 answers
-    // `VersioningConfiguration`, which the Go SDK accepts and the Rust SDK refuses.
+    // refreshes each after writing it); versioning through S3 itself below and after `down`.
     let state = s.tfstate();
     let attrs = |kind: &str| -> serde_json::Value {
         state["resources"]
@@ -827,8 +830,11 @@ fn the_backup_bucket_is_private_and_the_nodes_may_use_only_their_prefix(s: &Stac
     ] {
         assert_eq!(pab[key], true, "[backup bucket] {key}");
     }
-    // And the bucket is there in moto's S3.
-    block_on(s.s3.head_bucket().bucket(b).send()).expect("[backup bucket] HeadBucket");
+    assert_eq!(
+        versioning(s),
+        Some("Enabled".into()),
+        "[backup bucket] S3's answer"
+    );
     assert_eq!(
         s.tfstate()["outputs"]["backup_bucket"]["value"],
         b,
@@ -898,4 +904,11 @@ fn the_backup_bucket_is_private_and_the_nodes_may_use_only_their_prefix(s: &Stac
         }
     }
     assert_eq!(statements.len(), 2, "[backup bucket] {policy}");
+}
+
+/// The backup bucket's versioning status, as S3 answers GetBucketVersioning.
+fn versioning(s: &Stack) -> Option<String> {
+    let out = block_on(s.s3.get_bucket_versioning().bucket(BACKUP_BUCKET).send())
+        .expect("GetBucketVersioning");
+    out.status().map(|v| v.as_str().to_string())
 }

@@ -4,6 +4,7 @@
 import sys
 
 from moto.ec2.models.security_groups import SecurityGroupRule
+from moto.s3.responses import S3Response
 from moto.server import main
 
 
@@ -17,6 +18,24 @@ def _description(rule):
 
 
 SecurityGroupRule.description = property(_description)
+
+
+def _get_bucket_versioning(self):
+    # AWS answers GetBucketVersioning with the root element `VersioningConfiguration` (S3 API
+    # reference, GetBucketVersioning, "Response Syntax"), empty while versioning was never set.
+    # moto (5.2.1, and getmoto/moto master at 0af643a) serializes it as
+    # `GetBucketVersioningResponse` (moto/s3/responses.py, `S3Response.get_bucket_versioning` →
+    # `self.serialized(ActionResult(...))`), which the Go SDK reads and the Rust SDK refuses.
+    status = self.backend.get_bucket_versioning(self.bucket_name)
+    self.data["Action"] = "GetBucketVersioning"
+    inner = f"<Status>{status}</Status>" if status else ""
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{inner}'
+            "</VersioningConfiguration>")
+    return 200, {"Content-Type": "application/xml"}, body
+
+
+S3Response.get_bucket_versioning = _get_bucket_versioning
 
 if __name__ == "__main__":
     sys.exit(main())

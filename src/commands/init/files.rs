@@ -57,6 +57,14 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../templates/traefik/60-ingressroute.yaml.hbs"),
     ),
     (
+        "terraform/aws/backup.tf",
+        include_str!("../../../terraform/aws/backup.tf"),
+    ),
+    (
+        "terraform/aws/backup_bucket/main.tf",
+        include_str!("../../../terraform/aws/backup_bucket/main.tf"),
+    ),
+    (
         "terraform/aws/instances.tf",
         include_str!("../../../terraform/aws/instances.tf"),
     ),
