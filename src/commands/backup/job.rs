@@ -27,7 +27,7 @@ pub struct Jobs<'a> {
 /// A Job name: the CronJob's name (at most 52 characters) and an 11-character suffix, as the
 /// CronJob controller names its own (`<cronjob>-<minutes since the epoch>`); manual runs take
 /// the seconds, so they never meet a scheduled one's name.
-fn job_name(cronjob: &str, tag: &str) -> String {
+pub(super) fn job_name(cronjob: &str, tag: &str) -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -50,7 +50,7 @@ impl Jobs<'_> {
         }
     }
 
-    async fn kubectl(&self, args: &[&str]) -> Result<crate::process::Output> {
+    pub(super) async fn kubectl(&self, args: &[&str]) -> Result<crate::process::Output> {
         self.tools
             .kubectl_within(args, self.deadline, self.say())
             .await
@@ -151,7 +151,7 @@ impl Jobs<'_> {
 
     /// Waits until the Job is Complete (its log) or Failed (an error with its log's tail),
     /// within `backup.timeout`.
-    async fn wait_and_read(&self, name: &str) -> Result<String> {
+    pub(super) async fn wait_and_read(&self, name: &str) -> Result<String> {
         let job = format!("job/{name}");
         let timeout = format!("--timeout={}s", self.timeout.as_secs());
         // A Job that failed is never Complete: one kubectl waits for each condition, and the
@@ -202,6 +202,64 @@ impl Jobs<'_> {
         }
         Ok(log)
     }
+}
+
+/// A restore Job: the CronJob's pod with roles changed. On the volume, its `mongodump`
+/// container runs the script's `restore DIR NAME`; with S3, the `upload` container (the aws
+/// CLI) becomes the init container that downloads NAME into the pod's volume, and `mongodump`
+/// the container that restores it.
+pub(super) fn restore_job(
+    cronjob: &serde_json::Value,
+    name: &str,
+    namespace: &str,
+    archive: &str,
+    s3: Option<(&str, &str)>,
+) -> Result<serde_json::Value> {
+    let template = &cronjob["spec"]["jobTemplate"];
+    let mut spec = template["spec"].clone();
+    let pod = &mut spec["template"]["spec"];
+    let take = |list: &serde_json::Value, wanted: &str| -> Result<serde_json::Value> {
+        list.as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == wanted).cloned())
+            .with_context(|| {
+                format!(
+                    "the backup CronJob has no `{wanted}` container; run `jeeves up --only deploy`"
+                )
+            })
+    };
+    let all: Vec<serde_json::Value> = [&pod["initContainers"], &pod["containers"]]
+        .iter()
+        .filter_map(|l| l.as_array())
+        .flatten()
+        .cloned()
+        .collect();
+    let all = serde_json::Value::Array(all);
+    let mut restore = take(&all, "mongodump")?;
+    restore["args"] = serde_json::json!(["restore", BACKUP_MOUNT_PATH, archive]);
+    match s3 {
+        None => {
+            pod["containers"] = serde_json::json!([restore]);
+        }
+        Some((bucket, prefix)) => {
+            let mut download = take(&all, "upload")?;
+            download["args"] =
+                serde_json::json!(["download", BACKUP_MOUNT_PATH, bucket, prefix, archive]);
+            pod["initContainers"] = serde_json::json!([download]);
+            pod["containers"] = serde_json::json!([restore]);
+        }
+    }
+    spec["ttlSecondsAfterFinished"] = 86400.into();
+    Ok(serde_json::json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+            "annotations": {"jeeves/restore": archive}
+        },
+        "spec": spec
+    }))
 }
 
 /// The listing Job: what `kubectl create job --from=cronjob/…` makes (the template's spec, its
