@@ -316,4 +316,61 @@ mod tests {
         assert!(job["spec"]["template"]["spec"]["containers"][0]["env"].is_null());
         assert!(list_job(&serde_json::json!({}), "x", "ns").is_err());
     }
+
+    #[test]
+    fn restore_jobs_swap_the_pods_roles() {
+        let dump = serde_json::json!({"name": "mongodump", "args": ["dump", "/backup", "0", "60"],
+            "env": [{"name": "MONGO_URI"}]});
+        let upload =
+            serde_json::json!({"name": "upload", "args": ["upload", "/backup", "b", "p", "7"]});
+        let s3 = serde_json::json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "initContainers": [dump.clone()], "containers": [upload]}}}}}});
+        let job = restore_job(
+            &s3,
+            "x-r1",
+            "ns",
+            "mongodb-20261206T140000Z.archive.gz",
+            Some(("b", "p")),
+        )
+        .unwrap();
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(pod["initContainers"][0]["name"], "upload");
+        assert_eq!(
+            pod["initContainers"][0]["args"],
+            serde_json::json!([
+                "download",
+                "/backup",
+                "b",
+                "p",
+                "mongodb-20261206T140000Z.archive.gz"
+            ])
+        );
+        assert_eq!(pod["containers"][0]["name"], "mongodump");
+        assert_eq!(
+            pod["containers"][0]["args"],
+            serde_json::json!(["restore", "/backup", "mongodb-20261206T140000Z.archive.gz"])
+        );
+        assert_eq!(
+            pod["containers"][0]["env"], dump["env"],
+            "the URI by reference, as the dump has it"
+        );
+        let volume = serde_json::json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "containers": [dump], "volumes": [{"name": "archives", "persistentVolumeClaim": {"claimName": "c"}}]}}}}}});
+        let job = restore_job(
+            &volume,
+            "x-r1",
+            "ns",
+            "mongodb-20261206T140000Z.archive.gz",
+            None,
+        )
+        .unwrap();
+        let pod = &job["spec"]["template"]["spec"];
+        assert!(pod["initContainers"].is_null(), "{pod}");
+        assert_eq!(pod["containers"][0]["args"][0], "restore");
+        assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], "c");
+        assert!(
+            restore_job(&volume, "x", "ns", "a", Some(("b", "p"))).is_err(),
+            "S3 needs the upload container"
+        );
+    }
 }
