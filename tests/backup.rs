@@ -258,7 +258,13 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         "--- jeeves backup (past its deadline)\n{}{}",
         run.stderr, run.stdout
     );
-    assert!(run.stderr.contains("failed; its log:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "failed (DeadlineExceeded: Job was active longer than specified deadline; backup.timeout is"
+        ) && run.stderr.contains("its log:"),
+        "{}",
+        run.stderr
+    );
     // SIGTERM was handled: the pod ended before the 30-second grace period's SIGKILL.
     assert!(
         started.elapsed() < std::time::Duration::from_secs(25),
@@ -320,10 +326,11 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     let run = t.run(&["backup"]).expect(1);
     eprintln!("--- jeeves backup (failing)\n{}{}", run.stderr, run.stdout);
     assert!(
-        run.stderr.contains("failed; its log:")
-            && run
-                .stderr
-                .contains("MongoServerSelectionError: getaddrinfo ENOTFOUND db.invalid")
+        run.stderr.contains(
+            "failed (BackoffLimitExceeded: Job has reached the specified backoff limit); its log:"
+        ) && run
+            .stderr
+            .contains("MongoServerSelectionError: getaddrinfo ENOTFOUND db.invalid")
             && run
                 .stderr
                 .contains("could not ask the server whether it is a replica set"),
@@ -544,10 +551,11 @@ fn s3_backups(t: &mut Test) {
         run.stderr, run.stdout
     );
     assert!(
-        run.stderr.contains("failed; its log:")
-            && run
-                .stderr
-                .contains("the upload to s3://rc-backups/lab/ failed"),
+        run.stderr.contains(
+            "failed (BackoffLimitExceeded: Job has reached the specified backoff limit); its log:"
+        ) && run
+            .stderr
+            .contains("the upload to s3://rc-backups/lab/ failed"),
         "{}",
         run.stderr
     );

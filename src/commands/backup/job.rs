@@ -195,12 +195,51 @@ impl Jobs<'_> {
         }
         if !complete {
             bail!(
-                "backup Job {}/{name} failed; its log:\n{tail}\nInspect it with `kubectl describe {job} -n {}` (after `jeeves tunnel`)",
+                "backup Job {}/{name} failed{}; its log:\n{tail}\nInspect it with `kubectl describe {job} -n {}` (after `jeeves tunnel`)",
                 self.namespace,
+                self.why_failed(name).await,
                 self.namespace
             );
         }
         Ok(log)
+    }
+
+    /// ` (REASON: MESSAGE)` from the Job's Failed condition, with the way out of a deadline
+    /// (the pod is gone then, and its log with it); empty when it cannot be read, since the
+    /// failure is reported either way.
+    async fn why_failed(&self, name: &str) -> String {
+        let Ok(out) = self
+            .kubectl(&["get", "jobs", "-n", self.namespace, "-o", "json"])
+            .await
+        else {
+            return String::new();
+        };
+        let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        let failed = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|j| j["metadata"]["name"] == name)
+            .flat_map(|j| {
+                j["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find(|c| c["type"] == "Failed" && c["status"] == "True");
+        match failed {
+            Some(c) if c["reason"] == "DeadlineExceeded" => format!(
+                " (DeadlineExceeded: {}; backup.timeout is {}s, raise it if the database has grown)",
+                c["message"].as_str().unwrap_or_default(),
+                self.timeout.as_secs()
+            ),
+            Some(c) => format!(
+                " ({}: {})",
+                c["reason"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            ),
+            None => String::new(),
+        }
     }
 }
 
