@@ -94,6 +94,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a MongoDB backup now and wait for it (needs [backup]); `--list`: the archives kept.
     Backup(BackupArgs),
+    /// Restore a MongoDB backup archive over the database (newest by default), Rocket.Chat
+    /// stopped meanwhile (needs [backup]; asks for the pipeline name unless --yes).
+    Restore(RestoreArgs),
     /// Break the S3 state lock left by a run that died (its id is in the lock error and in
     /// `status`). Refused when the id is not the current lock's.
     Unlock(UnlockArgs),
@@ -258,6 +261,15 @@ pub struct BackupArgs {
     /// Only list the archives on the backup volume (names, start times, sizes).
     #[arg(long)]
     pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The archive's name, as `jeeves backup --list` shows it (default: the newest).
+    pub archive: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -258,7 +258,13 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         "--- jeeves backup (past its deadline)\n{}{}",
         run.stderr, run.stdout
     );
-    assert!(run.stderr.contains("failed; its log:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "failed (DeadlineExceeded: Job was active longer than specified deadline; backup.timeout is"
+        ) && run.stderr.contains("its log:"),
+        "{}",
+        run.stderr
+    );
     // SIGTERM was handled: the pod ended before the 30-second grace period's SIGKILL.
     assert!(
         started.elapsed() < std::time::Duration::from_secs(25),
@@ -320,10 +326,11 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     let run = t.run(&["backup"]).expect(1);
     eprintln!("--- jeeves backup (failing)\n{}{}", run.stderr, run.stdout);
     assert!(
-        run.stderr.contains("failed; its log:")
-            && run
-                .stderr
-                .contains("MongoServerSelectionError: getaddrinfo ENOTFOUND db.invalid")
+        run.stderr.contains(
+            "failed (BackoffLimitExceeded: Job has reached the specified backoff limit); its log:"
+        ) && run
+            .stderr
+            .contains("MongoServerSelectionError: getaddrinfo ENOTFOUND db.invalid")
             && run
                 .stderr
                 .contains("could not ask the server whether it is a replica set"),
@@ -534,6 +541,8 @@ fn s3_backups(t: &mut Test) {
     assert_eq!(listed["archives"].as_array().unwrap().len(), 2, "{listed}");
     assert_eq!(kubectl_calls(t).len(), calls, "--list ran kubectl");
 
+    restore(t, archives[1]);
+
     // S3 out of reach: the upload fails with the CLI's words, and Jeeves says the Job failed.
     drop(moto);
     let run = t.run(&["backup"]).expect(1);
@@ -542,11 +551,112 @@ fn s3_backups(t: &mut Test) {
         run.stderr, run.stdout
     );
     assert!(
-        run.stderr.contains("failed; its log:")
-            && run
-                .stderr
-                .contains("the upload to s3://rc-backups/lab/ failed"),
+        run.stderr.contains(
+            "failed (BackoffLimitExceeded: Job has reached the specified backoff limit); its log:"
+        ) && run
+            .stderr
+            .contains("the upload to s3://rc-backups/lab/ failed"),
         "{}",
         run.stderr
     );
+}
+
+/// `jeeves restore`: bad names refused before anything runs; then the data changed after the
+/// dump comes back as dumped, Rocket.Chat scaled to zero meanwhile and back after.
+fn restore(t: &mut Test, newest: &str) {
+    let calls = kubectl_calls(t).len();
+    let run = t.run(&["restore", "../x.gz", "--yes"]).expect(2);
+    assert!(
+        run.stderr.contains("`../x.gz` is not an archive name"),
+        "{}",
+        run.stderr
+    );
+    let run = t.run(&["restore"]).expect(2);
+    assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
+    let missing = "mongodb-20000101T000000Z.archive.gz";
+    let run = t.run(&["restore", missing, "--yes"]).expect(2);
+    assert!(
+        run.stderr
+            .contains(&format!("no archive `{missing}` in s3://rc-backups/lab/")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(kubectl_calls(t).len(), calls, "nothing ran in the cluster");
+
+    // After the dump: a user added, a collection created.
+    let server = t.path("standin-mongo/db.internal:27017.json");
+    let mut data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&server).unwrap()).unwrap();
+    let dumped = data["databases"]["rocketchat"]["users"].clone();
+    data["databases"]["rocketchat"]["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"_id": "after-the-dump"}));
+    data["databases"]["rocketchat"]["scratch"] = serde_json::json!([{"_id": 1}]);
+    std::fs::write(&server, data.to_string()).unwrap();
+    let deployments = |t: &Test| -> Vec<(String, u64)> {
+        let state = cluster_state(t);
+        let mut d: Vec<(String, u64)> = state["objects"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, o)| {
+                k.starts_with("Deployment/psautoinfra/")
+                    && o["metadata"]["labels"]["app.kubernetes.io/instance"] == "rocketchat"
+            })
+            .map(|(_, o)| {
+                (
+                    o["metadata"]["name"].as_str().unwrap().to_string(),
+                    o["spec"]["replicas"].as_u64().unwrap_or(1),
+                )
+            })
+            .collect();
+        d.sort();
+        d
+    };
+    let before = deployments(t);
+    assert!(
+        !before.is_empty(),
+        "the chart's Deployments are in the cluster"
+    );
+
+    let run = t.run(&["--output", "json", "restore", "--yes"]).expect(0);
+    eprintln!("--- jeeves restore\n{}{}", run.stderr, run.stdout);
+    let done: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(done["archive"], newest, "the newest by default: {done}");
+    assert_eq!(
+        done["counts"],
+        serde_json::json!([
+            {"collection": "scratch", "before": 1, "after": 1},
+            {"collection": "users", "before": 3, "after": 2}
+        ]),
+        "{done}"
+    );
+    let data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&server).unwrap()).unwrap();
+    assert_eq!(
+        data["databases"]["rocketchat"]["users"], dumped,
+        "data back as dumped"
+    );
+    let restored = mongodumps(t).pop().unwrap();
+    assert_eq!(restored["tool"], "mongorestore");
+    assert_eq!(restored["drop"], true);
+    assert_eq!(restored["nsInclude"], serde_json::json!(["rocketchat.*"]));
+    assert_eq!(
+        restored["uri"],
+        "mongodb://rc:b4ckup-pa55@db.internal:27017/?replicaSet=rs0&authSource=rocketchat"
+    );
+    // Rocket.Chat was stopped during the restore and has its replicas back.
+    let calls = kubectl_calls(t);
+    for (name, replicas) in &before {
+        let down =
+            format!(r#""scale", "deployment", "{name}", "-n", "psautoinfra", "--replicas=0""#);
+        let up = format!(
+            r#""scale", "deployment", "{name}", "-n", "psautoinfra", "--replicas={replicas}""#
+        );
+        let (d, u) = (calls.find(&down), calls.rfind(&up));
+        assert!(d.is_some() && u.is_some() && d < u, "{name}: {calls}");
+    }
+    assert_eq!(deployments(t), before);
+    assert!(!run.stderr.contains("b4ckup-pa55") && !run.stdout.contains("b4ckup-pa55"));
 }

@@ -77,6 +77,7 @@ pub async fn dispatch(cli: Cli, env: Env, redactor: Redactor) -> Result<u8> {
         Command::Unlock(args) => unlock::run(&settings, &args).await,
         Command::Check => check::run(&g, &settings, redactor).await,
         Command::Backup(args) => backup::run(&g, &settings, redactor, &args).await,
+        Command::Restore(args) => backup::restore(&g, &settings, redactor, &args).await,
         Command::Doctor
         | Command::Init(_)
         | Command::Version

@@ -27,7 +27,7 @@ pub struct Jobs<'a> {
 /// A Job name: the CronJob's name (at most 52 characters) and an 11-character suffix, as the
 /// CronJob controller names its own (`<cronjob>-<minutes since the epoch>`); manual runs take
 /// the seconds, so they never meet a scheduled one's name.
-fn job_name(cronjob: &str, tag: &str) -> String {
+pub(super) fn job_name(cronjob: &str, tag: &str) -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -50,7 +50,7 @@ impl Jobs<'_> {
         }
     }
 
-    async fn kubectl(&self, args: &[&str]) -> Result<crate::process::Output> {
+    pub(super) async fn kubectl(&self, args: &[&str]) -> Result<crate::process::Output> {
         self.tools
             .kubectl_within(args, self.deadline, self.say())
             .await
@@ -151,7 +151,7 @@ impl Jobs<'_> {
 
     /// Waits until the Job is Complete (its log) or Failed (an error with its log's tail),
     /// within `backup.timeout`.
-    async fn wait_and_read(&self, name: &str) -> Result<String> {
+    pub(super) async fn wait_and_read(&self, name: &str) -> Result<String> {
         let job = format!("job/{name}");
         let timeout = format!("--timeout={}s", self.timeout.as_secs());
         // A Job that failed is never Complete: one kubectl waits for each condition, and the
@@ -195,13 +195,110 @@ impl Jobs<'_> {
         }
         if !complete {
             bail!(
-                "backup Job {}/{name} failed; its log:\n{tail}\nInspect it with `kubectl describe {job} -n {}` (after `jeeves tunnel`)",
+                "backup Job {}/{name} failed{}; its log:\n{tail}\nInspect it with `kubectl describe {job} -n {}` (after `jeeves tunnel`)",
                 self.namespace,
+                self.why_failed(name).await,
                 self.namespace
             );
         }
         Ok(log)
     }
+
+    /// ` (REASON: MESSAGE)` from the Job's Failed condition, with the way out of a deadline
+    /// (the pod is gone then, and its log with it); empty when it cannot be read, since the
+    /// failure is reported either way.
+    async fn why_failed(&self, name: &str) -> String {
+        let Ok(out) = self
+            .kubectl(&["get", "jobs", "-n", self.namespace, "-o", "json"])
+            .await
+        else {
+            return String::new();
+        };
+        let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        let failed = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|j| j["metadata"]["name"] == name)
+            .flat_map(|j| {
+                j["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find(|c| c["type"] == "Failed" && c["status"] == "True");
+        match failed {
+            Some(c) if c["reason"] == "DeadlineExceeded" => format!(
+                " (DeadlineExceeded: {}; backup.timeout is {}s, raise it if the database has grown)",
+                c["message"].as_str().unwrap_or_default(),
+                self.timeout.as_secs()
+            ),
+            Some(c) => format!(
+                " ({}: {})",
+                c["reason"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            ),
+            None => String::new(),
+        }
+    }
+}
+
+/// A restore Job: the CronJob's pod with roles changed. On the volume, its `mongodump`
+/// container runs the script's `restore DIR NAME`; with S3, the `upload` container (the aws
+/// CLI) becomes the init container that downloads NAME into the pod's volume, and `mongodump`
+/// the container that restores it.
+pub(super) fn restore_job(
+    cronjob: &serde_json::Value,
+    name: &str,
+    namespace: &str,
+    archive: &str,
+    s3: Option<(&str, &str)>,
+) -> Result<serde_json::Value> {
+    let template = &cronjob["spec"]["jobTemplate"];
+    let mut spec = template["spec"].clone();
+    let pod = &mut spec["template"]["spec"];
+    let take = |list: &serde_json::Value, wanted: &str| -> Result<serde_json::Value> {
+        list.as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == wanted).cloned())
+            .with_context(|| {
+                format!(
+                    "the backup CronJob has no `{wanted}` container; run `jeeves up --only deploy`"
+                )
+            })
+    };
+    let all: Vec<serde_json::Value> = [&pod["initContainers"], &pod["containers"]]
+        .iter()
+        .filter_map(|l| l.as_array())
+        .flatten()
+        .cloned()
+        .collect();
+    let all = serde_json::Value::Array(all);
+    let mut restore = take(&all, "mongodump")?;
+    restore["args"] = serde_json::json!(["restore", BACKUP_MOUNT_PATH, archive]);
+    match s3 {
+        None => {
+            pod["containers"] = serde_json::json!([restore]);
+        }
+        Some((bucket, prefix)) => {
+            let mut download = take(&all, "upload")?;
+            download["args"] =
+                serde_json::json!(["download", BACKUP_MOUNT_PATH, bucket, prefix, archive]);
+            pod["initContainers"] = serde_json::json!([download]);
+            pod["containers"] = serde_json::json!([restore]);
+        }
+    }
+    spec["ttlSecondsAfterFinished"] = 86400.into();
+    Ok(serde_json::json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+            "annotations": {"jeeves/restore": archive}
+        },
+        "spec": spec
+    }))
 }
 
 /// The listing Job: what `kubectl create job --from=cronjob/…` makes (the template's spec, its
@@ -257,5 +354,62 @@ mod tests {
         assert_eq!(job["spec"]["backoffLimit"], 0);
         assert!(job["spec"]["template"]["spec"]["containers"][0]["env"].is_null());
         assert!(list_job(&serde_json::json!({}), "x", "ns").is_err());
+    }
+
+    #[test]
+    fn restore_jobs_swap_the_pods_roles() {
+        let dump = serde_json::json!({"name": "mongodump", "args": ["dump", "/backup", "0", "60"],
+            "env": [{"name": "MONGO_URI"}]});
+        let upload =
+            serde_json::json!({"name": "upload", "args": ["upload", "/backup", "b", "p", "7"]});
+        let s3 = serde_json::json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "initContainers": [dump.clone()], "containers": [upload]}}}}}});
+        let job = restore_job(
+            &s3,
+            "x-r1",
+            "ns",
+            "mongodb-20261206T140000Z.archive.gz",
+            Some(("b", "p")),
+        )
+        .unwrap();
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(pod["initContainers"][0]["name"], "upload");
+        assert_eq!(
+            pod["initContainers"][0]["args"],
+            serde_json::json!([
+                "download",
+                "/backup",
+                "b",
+                "p",
+                "mongodb-20261206T140000Z.archive.gz"
+            ])
+        );
+        assert_eq!(pod["containers"][0]["name"], "mongodump");
+        assert_eq!(
+            pod["containers"][0]["args"],
+            serde_json::json!(["restore", "/backup", "mongodb-20261206T140000Z.archive.gz"])
+        );
+        assert_eq!(
+            pod["containers"][0]["env"], dump["env"],
+            "the URI by reference, as the dump has it"
+        );
+        let volume = serde_json::json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "containers": [dump], "volumes": [{"name": "archives", "persistentVolumeClaim": {"claimName": "c"}}]}}}}}});
+        let job = restore_job(
+            &volume,
+            "x-r1",
+            "ns",
+            "mongodb-20261206T140000Z.archive.gz",
+            None,
+        )
+        .unwrap();
+        let pod = &job["spec"]["template"]["spec"];
+        assert!(pod["initContainers"].is_null(), "{pod}");
+        assert_eq!(pod["containers"][0]["args"][0], "restore");
+        assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], "c");
+        assert!(
+            restore_job(&volume, "x", "ns", "a", Some(("b", "p"))).is_err(),
+            "S3 needs the upload container"
+        );
     }
 }

@@ -2,18 +2,20 @@
 //! applied (`kubectl create job --from=cronjob/…`, as kubectl's `createJobFromCronJob` makes
 //! it) — waited for, and the archives the volume then holds. `--list`: those archives only, read
 //! by a short Job from the same template running the script's `list` (the volume is mounted by
-//! pods only; the Job's log is how its contents reach us). Through the tunnel, like `up`.
+//! pods only; the Job's log is how its contents reach us), or, with S3, read from the bucket.
+//! Through the tunnel, like `up`. `jeeves restore` (`restore.rs`) shares the Jobs.
 
 mod archives;
 mod bucket;
 mod job;
+mod restore;
 
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{BackupArgs, GlobalArgs};
-use crate::config::{BackupDestination, Settings};
+use crate::cli::{BackupArgs, GlobalArgs, RestoreArgs};
+use crate::config::{BackupDestination, BackupSettings, Settings};
 use crate::exit_code::{self, UsageError};
 use crate::fleet::Fleet;
 use crate::fleet::api_tunnel::{self, ApiTunnelOptions, kubeconfig_path};
@@ -23,6 +25,14 @@ use crate::ssh::HostKeyPolicy;
 use crate::stages::deploy::Tools;
 use crate::state::{RunLock, StateDir, write_private};
 
+fn no_backup(settings: &Settings) -> anyhow::Error {
+    UsageError(format!(
+        "{} has no [backup] section: add one (schedule, keep; see the README, \"Day 2\") and run `jeeves up --only deploy` to create the backup CronJob",
+        settings.pipeline_file.display()
+    ))
+    .into()
+}
+
 pub async fn run(
     g: &GlobalArgs,
     settings: &Settings,
@@ -30,25 +40,91 @@ pub async fn run(
     args: &BackupArgs,
 ) -> Result<u8> {
     let Some(backup) = &settings.backup else {
-        return Err(UsageError(format!(
-            "{} has no [backup] section: add one (schedule, keep; see the README, \"Day 2\") and run `jeeves up --only deploy` to create the backup CronJob",
-            settings.pipeline_file.display()
-        ))
-        .into());
+        return Err(no_backup(settings));
     };
     if let (true, BackupDestination::S3(s3)) = (args.list, &backup.destination) {
         let report = bucket::list(settings, s3).await?;
         print!("{}", redactor.redact(&render(g, &report)?));
         return Ok(exit_code::SUCCESS);
     }
+    let out = with_cluster(g, settings, backup, &redactor, "backup", async |jobs| {
+        if args.list {
+            jobs.list().await
+        } else {
+            jobs.backup().await
+        }
+    })
+    .await?;
+    print!("{}", redactor.redact(&render(g, &out)?));
+    Ok(exit_code::SUCCESS)
+}
+
+/// `jeeves restore [ARCHIVE]`: see `restore.rs`.
+pub async fn restore(
+    g: &GlobalArgs,
+    settings: &Settings,
+    redactor: Redactor,
+    args: &RestoreArgs,
+) -> Result<u8> {
+    let Some(backup) = &settings.backup else {
+        return Err(no_backup(settings));
+    };
+    // A malformed name is refused before anything else (exit 2, nothing remote run).
+    if let Some(name) = &args.archive {
+        restore::check_name(name)?;
+    }
+    super::confirm_by_name(
+        settings,
+        args.yes,
+        "jeeves restore",
+        "replaces the database's collections with an archive's",
+        "Restore a MongoDB backup over the database",
+        "nothing was restored",
+    )?;
+    // With S3 the archive is chosen from the bucket before the cluster is touched; on the
+    // volume only a pod can list it.
+    let (chosen, s3) = match &backup.destination {
+        BackupDestination::S3(s3) => {
+            let listed = bucket::list(settings, s3).await?;
+            let chosen = restore::choose(args.archive.as_deref(), &listed)?;
+            (Some(chosen), Some((s3.bucket.as_str(), s3.prefix.as_str())))
+        }
+        BackupDestination::Volume => (None, None),
+    };
+    let release = settings.helm.release.clone();
+    let done = with_cluster(g, settings, backup, &redactor, "restore", async |jobs| {
+        let archive = match chosen {
+            Some(c) => c,
+            None => restore::choose(args.archive.as_deref(), &jobs.list().await?)?,
+        };
+        jobs.restore(&release, &archive, s3).await
+    })
+    .await?;
+    let text = match g.output {
+        OutputMode::Json => serde_json::to_string(&done)? + "\n",
+        OutputMode::Auto | OutputMode::Plain => done.text(),
+    };
+    print!("{}", redactor.redact(&text));
+    Ok(exit_code::SUCCESS)
+}
+
+/// Runs `f` with the backup Jobs of the cluster, reached through the tunnel under the run lock
+/// (the tunnel's local port is the one `up` uses: one at a time); the tunnel is closed after.
+async fn with_cluster<T>(
+    g: &GlobalArgs,
+    settings: &Settings,
+    backup: &BackupSettings,
+    redactor: &Redactor,
+    command: &str,
+    f: impl AsyncFnOnce(&job::Jobs<'_>) -> Result<T>,
+) -> Result<T> {
     settings.check_ssh_key()?;
     // Ctrl-C or a Jenkins abort stops the kubectl under way (the Job itself runs on in the
     // cluster), closes the tunnel and releases the lock: exit 130 / 143.
     crate::interrupt::install()?;
     let state_dir = StateDir::open(&settings.state_dir)?;
-    super::refresh_working_copy(settings, &state_dir, "backup").await?;
-    // The tunnel's local port is the one `up` uses: one at a time.
-    let _lock = RunLock::acquire(&state_dir.file("lock"), "backup", g.lock_timeout)?;
+    super::refresh_working_copy(settings, &state_dir, command).await?;
+    let _lock = RunLock::acquire(&state_dir.file("lock"), command, g.lock_timeout)?;
     let verbose = g.verbose;
     let opened = api_tunnel::open(
         &Fleet::new(&settings.ssh, HostKeyPolicy::Strict),
@@ -76,7 +152,7 @@ pub async fn run(
             setting: "backup.timeout",
         },
         verbose: g.verbose,
-        redactor: &redactor,
+        redactor,
         archives_at: match &backup.destination {
             BackupDestination::Volume => {
                 format!("volume {}/{}", settings.helm.namespace, backup.name)
@@ -84,15 +160,9 @@ pub async fn run(
             BackupDestination::S3(s3) => bucket::url(s3),
         },
     };
-    let out = if args.list {
-        jobs.list().await
-    } else {
-        jobs.backup().await
-    };
+    let out = f(&jobs).await;
     drop(opened.tunnel);
-    let report = out?;
-    print!("{}", redactor.redact(&render(g, &report)?));
-    Ok(exit_code::SUCCESS)
+    out
 }
 
 fn render(g: &GlobalArgs, report: &archives::Report) -> Result<String> {

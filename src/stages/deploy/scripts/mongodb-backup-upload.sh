@@ -7,6 +7,8 @@
 #
 #   upload DIR BUCKET PREFIX KEEP  copy DIR's archive to s3://BUCKET/PREFIX/, then keep the
 #                                  newest KEEP archives there
+#   download DIR BUCKET PREFIX NAME
+#                                  copy s3://BUCKET/PREFIX/NAME into DIR (for a restore)
 #
 # Every archive is listed as `jeeves-backup: archive NAME BYTES`, as the volume's script lists
 # them; names hold the UTC time the dump started, so they sort by age.
@@ -26,8 +28,16 @@ archives() {
 	done <"$listing" | sort
 }
 
+if [ "${1:-}" = download ] && [ $# -eq 5 ]; then
+	if ! aws s3 cp --only-show-errors "s3://$3/$4/$5" "$2/$5"; then
+		echo "jeeves-restore: could not download s3://$3/$4/$5 (aws, above); nothing was restored" >&2
+		exit 1
+	fi
+	printf 'jeeves-restore: downloaded %s (%s bytes)\n' "$5" "$(wc -c <"$2/$5")"
+	exit 0
+fi
 if [ "${1:-}" != upload ] || [ $# -ne 5 ]; then
-	echo "usage: mongodb-backup-upload upload DIR BUCKET PREFIX KEEP" >&2
+	echo "usage: mongodb-backup-upload upload DIR BUCKET PREFIX KEEP | download DIR BUCKET PREFIX NAME" >&2
 	exit 2
 fi
 dir=$2

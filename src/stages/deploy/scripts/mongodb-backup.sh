@@ -12,6 +12,9 @@
 #                  (KEEP 0: none removed, none listed, for the upload container that follows);
 #                  first removes what runs killed past the Job's deadline (DEADLINE_SECONDS) left
 #   list DIR       the archives in DIR
+#   restore DIR NAME
+#                  `mongorestore --drop` of DIR/NAME into the URI's database (its collections
+#                  only), with each collection's count before and after
 #
 # Every archive is listed as `jeeves-backup: archive NAME BYTES` (`jeeves backup` reads these
 # lines from the Job's log); NAME holds the UTC time the dump started, so names sort by age.
@@ -67,6 +70,30 @@ full_dump_uri() {
 	*) [ -z "$db" ] || query="${query:+$query&}authSource=$db" ;;
 	esac
 	printf '%s://%s/%s%s' "$scheme" "$hosts" "${query:+?}" "$query"
+}
+
+# mongosh's script for `restore`: `COLLECTION COUNT` for each collection of the URI's database.
+counts_probe='// jeeves-probe: counts
+const d = connect(process.env.MONGO_URI);
+d.getCollectionNames().sort().forEach((c) => print(c + " " + d.getCollection(c).countDocuments({})));'
+
+# The URI's database (empty when it names none).
+uri_database() {
+	rest=${1#*://}
+	path=${rest#"${rest%%/*}"}
+	path=${path#/}
+	printf '%s' "${path%%\?*}"
+}
+
+# `jeeves-restore: WHEN COLLECTION COUNT` for each collection of the URI's database.
+counted() {
+	if ! mongosh --nodb --quiet --eval "$counts_probe" >"$counts"; then
+		echo "jeeves-restore: could not count the collections $1 the restore (mongosh, above)" >&2
+		exit 1
+	fi
+	while read -r collection count; do
+		printf 'jeeves-restore: %s %s %s\n' "$1" "$collection" "$count"
+	done <"$counts"
 }
 
 # The TERM trap of `dump`: mongodump stopped and waited for (still unwaited, it can be
@@ -181,8 +208,40 @@ dump)
 	done
 	list "$dir"
 	;;
+restore)
+	name=$3
+	archive="$dir/$name"
+	if [ ! -f "$archive" ]; then
+		echo "jeeves-restore: no archive $name in $dir; nothing was restored" >&2
+		exit 1
+	fi
+	db=$(uri_database "$MONGO_URI")
+	if [ -z "$db" ]; then
+		echo "jeeves-restore: the database URI names no database; nothing was restored" >&2
+		exit 1
+	fi
+	umask 077
+	config=$(mktemp)
+	counts=$(mktemp)
+	trap 'rm -f -- "$config" "$counts"' EXIT
+	counted before
+	# The URI's database only, whatever else the archive holds (a point-in-time dump is a full
+	# dump): --nsInclude, with the URI's database moved to authSource, since mongorestore
+	# reads a URI's database as the deprecated --db. The archive's oplog is not replayed:
+	# mongorestore refuses --oplogReplay with an include (mongo-tools 100.x,
+	# mongorestore/mongorestore.go `ParseAndValidateOptions`), and a full restore would drop
+	# the admin database's users.
+	printf "uri: '%s'\n" "$(full_dump_uri "$MONGO_URI" | sed "s/'/''/g")" >"$config"
+	if ! mongorestore --config="$config" --archive="$archive" --gzip --drop --nsInclude="$db.*"; then
+		echo "jeeves-restore: mongorestore failed (above); the database may be partly restored" >&2
+		counted after
+		exit 1
+	fi
+	counted after
+	printf 'jeeves-restore: restored %s into %s\n' "$name" "$db"
+	;;
 *)
-	echo "usage: mongodb-backup dump DIR KEEP DEADLINE_SECONDS | list DIR" >&2
+	echo "usage: mongodb-backup dump DIR KEEP DEADLINE_SECONDS | list DIR | restore DIR NAME" >&2
 	exit 2
 	;;
 esac
