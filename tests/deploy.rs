@@ -773,6 +773,29 @@ fn operator_mode(t: &mut Test, read_state: &dyn Fn() -> serde_json::Value, clust
         user
     );
 
+    // A topology the live nodes cannot hold (their allocatable, from the API): refused before
+    // anything is applied, naming the key (exit 2).
+    t.env("JEEVES_MONGODB_MEMBERS", "5")
+        .env("JEEVES_MONGODB_ANTI_AFFINITY", "required");
+    let before = calls(t).len();
+    let run = t.run(&["up", "--only", "deploy"]).expect(2);
+    assert!(
+        run.stderr.contains("mongodb.members")
+            && run
+                .stderr
+                .contains("5 members with anti_affinity = \"required\" need 5 nodes")
+            && run.stderr.contains("the allocatable of the cluster's"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !verbs(&calls(t), before)
+            .iter()
+            .any(|v| v == "kubectl apply" || v == "helm upgrade"),
+        "nothing applied"
+    );
+    t.env("JEEVES_MONGODB_ANTI_AFFINITY", "none");
+
     // A member that cannot start: the phase stays Pending with the operator's message, and the
     // wait fails at helm.timeout naming the member and its reason.
     let mut state = read_state();

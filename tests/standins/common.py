@@ -87,6 +87,15 @@ def load():
         return {"objects": {}, "releases": {}}
 
 
+def unlock():
+    """Lets the other calls at the state before a long wait that reads and writes nothing more
+    (`kubectl wait` sitting out its timeout)."""
+    global _lock
+    if _lock is not None:
+        _lock.close()
+        _lock = None
+
+
 def save(state):
     if not STATE:
         return

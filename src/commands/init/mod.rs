@@ -346,6 +346,8 @@ mod tests {
             Some("ssh-ed25519 AAAA test")
         );
         assert_eq!(tf["backend_config"]["bucket"].as_str(), Some("my-state"));
+        // A new pipeline runs its own replica set (a pipeline without the key stays external).
+        assert_eq!(doc["helm"]["mongodb"].as_str(), Some("operator"));
         let env = env_text(&a);
         for line in [
             "DOMAIN=chat.example.com",

@@ -424,12 +424,21 @@ def node_object(n):
     annotations = {"node.alpha.kubernetes.io/ttl": "0",
                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
                    **n.get("annotations", {})}
+    # Capacity is the machine's (the kubelet's cadvisor MachineInfo: cores, MemTotal; 110 pods),
+    # here the runner's, which every lab host shares; allocatable is capacity less the reserved
+    # (MicroK8s reserves none) and the hard eviction threshold memory.available<100Mi (kubernetes
+    # release-1.32, pkg/kubelet/cm/node_container_manager_linux.go,
+    # GetNodeAllocatableAbsolute; pkg/kubelet/eviction/defaults_linux.go).
+    mem_ki = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
+    capacity = {"cpu": str(os.cpu_count()), "memory": f"{mem_ki}Ki", "pods": "110"}
+    allocatable = dict(capacity, memory=f"{mem_ki - 100 * 1024}Ki")
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": n["name"], "labels": labels, "annotations": annotations,
                          "creationTimestamp": created},
             "spec": spec,
             "status": {"addresses": [{"address": n["ip"], "type": "InternalIP"},
                                      {"address": n["name"], "type": "Hostname"}],
+                       "capacity": capacity, "allocatable": allocatable,
                        "conditions": conditions(n, ready, created),
                        "nodeInfo": {"architecture": "amd64", "containerRuntimeVersion": "containerd://1.6.28",
                                     "kubeProxyVersion": version, "kubeletVersion": version,
