@@ -187,7 +187,8 @@ fn an_unknown_chart_version_or_an_unread_key_is_a_config_error() {
         run.stderr
     );
     // With the bundled MongoDB, Jeeves owns its credentials and address.
-    let t = Test::new();
+    let mut t = Test::new();
+    t.env("JEEVES_HELM_MONGODB", "bundled");
     t.write(
         "pipelines/lab.toml",
         &format!("{lab}\n[helm.values.mongodb.auth]\nrootPassword = \"x\"\n"),
@@ -200,6 +201,7 @@ fn an_unknown_chart_version_or_an_unread_key_is_a_config_error() {
     );
     // nameOverride renames the chart's Service; the IngressRoute follows it.
     let mut t = Test::new();
+    t.env("JEEVES_HELM_MONGODB", "bundled");
     t.write(
         "pipelines/lab.toml",
         &format!("{lab}\n[helm.values]\nnameOverride = \"chat\"\n"),
@@ -237,6 +239,13 @@ print("ok", sorted(reads))
     for version in ["6.25.1", "7.0.2"] {
         for mongodb in ["external", "bundled"] {
             let mut t = Test::new();
+            // The volume's Job, whose one container reads the URI (the lab pipeline's own
+            // [backup] is S3, whose dump is an init container: tests/render.rs checks that).
+            let lab = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
+            t.write(
+                "pipelines/lab.toml",
+                &lab[..lab.find("\n[backup]").unwrap()],
+            );
             let chart_path = common::chart(version);
             t.env("JEEVES_HELM_MONGODB", mongodb)
                 .env("JEEVES_HELM_VERSION", version)

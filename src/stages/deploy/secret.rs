@@ -371,7 +371,11 @@ mod tests {
     /// the secret): the two must not differ, or each apply removes what the other set.
     #[test]
     fn the_secrets_namespace_is_the_templates_namespace() {
-        let s = settings(&[("MONGO_URI", "m"), ("MONGO_OPLOG_URI", "o")]);
+        let s = settings(&[
+            ("MONGO_URI", "m"),
+            ("MONGO_OPLOG_URI", "o"),
+            ("JEEVES_HELM_MONGODB", "external"),
+        ]);
         let templates = crate::templates::Templates::load(&s.templates_dir).unwrap();
         let name = templates
             .traefik_names()
