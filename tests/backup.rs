@@ -53,6 +53,7 @@ fn kubectl_calls(t: &Test) -> String {
 fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     // No [backup]: a usage error naming the section, before anything remote.
     let bare = Test::new();
+    bare.without_backup();
     let run = bare.run(&["backup"]).expect(2);
     assert!(
         run.stderr.contains("has no [backup] section"),
@@ -62,6 +63,8 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
 
     let lab = Lab::up(0);
     let mut t = Test::new();
+    // Backups as this test configures them (JEEVES_BACKUP_*), not the lab pipeline's.
+    t.without_backup();
     lab.env_for(&mut t);
     t.with_standins()
         .env(

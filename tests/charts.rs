@@ -241,11 +241,7 @@ print("ok", sorted(reads))
             let mut t = Test::new();
             // The volume's Job, whose one container reads the URI (the lab pipeline's own
             // [backup] is S3, whose dump is an init container: tests/render.rs checks that).
-            let lab = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
-            t.write(
-                "pipelines/lab.toml",
-                &lab[..lab.find("\n[backup]").unwrap()],
-            );
+            t.without_backup();
             let chart_path = common::chart(version);
             t.env("JEEVES_HELM_MONGODB", mongodb)
                 .env("JEEVES_HELM_VERSION", version)

@@ -86,7 +86,12 @@ fn a_run_killed_in_any_applying_stage_is_repaired_by_the_next() {
     let lab = Lab::up(1);
     let mut t = Test::new();
     lab.env_for(&mut t);
-    t.with_standins().env("JEEVES_TUNNEL_LOCAL_PORT", "26503");
+    // Chart 6.25.1 first, so that the deploy below moves forward to 7.0.2 (a move back is
+    // refused: Rocket.Chat's migrations run forward only).
+    t.with_standins()
+        .env("JEEVES_TUNNEL_LOCAL_PORT", "26503")
+        .env("JEEVES_HELM_VERSION", "6.25.1")
+        .env("JEEVES_HELM_CHART", &common::chart("6.25.1"));
 
     // Bootstrap: killed while the workers join.
     let seen = kill_during(&t, &progress("bootstrap", "joining"));
@@ -127,8 +132,8 @@ fn a_run_killed_in_any_applying_stage_is_repaired_by_the_next() {
     );
 
     // deploy: killed during the Helm release (a new chart version).
-    t.env("JEEVES_HELM_VERSION", "6.25.1")
-        .env("JEEVES_HELM_CHART", &common::chart("6.25.1"));
+    t.env("JEEVES_HELM_VERSION", "7.0.2")
+        .env("JEEVES_HELM_CHART", &common::chart("7.0.2"));
     kill_during(&t, &progress("deploy", "helm upgrade --install"));
     converges(&t, "killed in deploy");
 

@@ -191,10 +191,8 @@ fn a_template_with_an_unknown_variable_fails() {
 #[test]
 fn the_backup_cronjob_renders_and_validates_for_kubernetes_1_32() {
     let mut t = Test::new();
-    // The lab pipeline's own [backup] (S3) left out: the volume's objects are what this checks.
-    let lab = std::fs::read_to_string(t.path("pipelines/lab.toml")).unwrap();
-    let without = &lab[..lab.find("\n[backup]").expect("lab.toml has [backup]")];
-    t.write("pipelines/lab.toml", without);
+    // Backups as this test configures them (JEEVES_BACKUP_*), not the lab pipeline's (S3).
+    t.without_backup();
     t.run(&["render", "--out", "none"]).expect(0);
     assert!(
         !t.path("none/backup").exists(),

@@ -174,6 +174,17 @@ impl Test {
             .env("LAB_STANDIN_STATE", &state)
     }
 
+    /// pipelines/lab.toml without its `[backup]` (the last section): for tests that configure
+    /// backups themselves, through `JEEVES_BACKUP_*`.
+    pub fn without_backup(&self) -> &Test {
+        let lab = std::fs::read_to_string(self.path("pipelines/lab.toml")).unwrap();
+        let at = lab
+            .find("\n[backup]")
+            .expect("pipelines/lab.toml has [backup]");
+        let before = lab[..at].rfind("\n\n").unwrap_or(at);
+        self.write("pipelines/lab.toml", &format!("{}\n", &lab[..before]))
+    }
+
     pub fn env(&mut self, k: &str, v: &str) -> &mut Test {
         self.env.push((k.into(), v.into()));
         self

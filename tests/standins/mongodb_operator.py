@@ -30,6 +30,26 @@ import workloads
 OPERATOR = "mongodb-kubernetes-operator"  # the chart's operator.name
 
 
+def serve(cr, hosts, name):
+    """The replica set's members, as the stand-in mongo tools reach them (tests/standins/image/
+    standin_mongo.py: a server is a JSON file in `standin-mongo/` beside the cluster state, named
+    after its sorted host list): made once the set runs, with the replica set name the operator
+    gives it (its own name: `controllers/replica_set_controller.go`, `buildAutomationConfig`,
+    `SetName(mdb.Name)`) and each user's roles from the spec (`<role>@<db>`, as the stand-in
+    reads them). It holds no data until something writes some; it is never removed here: a test
+    that takes the cluster away removes the cluster's state and these files with it."""
+    import os
+    root = os.path.join(os.path.dirname(os.path.realpath(os.environ["LAB_STANDIN_STATE"])), "standin-mongo")
+    path = os.path.join(root, ",".join(sorted(hosts)) + ".json")
+    if os.path.exists(path):
+        return
+    users = {u["name"]: [f'{r["name"]}@{r["db"]}' for r in u.get("roles", [])]
+             for u in cr.get("spec", {}).get("users", [])}
+    os.makedirs(root, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"setName": name, "users": users, "databases": {}}, f)
+
+
 def watched(objs, ns):
     for o in objs.values():
         if o.get("kind") != "Deployment" or o["metadata"]["name"] != OPERATOR:
@@ -111,6 +131,7 @@ def reconcile(objs, state, cr, nodes, started):
     status.clear()
     status.update(phase="Running", currentMongoDBMembers=members, currentStatefulSetReplicas=members,
                   version=version, mongoUri=f"mongodb://{hosts}/?replicaSet={name}")
+    serve(cr, hosts.split(","), name)
     b64 = lambda v: base64.b64encode(v.encode()).decode()
     for u, pw in users:
         db = u.get("db") or "admin"

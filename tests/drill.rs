@@ -1,0 +1,132 @@
+//! The disaster-recovery drill (docs/day2.md), on the lab with the lab pipeline as it is:
+//! operator mode, backups to S3 on the lab's moto. `up` → data written → `backup` → `down --yes`
+//! → the cluster gone → `up` → `restore --yes` → the data is there, exactly. Prints each step's
+//! wall time (the figure docs/day2.md gives).
+//!
+//! What "the cluster gone" means in the lab: `down` destroys terraform's resources, but the lab's
+//! hosts outlive it (terraform/lab describes them, it does not make them). So the test takes away
+//! what new instances would not have: MicroK8s on every host (`snap remove --purge`), and, on the
+//! runner, the stand-in cluster's state and its MongoDB servers (tests/standins/README.md). The
+//! bucket is moto's, outside the cluster, as the S3 bucket outlives `jeeves down` on AWS
+//! (terraform/aws keeps `module.backup_bucket`).
+
+mod common;
+
+use std::time::Instant;
+
+use common::{Lab, Test};
+
+/// The replica set's server file (tests/standins/image/standin_mongo.py): the one in
+/// `standin-mongo/` whose name is the operator's member host list.
+fn server(t: &Test) -> std::path::PathBuf {
+    let dir = t.path("standin-mongo");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.to_string_lossy()
+                .contains("rocketchat-db-0.rocketchat-db-svc")
+        })
+        .unwrap_or_else(|| panic!("no replica set server in {}", dir.display()))
+}
+
+fn timed(steps: &mut Vec<(String, f64)>, what: &str, f: impl FnOnce()) {
+    let started = Instant::now();
+    f();
+    steps.push((what.into(), started.elapsed().as_secs_f64()));
+}
+
+#[test]
+fn the_disaster_recovery_drill_brings_the_data_back() {
+    let lab = Lab::up(2);
+    let mut t = Test::new();
+    lab.env_for(&mut t);
+    t.with_standins();
+    let mut steps = Vec::new();
+
+    timed(&mut steps, "up", || {
+        t.run(&["up"]).expect(0);
+    });
+    // Data written: what Rocket.Chat would have stored in its database.
+    let data = serde_json::json!({
+        "rocketchat_message": [{"_id": "m1", "msg": "before the disaster"}, {"_id": "m2", "msg": "still here after"}],
+        "users": [{"_id": "u1", "username": "ops"}],
+    });
+    let file = server(&t);
+    let mut db: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(db["setName"], "rocketchat-db", "a replica set: {db}");
+    db["databases"]["rocketchat"] = data.clone();
+    std::fs::write(&file, db.to_string()).unwrap();
+    // The bucket's keys: a Secret the operator made (moto is not AWS: no instance profile).
+    edit_cluster(&t, |objects| {
+        objects["Secret/psautoinfra/lab-backup-s3"] = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "lab-backup-s3", "namespace": "psautoinfra"},
+            "data": {"AWS_ACCESS_KEY_ID": "bGFi", "AWS_SECRET_ACCESS_KEY": "bGFiLXNlY3JldC1ub3QtcmVhbA=="}});
+    });
+    timed(&mut steps, "backup", || {
+        t.run(&["backup"]).expect(0);
+    });
+    let listed = t.run(&["backup", "--list"]).expect(0);
+    assert!(
+        listed.stdout.contains("mongodb-") && listed.stdout.contains("s3://jeeves-lab-backups/"),
+        "{}",
+        listed.stdout
+    );
+
+    timed(&mut steps, "down --yes", || {
+        t.run(&["down", "--yes"]).expect(0);
+    });
+    // The cluster is gone with its instances: MicroK8s, the cluster's objects, its database.
+    for ip in ["10.77.0.10", "10.77.0.11", "10.77.0.12"] {
+        let (code, out) = lab.ssh(ip, &lab.path("known_hosts"), "snap remove --purge microk8s");
+        assert_eq!(code, 0, "{ip}: {out}");
+    }
+    std::fs::remove_file(t.path("standin-cluster.json")).unwrap();
+    std::fs::remove_dir_all(t.path("standin-mongo")).unwrap();
+
+    timed(&mut steps, "up (a new cluster)", || {
+        t.run(&["up"]).expect(0);
+    });
+    let file = server(&t);
+    let fresh: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(
+        fresh["databases"],
+        serde_json::json!({}),
+        "a new, empty database"
+    );
+    edit_cluster(&t, |objects| {
+        objects["Secret/psautoinfra/lab-backup-s3"] = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "lab-backup-s3", "namespace": "psautoinfra"},
+            "data": {"AWS_ACCESS_KEY_ID": "bGFi", "AWS_SECRET_ACCESS_KEY": "bGFiLXNlY3JldC1ub3QtcmVhbA=="}});
+    });
+    let mut restored = None;
+    timed(&mut steps, "restore --yes", || {
+        restored = Some(t.run(&["restore", "--yes"]).expect(0));
+    });
+    let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(
+        back["databases"]["rocketchat"],
+        data,
+        "the data is back as it was written:\n{}",
+        restored.unwrap().stderr
+    );
+    // And the next run has nothing to repair.
+    t.run(&["plan", "--detailed-exitcode"]).expect(0);
+
+    let total: f64 = steps.iter().map(|(_, s)| s).sum();
+    for (what, s) in &steps {
+        eprintln!("drill: {what:20} {s:6.1} s");
+    }
+    eprintln!("drill: {:20} {total:6.1} s", "total");
+}
+
+/// Edits the stand-in cluster's objects as a person with kubectl would have changed them.
+fn edit_cluster(t: &Test, f: impl FnOnce(&mut serde_json::Value)) {
+    let path = t.path("standin-cluster.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    f(&mut state["objects"]);
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+}
