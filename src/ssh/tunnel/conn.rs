@@ -97,9 +97,11 @@ impl Conn {
 }
 
 impl Conn {
-    /// Whether the channel would take data from the server now.
+    /// Whether this connection needs its session's input: data it has room for, or the
+    /// window adjustment its pending upload may wait for (a channel write reads the session
+    /// first, so that input does not stay unread).
     pub(super) fn wants_input(&self) -> bool {
-        !self.remote_eof && !self.to_local.is_full()
+        (!self.remote_eof && !self.to_local.is_full()) || !self.to_remote.is_empty()
     }
 }
 
