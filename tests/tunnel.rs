@@ -114,7 +114,8 @@ fn session(lab: &Lab) -> SshSession {
         host_keys: HostKeyPolicy::Strict,
         connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(60),
-        keepalive: Duration::from_secs(5),
+        // Short, so that the idle check in `slow_and_refused_opens` sees keepalive replies.
+        keepalive: Duration::from_secs(1),
         sudo: false,
         jump: None,
     };
@@ -127,6 +128,32 @@ fn session(lab: &Lab) -> SshSession {
         &opts,
     )
     .unwrap()
+}
+
+/// CPU seconds (user + system) spent so far by this process's tunnel threads.
+fn tunnel_cpu() -> f64 {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue; // a thread that ended meanwhile
+        };
+        if comm.trim() != "jeeves-tunnel" {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        ticks += f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    }
+    // SAFETY: sysconf has no preconditions.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 /// Sends `data` through the tunnel and returns what came back (the server echoes).
@@ -294,6 +321,7 @@ fn slow_and_refused_opens(lab: &Lab, setup: &SshSession) {
             .unwrap_or_else(|e| panic!("queued {i}: no echo: {e}"));
     }
     let stuck_done = paused.elapsed();
+    drop(queued);
     eprintln!(
         "an open unanswered for {stuck_done:.1?}: open connections echoed within {slowest:.1?}, a new one took {fresh:.1?} ({} SSH sessions)",
         tunnel.sessions()
@@ -330,6 +358,16 @@ fn slow_and_refused_opens(lab: &Lab, setup: &SshSession) {
     }
     set_mode(&control, "serve");
     assert_eq!(round_trip(port, b"again"), b"again");
+
+    // Idle, with a grown session that no longer carries a channel: a keepalive's reply waits
+    // unread on its socket, and a loop that watched that socket for input spun at 100% CPU
+    // (issue 26). Past a keepalive interval (1 s), the next second is measured.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = tunnel_cpu();
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = tunnel_cpu() - before;
+    eprintln!("idle tunnels: {busy:.2} s of CPU in 1 s");
+    assert!(busy < 0.2, "idle tunnels used {busy:.2} s of CPU in 1 s");
 
     // Closing while an open waits on the controller: at once, and every client sees its
     // connection closed.

@@ -289,6 +289,20 @@ impl SshSession {
         Ok(())
     }
 
+    /// The cipher and MAC negotiated each way, as "client->server: CIPHER MAC;
+    /// server->client: CIPHER MAC" (the benchmark reports it beside OpenSSH's).
+    pub fn negotiated(&self) -> String {
+        use ssh2::MethodType::{CryptCs, CryptSc, MacCs, MacSc};
+        let m = |t| self.session.methods(t).unwrap_or("?");
+        format!(
+            "client->server: {} {}; server->client: {} {}",
+            m(CryptCs),
+            m(MacCs),
+            m(CryptSc),
+            m(MacSc)
+        )
+    }
+
     /// The underlying libssh2 session (the tunnel opens channels on it).
     pub(super) fn raw(&self) -> &Session {
         &self.session

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use ssh2::Channel;
 
-use super::conn::{BUF, Conn, pump};
+use super::conn::{Conn, pump};
 use super::{Counters, TunnelLog};
 use crate::ssh::options::{SshOptions, Target};
 use crate::ssh::session::SshSession;
@@ -74,7 +74,7 @@ pub(super) struct Forwarder {
     conns: Vec<Conn>,
     /// Channels we closed that wait for the server's close; dropped once it arrives (freeing
     /// a channel before that leaks it inside libssh2).
-    closing: Vec<(Channel, Instant)>,
+    closing: Vec<(Channel, Instant, i32)>,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
     log: TunnelLog,
@@ -110,33 +110,36 @@ impl Forwarder {
 
     /// Forwards until `stop`; `woken` turns readable (its peer closed) when the tunnel stops.
     pub(super) fn run(mut self, woken: std::os::unix::net::UnixStream) {
-        let mut buf = vec![0u8; BUF];
+        // accept(2) only once poll(2) says a connection is there: on Linux 6 an accept that
+        // finds none still makes and frees a socket file (issue 26's profile: a tenth of the
+        // tunnel thread's CPU when it was tried on every turn).
+        let mut pending = true;
         while !self.stop.load(Ordering::Relaxed) {
-            let mut progressed = self.accept();
+            let mut progressed = pending && self.accept();
             progressed |= self.add_session();
             progressed |= self.open_channels();
             self.grow();
             let mut i = 0;
             while i < self.conns.len() {
-                match pump(&mut self.conns[i], &mut buf) {
+                match pump(&mut self.conns[i]) {
                     Ok((p, done)) => {
                         progressed |= p;
                         if done {
                             let c = self.conns.swap_remove(i);
-                            self.retire(c.channel);
+                            self.retire(c.channel, c.session_fd);
                             continue;
                         }
                     }
                     Err(_) => {
                         let c = self.conns.swap_remove(i);
                         let _ = c.local.shutdown(Shutdown::Both);
-                        self.retire(c.channel);
+                        self.retire(c.channel, c.session_fd);
                         continue;
                     }
                 }
                 i += 1;
             }
-            self.closing.retain_mut(|(channel, since)| {
+            self.closing.retain_mut(|(channel, since, _)| {
                 close_pending(channel.close()) && since.elapsed() < CLOSE_WAIT
             });
             if !progressed {
@@ -145,8 +148,9 @@ impl Forwarder {
                 for lane in &self.lanes {
                     let _ = lane.session.raw().keepalive_send();
                 }
-                self.wait(&woken);
             }
+            // After progress only a look (there may be more to do at once), else a sleep.
+            pending = self.wait(&woken, !progressed);
         }
         // Nothing here waits for the server: closes are sent, not awaited, and an open still
         // under way is abandoned with its session.
@@ -162,10 +166,10 @@ impl Forwarder {
     }
 
     /// Sends the channel's close; the channel is kept until the server answers with its own.
-    fn retire(&mut self, mut channel: Channel) {
+    fn retire(&mut self, mut channel: Channel, session_fd: i32) {
         self.counters.open.fetch_sub(1, Ordering::Relaxed);
         if close_pending(channel.close()) {
-            self.closing.push((channel, Instant::now()));
+            self.closing.push((channel, Instant::now(), session_fd));
         }
     }
 
@@ -217,16 +221,8 @@ impl Forwarder {
                     Ok(channel) => {
                         let w = lane.opening.take().expect("an open under way");
                         self.counters.open.fetch_add(1, Ordering::Relaxed);
-                        self.conns.push(Conn {
-                            local: w.local,
-                            channel,
-                            to_remote: Vec::new(),
-                            to_local: Vec::new(),
-                            local_eof: false,
-                            sent_eof: false,
-                            remote_eof: false,
-                            local_shut: false,
-                        });
+                        let fd = lane.session.raw_fd();
+                        self.conns.push(Conn::new(w.local, channel, fd));
                     }
                     Err(e) => {
                         let w = lane.opening.take().expect("an open under way");
@@ -338,9 +334,10 @@ impl Forwarder {
         }
     }
 
-    /// Sleeps until any socket is ready, bounded: libssh2 may already hold data it read for
-    /// another channel, or the answer to an open, which no socket event announces.
-    fn wait(&self, woken: &std::os::unix::net::UnixStream) {
+    /// Sleeps until any socket is ready (`sleep`), bounded: libssh2 may already hold data it
+    /// read for another channel, or the answer to an open, which no socket event announces.
+    /// Without `sleep`, only looks. Returns whether a connection waits to be accepted.
+    fn wait(&self, woken: &std::os::unix::net::UnixStream, sleep: bool) -> bool {
         let mut fds = vec![
             libc::pollfd {
                 fd: self.listener.as_raw_fd(),
@@ -353,23 +350,45 @@ impl Forwarder {
                 revents: 0,
             },
         ];
+        // A session's socket is watched for input only when something reads it: an open under
+        // way, a channel with room for data, a close awaiting the server's. Input nothing reads
+        // (a keepalive's reply on a session without channels, data for a channel whose local
+        // side is full) would wake poll(2) at once, for ever: the loop spun at 100% CPU on an
+        // idle tunnel that had grown a session (issue 26's profile). It waits in the socket for
+        // the next reader.
+        let mut sessions: Vec<libc::pollfd> = Vec::new();
+        let mut want =
+            |fd: i32, events: libc::c_short| match sessions.iter_mut().find(|p| p.fd == fd) {
+                Some(p) => p.events |= events,
+                None => sessions.push(libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                }),
+            };
         for lane in &self.lanes {
+            if lane.opening.is_some() {
+                want(lane.session.raw_fd(), libc::POLLIN);
+            }
             // Outbound too when libssh2 is blocked writing (socket buffer full): waiting for
             // input only would stall a bulk upload until the timeout.
-            let events = match lane.session.raw().block_directions() {
-                ssh2::BlockDirections::Outbound => libc::POLLIN | libc::POLLOUT,
-                ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
-                _ => libc::POLLIN,
-            };
-            fds.push(libc::pollfd {
-                fd: lane.session.raw_fd(),
-                events,
-                revents: 0,
-            });
+            if matches!(
+                lane.session.raw().block_directions(),
+                ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+            ) {
+                want(lane.session.raw_fd(), libc::POLLOUT);
+            }
         }
+        for c in self.conns.iter().filter(|c| c.wants_input()) {
+            want(c.session_fd, libc::POLLIN);
+        }
+        for (_, _, fd) in &self.closing {
+            want(*fd, libc::POLLIN);
+        }
+        fds.extend(sessions);
         for c in &self.conns {
             let mut events = 0;
-            if !c.local_eof && c.to_remote.len() < BUF {
+            if !c.local_eof && !c.to_remote.is_full() {
                 events |= libc::POLLIN;
             }
             if !c.to_local.is_empty() {
@@ -385,9 +404,15 @@ impl Forwarder {
             && self.waiting.is_empty()
             && self.connecting.is_none()
             && self.lanes.iter().all(|l| l.opening.is_none());
-        let timeout = if idle { 200 } else { 5 };
+        let timeout = match (sleep, idle) {
+            (false, _) => 0,
+            (true, true) => 200,
+            (true, false) => 5,
+        };
         // SAFETY: a valid array of pollfd for the duration of the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        // A failed poll (EINTR) says nothing: look for connections anyway.
+        n < 0 || fds[0].revents != 0
     }
 }
 
