@@ -115,13 +115,11 @@ pub fn planned_bundled(chart: &ChartVersion, wanted: &serde_json::Value) -> Serv
     }
 }
 
-/// The operator's replica set `<release>-mongodb`, or `pin` when it does not exist yet. For
-/// `helm.mongodb = "operator"` (issue 24, built beside this): the caller passes the pinned
-/// `[mongodb] version`. Unused until that mode lands (merge of issue 24's parts).
-#[allow(dead_code)]
+/// The operator's replica set (`[mongodb] name`), or `pin` (the pinned `[mongodb] version`)
+/// when it does not exist yet.
 pub async fn operator(tools: &Tools, cx: &StageContext<'_>, pin: MongoVersion) -> Result<Server> {
     let s = cx.settings;
-    let name = format!("{}-mongodb", s.helm.release);
+    let name = s.mongodb.name.clone();
     let out = tools
         .kubectl(
             cx,
@@ -158,7 +156,6 @@ pub async fn operator(tools: &Tools, cx: &StageContext<'_>, pin: MongoVersion) -
 
 /// The `MongoDBCommunity` named `name`, read with `kubectl get mongodbcommunity NAME -o
 /// json`: `None` when it does not exist yet (`pin` is then what would run).
-#[allow(dead_code)]
 pub fn from_mongodbcommunity(
     name: &str,
     object: Option<&serde_json::Value>,

@@ -185,9 +185,16 @@ impl Stage for DeployStage {
                     cx.allow_downgrade,
                 )?;
             }
-            if cx.settings.helm.bundled_mongodb {
-                let server =
-                    db_version::bundled(&tools, cx, chart, &rendered.values.wanted).await?;
+            let server = if cx.settings.helm.bundled_mongodb {
+                Some(db_version::bundled(&tools, cx, chart, &rendered.values.wanted).await?)
+            } else if cx.settings.helm.mongodb == crate::config::MongodbMode::Operator {
+                let pin = crate::mongo_version::MongoVersion::coerce(&cx.settings.mongodb.version)
+                    .context("mongodb.version is not a version")?;
+                Some(db_version::operator(&tools, cx, pin).await?)
+            } else {
+                None
+            };
+            if let Some(server) = server {
                 db_version::refuse_server(cx.settings, chart, &server)?;
                 cx.info(format!(
                     "MongoDB {} ({}): Rocket.Chat {} needs {} or newer",
