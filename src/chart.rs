@@ -50,7 +50,7 @@ pub struct ChartVersion {
 }
 
 /// The supported versions, oldest first. To add one: a row here, its tarball in
-/// `tests/fixtures/charts/`, and `bash tests/run` (README, "Rocket.Chat chart versions").
+/// `tests/fixtures/charts/`, and `bash tests/run` (docs/stages.md, "Rocket.Chat chart versions").
 pub const SUPPORTED: &[ChartVersion] = &[
     ChartVersion {
         version: "6.25.1",

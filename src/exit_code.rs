@@ -1,4 +1,4 @@
-//! The exit codes Jeeves promises (see README, "Exit codes").
+//! The exit codes Jeeves promises (see docs/commands.md, "Exit codes").
 
 use std::process::ExitCode;
 

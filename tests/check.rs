@@ -182,7 +182,7 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
     lab.env_for(&mut t);
     let root = lab.path("pebble/root.pem").display().to_string();
     // The certificate is Pebble's: `lab env` trusts its root through SSL_CERT_FILE, as a shell
-    // of the lab does (README, "The local lab"); a 5 s SSH connect limit keeps the
+    // of the lab does (docs/lab.md, "The local lab"); a 5 s SSH connect limit keeps the
     // stopped-sshd case short.
     t.with_standins()
         .env("JEEVES_TUNNEL_LOCAL_PORT", "26504")

@@ -114,7 +114,7 @@ fn a_run_killed_in_any_applying_stage_is_repaired_by_the_next() {
     std::fs::remove_dir_all(t.path(".jeeves/lab/tls")).unwrap();
     kill_during(&t, &progress("tls", "certbot: requesting a certificate"));
     // certbot on the controller outlives the SSH session that started it (a known gap:
-    // README, "Failure and repair"); the repair starts once it has finished.
+    // docs/failure-and-repair.md, "Failure and repair"); the repair starts once it has finished.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     // The controller's certbot only: the lab's hosts (every slot's) share one process table.
     while controller("pgrep --ns $$ --nslist net -x certbot || echo none").trim() != "none" {

@@ -261,6 +261,7 @@ print("ok")
     // destination = "s3": no claim; the dump in an init container, the upload (its script byte
     // for byte, the endpoint and the credentials Secret by reference) after it; valid too.
     let mut s3 = Test::new();
+    s3.without_backup();
     s3.env("JEEVES_BACKUP_DESTINATION", "s3")
         .env("JEEVES_BACKUP_BUCKET", "rc-backups")
         .env("JEEVES_BACKUP_ENDPOINT_URL", "http://minio.internal:9000")

@@ -332,7 +332,7 @@ fn terraform_aws_on_the_real_provider_through_jeeves() {
     for (name, step) in steps {
         let started = std::time::Instant::now();
         step(&s);
-        // What each step costs (README, "Tests"); shown with --no-capture.
+        // What each step costs (docs/tests.md, "Tests"); shown with --no-capture.
         eprintln!("[{name}] {:.1}s", started.elapsed().as_secs_f64());
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::event::Event;
 use super::reporter::Sink;
 
-/// One JSON object per line on stdout (schema: README, "Machine-readable output").
+/// One JSON object per line on stdout (schema: docs/commands.md, "Machine-readable output").
 pub(super) struct JsonSink {
     out: Box<dyn Write + Send>,
 }
