@@ -66,6 +66,7 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     // Backups as this test configures them (JEEVES_BACKUP_*), not the lab pipeline's.
     t.without_backup();
     lab.env_for(&mut t);
+    t.env("JEEVES_BACKUP_ENDPOINT_URL", "");
     t.with_standins()
         .env(
             "JEEVES_TRAEFIK_CRDS",

@@ -180,6 +180,7 @@ fn check_reports_a_healthy_stack_and_each_fault_with_its_repair() {
     // Job is what this test needs of them.
     t.without_backup();
     lab.env_for(&mut t);
+    t.env("JEEVES_BACKUP_ENDPOINT_URL", "");
     let root = lab.path("pebble/root.pem").display().to_string();
     // The certificate is Pebble's: `lab env` trusts its root through SSL_CERT_FILE, as a shell
     // of the lab does (docs/lab.md, "The local lab"); a 5 s SSH connect limit keeps the
