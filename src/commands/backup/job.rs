@@ -50,6 +50,29 @@ impl Jobs<'_> {
         }
     }
 
+    /// The backup CronJob, whose pod template every Job of `backup`, `--list` and `restore` is
+    /// made from.
+    pub(super) async fn cronjob(&self) -> Result<serde_json::Value> {
+        let out = succeeded(
+            self.kubectl(&[
+                "get",
+                "cronjob",
+                self.cronjob,
+                "-n",
+                self.namespace,
+                "-o",
+                "json",
+            ])
+            .await?,
+            &format!(
+                "reading CronJob {}/{} (is [backup] applied? run `jeeves up --only deploy`)",
+                self.namespace, self.cronjob
+            ),
+        )?;
+        serde_json::from_str(&out.stdout)
+            .context("`kubectl get cronjob -o json` answered something that is not JSON")
+    }
+
     pub(super) async fn kubectl(&self, args: &[&str]) -> Result<crate::process::Output> {
         self.tools
             .kubectl_within(args, self.deadline, self.say())
@@ -85,24 +108,7 @@ impl Jobs<'_> {
     /// The archives on the volume: a Job from the CronJob's template running the script's
     /// `list`, read and deleted.
     pub async fn list(&self) -> Result<Report> {
-        let out = succeeded(
-            self.kubectl(&[
-                "get",
-                "cronjob",
-                self.cronjob,
-                "-n",
-                self.namespace,
-                "-o",
-                "json",
-            ])
-            .await?,
-            &format!(
-                "reading CronJob {}/{} (is [backup] applied? run `jeeves up --only deploy`)",
-                self.namespace, self.cronjob
-            ),
-        )?;
-        let cronjob: serde_json::Value = serde_json::from_str(&out.stdout)
-            .context("`kubectl get cronjob -o json` answered something that is not JSON")?;
+        let cronjob = self.cronjob().await?;
         let name = job_name(self.cronjob, "l");
         let job = list_job(&cronjob, &name, self.namespace)?;
         succeeded(

@@ -173,24 +173,7 @@ impl Jobs<'_> {
         archive: &str,
         s3: Option<(&str, &str)>,
     ) -> Result<Restored> {
-        let out = succeeded(
-            self.kubectl(&[
-                "get",
-                "cronjob",
-                self.cronjob,
-                "-n",
-                self.namespace,
-                "-o",
-                "json",
-            ])
-            .await?,
-            &format!(
-                "reading CronJob {}/{} (is [backup] applied? run `jeeves up --only deploy`)",
-                self.namespace, self.cronjob
-            ),
-        )?;
-        let cronjob: serde_json::Value = serde_json::from_str(&out.stdout)
-            .context("`kubectl get cronjob -o json` answered something that is not JSON")?;
+        let cronjob = self.cronjob().await?;
         let name = job_name(self.cronjob, "r");
         let job = restore_job(&cronjob, &name, self.namespace, archive, s3)?;
         let scaled = self.deployments(release).await?;
