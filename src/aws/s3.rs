@@ -75,6 +75,17 @@ impl Bucket {
     /// The objects directly under `<prefix>/` whose names start with `start`, with their sizes
     /// in bytes.
     pub async fn objects(&self, start: &str) -> Result<Vec<(String, u64)>> {
+        let mut found = self
+            .listing(start)
+            .await
+            .with_context(|| format!("cannot list {}", self.url(start)))?;
+        found.retain(|(name, _)| !name.contains('/'));
+        Ok(found)
+    }
+
+    /// Every object whose key starts with `<prefix>/<start>`: its name relative to the prefix
+    /// and its size in bytes, page after page.
+    async fn listing(&self, start: &str) -> Result<Vec<(String, u64)>> {
         let base = format!("{}/", self.prefix);
         let mut found = Vec::new();
         let mut token: Option<String> = None;
@@ -87,12 +98,10 @@ impl Bucket {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(describe)
-                .with_context(|| format!("cannot list {}", self.url(start)))?;
+                .map_err(describe)?;
             found.extend(out.contents().iter().filter_map(|o| {
                 let name = o.key()?.strip_prefix(&base)?;
-                (!name.contains('/'))
-                    .then(|| (name.to_string(), o.size().unwrap_or(0).max(0) as u64))
+                Some((name.to_string(), o.size().unwrap_or(0).max(0) as u64))
             }));
             match out.next_continuation_token() {
                 Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
@@ -191,29 +200,10 @@ impl Bucket {
 
     /// The names (relative to the prefix) of the objects under `<prefix>/<dir>/`.
     pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
-        let base = format!("{}/", self.prefix);
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.name)
-                .prefix(self.key(&format!("{dir}/")))
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(describe)
-                .with_context(|| format!("cannot list {}/", self.url(dir)))?;
-            names.extend(
-                out.contents()
-                    .iter()
-                    .filter_map(|o| o.key()?.strip_prefix(&base).map(str::to_string)),
-            );
-            match out.next_continuation_token() {
-                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
-                _ => return Ok(names),
-            }
-        }
+        let found = self
+            .listing(&format!("{dir}/"))
+            .await
+            .with_context(|| format!("cannot list {}/", self.url(dir)))?;
+        Ok(found.into_iter().map(|(name, _)| name).collect())
     }
 }

@@ -294,17 +294,34 @@ pub(super) fn restore_job(
         }
     }
     spec["ttlSecondsAfterFinished"] = 86400.into();
-    Ok(serde_json::json!({
+    Ok(job_object(
+        template,
+        name,
+        namespace,
+        serde_json::json!({"jeeves/restore": archive}),
+        spec,
+    ))
+}
+
+/// A Job with the CronJob template's labels, these annotations and this spec.
+fn job_object(
+    template: &serde_json::Value,
+    name: &str,
+    namespace: &str,
+    annotations: serde_json::Value,
+    spec: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": name,
             "namespace": namespace,
             "labels": template["metadata"]["labels"],
-            "annotations": {"jeeves/restore": archive}
+            "annotations": annotations
         },
         "spec": spec
-    }))
+    })
 }
 
 /// The listing Job: what `kubectl create job --from=cronjob/…` makes (the template's spec, its
@@ -327,17 +344,13 @@ fn list_job(cronjob: &serde_json::Value, name: &str, namespace: &str) -> Result<
         c.remove("env");
     }
     spec["ttlSecondsAfterFinished"] = 300.into();
-    Ok(serde_json::json!({
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": template["metadata"]["labels"],
-            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"}
-        },
-        "spec": spec
-    }))
+    Ok(job_object(
+        template,
+        name,
+        namespace,
+        serde_json::json!({"cronjob.kubernetes.io/instantiate": "manual"}),
+        spec,
+    ))
 }
 
 #[cfg(test)]

@@ -115,45 +115,6 @@ pub fn planned_bundled(chart: &ChartVersion, wanted: &serde_json::Value) -> Serv
     }
 }
 
-/// The operator's replica set (`[mongodb] name`), or `pin` (the pinned `[mongodb] version`)
-/// when it does not exist yet.
-pub async fn operator(tools: &Tools, cx: &StageContext<'_>, pin: MongoVersion) -> Result<Server> {
-    let s = cx.settings;
-    let name = s.mongodb.name.clone();
-    let out = tools
-        .kubectl(
-            cx,
-            &[
-                "get",
-                "mongodbcommunity",
-                &name,
-                "-n",
-                &s.helm.namespace,
-                "-o",
-                "json",
-            ],
-        )
-        .await?;
-    // Before the operator is installed its CRD is missing too ("the server doesn't have a
-    // resource type"): nothing runs yet either way.
-    let object: Option<serde_json::Value> = if out.status.success() {
-        Some(
-            serde_json::from_str(&out.stdout).with_context(|| {
-                format!("`kubectl get mongodbcommunity {name}` answered no JSON")
-            })?,
-        )
-    } else if out.stderr.contains("NotFound") || out.stderr.contains("doesn't have a resource type")
-    {
-        None
-    } else {
-        bail!(
-            "`kubectl get mongodbcommunity {name}` failed:\n{}",
-            out.tail(10)
-        );
-    };
-    from_mongodbcommunity(&name, object.as_ref(), pin)
-}
-
 /// The `MongoDBCommunity` named `name`, read with `kubectl get mongodbcommunity NAME -o
 /// json`: `None` when it does not exist yet (`pin` is then what would run).
 pub fn from_mongodbcommunity(

@@ -173,6 +173,16 @@ impl Stage for DeployStage {
         let live = live?;
         let traefik = traefik::judge(cx, &rendered.traefik, &live, diff)?;
         let release = release?;
+        let live_secret = live_secret?;
+        let secret = secret::update(
+            cx.settings,
+            &live_secret,
+            release.release == Release::Install,
+        )?;
+        let database = match &rendered.mongodb {
+            Some(m) => Some(mongodb::probe(&tools, cx, m, &live_secret, force).await?),
+            None => None,
+        };
         if release.release != Release::Current {
             // A Rocket.Chat is about to roll: never onto an older one, never onto a database
             // it exits on. (Nothing rolls when the release is current: no read, plan stays fast.)
@@ -187,10 +197,15 @@ impl Stage for DeployStage {
             }
             let server = if cx.settings.helm.bundled_mongodb {
                 Some(db_version::bundled(&tools, cx, chart, &rendered.values.wanted).await?)
-            } else if cx.settings.helm.mongodb == crate::config::MongodbMode::Operator {
+            } else if let Some(plan) = &database {
+                // The replica set the database probe read (or the pin, before it exists).
                 let pin = crate::mongo_version::MongoVersion::coerce(&cx.settings.mongodb.version)
                     .context("mongodb.version is not a version")?;
-                Some(db_version::operator(&tools, cx, pin).await?)
+                Some(db_version::from_mongodbcommunity(
+                    &cx.settings.mongodb.name,
+                    plan.replica_set.as_ref(),
+                    pin,
+                )?)
             } else {
                 None
             };
@@ -202,16 +217,6 @@ impl Stage for DeployStage {
                 ));
             }
         }
-        let live_secret = live_secret?;
-        let secret = secret::update(
-            cx.settings,
-            &live_secret,
-            release.release == Release::Install,
-        )?;
-        let database = match &rendered.mongodb {
-            Some(m) => Some(mongodb::probe(&tools, cx, m, &live_secret, force).await?),
-            None => None,
-        };
 
         let mut steps = Vec::new();
         if traefik.is_some() || force {

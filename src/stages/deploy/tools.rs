@@ -81,6 +81,31 @@ impl Tools {
             .await
     }
 
+    /// CustomResourceDefinitions from `file`, applied server-side, then waited on until the API
+    /// serves them (`Established`, at most 120 s): objects of their kinds can be applied next.
+    /// `what`: whose CRDs, for the errors (`the Traefik CRDs`).
+    pub async fn apply_crds(&self, cx: &StageContext<'_>, file: &str, what: &str) -> Result<()> {
+        succeeded(
+            self.kubectl(cx, &[&server_side("apply")[..], &[file]].concat())
+                .await?,
+            &format!("applying {what}"),
+        )?;
+        let wait = [
+            "wait",
+            "--for",
+            "condition=established",
+            "--timeout",
+            "120s",
+            "-f",
+            file,
+        ];
+        succeeded(
+            self.kubectl(cx, &wait).await?,
+            &format!("waiting for {what} to be Established"),
+        )?;
+        Ok(())
+    }
+
     /// kubectl bounded by `deadline` (a command's own timeout setting), its output to `on`:
     /// for commands that run outside a stage (`jeeves backup`).
     pub async fn kubectl_within(

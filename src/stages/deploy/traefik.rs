@@ -214,32 +214,7 @@ fn drifted(diff: &str) -> Vec<String> {
 pub async fn apply(tools: &Tools, cx: &StageContext<'_>, m: &Manifests) -> Result<()> {
     let s = cx.settings;
     let manifests = m.path.display().to_string();
-    succeeded(
-        tools
-            .kubectl(
-                cx,
-                &[&server_side("apply")[..], &[m.crds.as_str()]].concat(),
-            )
-            .await?,
-        "applying the Traefik CRDs",
-    )?;
-    succeeded(
-        tools
-            .kubectl(
-                cx,
-                &[
-                    "wait",
-                    "--for",
-                    "condition=established",
-                    "--timeout",
-                    "120s",
-                    "-f",
-                    &m.crds,
-                ],
-            )
-            .await?,
-        "waiting for the Traefik CRDs to be Established",
-    )?;
+    tools.apply_crds(cx, &m.crds, "the Traefik CRDs").await?;
     cx.host("traefik", "CRDs established");
     succeeded(
         tools

@@ -112,6 +112,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub changes: Vec<Change>,
     pub restart: bool,
+    /// The live `MongoDBCommunity` (None: not created yet).
+    pub replica_set: Option<serde_json::Value>,
 }
 
 /// Reads the operator's release, its CRDs, the live replica set and the Secrets, and plans.
@@ -135,6 +137,7 @@ pub async fn probe(
         steps: Vec::new(),
         changes: Vec::new(),
         restart: rs.restart,
+        replica_set: rs.live.clone(),
     };
     if let Some(change) = crds.or_else(|| force.then(|| operator::crds_change(cx))) {
         plan.steps.push(Step::Crds);

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::super::sha256;
-use super::super::tools::{Tools, server_side, succeeded};
+use super::super::tools::{Tools, succeeded};
 use super::super::traefik::HASH_ANNOTATION;
 use crate::config::Settings;
 use crate::report::Change;
@@ -130,29 +130,9 @@ pub async fn apply_crds(tools: &Tools, cx: &StageContext<'_>, r: &Rendered) -> R
     let path = r.crds_path.display().to_string();
     let text = std::fs::read(&r.crds_path)
         .with_context(|| format!("cannot read {path}, written by the probe"))?;
-    succeeded(
-        tools
-            .kubectl(cx, &[&server_side("apply")[..], &[path.as_str()]].concat())
-            .await?,
-        "applying the MongoDB operator's CRDs",
-    )?;
-    succeeded(
-        tools
-            .kubectl(
-                cx,
-                &[
-                    "wait",
-                    "--for",
-                    "condition=established",
-                    "--timeout",
-                    "120s",
-                    "-f",
-                    &path,
-                ],
-            )
-            .await?,
-        "waiting for the MongoDB operator's CRDs to be Established",
-    )?;
+    tools
+        .apply_crds(cx, &path, "the MongoDB operator's CRDs")
+        .await?;
     let annotation = format!("{HASH_ANNOTATION}={}", sha256(&text));
     succeeded(
         tools

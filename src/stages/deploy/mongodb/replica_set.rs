@@ -90,6 +90,9 @@ pub struct Probe {
     pub copy: Option<Change>,
     /// Rocket.Chat's Secret holds another URI: its pods must roll once it is replaced.
     pub restart: bool,
+    /// The `MongoDBCommunity` as read (None: not created yet), whose version the deploy
+    /// stage checks against Rocket.Chat's.
+    pub live: Option<serde_json::Value>,
 }
 
 pub(super) async fn get_json(
@@ -109,7 +112,10 @@ pub(super) async fn get_json(
                 format!("`kubectl get {kind} {name}` answered something that is not JSON")
             });
     }
-    if out.stderr.contains("NotFound") {
+    // Before the operator's CRDs are applied, kubectl cannot even name a custom kind (its
+    // discovery lookup: `error: the server doesn't have a resource type "mongodbcommunity"`):
+    // no such object either.
+    if out.stderr.contains("NotFound") || out.stderr.contains("doesn't have a resource type") {
         return Ok(None);
     }
     bail!("cannot read {kind} {ns}/{name}:\n{}", out.tail(10))
@@ -232,6 +238,7 @@ pub async fn probe(
         running,
         copy,
         restart,
+        live,
     })
 }
 
