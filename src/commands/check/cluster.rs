@@ -110,7 +110,8 @@ async fn gather(
                 serde_json::from_str::<Value>(&out.stdout)
                     .context("`kubectl get mongodbcommunity` printed no JSON")?,
             )
-        } else if out.stderr.contains("NotFound") {
+        } else if crate::stages::deploy::tools::absent(&out) {
+            // Not created yet, or not even its CRD (the operator not installed).
             None
         } else {
             succeeded(out, "kubectl get mongodbcommunity")?;

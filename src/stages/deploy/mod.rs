@@ -68,6 +68,21 @@ fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
+/// The database's version against what the chart's Rocket.Chat accepts: refused (exit 2), or
+/// said.
+fn refuse_server(
+    cx: &StageContext<'_>,
+    chart: &crate::chart::ChartVersion,
+    server: &db_version::Server,
+) -> Result<()> {
+    db_version::refuse_server(cx.settings, chart, server)?;
+    cx.info(format!(
+        "MongoDB {} ({}): Rocket.Chat {} needs {} or newer",
+        server.version, server.source, chart.app_version, chart.mongodb_min
+    ));
+    Ok(())
+}
+
 /// The files the stage hands to kubectl and helm (no secrets in any of them).
 struct Rendered {
     traefik: traefik::Manifests,
@@ -173,6 +188,26 @@ impl Stage for DeployStage {
         let live = live?;
         let traefik = traefik::judge(cx, &rendered.traefik, &live, diff)?;
         let release = release?;
+        // A Rocket.Chat about to roll: never onto an older one, never onto a database it exits
+        // on. Refused before anything else is planned. (Nothing rolls when the release is
+        // current: no read, plan stays fast.)
+        let rolls = release.release != Release::Current;
+        if rolls {
+            if let Some(running) = &release.running {
+                db_version::refuse_downgrade(
+                    cx.settings,
+                    chart,
+                    &running.chart,
+                    &running.app_version,
+                    cx.allow_downgrade,
+                )?;
+            }
+            if cx.settings.helm.bundled_mongodb {
+                let server =
+                    db_version::bundled(&tools, cx, chart, &rendered.values.wanted).await?;
+                refuse_server(cx, chart, &server)?;
+            }
+        }
         let live_secret = live_secret?;
         let secret = secret::update(
             cx.settings,
@@ -183,39 +218,17 @@ impl Stage for DeployStage {
             Some(m) => Some(mongodb::probe(&tools, cx, m, &live_secret, force).await?),
             None => None,
         };
-        if release.release != Release::Current {
-            // A Rocket.Chat is about to roll: never onto an older one, never onto a database
-            // it exits on. (Nothing rolls when the release is current: no read, plan stays fast.)
-            if let Some(running) = &release.running {
-                db_version::refuse_downgrade(
-                    cx.settings,
-                    chart,
-                    &running.chart,
-                    &running.app_version,
-                    cx.allow_downgrade,
-                )?;
-            }
-            let server = if cx.settings.helm.bundled_mongodb {
-                Some(db_version::bundled(&tools, cx, chart, &rendered.values.wanted).await?)
-            } else if let Some(plan) = &database {
-                // The replica set the database probe read (or the pin, before it exists).
-                let pin = crate::mongo_version::MongoVersion::coerce(&cx.settings.mongodb.version)
-                    .context("mongodb.version is not a version")?;
-                Some(db_version::from_mongodbcommunity(
-                    &cx.settings.mongodb.name,
-                    plan.replica_set.as_ref(),
-                    pin,
-                )?)
-            } else {
-                None
-            };
-            if let Some(server) = server {
-                db_version::refuse_server(cx.settings, chart, &server)?;
-                cx.info(format!(
-                    "MongoDB {} ({}): Rocket.Chat {} needs {} or newer",
-                    server.version, server.source, chart.app_version, chart.mongodb_min
-                ));
-            }
+        if let (true, Some(plan)) = (rolls, &database) {
+            // The operator's replica set as the database probe read it (or the pin, before it
+            // exists).
+            let pin = crate::mongo_version::MongoVersion::coerce(&cx.settings.mongodb.version)
+                .context("mongodb.version is not a version")?;
+            let server = db_version::from_mongodbcommunity(
+                &cx.settings.mongodb.name,
+                plan.replica_set.as_ref(),
+                pin,
+            )?;
+            refuse_server(cx, chart, &server)?;
         }
 
         let mut steps = Vec::new();

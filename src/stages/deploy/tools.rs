@@ -16,6 +16,13 @@ use crate::stage::StageContext;
 pub const FIELD_MANAGER: &str = "jeeves";
 
 /// `kubectl apply` (or `diff`) server-side as Jeeves' field manager; the file (or `-`) follows.
+/// Whether a failed `kubectl get KIND NAME` says there is no such object: the API's NotFound,
+/// or, for a custom kind whose CRD is not applied yet, kubectl's discovery lookup failing
+/// (`error: the server doesn't have a resource type "KIND"`, k8s.io/cli-runtime `pkg/resource`).
+pub fn absent(out: &Output) -> bool {
+    out.stderr.contains("NotFound") || out.stderr.contains("doesn't have a resource type")
+}
+
 pub fn server_side(verb: &str) -> [&str; 6] {
     [
         verb,

@@ -112,10 +112,7 @@ pub(super) async fn get_json(
                 format!("`kubectl get {kind} {name}` answered something that is not JSON")
             });
     }
-    // Before the operator's CRDs are applied, kubectl cannot even name a custom kind (its
-    // discovery lookup: `error: the server doesn't have a resource type "mongodbcommunity"`):
-    // no such object either.
-    if out.stderr.contains("NotFound") || out.stderr.contains("doesn't have a resource type") {
+    if super::super::tools::absent(&out) {
         return Ok(None);
     }
     bail!("cannot read {kind} {ns}/{name}:\n{}", out.tail(10))
