@@ -3,8 +3,16 @@
 Every call is appended to $LAB_STANDIN_LOG as one JSON line (argv, KUBECONFIG, what the API
 answered), and every call first reaches the cluster API through the kubeconfig's server — the
 Jeeves tunnel — as the real tools do: no tunnel, no answer, the real tools' connection error.
-Cluster state (objects, releases) lives in $LAB_STANDIN_STATE (JSON)."""
-import base64, json, os, re, ssl, sys, tempfile, urllib.request
+Cluster state (objects, releases) lives in $LAB_STANDIN_STATE (JSON).
+
+Every stand-in call is a process of its own, hundreds per lab test, so what each one loads is
+kept to what it uses (docs/tests.md, "Where the time goes"): the stand-ins run as `python3 -S`
+(no site-packages .pth files; PyYAML's directory is added below), PyYAML is loaded only by the
+calls that parse YAML, and the API is reached over one TLS socket, not urllib."""
+import json, os, re, site, sys
+
+# `python3 -S`: site-packages without running its .pth files, for PyYAML (`yaml()`).
+sys.path.extend(p for p in site.getsitepackages() if p not in sys.path)
 
 LOG = os.environ.get("LAB_STANDIN_LOG", "")
 STATE = os.environ.get("LAB_STANDIN_STATE", "")
@@ -19,21 +27,70 @@ def kubeconfig_path(argv):
     return os.environ.get("KUBECONFIG", os.path.expanduser("~/.kube/config"))
 
 
+def yaml():
+    """PyYAML, loaded by the calls that parse or write YAML only."""
+    import yaml as y
+    return y
+
+
+def load_all(text):
+    """Every YAML document in `text`, parsed by libyaml where PyYAML was built with it (the
+    CRDs Jeeves applies are hundreds of kilobytes)."""
+    y = yaml()
+    return y.load_all(text, Loader=getattr(y, "CSafeLoader", y.SafeLoader))
+
+
+def load_one(text):
+    """One YAML document (text or a file), as `load_all` parses it."""
+    y = yaml()
+    return y.load(text, Loader=getattr(y, "CSafeLoader", y.SafeLoader))
+
+
 def api(path):
-    """The kubeconfig's server URL and an SSL context that trusts its CA, as the tools build."""
+    """The kubeconfig's server URL and an SSL context that trusts its CA, as the tools build:
+    with `certificate-authority-data`, that CA alone (client-go's `rest.TLSClientConfig.CAData`
+    replaces the system roots), else the system's."""
+    import base64, ssl
     text = open(path).read()
     server = re.search(r"^\s*server:\s*(\S+)", text, re.M).group(1)
     ca = re.search(r"certificate-authority-data:\s*(\S+)", text)
-    ctx = ssl.create_default_context()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca:
         ctx.load_verify_locations(cadata=base64.b64decode(ca.group(1)).decode())
+    else:
+        ctx.load_default_certs()
     return server, ctx
+
+
+class HttpError(Exception):
+    pass
+
+
+def request(server, ctx, method, api_path, body=None):
+    """One HTTPS request to the API (`server` is https://host:port), its body as text; an
+    answer other than 2xx raises HttpError, one that never comes an OSError after 10 s."""
+    import socket
+    hostport = server.split("//", 1)[1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    head = f"{method} {api_path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n"
+    data = json.dumps(body).encode() if body is not None else b""
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host.strip("[]")) as s:
+            s.sendall(head.encode() + b"\r\n" + data)
+            answer = b"".join(iter(lambda: s.recv(65536), b""))
+    status_line, _, rest = answer.partition(b"\r\n")
+    _, _, payload = rest.partition(b"\r\n\r\n")
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[1].startswith(b"2"):
+        raise HttpError(f"{method} {api_path}: {status_line.decode(errors='replace')}")
+    return payload.decode()
 
 
 def get_raw(argv, api_path):
     server, ctx = api(kubeconfig_path(argv))
-    with urllib.request.urlopen(server + api_path, context=ctx, timeout=10) as r:
-        return r.read().decode()
+    return request(server, ctx, "GET", api_path)
 
 
 def reach_api(tool, argv):
@@ -45,8 +102,7 @@ def reach_api(tool, argv):
         print(f"error: stat {path}: no such file or directory", file=sys.stderr)
         sys.exit(1)
     try:
-        with urllib.request.urlopen(server + "/version", context=ctx, timeout=10) as r:
-            version = json.load(r)["gitVersion"]
+        version = json.loads(request(server, ctx, "GET", "/version"))["gitVersion"]
     except Exception as e:
         hostport = server.split("//", 1)[1]
         if tool == "kubectl":
@@ -99,8 +155,9 @@ def unlock():
 def save(state):
     if not STATE:
         return
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(STATE) or ".")
-    with os.fdopen(fd, "w") as f:
+    # Written beside it and renamed over it, under the lock `load` took (no tempfile import).
+    tmp = f"{STATE}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
         json.dump(state, f)
     os.replace(tmp, STATE)
 
@@ -118,7 +175,5 @@ def opt(argv, *names, default=None):
 def post_raw(argv, api_path, body):
     """POST a JSON body to the API through the kubeconfig's server (lab-only paths)."""
     server, ctx = api(kubeconfig_path(argv))
-    req = urllib.request.Request(server + api_path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
-        return r.read().decode()
+    return request(server, ctx, "POST", api_path, body)
+
