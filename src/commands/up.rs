@@ -149,6 +149,7 @@ async fn apply_saved(
     };
     if let Some(file) = &tfplan {
         std::fs::remove_file(file).ok();
+        std::fs::remove_file(file.with_extension("show.json")).ok();
     }
     super::finish_run(&session, started, result)
 }
