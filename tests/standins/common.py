@@ -48,8 +48,8 @@ def load_one(text):
 
 def api(path):
     """The kubeconfig's server URL and an SSL context that trusts its CA, as the tools build:
-    with `certificate-authority-data`, that CA alone (client-go's `rest.TLSClientConfig.CAData`
-    replaces the system roots), else the system's."""
+    with `certificate-authority-data`, that CA alone (kubernetes/client-go, `transport/transport.go`
+    `rootCertPool`: a pool of the CA data replaces the system roots), else the system's."""
     import base64, ssl
     text = open(path).read()
     server = re.search(r"^\s*server:\s*(\S+)", text, re.M).group(1)
