@@ -11,9 +11,9 @@ use super::{Finding, pods};
 use crate::config::Settings;
 use crate::fleet::Fleet;
 use crate::fleet::api_tunnel::{self, ApiTunnelOptions};
+use crate::kube::{Tools, succeeded};
 use crate::report::Reporter;
 use crate::stages::bootstrap::CORDONED;
-use crate::stages::deploy::tools::{Tools, succeeded};
 use crate::state::Inventory;
 
 const REPAIR_DEPLOY: &str = "jeeves up --only deploy";
@@ -110,7 +110,7 @@ async fn gather(
                 serde_json::from_str::<Value>(&out.stdout)
                     .context("`kubectl get mongodbcommunity` printed no JSON")?,
             )
-        } else if crate::stages::deploy::tools::absent(&out) {
+        } else if crate::kube::absent(&out) {
             // Not created yet, or not even its CRD (the operator not installed).
             None
         } else {
