@@ -26,7 +26,7 @@ fn node(
 
 /// The node with Jeeves' mark (`bootstrap::CORDONED`).
 fn marked(mut node: serde_json::Value) -> serde_json::Value {
-    node["metadata"]["annotations"] = json!({crate::stages::bootstrap::CORDONED: "upgrade"});
+    node["metadata"]["annotations"] = json!({crate::kube::CORDONED: "upgrade"});
     node
 }
 
