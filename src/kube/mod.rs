@@ -1,9 +1,10 @@
 //! kubectl and helm, local tools as terraform is, for the stages and the commands that reach
 //! the cluster through the API tunnel, and the reads of what they print that stages and
-//! commands share (`node.rs`). An adapter: it knows nothing of stages, the runner, commands,
+//! commands share (`node.rs`), and the API behind the tunnel as kubectl sees it (`api.rs`). An adapter: it knows nothing of stages, the runner, commands,
 //! the hosts layer or the reporter (`tests/layering.py`); what the tools print goes to a
 //! `ToolLog` its caller gives it.
 
+pub mod api;
 mod node;
 mod tools;
 

@@ -54,7 +54,7 @@ async fn gather(
         inv.controller()?,
         opts,
         kubeconfig.path().with_extension("probe"),
-        crate::stages::tunnel::report_to(reporter),
+        reporter.warnings("tunnel"),
     )
     .await?;
     fleet.hold_tunnel(opened.tunnel);
