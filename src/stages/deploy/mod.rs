@@ -24,7 +24,7 @@ use crate::templates::Templates;
 
 mod backup;
 mod db_version;
-pub mod maintenance;
+mod maintenance;
 pub mod mongodb;
 mod release;
 mod rollout;
@@ -39,6 +39,9 @@ pub use backup::{
     BACKUP_MOUNT_PATH, BACKUP_STARTING_DEADLINE_SECONDS, backup_script_indented,
     upload_script_indented,
 };
+pub use maintenance::CONTAINERD_SOCKET;
+/// For `jeeves start`: what it runs once the pipeline has repaired the stack.
+pub use maintenance::after_start;
 pub use mongodb::{Status as MongodbStatus, context as mongodb_context};
 use release::{Recovery, Release};
 use secret::MongoSecret;
