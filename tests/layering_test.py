@@ -10,6 +10,7 @@ import layering  # noqa: E402
 
 # A stage with a face (its mod.rs) and an inner module, for every tree.
 BASE = {
+    **{f: "" for f in ["ssh/mod.rs", "aws/mod.rs", "https/mod.rs", "terraform/mod.rs", "process.rs", "templates.rs", "runner.rs", "stage.rs"]},
     "stages/mod.rs": "pub mod deploy;\npub mod dns;\npub fn build() {}\n",
     "stages/deploy/mod.rs": "mod maintenance;\npub use maintenance::after_start;\npub struct Face;\n",
     "stages/deploy/maintenance.rs": "pub fn after_start() {}\n",
@@ -37,6 +38,7 @@ BROKEN = [
     ("kube/f.rs", "use crate::commands::check;\n", "an adapter must not reach crate::commands"),
     ("stage.rs", "use crate::ssh::SshSession;\n", "the runner and the stage trait must not use crate::ssh"),
     ("kube/long.rs", "\n" * 451, "451 lines (more than 450"),
+    ("aws/mod.rs", None, "src/aws: no such file or folder"),
 ]
 
 
@@ -44,6 +46,8 @@ def check(extra):
     with tempfile.TemporaryDirectory() as d:
         src = pathlib.Path(d) / "src"
         for name, text in {**BASE, **extra}.items():
+            if text is None:
+                continue
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             (src / name).write_text(text)
         layering.ROOT = src
@@ -58,7 +62,7 @@ def main():
     for name, text, said in BROKEN:
         out = check({name: text})
         if said not in out:
-            failures.append(f"{name} ({text.strip()[:60]!r}): want a violation saying {said!r}, got:\n{out}")
+            failures.append(f"{name} ({(text or 'removed').strip()[:60]!r}): want a violation saying {said!r}, got:\n{out}")
     for f in failures:
         print(f)
     if failures:
