@@ -9,6 +9,7 @@ pub mod exit_code;
 pub mod fleet;
 pub mod https;
 pub mod interrupt;
+pub mod kube;
 pub mod mongo_version;
 pub mod process;
 pub mod report;

@@ -66,6 +66,13 @@ impl StageContext<'_> {
     }
 }
 
+/// kubectl and helm (`crate::kube`) report what they print through the stage's log.
+impl crate::kube::ToolLog for StageContext<'_> {
+    fn tool_said(&self, said: crate::process::Said<'_>, stdout: bool) {
+        self.log().tool_said(said, stdout);
+    }
+}
+
 /// A stage's voice in the run's report: for the stages, and for a command that does a stage's
 /// work outside the runner (`down`).
 #[derive(Clone, Copy)]

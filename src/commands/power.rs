@@ -411,9 +411,7 @@ async fn remove_leftover_pods(
         saved_tfplan: None,
         allow_downgrade: false,
     };
-    crate::stages::deploy::maintenance::after_start(&mut cx)
-        .await
-        .context(
-            "maintenance after start failed (the stack is up; re-run `jeeves start` to retry it)",
-        )
+    crate::stages::deploy::after_start(&mut cx).await.context(
+        "maintenance after start failed (the stack is up; re-run `jeeves start` to retry it)",
+    )
 }

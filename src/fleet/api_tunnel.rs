@@ -1,14 +1,17 @@
 //! The tunnel to the cluster API, for the tunnel stage, `jeeves tunnel`, `backup` and `check`: the
 //! controller's kubeconfig, pointed at a local port forwarded over the controller's SSH session
-//! to the MicroK8s API on its loopback, and open only once the API answers through it.
+//! to the MicroK8s API on its loopback, and open only once the API answers through it. The SSH
+//! half is here (the hosts layer owns the sessions); the kubeconfig's rewrite and the wait for
+//! `/readyz` are kubectl's, in the adapter (`crate::kube::api`).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use super::Fleet;
 use crate::config::Settings;
+use crate::kube;
 use crate::ssh::{RemoteCommand, Tunnel, TunnelLog};
 use crate::state::{Host, write_private};
 
@@ -45,27 +48,6 @@ pub fn kubeconfig_path(settings: &Settings) -> PathBuf {
 pub struct Opened {
     pub tunnel: Tunnel,
     pub kubeconfig: String,
-}
-
-/// `microk8s config` with its server pointed at `https://127.0.0.1:<port>` (127.0.0.1 is in
-/// MicroK8s' certificate SANs).
-pub fn rewrite_server(kubeconfig: &str, port: u16) -> Result<String> {
-    let mut found = false;
-    let text: Vec<String> = kubeconfig
-        .lines()
-        .map(|l| match l.trim_start().strip_prefix("server: ") {
-            Some(_) => {
-                found = true;
-                let indent = &l[..l.len() - l.trim_start().len()];
-                format!("{indent}server: https://127.0.0.1:{port}")
-            }
-            None => l.to_string(),
-        })
-        .collect();
-    if !found {
-        bail!("`microk8s config` printed no `server:` line");
-    }
-    Ok(text.join("\n") + "\n")
 }
 
 /// Fetches the kubeconfig, opens the tunnel and waits until the API answers `/readyz` through
@@ -105,54 +87,11 @@ fn open_blocking(
             controller.hostname
         );
     }
-    let kubeconfig = rewrite_server(&out.stdout, opts.local_port)?;
+    let kubeconfig = kube::api::rewrite_server(&out.stdout, opts.local_port)?;
     let tunnel = Tunnel::open_logging(session.detach(), opts.local_port, opts.remote_port, log)?;
     write_private(scratch, kubeconfig.as_bytes())?;
-    let ready = wait_ready(opts, scratch);
+    let ready = kube::api::wait_ready(&opts.kubectl, scratch, opts.ready_timeout);
     let _ = std::fs::remove_file(scratch);
     ready?;
     Ok(Opened { tunnel, kubeconfig })
-}
-
-fn wait_ready(opts: &ApiTunnelOptions, kubeconfig: &Path) -> Result<()> {
-    let deadline = Instant::now() + opts.ready_timeout;
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let out = std::process::Command::new(&opts.kubectl)
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env("KUBECONFIG", kubeconfig)
-            .args(["get", "--raw", "/readyz", "--request-timeout=10s"])
-            .output()
-            .context("cannot run kubectl")?;
-        if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok" {
-            return Ok(());
-        }
-        if Instant::now() + delay > deadline {
-            bail!(
-                "the API did not answer /readyz through the tunnel within {}s: {}",
-                opts.ready_timeout.as_secs(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_server_is_pointed_at_the_local_port() {
-        let cfg = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: QUJD\n    server: https://10.0.1.10:16443\n  name: microk8s-cluster\n";
-        let out = rewrite_server(cfg, 26443).unwrap();
-        assert!(
-            out.contains("    server: https://127.0.0.1:26443\n"),
-            "{out}"
-        );
-        assert!(!out.contains("10.0.1.10"));
-        assert!(rewrite_server("apiVersion: v1\n", 1).is_err());
-    }
 }

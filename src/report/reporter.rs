@@ -123,6 +123,13 @@ impl Reporter {
         });
     }
 
+    /// A sink for what a helper that knows nothing of reporting says (the API tunnel's words):
+    /// each line a warning of the run, after `who: `.
+    pub fn warnings(&self, who: &'static str) -> Box<dyn Fn(&str) + Send> {
+        let reporter = self.clone();
+        Box::new(move |line| reporter.log(None, Level::Warn, format!("{who}: {line}")))
+    }
+
     /// Runs `f` (a question on the terminal) with the progress bars out of the way.
     pub fn pause<T>(&self, f: impl FnOnce() -> T) -> T {
         let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());

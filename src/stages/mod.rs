@@ -112,7 +112,7 @@ pub fn template_context(s: &Settings) -> TemplateContext {
         maintenance: MaintenanceContext {
             image: s.maintenance.image_prune_image.clone(),
             every_seconds: s.maintenance.image_prune_every.as_secs().max(1),
-            containerd_socket: deploy::maintenance::CONTAINERD_SOCKET.into(),
+            containerd_socket: deploy::CONTAINERD_SOCKET.into(),
         },
         backup: s.backup.as_ref().map(|b| BackupContext {
             name: b.name.clone(),

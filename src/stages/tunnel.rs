@@ -9,16 +9,9 @@ use async_trait::async_trait;
 
 use crate::fleet::api_tunnel::{self, ApiTunnelOptions, kubeconfig_path};
 use crate::report::Change;
-use crate::ssh::TunnelLog;
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::write_private;
-
-/// The tunnel's words as warnings of the run (the run's log and output), for the stages.
-pub fn report_to(reporter: &crate::report::Reporter) -> TunnelLog {
-    let reporter = reporter.clone();
-    Box::new(move |line| reporter.log(None, crate::report::Level::Warn, format!("tunnel: {line}")))
-}
 
 /// The kubeconfig of the run's one tunnel to the MicroK8s API: the tunnel the fleet holds
 /// already (the tunnel stage's, in a run that has one), else one opened now (the controller's
@@ -36,7 +29,7 @@ pub async fn kubeconfig_for_run(cx: &StageContext<'_>) -> Result<PathBuf> {
         &host,
         ApiTunnelOptions::from_settings(cx.settings)?,
         cx.state_dir.file("kubeconfig.probe"),
-        report_to(cx.reporter),
+        cx.reporter.warnings("tunnel"),
     )
     .await?;
     remove_killed_runs_kubeconfigs(&cx.settings.state_dir)?;

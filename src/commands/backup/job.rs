@@ -7,10 +7,10 @@ use anyhow::{Context, Result, bail};
 use tokio::sync::Notify;
 
 use super::archives::Report;
+use crate::kube::{Tools, succeeded};
 use crate::process::{Deadline, Said};
 use crate::report::Redactor;
 use crate::stages::deploy::BACKUP_MOUNT_PATH;
-use crate::stages::deploy::tools::{Tools, succeeded};
 
 pub struct Jobs<'a> {
     pub tools: &'a Tools,

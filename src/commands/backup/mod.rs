@@ -19,10 +19,10 @@ use crate::config::{BackupDestination, BackupSettings, Settings};
 use crate::exit_code::{self, UsageError};
 use crate::fleet::Fleet;
 use crate::fleet::api_tunnel::{self, ApiTunnelOptions, kubeconfig_path};
+use crate::kube::Tools;
 use crate::process::Deadline;
 use crate::report::{OutputMode, Redactor};
 use crate::ssh::HostKeyPolicy;
-use crate::stages::deploy::Tools;
 use crate::state::{RunLock, StateDir, write_private};
 
 fn no_backup(settings: &Settings) -> anyhow::Error {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::archives::{self, Report};
 use super::job::{Jobs, job_name, restore_job};
 use crate::exit_code::UsageError;
-use crate::stages::deploy::tools::succeeded;
+use crate::kube::succeeded;
 
 /// A Deployment scaled to zero for the restore, and its replicas before.
 #[derive(Debug, Clone, Serialize)]

@@ -11,9 +11,8 @@ use super::{Finding, pods};
 use crate::config::Settings;
 use crate::fleet::Fleet;
 use crate::fleet::api_tunnel::{self, ApiTunnelOptions};
+use crate::kube::{self, Tools, succeeded};
 use crate::report::Reporter;
-use crate::stages::bootstrap::CORDONED;
-use crate::stages::deploy::tools::{Tools, succeeded};
 use crate::state::Inventory;
 
 const REPAIR_DEPLOY: &str = "jeeves up --only deploy";
@@ -55,7 +54,7 @@ async fn gather(
         inv.controller()?,
         opts,
         kubeconfig.path().with_extension("probe"),
-        crate::stages::tunnel::report_to(reporter),
+        reporter.warnings("tunnel"),
     )
     .await?;
     fleet.hold_tunnel(opened.tunnel);
@@ -110,7 +109,7 @@ async fn gather(
                 serde_json::from_str::<Value>(&out.stdout)
                     .context("`kubectl get mongodbcommunity` printed no JSON")?,
             )
-        } else if crate::stages::deploy::tools::absent(&out) {
+        } else if crate::kube::absent(&out) {
             // Not created yet, or not even its CRD (the operator not installed).
             None
         } else {
@@ -204,13 +203,6 @@ async fn bundled_mongodb_finding(
     }
 }
 
-fn items(list: &Value) -> &[Value] {
-    list["items"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
 fn condition<'a>(node: &'a Value, kind: &str) -> Option<&'a str> {
     condition_field(node, kind, "status")
 }
@@ -229,7 +221,7 @@ pub(super) fn node_findings(nodes: &Value, hosts: &[String]) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut seen = BTreeSet::new();
-    for n in items(nodes) {
+    for n in kube::items(nodes) {
         let name = n["metadata"]["name"].as_str().unwrap_or("?").to_string();
         let version = n["status"]["nodeInfo"]["kubeletVersion"]
             .as_str()
@@ -269,15 +261,13 @@ pub(super) fn node_findings(nodes: &Value, hosts: &[String]) -> Vec<Finding> {
                 problems.join(", "),
                 format!("look at the node (`microk8s inspect` on {name}; disk pressure: free its disk), then jeeves up --only bootstrap"),
             )
-        } else if n["spec"]["unschedulable"] == true
-            && n["metadata"]["annotations"].get(CORDONED).is_some()
-        {
+        } else if kube::cordoned(n) && kube::marked(n) {
             Finding::warn(
                 check,
                 "Ready but cordoned (SchedulingDisabled) by a Jeeves run that stopped before uncordoning it",
                 "jeeves up --only bootstrap (uncordons it)",
             )
-        } else if n["spec"]["unschedulable"] == true {
+        } else if kube::cordoned(n) {
             // Not Jeeves' doing: someone may be working on the node, and bootstrap leaves it so.
             Finding::warn(
                 check,

@@ -24,9 +24,9 @@ fn node(
            "status": {"conditions": conditions, "nodeInfo": {"kubeletVersion": version}}})
 }
 
-/// The node with Jeeves' mark (`bootstrap::CORDONED`).
+/// The node with Jeeves' mark (`kube::CORDONED`).
 fn marked(mut node: serde_json::Value) -> serde_json::Value {
-    node["metadata"]["annotations"] = json!({crate::stages::bootstrap::CORDONED: "upgrade"});
+    node["metadata"]["annotations"] = json!({crate::kube::CORDONED: "upgrade"});
     node
 }
 

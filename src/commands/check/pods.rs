@@ -15,15 +15,9 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::Finding;
+use crate::kube::items;
 
 const REPAIR_DEPLOY: &str = "jeeves up --only deploy";
-
-fn items(list: &Value) -> &[Value] {
-    list["items"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
 
 fn time(v: &Value) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(v.as_str()?).ok()

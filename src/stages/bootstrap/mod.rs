@@ -24,8 +24,6 @@ use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::{Host, Inventory};
 
-pub use upgrade::CORDONED;
-
 use controller::{Controller, JoinToken, Phase};
 use plan::Plan;
 use probe::Seen;

@@ -95,7 +95,7 @@ pub struct WorkerPlan {
     pub keep_cordoned: bool,
 }
 
-/// A node that still carries Jeeves' mark (`upgrade::CORDONED`).
+/// A node that still carries Jeeves' mark (`crate::kube::CORDONED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkRepair {
     /// Cordoned and marked: a run stopped before uncordoning it. Uncordoned, unmarked.

@@ -61,7 +61,7 @@ pub struct Node {
     pub kubelet: String,
     /// `spec.unschedulable`: cordoned, by whoever.
     pub cordoned: bool,
-    /// Carries Jeeves' mark (`upgrade::CORDONED`): Jeeves cordoned it and has not uncordoned it
+    /// Carries Jeeves' mark (`crate::kube::CORDONED`): Jeeves cordoned it and has not uncordoned it
     /// since. Cordoned and marked: a run stopped between the two; marked but not cordoned:
     /// someone uncordoned it by hand since.
     pub marked: bool,
@@ -145,7 +145,7 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
         return BTreeMap::new();
     };
-    let items = v["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let items = crate::kube::items(&v);
     let name = |item: &serde_json::Value| {
         item["metadata"]["name"]
             .as_str()
@@ -178,10 +178,8 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            let cordoned = item["spec"]["unschedulable"] == true;
-            let marked = item["metadata"]["annotations"]
-                .get(super::upgrade::CORDONED)
-                .is_some();
+            let cordoned = crate::kube::cordoned(item);
+            let marked = crate::kube::marked(item);
             let name = name(item);
             let lease = leases.get(&name).copied();
             (

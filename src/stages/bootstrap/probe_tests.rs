@@ -226,7 +226,7 @@ fn a_nodes_cordon_and_jeeves_mark_are_read_apart() {
         serde_json::json!({"metadata": {"name": "n", "annotations": annotations},
             "spec": {"unschedulable": unschedulable}})
     };
-    let mark = serde_json::json!({super::super::upgrade::CORDONED: "upgrade", "other": "x"});
+    let mark = serde_json::json!({crate::kube::CORDONED: "upgrade", "other": "x"});
     let other = serde_json::json!({"node.alpha.kubernetes.io/ttl": "0"});
     for (n, cordoned, marked) in [
         (node(true, mark.clone()), true, true),

@@ -9,6 +9,7 @@
 
 use anyhow::{Result, bail};
 
+use crate::kube::CORDONED;
 use crate::ssh::{RemoteCommand, SshSession};
 
 use super::controller::wait_nodes_ready;
@@ -38,9 +39,6 @@ pub fn downgrade(host: &str, have: &str, want: &str) -> Option<String> {
         _ => None,
     }
 }
-
-/// The annotation on a node Jeeves cordoned (for an upgrade), removed when it uncordons it.
-pub const CORDONED: &str = "jeeves.io/cordoned";
 
 /// `microk8s kubectl` on the controller.
 fn kubectl(args: &[&str], sudo: bool) -> RemoteCommand {

@@ -20,9 +20,9 @@
 
 use anyhow::{Context, Result, bail};
 
-use super::tools::Tools;
 use crate::chart::{ChartVersion, MongoVersion};
 use crate::config::Settings;
+use crate::kube::Tools;
 use crate::stage::StageContext;
 
 /// The server's version and where it was read, for messages.

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::sha256;
-use super::tools::{FIELD_MANAGER, Tools, server_side, succeeded};
 use super::traefik::HASH_ANNOTATION;
+use crate::kube::{FIELD_MANAGER, Tools, server_side, succeeded};
 use crate::report::Change;
 use crate::stage::StageContext;
 use crate::state::write_private;

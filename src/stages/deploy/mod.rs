@@ -6,8 +6,8 @@
 //! `release.rs`, `secret.rs`, `routes.rs`, `maintenance.rs`) what it needs and puts the answers
 //! in a `Plan`, a list of steps that `apply` executes in order.
 //!
-//! Every kubectl and helm call gets the tunnel's kubeconfig (`tools.rs`). Nothing is applied
-//! when nothing changed: the live Traefik objects carry the hash of what was applied, the
+//! Every kubectl and helm call gets the tunnel's kubeconfig (`crate::kube::Tools`). Nothing is
+//! applied when nothing changed: the live Traefik objects carry the hash of what was applied, the
 //! release's values are compared with `helm get values`, and the MongoDB secret is compared in
 //! memory.
 //! Mongo URIs reach kubectl on standard input only, never an argument or a file.
@@ -24,25 +24,27 @@ use crate::templates::Templates;
 
 mod backup;
 mod db_version;
-pub mod maintenance;
+mod maintenance;
 pub mod mongodb;
 mod release;
 mod rollout;
 mod routes;
 mod secret;
 mod site;
-pub mod tools;
 mod traefik;
 mod values_diff;
 
+use crate::kube::Tools;
 pub use backup::{
     BACKUP_MOUNT_PATH, BACKUP_STARTING_DEADLINE_SECONDS, backup_script_indented,
     upload_script_indented,
 };
+pub use maintenance::CONTAINERD_SOCKET;
+/// For `jeeves start`: what it runs once the pipeline has repaired the stack.
+pub use maintenance::after_start;
 pub use mongodb::{Status as MongodbStatus, context as mongodb_context};
 use release::{Recovery, Release};
 use secret::MongoSecret;
-pub use tools::Tools;
 
 /// For `jeeves check`: the MongoDB the bundled subchart's StatefulSet (`kubectl get
 /// statefulset NAME -o json`) runs, judged against the chart's Rocket.Chat: `Ok(message)` when

@@ -18,9 +18,9 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use super::sha256;
-use super::tools::{Tools, succeeded};
 use super::values_diff;
 use crate::config::Settings;
+use crate::kube::{Tools, succeeded};
 use crate::report::Change;
 use crate::stage::StageContext;
 use crate::state::write_private;

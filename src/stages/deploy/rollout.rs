@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use super::release::Values;
 use super::sha256;
-use super::tools::{Tools, succeeded};
+use crate::kube::{Tools, succeeded};
 use crate::stage::StageContext;
 
 /// The release's Deployments (helm's `meta.helm.sh/release-name` annotation) and the hash of

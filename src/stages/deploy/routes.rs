@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::tools::{Tools, succeeded};
 use super::traefik::Manifests;
+use crate::kube::{Tools, succeeded};
 use crate::process::Output;
 use crate::stage::StageContext;
 
@@ -144,7 +144,7 @@ pub async fn read_services(
             .await;
         (ns.clone(), out)
     });
-    super::tools::all(reads.collect()).await
+    crate::kube::all(reads.collect()).await
 }
 
 /// Every IngressRoute backend among the applied manifests is a live Service with the port the

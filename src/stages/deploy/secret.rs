@@ -10,9 +10,9 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 
-use super::tools::{Tools, succeeded};
 use crate::chart::{self, secret_keys::*};
 use crate::config::Settings;
+use crate::kube::{Tools, succeeded};
 use crate::report::Change;
 use crate::stage::StageContext;
 

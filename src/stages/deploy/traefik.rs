@@ -12,8 +12,8 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use super::sha256;
-use super::tools::{FIELD_MANAGER, Tools, server_side, succeeded};
 use crate::config::Settings;
+use crate::kube::{FIELD_MANAGER, Tools, server_side, succeeded};
 use crate::process::Output;
 use crate::report::Change;
 use crate::stage::StageContext;

@@ -19,8 +19,8 @@
 
 use anyhow::Result;
 
-use super::tools::Tools;
 use crate::config::{MongodbMode, Settings};
+use crate::kube::Tools;
 use crate::report::Change;
 use crate::stage::StageContext;
 use crate::templates::{MongodbContext, TemplateContext, Templates};

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::super::sha256;
-use super::super::tools::{Tools, succeeded};
 use super::super::traefik::HASH_ANNOTATION;
 use crate::config::Settings;
+use crate::kube::{Tools, succeeded};
 use crate::report::Change;
 use crate::stage::StageContext;
 use crate::state::write_private;

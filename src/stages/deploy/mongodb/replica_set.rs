@@ -23,10 +23,10 @@ use base64::Engine;
 
 use super::super::secret::{Live, MongoSecret, decode, generated};
 use super::super::sha256;
-use super::super::tools::{Tools, server_side, succeeded};
 use super::super::traefik::HASH_ANNOTATION;
 use super::{USER, password_secret};
 use crate::config::mongodb::{Allocatable, bytes, millicores};
+use crate::kube::{Tools, server_side, succeeded};
 use crate::report::Change;
 use crate::stage::StageContext;
 use crate::state::write_private;
@@ -112,7 +112,7 @@ pub(super) async fn get_json(
                 format!("`kubectl get {kind} {name}` answered something that is not JSON")
             });
     }
-    if super::super::tools::absent(&out) {
+    if crate::kube::absent(&out) {
         return Ok(None);
     }
     bail!("cannot read {kind} {ns}/{name}:\n{}", out.tail(10))

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::super::tools::{Tools, succeeded};
 use super::replica_set::get_json;
+use crate::kube::{Tools, succeeded};
 use crate::stage::StageContext;
 
 /// How often `await_running` asks (the operator requeues a Pending replica set every 10 s).

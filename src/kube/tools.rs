@@ -1,6 +1,7 @@
-//! kubectl and helm as the deploy stage runs them: always with the tunnel's kubeconfig
-//! (`--kubeconfig` and `KUBECONFIG`, never the user's default context), each call bounded by
-//! `helm.timeout` and a margin, and server-side applies under Jeeves' own field manager.
+//! kubectl and helm as Jeeves runs them (the deploy stage, `check`, `backup`, `start`): always
+//! with the tunnel's kubeconfig (`--kubeconfig` and `KUBECONFIG`, never the user's default
+//! context), each call bounded by `helm.timeout` and a margin, and server-side applies under
+//! Jeeves' own field manager.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,11 +12,15 @@ use tokio::process::Command;
 
 use crate::config::Settings;
 use crate::process::{self, Output};
-use crate::stage::StageContext;
 
 pub const FIELD_MANAGER: &str = "jeeves";
 
-/// `kubectl apply` (or `diff`) server-side as Jeeves' field manager; the file (or `-`) follows.
+/// Where what kubectl and helm print as they run goes (a stage's log: `StageContext`
+/// implements it). `stdout`: whether their standard output is worth reporting too.
+pub trait ToolLog {
+    fn tool_said(&self, said: process::Said<'_>, stdout: bool);
+}
+
 /// Whether a failed `kubectl get KIND NAME` says there is no such object: the API's NotFound,
 /// or, for a custom kind whose CRD is not applied yet, kubectl's discovery lookup failing
 /// (`error: the server doesn't have a resource type "KIND"`, k8s.io/cli-runtime `pkg/resource`).
@@ -23,6 +28,7 @@ pub fn absent(out: &Output) -> bool {
     out.stderr.contains("NotFound") || out.stderr.contains("doesn't have a resource type")
 }
 
+/// `kubectl apply` (or `diff`) server-side as Jeeves' field manager; the file (or `-`) follows.
 pub fn server_side(verb: &str) -> [&str; 6] {
     [
         verb,
@@ -83,17 +89,17 @@ impl Tools {
 
     /// kubectl: one API request may take `REQUEST_TIMEOUT` (`--request-timeout`, except for
     /// the commands that wait with their own `--timeout`), the command `helm.timeout` at most.
-    pub async fn kubectl(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
-        self.kubectl_within(args, self.deadline, |s| cx.tool_said(s, false))
+    pub async fn kubectl(&self, log: &impl ToolLog, args: &[&str]) -> Result<Output> {
+        self.kubectl_within(args, self.deadline, |s| log.tool_said(s, false))
             .await
     }
 
     /// CustomResourceDefinitions from `file`, applied server-side, then waited on until the API
     /// serves them (`Established`, at most 120 s): objects of their kinds can be applied next.
     /// `what`: whose CRDs, for the errors (`the Traefik CRDs`).
-    pub async fn apply_crds(&self, cx: &StageContext<'_>, file: &str, what: &str) -> Result<()> {
+    pub async fn apply_crds(&self, log: &impl ToolLog, file: &str, what: &str) -> Result<()> {
         succeeded(
-            self.kubectl(cx, &[&server_side("apply")[..], &[file]].concat())
+            self.kubectl(log, &[&server_side("apply")[..], &[file]].concat())
                 .await?,
             &format!("applying {what}"),
         )?;
@@ -107,7 +113,7 @@ impl Tools {
             file,
         ];
         succeeded(
-            self.kubectl(cx, &wait).await?,
+            self.kubectl(log, &wait).await?,
             &format!("waiting for {what} to be Established"),
         )?;
         Ok(())
@@ -152,14 +158,14 @@ impl Tools {
         self.kubectl_within(args, self.deadline, say).await
     }
 
-    pub async fn helm(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
-        self.helm_saying(args, |s| cx.tool_said(s, true)).await
+    pub async fn helm(&self, log: &impl ToolLog, args: &[&str]) -> Result<Output> {
+        self.helm_saying(args, |s| log.tool_said(s, true)).await
     }
 
     /// helm whose answer stays out of the log (its errors do not): `get values` prints every
     /// value of the release, which the plan shows with secrets masked.
-    pub async fn helm_quiet(&self, cx: &StageContext<'_>, args: &[&str]) -> Result<Output> {
-        self.helm_saying(args, |s| cx.tool_said(s, false)).await
+    pub async fn helm_quiet(&self, log: &impl ToolLog, args: &[&str]) -> Result<Output> {
+        self.helm_saying(args, |s| log.tool_said(s, false)).await
     }
 
     /// `helm` outside a stage (`jeeves check`): `say` gets what it prints as it runs.
