@@ -64,9 +64,30 @@ fn the_disaster_recovery_drill_brings_the_data_back() {
             "metadata": {"name": "lab-backup-s3", "namespace": "psautoinfra"},
             "data": {"AWS_ACCESS_KEY_ID": "bGFi", "AWS_SECRET_ACCESS_KEY": "bGFiLXNlY3JldC1ub3QtcmVhbA=="}});
     });
+    let mut backup = None;
     timed(&mut steps, "backup", || {
-        t.run(&["backup"]).expect(0);
+        backup = Some(t.run(&["backup"]).expect(0));
     });
+    // A point in time: the operator's admin user (its `backup` role reads the oplog), a full
+    // dump with --oplog, authenticated against `admin`.
+    let backup = backup.unwrap();
+    assert!(
+        backup
+            .stdout
+            .contains("point in time: mongodump --oplog (replica-set rocketchat-db)"),
+        "{}",
+        backup.stdout
+    );
+    let dumps = mongodumps(&t);
+    let dump = dumps.last().expect("a mongodump call");
+    let uri = dump["uri"].as_str().unwrap();
+    assert!(
+        dump["oplog"] == true
+            && uri.starts_with("mongodb://admin:")
+            && uri.contains("svc.cluster.local:27017/?")
+            && uri.contains("authSource=admin"),
+        "{dump}"
+    );
     let listed = t.run(&["backup", "--list"]).expect(0);
     assert!(
         listed.stdout.contains("mongodb-") && listed.stdout.contains("s3://jeeves-lab-backups/"),
@@ -105,12 +126,29 @@ fn the_disaster_recovery_drill_brings_the_data_back() {
     timed(&mut steps, "restore --yes", || {
         restored = Some(t.run(&["restore", "--yes"]).expect(0));
     });
+    let restored = restored.unwrap();
     let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(
-        back["databases"]["rocketchat"],
-        data,
+        back["databases"]["rocketchat"], data,
         "the data is back as it was written:\n{}",
-        restored.unwrap().stderr
+        restored.stderr
+    );
+    // Rocket.Chat's database only (the admin URI's own is `admin`), counted there.
+    let counted = |c: &str| {
+        restored
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with(c) && l.ends_with("→ 2"))
+    };
+    assert!(counted("rocketchat_message"), "{}", restored.stdout);
+    let restores: Vec<_> = mongodumps(&t)
+        .into_iter()
+        .filter(|c| c["tool"] == "mongorestore")
+        .collect();
+    assert_eq!(
+        restores.last().map(|r| r["nsInclude"].clone()),
+        Some(serde_json::json!(["rocketchat.*"])),
+        "{restores:?}"
     );
     // And the next run has nothing to repair.
     t.run(&["plan", "--detailed-exitcode"]).expect(0);
@@ -120,6 +158,15 @@ fn the_disaster_recovery_drill_brings_the_data_back() {
         eprintln!("drill: {what:20} {s:6.1} s");
     }
     eprintln!("drill: {:20} {total:6.1} s", "total");
+}
+
+/// The stand-in mongodump's and mongorestore's calls (tests/standins/README.md).
+fn mongodumps(t: &Test) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(t.path("standin-mongodump.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Edits the stand-in cluster's objects as a person with kubectl would have changed them.
