@@ -306,6 +306,31 @@ print("ok")
     let (code, out) = tool("python3", &["-c", &check]);
     assert_eq!(code, 0, "{out}\n{text}");
 
+    // No bucket in the pipeline: terraform's outputs `backup_bucket`/`backup_prefix`, from the
+    // inventory of the last run; before there is one, the backup objects are left out, said.
+    let mut tf = Test::new();
+    tf.without_backup();
+    tf.env("JEEVES_BACKUP_DESTINATION", "s3");
+    let run = tf.run(&["render", "--out", "out"]).expect(0);
+    assert!(
+        run.stderr.contains("backup objects not rendered")
+            && run.stderr.contains("backup.bucket")
+            && !tf.path("out/backup").exists(),
+        "{}",
+        run.stderr
+    );
+    tf.write(
+        ".jeeves/lab/state.json",
+        r#"{"version": 1, "inventory": {"controller": null, "workers": [],
+            "backup_bucket": "acme-backup-1234", "backup_prefix": "acme"}, "stages": {}}"#,
+    );
+    tf.run(&["render", "--out", "out"]).expect(0);
+    let text = std::fs::read_to_string(tf.path("out/backup/mongodb-backup.yaml")).unwrap();
+    assert!(
+        text.contains(r#"args: ["upload", "/backup", "acme-backup-1234", "acme", "7"]"#),
+        "{text}"
+    );
+
     // A schedule that is not five cron fields: exit 2, naming the key and where it came from.
     t.env("JEEVES_BACKUP_SCHEDULE", "0 3 * *");
     let run = t.run(&["render", "--out", "bad"]).expect(2);
