@@ -177,8 +177,13 @@ pub struct BackupContext {
     pub deadline_seconds: u64,
     /// The CronJob's `startingDeadlineSeconds`: how late a missed run may still start.
     pub starting_deadline_seconds: u64,
-    /// The key of the MongoDB secret that holds the URI Rocket.Chat reads.
+    /// The Secret with the URI the Job dumps and restores with: Rocket.Chat's, or in operator
+    /// mode the operator's for its admin user.
+    pub uri_secret: String,
+    /// Its key that holds the URI.
     pub secret_key: String,
+    /// The database a restore restores (`MONGO_DATABASE`); empty: the URI's.
+    pub database: String,
     /// Where the volume is mounted in the Job's container.
     pub mount_path: String,
     /// The Job's shell script, indented for the YAML block it goes in.

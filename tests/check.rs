@@ -148,17 +148,18 @@ fn before(secs: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// The backup Secret's URI in the stand-in's cluster state (base64, as a Secret holds it).
+/// The backup Secret's URI in the stand-in's cluster state (base64, as a Secret holds it): in
+/// operator mode (the lab's), the operator's Secret for its admin user.
 fn set_mongo_uri(cluster_file: &std::path::Path, uri: &str) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut cluster = read_json(cluster_file);
-    let data = &mut cluster["objects"]["Secret/psautoinfra/rocketchat-mongodb"]["data"];
-    let old = data["mongo-uri"]
+    let data = &mut cluster["objects"]["Secret/psautoinfra/rocketchat-db-admin-admin"]["data"];
+    let old = data["connectionString.standard"]
         .as_str()
         .expect("the MongoDB Secret's URI")
         .to_string();
-    data["mongo-uri"] = b64.encode(uri).into();
+    data["connectionString.standard"] = b64.encode(uri).into();
     std::fs::write(cluster_file, cluster.to_string()).unwrap();
     String::from_utf8(b64.decode(old).unwrap()).unwrap()
 }
@@ -415,6 +416,28 @@ for p in workloads.pods(s["objects"], s, ["controller"], s["started_at"]):
     );
     cluster["pod_faults"] = serde_json::json!({});
     cluster["stale_replicasets"] = serde_json::json!({});
+    std::fs::write(&cluster_file, cluster.to_string()).unwrap();
+
+    // A member of the replica set crash-looping: the operator leaves its phase Pending
+    // (mongodb_operator.py, `Reconcile`); the set and the member fail, each with its repair.
+    let mut cluster = read_json(&cluster_file);
+    cluster["pod_faults"] = serde_json::json!({ format!("{ns}/rocketchat-db"): {"reason": "CrashLoopBackOff", "restarts": 3} });
+    std::fs::write(&cluster_file, cluster.to_string()).unwrap();
+    let c = check(&t, &[]);
+    fails_with(
+        &c,
+        "mongodb/rocketchat-db",
+        "phase Pending, 2/3 member pod(s) ready: ReplicaSet is not yet ready",
+        "Members not ready: rocketchat-db-0 (CrashLoopBackOff)",
+    );
+    fails_with(
+        &c,
+        "mongodb/rocketchat-db-0",
+        "member not ready: CrashLoopBackOff",
+        "kubectl describe pod -n psautoinfra rocketchat-db-0",
+    );
+    let mut cluster = read_json(&cluster_file);
+    cluster["pod_faults"] = serde_json::json!({});
     std::fs::write(&cluster_file, cluster.to_string()).unwrap();
 
     // The A record changed in Route 53 (moto); `up --only dns` puts it back.

@@ -359,15 +359,23 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
         .lines()
         .filter_map(|l| l.split_once("[deploy]   ").map(|(_, c)| c))
         .collect();
-    assert_eq!(planned.len(), 6, "{}", plan.stdout);
+    assert_eq!(planned.len(), 7, "{}", plan.stdout);
     assert!(
         planned[0].starts_with("apply Traefik: CRDs from ")
             && planned[0].ends_with("; these would change: apps.v1.Deployment.traefik.traefik"),
         "{}",
         plan.stdout
     );
+    // External mode: the server's version is read by a Job before Rocket.Chat rolls, by `up`.
+    assert!(
+        planned[1].starts_with("read the external MongoDB's version, by a Job")
+            && planned[1].contains("Rocket.Chat 8.6.1 needs newer than 8.0")
+            && planned[1].ends_with("(not read by plan: it starts no pod)"),
+        "{}",
+        plan.stdout
+    );
     assert_eq!(
-        planned[1..],
+        planned[2..],
         [
             "upgrade helm release rocketchat in psautoinfra: chart rocketchat-6.25.1 → rocketchat-7.0.2",
             "value microservices.presence.replicas: 1 → 2",
@@ -393,11 +401,47 @@ fn deploy_goes_through_the_tunnel_applies_once_and_reports_helm_failures() {
             || x == "helm get"),
         "plan only reads: {v:?}"
     );
+    // `up` reads it (a Job, mongosh's db.version(), the URI by secretKeyRef): a server Rocket.Chat
+    // 8.6.1 exits on is refused, exit 2, naming both versions and the way out; nothing rolls.
+    let server = t.path("standin-mongo/db2.internal:27017.json");
+    std::fs::create_dir_all(server.parent().unwrap()).unwrap();
+    std::fs::write(&server, r#"{"setName": "rs0", "version": "6.0.10"}"#).unwrap();
+    let before = calls(&t).len();
+    let run = t.run(&["up", "--only", "deploy"]).expect(2);
+    assert!(
+        run.stderr.contains("helm.version")
+            && run.stderr.contains("the server is 6.0.10 (the external server's db.version() 6.0.10, read by Job psautoinfra/rocketchat-mongodb-version-")
+            && run.stderr.contains("upgrade MongoDB to 8.0 first, or pin helm.version to 6.25.1"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !verbs(&calls(&t), before)
+            .iter()
+            .any(|x| x == "helm upgrade"),
+        "nothing rolled"
+    );
+    // Upgraded to 8.0: read again, accepted, said; the Job deleted once read.
+    std::fs::write(&server, r#"{"setName": "rs0", "version": "8.0.4"}"#).unwrap();
     let before = calls(&t).len();
     let run = t
         .run(&["--output", "json", "up", "--only", "deploy"])
         .expect(0);
     assert_eq!(run.stage_result("deploy"), "changed");
+    assert!(
+        run.stdout
+            .contains("MongoDB 8.0.4 (the external server's db.version() 8.0.4"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !read_state()["objects"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("mongodb-version")),
+        "the version Job is gone"
+    );
     let v = verbs(&calls(&t), before);
     assert_eq!(
         v.iter().filter(|x| x.as_str() == "helm upgrade").count(),

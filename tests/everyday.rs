@@ -99,6 +99,15 @@ fn init_writes_a_directory_that_passes_doctor_and_render() {
         run.stdout
     );
     let run = jeeves(&site, &["render"], &base).expect(0);
+    // Backups to the bucket terraform will make: nothing to name before it has.
+    assert!(
+        run.stderr.contains("backup objects not rendered")
+            && run.stderr.contains("backup.bucket")
+            && run.stderr.contains("no output `backup_bucket`")
+            && !run.stdout.contains("mongodb-backup.yaml"),
+        "{}",
+        run.stderr
+    );
     for file in [
         "haproxy.cfg",
         "rocketchat-values.yaml",

@@ -199,11 +199,14 @@ fn the_backup_cronjob_renders_and_validates_for_kubernetes_1_32() {
         "no [backup], no backup objects"
     );
 
-    // Any `JEEVES_BACKUP_*` turns backups on; the rest are the defaults.
-    t.env("JEEVES_BACKUP_KEEP", "3").env(
-        "MONGO_URI",
-        "mongodb://rc:s3cr3t-pa55@db.internal:27017/rocketchat",
-    );
+    // Any `JEEVES_BACKUP_*` turns backups on; the rest are the defaults. External mode: the
+    // Job reads Rocket.Chat's Secret.
+    t.env("JEEVES_BACKUP_KEEP", "3")
+        .env("JEEVES_HELM_MONGODB", "external")
+        .env(
+            "MONGO_URI",
+            "mongodb://rc:s3cr3t-pa55@db.internal:27017/rocketchat",
+        );
     t.run(&["render", "--out", "out"]).expect(0);
     let file = t.path("out/backup/mongodb-backup.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
@@ -259,17 +262,16 @@ print("ok")
     assert_ne!(code, 0);
 
     // destination = "s3": no claim; the dump in an init container, the upload (its script byte
-    // for byte, the endpoint and the credentials Secret by reference) after it; valid too.
+    // for byte, the endpoint and the credentials Secret by reference) after it; valid too. In
+    // operator mode (the lab's) the dump reads the operator's Secret for its admin user
+    // (`<name>-admin-admin`, connectionString.standard), and a restore Rocket.Chat's database.
     let mut s3 = Test::new();
     s3.without_backup();
     s3.env("JEEVES_BACKUP_DESTINATION", "s3")
         .env("JEEVES_BACKUP_BUCKET", "rc-backups")
         .env("JEEVES_BACKUP_ENDPOINT_URL", "http://minio.internal:9000")
         .env("JEEVES_BACKUP_CREDENTIALS_SECRET", "rc-backup-s3")
-        .env(
-            "MONGO_URI",
-            "mongodb://rc:s3cr3t-pa55@db.internal:27017/rocketchat",
-        );
+        .env("JEEVES_HELM_MONGODB", "operator");
     s3.run(&["render", "--out", "out"]).expect(0);
     let file = s3.path("out/backup/mongodb-backup.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
@@ -288,6 +290,8 @@ pod = docs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 dump, = pod["initContainers"]
 up, = pod["containers"]
 assert dump["name"] == "mongodump" and dump["args"] == ["dump", "/backup", "0", "1800"], dump["args"]
+assert dump["env"] == [{{"name": "MONGO_URI", "valueFrom": {{"secretKeyRef": {{"name": "rocketchat-db-admin-admin", "key": "connectionString.standard"}}}}}},
+                       {{"name": "MONGO_DATABASE", "value": "rocketchat"}}], dump["env"]
 assert up["image"] == "docker.io/amazon/aws-cli:2.27.9", up["image"]
 assert up["command"][2] == open({upload:?}).read(), "the upload script, byte for byte"
 assert up["args"] == ["upload", "/backup", "rc-backups", "lab", "7"], up["args"]
@@ -301,6 +305,31 @@ print("ok")
     );
     let (code, out) = tool("python3", &["-c", &check]);
     assert_eq!(code, 0, "{out}\n{text}");
+
+    // No bucket in the pipeline: terraform's outputs `backup_bucket`/`backup_prefix`, from the
+    // inventory of the last run; before there is one, the backup objects are left out, said.
+    let mut tf = Test::new();
+    tf.without_backup();
+    tf.env("JEEVES_BACKUP_DESTINATION", "s3");
+    let run = tf.run(&["render", "--out", "out"]).expect(0);
+    assert!(
+        run.stderr.contains("backup objects not rendered")
+            && run.stderr.contains("backup.bucket")
+            && !tf.path("out/backup").exists(),
+        "{}",
+        run.stderr
+    );
+    tf.write(
+        ".jeeves/lab/state.json",
+        r#"{"version": 1, "inventory": {"controller": null, "workers": [],
+            "backup_bucket": "acme-backup-1234", "backup_prefix": "acme"}, "stages": {}}"#,
+    );
+    tf.run(&["render", "--out", "out"]).expect(0);
+    let text = std::fs::read_to_string(tf.path("out/backup/mongodb-backup.yaml")).unwrap();
+    assert!(
+        text.contains(r#"args: ["upload", "/backup", "acme-backup-1234", "acme", "7"]"#),
+        "{text}"
+    );
 
     // A schedule that is not five cron fields: exit 2, naming the key and where it came from.
     t.env("JEEVES_BACKUP_SCHEDULE", "0 3 * *");

@@ -840,6 +840,14 @@ fn the_backup_bucket_is_private_and_the_nodes_may_use_only_their_prefix(s: &Stac
         b,
         "[backup bucket] the output the backup reads"
     );
+    // Read into the inventory, where `[backup]` without a bucket finds it.
+    let inv = s.t.state()["inventory"].clone();
+    assert!(
+        inv["backup_bucket"] == b
+            && inv["backup_prefix"] == state["outputs"]["backup_prefix"]["value"]
+            && inv["backup_prefix"].is_string(),
+        "[backup bucket] the inventory: {inv}"
+    );
     let reply = block_on(s.ec2.describe_instances().filters(tagged()).send()).unwrap();
     for i in reply.reservations().iter().flat_map(|r| r.instances()) {
         if i.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some("terminated") {

@@ -11,6 +11,25 @@ pub fn run(settings: &Settings, args: &RenderArgs) -> Result<u8> {
         .clone()
         .unwrap_or_else(|| settings.state_dir.join("rendered"));
     let templates = Templates::load(&settings.templates_dir)?;
+    // `[backup]` without a bucket: terraform's, from the inventory of the last run. Before
+    // terraform has made one there is no bucket to render: the backup objects are left out
+    // (and said so), the rest is rendered as `up` would render it.
+    let mut settings = std::borrow::Cow::Borrowed(settings);
+    if settings.backup_bucket_from_terraform() {
+        let inv = crate::state::StateDir::open(&settings.state_dir)?
+            .load()?
+            .inventory;
+        match settings
+            .backup_from_outputs(inv.backup_bucket.as_deref(), inv.backup_prefix.as_deref())
+        {
+            Ok(s) => settings = std::borrow::Cow::Owned(s),
+            Err(e) => {
+                eprintln!("backup objects not rendered: {e}");
+                settings.to_mut().backup = None;
+            }
+        }
+    }
+    let settings = settings.as_ref();
     let ctx = crate::stages::template_context(settings);
     let mut files = templates.render_all(&ctx)?;
     if let Some(extra) = crate::stages::extra_values(settings)? {

@@ -1,5 +1,6 @@
 //! Configuration: the pipeline file, `.env` and the environment, merged once into `Settings`.
 
+mod backup_outputs;
 mod check;
 mod config_error;
 mod cron;
@@ -19,7 +20,7 @@ pub use config_error::{ConfigError, ConfigErrors};
 pub use env::{Env, is_secret_name};
 pub use load::Purpose;
 pub use mongodb::{AntiAffinity, MongodbSettings};
-pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel};
+pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel, default_backup_image};
 pub use settings::{
     BackupBucket, BackupDestination, BackupSettings, CheckSettings, DnsSettings, HaproxySettings,
     HelmSettings, JumpHost, MaintenanceSettings, Microk8sSettings, MongoUris, MongodbMode,

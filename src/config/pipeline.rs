@@ -354,11 +354,11 @@ pub struct Backup {
     /// `s3` (a bucket, which outlives the cluster).
     #[serde(default = "d::backup_destination")]
     pub destination: String,
-    /// `s3`: the bucket (required for now; terraform/aws's `backup_bucket` output is meant to
-    /// fill it in when empty).
+    /// `s3`: the bucket (empty: terraform's output `backup_bucket`, which terraform/aws makes).
     #[serde(default)]
     pub bucket: String,
-    /// `s3`: the key prefix of the archives (empty: the pipeline's name).
+    /// `s3`: the key prefix of the archives (empty: terraform's output `backup_prefix` when the
+    /// bucket is terraform's, else the pipeline's name).
     #[serde(default)]
     pub prefix: String,
     /// `s3`: the bucket's region (empty: the project's region or AWS_REGION).
@@ -405,5 +405,6 @@ default_from_serde!(
 
 mod defaults;
 use defaults as d;
+pub use defaults::backup_image as default_backup_image;
 mod mongodb;
 pub use mongodb::{Mongodb, Resources as MongodbResources};

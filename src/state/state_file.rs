@@ -29,6 +29,12 @@ pub struct Inventory {
     pub controller: Option<Host>,
     #[serde(default)]
     pub workers: Vec<Host>,
+    /// terraform's outputs `backup_bucket` and `backup_prefix` (terraform/aws makes the bucket):
+    /// where `[backup]` without a bucket sends its archives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_prefix: Option<String>,
 }
 
 impl Inventory {

@@ -348,6 +348,8 @@ pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
     struct Outputs {
         controller: Option<Output<Host>>,
         workers: Option<Output<Vec<Host>>>,
+        backup_bucket: Option<Output<String>>,
+        backup_prefix: Option<Output<String>>,
     }
     let hint = || {
         format!(
@@ -366,6 +368,8 @@ pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
     Ok(Inventory {
         controller: Some(controller.value),
         workers: workers.value,
+        backup_bucket: outputs.backup_bucket.map(|o| o.value),
+        backup_prefix: outputs.backup_prefix.map(|o| o.value),
     })
 }
 
@@ -382,6 +386,22 @@ mod tests {
         let inv = parse_outputs(json, Path::new("terraform/aws")).unwrap();
         assert_eq!(inv.controller.unwrap().private_ip, "10.0.1.10");
         assert_eq!(inv.workers.len(), 1);
+        assert_eq!(
+            inv.backup_bucket, None,
+            "the lab's configuration has no bucket"
+        );
+        // terraform/aws's backup outputs (outputs.tf), read into the inventory.
+        let aws = json.replacen(
+            "{",
+            r#"{"backup_bucket": {"sensitive": false, "type": "string", "value": "acme-backup-1234"},
+                "backup_prefix": {"sensitive": false, "type": "string", "value": "acme"},"#,
+            1,
+        );
+        let inv = parse_outputs(&aws, Path::new("terraform/aws")).unwrap();
+        assert_eq!(
+            (inv.backup_bucket.as_deref(), inv.backup_prefix.as_deref()),
+            (Some("acme-backup-1234"), Some("acme"))
+        );
         assert!(parse_outputs("{}", Path::new("x")).unwrap().is_empty());
         let err = parse_outputs(r#"{"controller": {"value": {"id": "a", "hostname": "b", "public_ip": "c", "private_ip": "d"}}}"#, Path::new("x")).unwrap_err();
         assert!(err.to_string().contains("`workers`"), "{err}");

@@ -39,6 +39,7 @@ pub async fn run(
     redactor: Redactor,
     args: &BackupArgs,
 ) -> Result<u8> {
+    let settings = &with_outputs(settings, "backup").await?;
     let Some(backup) = &settings.backup else {
         return Err(no_backup(settings));
     };
@@ -66,6 +67,7 @@ pub async fn restore(
     redactor: Redactor,
     args: &RestoreArgs,
 ) -> Result<u8> {
+    let settings = &with_outputs(settings, "restore").await?;
     let Some(backup) = &settings.backup else {
         return Err(no_backup(settings));
     };
@@ -106,6 +108,18 @@ pub async fn restore(
     };
     print!("{}", redactor.redact(&text));
     Ok(exit_code::SUCCESS)
+}
+
+/// The settings with `[backup]`'s bucket from terraform's outputs when the pipeline names none
+/// (the inventory of the state's working copy, refreshed first from a shared state).
+async fn with_outputs(settings: &Settings, command: &str) -> Result<Settings> {
+    if !settings.backup_bucket_from_terraform() {
+        return Ok(settings.clone());
+    }
+    let state_dir = StateDir::open(&settings.state_dir)?;
+    super::refresh_working_copy(settings, &state_dir, command).await?;
+    let inv = state_dir.load()?.inventory;
+    Ok(settings.backup_from_outputs(inv.backup_bucket.as_deref(), inv.backup_prefix.as_deref())?)
 }
 
 /// Runs `f` with the backup Jobs of the cluster, reached through the tunnel under the run lock

@@ -159,7 +159,39 @@ async fn gather(
     if settings.helm.bundled_mongodb {
         out.push(bundled_mongodb_finding(settings, &tools, say).await);
     }
+    if settings.helm.mongodb == crate::config::MongodbMode::External {
+        out.push(external_mongodb_finding(settings, &tools, say).await);
+    }
     Ok(out)
+}
+
+/// The external MongoDB's version (read by a Job running mongosh with the Secret's URI) against
+/// what the chart's Rocket.Chat starts on (issue 24).
+async fn external_mongodb_finding(
+    settings: &Settings,
+    tools: &Tools,
+    say: impl FnMut(crate::process::Said<'_>),
+) -> Finding {
+    const CHECK: &str = "mongodb/version";
+    match crate::stages::deploy::judge_external_server(settings, tools, say).await {
+        Ok(Ok(said)) => Finding::ok(CHECK, said),
+        Ok(Err(said)) => Finding::fail(
+            CHECK,
+            format!("{said}: Rocket.Chat exits on it"),
+            format!(
+                "upgrade the external MongoDB to {} or newer (one major version at a time), or pin a helm.version whose Rocket.Chat accepts it",
+                settings.helm.reads.mongodb_min
+            ),
+        ),
+        Err(e) => Finding::fail(
+            CHECK,
+            format!("cannot read the external MongoDB's version: {e:#}"),
+            format!(
+                "check MONGO_URI (secret {}/{}): Rocket.Chat reads the same",
+                settings.helm.namespace, settings.helm.mongodb_secret
+            ),
+        ),
+    }
 }
 
 /// The bundled MongoDB's version against what the chart's Rocket.Chat starts on (issue 24).

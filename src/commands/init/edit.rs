@@ -58,6 +58,28 @@ pub fn set_env(text: &str, key: &str, value: &str) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Uncomments the commented-out `# [section]` and the commented lines under it, up to the first
+/// line that is not a comment (the block ends at a blank line). Exactly one such block.
+pub fn uncomment_section(text: &str, section: &str) -> Result<String> {
+    let header = format!("# [{section}]");
+    let lines: Vec<&str> = text.lines().collect();
+    let starts: Vec<usize> = (0..lines.len()).filter(|&i| lines[i] == header).collect();
+    let [start] = starts[..] else {
+        bail!(
+            "the embedded pipeline has {} `{header}` (a Jeeves bug)",
+            starts.len()
+        );
+    };
+    let mut out: Vec<String> = lines[..start].iter().map(|l| l.to_string()).collect();
+    let mut i = start;
+    while i < lines.len() && lines[i].starts_with("# ") {
+        out.push(lines[i]["# ".len()..].to_string());
+        i += 1;
+    }
+    out.extend(lines[i..].iter().map(|l| l.to_string()));
+    Ok(out.join("\n") + "\n")
+}
+
 /// A TOML basic string.
 pub fn quoted(value: &str) -> String {
     toml::Value::String(value.to_string()).to_string()
@@ -75,6 +97,13 @@ mod tests {
         assert!(out.contains("# the region"), "{out}");
         assert!(out.contains("[b]\nregion = \"y\""), "{out}");
         assert!(set_toml(text, "c", "region", "1").is_err());
+
+        let block = "# Uncomment to enable.\n# [b]\n# k = 1   # one\n\n# c = 2\n";
+        assert_eq!(
+            uncomment_section(block, "b").unwrap(),
+            "# Uncomment to enable.\n[b]\nk = 1   # one\n\n# c = 2\n"
+        );
+        assert!(uncomment_section(block, "c").is_err());
 
         let env = "A=\n# B=example\n";
         assert_eq!(set_env(env, "A", "1"), "A=1\n# B=example\n");

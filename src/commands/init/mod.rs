@@ -99,7 +99,9 @@ fn write_new(path: &Path, text: &str, private: bool) -> Result<()> {
 
 fn pipeline_text(a: &Answers) -> Result<String> {
     use edit::{quoted, set_toml};
-    let mut text = files::PIPELINE.to_string();
+    // Backups on, to the S3 bucket terraform/aws makes (its output `backup_bucket`): a new
+    // stack's backups outlive its cluster from the first night.
+    let mut text = edit::uncomment_section(files::PIPELINE, "backup")?;
     for (section, key, value) in [
         ("project", "region", &a.region),
         ("terraform.vars", "admin_cidr", &a.admin_cidr),
@@ -348,6 +350,11 @@ mod tests {
         assert_eq!(tf["backend_config"]["bucket"].as_str(), Some("my-state"));
         // A new pipeline runs its own replica set (a pipeline without the key stays external).
         assert_eq!(doc["helm"]["mongodb"].as_str(), Some("operator"));
+        // Backed up to the bucket terraform makes: S3, no bucket of its own.
+        let backup = &doc["backup"];
+        assert_eq!(backup["destination"].as_str(), Some("s3"));
+        assert_eq!(backup["bucket"].as_str(), Some(""));
+        assert_eq!(backup["prefix"].as_str(), Some(""));
         let env = env_text(&a);
         for line in [
             "DOMAIN=chat.example.com",

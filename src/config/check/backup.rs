@@ -79,8 +79,16 @@ fn destination(
             ok.then_some(BackupDestination::Volume)
         }
         "s3" => {
-            let bucket = c.check("backup.bucket", super::state::bucket_name(&raw.bucket));
-            let prefix = if raw.prefix.is_empty() {
+            // Empty: terraform's `backup_bucket` output (and, with no prefix either, its
+            // `backup_prefix`), read once terraform has run (`Settings::backup_from_outputs`).
+            let bucket = if raw.bucket.is_empty() {
+                Some(String::new())
+            } else {
+                c.check("backup.bucket", super::state::bucket_name(&raw.bucket))
+            };
+            let prefix = if raw.prefix.is_empty() && raw.bucket.is_empty() {
+                Some(String::new())
+            } else if raw.prefix.is_empty() {
                 Some(pipeline.to_string())
             } else {
                 c.check("backup.prefix", super::state::key_prefix(&raw.prefix))
@@ -205,14 +213,17 @@ mod tests {
             ("rc-backups", "lab")
         );
         assert_eq!(s3.endpoint_url, "http://127.0.0.1:5055");
+        // No bucket: terraform's outputs fill bucket and prefix in, once there are some.
+        let raw = pipeline::Backup {
+            destination: "s3".into(),
+            ..Default::default()
+        };
+        let b = check(&mut c, raw, Some("rocketchat"), "lab").unwrap();
+        let BackupDestination::S3(s3) = b.destination else {
+            panic!("{:?}", b.destination)
+        };
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("", ""));
         for (raw, key) in [
-            (
-                pipeline::Backup {
-                    destination: "s3".into(),
-                    ..Default::default()
-                },
-                "backup.bucket",
-            ),
             (
                 pipeline::Backup {
                     destination: "tape".into(),

@@ -24,6 +24,7 @@ use crate::templates::Templates;
 
 mod backup;
 mod db_version;
+mod db_version_external;
 mod maintenance;
 pub mod mongodb;
 mod release;
@@ -56,6 +57,26 @@ pub fn judge_bundled_statefulset(
     let chart = settings.helm.reads;
     let name = crate::chart::bundled_mongodb_fullname(&settings.helm.release);
     let server = db_version::from_statefulset(&name, sts)?;
+    let said = format!(
+        "MongoDB {} ({}); Rocket.Chat {} needs {} or newer",
+        server.version, server.source, chart.app_version, chart.mongodb_min
+    );
+    Ok(match chart.rejects(server.version) {
+        None => Ok(said),
+        Some(_) => Err(said),
+    })
+}
+
+/// For `jeeves check` in external mode: the server's version read by a Job
+/// (`db_version_external`), judged against the chart's Rocket.Chat: `Ok(message)` when it
+/// accepts it, `Err(message)` when it exits on it.
+pub async fn judge_external_server(
+    settings: &Settings,
+    tools: &Tools,
+    say: impl FnMut(crate::process::Said<'_>),
+) -> Result<std::result::Result<String, String>> {
+    let chart = settings.helm.reads;
+    let server = db_version_external::read(tools, settings, say).await?;
     let said = format!(
         "MongoDB {} ({}); Rocket.Chat {} needs {} or newer",
         server.version, server.source, chart.app_version, chart.mongodb_min
@@ -132,6 +153,9 @@ enum Step {
     Secret(MongoSecret),
     /// Undo what an interrupted or failed helm left.
     Recover(Recovery),
+    /// External mode, before Rocket.Chat rolls: the server's version, read by a Job
+    /// (`db_version_external`), refused when the chart's Rocket.Chat exits on it.
+    ExternalVersion,
     /// `helm upgrade --install` with the rendered values.
     Upgrade,
     /// Roll the release's Deployments: their pods read the changed secret only when they start.
@@ -167,7 +191,12 @@ impl Stage for DeployStage {
         let chart = cx.settings.helm.reads;
         // Before anything is read: the chart's own MongoDB is one its Rocket.Chat exits on.
         db_version::refuse_bundled(cx.settings, chart)?;
-        let rendered = render(cx.settings)?;
+        // `[backup]` without a bucket: terraform's, from the inventory the terraform stage read.
+        let inv = &cx.state.inventory;
+        let rendered = render(
+            &cx.settings
+                .backup_from_outputs(inv.backup_bucket.as_deref(), inv.backup_prefix.as_deref())?,
+        )?;
         // The run's tunnel, opened here when the run has none yet (`up --only deploy`).
         let kubeconfig = super::tunnel::kubeconfig_for_run(cx).await?;
         let tools = Tools::new(cx.settings, kubeconfig)?;
@@ -255,6 +284,23 @@ impl Stage for DeployStage {
             steps.push(Step::Recover(recovery));
         }
         let upgrade = release.release != Release::Current || force;
+        // External mode: nothing in the cluster names the server's version; a Job asks the
+        // server, in `up` only (plan starts no pod), after the Secret it reads is written.
+        let external = rolls && cx.settings.helm.mongodb == crate::config::MongodbMode::External;
+        let mut version_change = None;
+        if external {
+            steps.push(Step::ExternalVersion);
+            version_change = Some(Change::new(
+                "read",
+                format!(
+                    "the external MongoDB's version, by a Job running mongosh db.version() with secret {}/{}, before Rocket.Chat rolls: refused if Rocket.Chat {} needs newer than {} (not read by plan: it starts no pod)",
+                    cx.settings.helm.namespace,
+                    cx.settings.helm.mongodb_secret,
+                    chart.app_version,
+                    chart.mongodb_min
+                ),
+            ));
+        }
         if upgrade {
             steps.push(Step::Upgrade);
         }
@@ -281,12 +327,18 @@ impl Stage for DeployStage {
             steps.push(Step::ImagePrune);
         }
 
-        let mut changes: Vec<Change> = [traefik, release.recover_change, secret_change, prune]
-            .into_iter()
-            .flatten()
-            .chain(database_changes)
-            .chain(release.changes)
-            .collect();
+        let mut changes: Vec<Change> = [
+            traefik,
+            release.recover_change,
+            secret_change,
+            version_change,
+            prune,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(database_changes)
+        .chain(release.changes)
+        .collect();
         let found = found?;
         if found == site::Found::NoHttps {
             cx.info(
@@ -328,6 +380,12 @@ impl Stage for DeployStage {
                 }
                 Step::Secret(secret) => secret::apply(&tools, cx, &secret).await?,
                 Step::Recover(recovery) => release::recover(&tools, cx, recovery).await?,
+                Step::ExternalVersion => {
+                    let server =
+                        db_version_external::read(&tools, cx.settings, |s| cx.tool_said(s, false))
+                            .await?;
+                    refuse_server(cx, cx.settings.helm.reads, &server)?;
+                }
                 Step::Upgrade => rollout::upgrade(&tools, cx, &rendered.values).await?,
                 Step::Restart => rollout::restart(&tools, cx).await?,
                 Step::ImagePrune => {

@@ -6,6 +6,7 @@ A server is a JSON file in $LAB_STANDIN_MONGO_DIR (set by the Job stand-in, `job
 and comma-joined (`db.internal:27017.json`; a host without a port gets `:27017`):
 
     {"setName": "rs0" or null,                 # null: a standalone server
+     "version": "8.0.12",                      # buildInfo's version; absent: DEFAULT_VERSION
      "users": {"rc": ["readWrite@rocketchat"]},  # user → roles; absent: anyone may do anything
      "databases": {"rocketchat": {"users": [{"_id": 1}, …]}}}   # database → collection → documents
 
@@ -14,6 +15,9 @@ with one document (what the stand-in mongodump wrote before servers had data).""
 import json, os
 
 DEFAULT_PORT = 27017
+# A server file without `version` (and a host list without a file) answers as a MongoDB 8.0
+# does: the version the lab's replica set is pinned to, one every supported Rocket.Chat accepts.
+DEFAULT_VERSION = "8.0.12"
 
 
 class Uri:

@@ -35,6 +35,37 @@ pub use status::{Status, read_status};
 /// Rocket.Chat's MongoDB user, and the database it is defined in and writes to.
 pub const USER: &str = "rocketchat";
 
+/// The admin user the operator creates beside Rocket.Chat's (`templates/mongodb/`), defined in
+/// `admin`: the backup Job's user in operator mode.
+pub const ADMIN_USER: &str = "admin";
+
+/// Where the backup Job reads its connection string, and the database a restore restores.
+pub struct BackupSource {
+    pub secret: String,
+    pub key: &'static str,
+    /// Empty: the URI's own database (external and bundled: Rocket.Chat's URI).
+    pub database: String,
+}
+
+/// The backup Job's URI: in operator mode the admin user's connection string, whose roles
+/// (`backup`, `restore`) let `mongodump --oplog` read `local.oplog.rs` and
+/// `config.transactions`, which Rocket.Chat's user may not (MongoDB manual, "Built-In Roles");
+/// a restore then restores Rocket.Chat's database only. Elsewhere the Secret Rocket.Chat reads.
+pub fn backup_source(s: &Settings) -> BackupSource {
+    match s.helm.mongodb {
+        MongodbMode::Operator => BackupSource {
+            secret: replica_set::user_connection_secret(&s.mongodb.name, "admin", ADMIN_USER),
+            key: CONNECTION_KEY,
+            database: USER.into(),
+        },
+        _ => BackupSource {
+            secret: s.helm.mongodb_secret.clone(),
+            key: crate::chart::secret_keys::URI,
+            database: String::new(),
+        },
+    }
+}
+
 /// The Secret holding the users' passwords (keys: `rocketchat`, `admin`).
 pub fn password_secret(s: &Settings) -> String {
     format!("{}-passwords", s.mongodb.name)

@@ -35,7 +35,7 @@ use crate::templates::{MONGODB_COMMUNITY, TemplateContext, Templates};
 /// The key of the operator's Secret that holds the URI with the user's database.
 pub const CONNECTION_KEY: &str = "connectionString.standard";
 /// The admin user's key in the passwords Secret.
-const ADMIN: &str = "admin";
+const ADMIN: &str = super::ADMIN_USER;
 
 /// The operator's URI, if it is the one for `members`: `MongoAuthUserURI` lists every member
 /// (`Hosts()`), and the operator rewrites the Secret only after it reports `Running`
@@ -50,7 +50,14 @@ fn current_uri(data: &BTreeMap<String, String>, members: u32) -> Option<&String>
 /// The operator's Secret with Rocket.Chat's connection string: `<name>-<db>-<user>`, the user
 /// defined in the database it uses.
 pub fn connection_secret(name: &str) -> String {
-    format!("{name}-{USER}-{USER}")
+    user_connection_secret(name, USER, USER)
+}
+
+/// The operator's connection-string Secret of the user `user` defined in `db`:
+/// `<name>-<db>-<user>` (`GetConnectionStringSecretName`; the operator's `normalizeName` leaves
+/// names of lowercase letters, digits and dashes as they are).
+pub fn user_connection_secret(name: &str, db: &str, user: &str) -> String {
+    format!("{name}-{db}-{user}")
 }
 
 pub struct Rendered {
@@ -387,6 +394,10 @@ mod tests {
         assert_eq!(
             connection_secret("rocketchat-db"),
             "rocketchat-db-rocketchat-rocketchat"
+        );
+        assert_eq!(
+            user_connection_secret("rocketchat-db", "admin", "admin"),
+            "rocketchat-db-admin-admin"
         );
     }
 

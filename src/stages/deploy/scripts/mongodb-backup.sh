@@ -13,8 +13,9 @@
 #                  first removes what runs killed past the Job's deadline (DEADLINE_SECONDS) left
 #   list DIR       the archives in DIR
 #   restore DIR NAME
-#                  `mongorestore --drop` of DIR/NAME into the URI's database (its collections
-#                  only), with each collection's count before and after
+#                  `mongorestore --drop` of DIR/NAME into MONGO_DATABASE when set (operator
+#                  mode: Rocket.Chat's, the URI being the admin user's), else the URI's database
+#                  (its collections only), with each collection's count before and after
 #
 # Every archive is listed as `jeeves-backup: archive NAME BYTES` (`jeeves backup` reads these
 # lines from the Job's log); NAME holds the UTC time the dump started, so names sort by age.
@@ -72,9 +73,10 @@ full_dump_uri() {
 	printf '%s://%s/%s%s' "$scheme" "$hosts" "${query:+?}" "$query"
 }
 
-# mongosh's script for `restore`: `COLLECTION COUNT` for each collection of the URI's database.
+# mongosh's script for `restore`: `COLLECTION COUNT` for each collection of the database
+# restored (RESTORE_DATABASE, in the environment like the URI).
 counts_probe='// jeeves-probe: counts
-const d = connect(process.env.MONGO_URI);
+const d = connect(process.env.MONGO_URI).getSiblingDB(process.env.RESTORE_DATABASE);
 d.getCollectionNames().sort().forEach((c) => print(c + " " + d.getCollection(c).countDocuments({})));'
 
 # The URI's database (empty when it names none).
@@ -85,9 +87,9 @@ uri_database() {
 	printf '%s' "${path%%\?*}"
 }
 
-# `jeeves-restore: WHEN COLLECTION COUNT` for each collection of the URI's database.
+# `jeeves-restore: WHEN COLLECTION COUNT` for each collection of the database restored.
 counted() {
-	if ! mongosh --nodb --quiet --eval "$counts_probe" >"$counts"; then
+	if ! RESTORE_DATABASE=$db mongosh --nodb --quiet --eval "$counts_probe" >"$counts"; then
 		echo "jeeves-restore: could not count the collections $1 the restore (mongosh, above)" >&2
 		exit 1
 	fi
@@ -215,7 +217,8 @@ restore)
 		echo "jeeves-restore: no archive $name in $dir; nothing was restored" >&2
 		exit 1
 	fi
-	db=$(uri_database "$MONGO_URI")
+	db=${MONGO_DATABASE:-}
+	[ -n "$db" ] || db=$(uri_database "$MONGO_URI")
 	if [ -z "$db" ]; then
 		echo "jeeves-restore: the database URI names no database; nothing was restored" >&2
 		exit 1
@@ -225,12 +228,15 @@ restore)
 	counts=$(mktemp)
 	trap 'rm -f -- "$config" "$counts"' EXIT
 	counted before
-	# The URI's database only, whatever else the archive holds (a point-in-time dump is a full
+	# That database only, whatever else the archive holds (a point-in-time dump is a full
 	# dump): --nsInclude, with the URI's database moved to authSource, since mongorestore
 	# reads a URI's database as the deprecated --db. The archive's oplog is not replayed:
-	# mongorestore refuses --oplogReplay with an include (mongo-tools 100.x,
-	# mongorestore/mongorestore.go `ParseAndValidateOptions`), and a full restore would drop
-	# the admin database's users.
+	# mongorestore refuses --oplogReplay with any include, exclude or rename, the URI's
+	# database counting as an include ("cannot use --oplogReplay with includes specified":
+	# mongo-tools 100.x, mongorestore/mongorestore.go `ParseAndValidateOptions`), so a replay
+	# means restoring the whole archive, whose admin database holds the users as they were
+	# (a full restore with --drop replaces the live ones: `RestoreUsersOrRoles`), passwords
+	# the rebuilt cluster no longer has. Each collection comes back as mongodump read it.
 	printf "uri: '%s'\n" "$(full_dump_uri "$MONGO_URI" | sed "s/'/''/g")" >"$config"
 	if ! mongorestore --config="$config" --archive="$archive" --gzip --drop --nsInclude="$db.*"; then
 		echo "jeeves-restore: mongorestore failed (above); the database may be partly restored" >&2
