@@ -231,7 +231,12 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     // SIGTERM, passes it to mongodump and removes its partial archive, well before the grace
     // period's SIGKILL. A partial older than the deadline (left by a run killed before this
     // fix) is removed first; a younger one, maybe a concurrent run's, stays.
-    let deadline_s = 2;
+    // The deadline must fall while mongodump is in its slow dump: it counts from the Job's start
+    // (tests/standins/jobs.py), and before mongodump the pod runs the script and a mongosh probe
+    // of the topology, two Python stand-ins: at a load average of 22, 2 s were not enough, and
+    // SIGTERM reached mongodump before its handler was set (both fixed: the stand-in now sets it
+    // first). SIGKILL would come at the deadline plus the 30 s grace period, 36 s.
+    let deadline_s = 6;
     let (stale, young) = (
         ".mongodb-20000101T000000Z.archive.gz.partial",
         ".mongodb-20990101T000000Z.archive.gz.partial",
