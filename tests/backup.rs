@@ -4,7 +4,7 @@
 //! kubelet would give it (secretKeyRef read from the stored Secret) and a directory standing for
 //! the volume; `mongodump` there is a stand-in that records its arguments. One lab bring-up.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! The bootstrap stage on the lab: real OpenSSH, the MicroK8s stand-ins (tests/lab/standins).
 //! Each test brings up its own lab; the lab is one per machine, so they take turns.
 
-mod common;
+use crate::common;
 
 use common::{Lab, Test};
 

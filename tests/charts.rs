@@ -5,7 +5,7 @@
 //! Kubernetes 1.32 and Traefik CRD schemas, no image from a namespace that is gone, Traefik's
 //! RBAC).
 
-mod common;
+use crate::common;
 
 use common::{Test, repo, tool};
 use jeeves::chart;

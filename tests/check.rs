@@ -9,7 +9,7 @@
 //! ReplicaSet (`pod_faults` and `stale_replicasets`), the A record changed in moto, HAProxy
 //! stopped, a worker's sshd stopped. One lab bring-up.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,6 +1,6 @@
 //! The command line: help, usage and configuration errors (exit 2, nothing touched).
 
-mod common;
+use crate::common;
 
 use common::Test;
 

@@ -5,7 +5,7 @@
 //! `helm template` and records its objects, so the routes are checked against the Services the
 //! chart really makes. One test function: the lab is one per machine.
 
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::path::Path;

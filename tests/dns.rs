@@ -1,6 +1,6 @@
 //! The dns stage and `down`'s record removal, through the AWS SDK against a moto server.
 
-mod common;
+use crate::common;
 
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,

@@ -5,7 +5,7 @@
 use clap::Parser;
 use jeeves::cli::Cli;
 
-mod common;
+use crate::common;
 
 /// (file, line number, words) of every `jeeves …` invocation in a fenced code block: the
 /// command up to a shell comment, a pipe, `&&`, `;` or a redirection.

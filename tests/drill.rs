@@ -12,7 +12,7 @@
 //! bucket is moto's, outside the cluster, as the S3 bucket outlives `jeeves down` on AWS
 //! (terraform/aws keeps `module.backup_bucket`).
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! `jeeves init` in an empty directory (then doctor against moto and render there), and the
 //! everyday commands: version, completion, kubeconfig, ssh, logs.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -2,7 +2,7 @@
 //! applies; the next run repairs what was left and succeeds, and the run after that finds every
 //! stage unchanged. One test function: the lab is one per machine.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -3,7 +3,7 @@
 //! (ssh.jump_host), logging in with ssh-agent alone. One test function: the lab is one per
 //! machine.
 
-mod common;
+use crate::common;
 
 use common::{Lab, Test};
 

@@ -4,7 +4,7 @@
 //! first has no keys yet (cloud-init still running) and then cloud-init's real block with the
 //! lab host's real keys. One test function: the lab is one per machine.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

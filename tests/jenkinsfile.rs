@@ -6,7 +6,7 @@
 //! saved plan that is then applied, JUnit and logs of this build only; and its plan stage's own
 //! scripts run on real `jeeves plan` output.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! host keys, Pebble issuing a real certificate to certbot on the controller, and a `down` that
 //! leaves nothing behind. Needs root, as CI has; fails (never skips) without it.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};

@@ -6,7 +6,7 @@
 //! One lab bring-up; the Lease duration and the grace period are shortened (8 s and 10 s) so that
 //! a node goes Unknown in seconds.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

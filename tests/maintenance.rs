@@ -2,7 +2,7 @@
 //! Kubernetes 1.32 object (`kubernetes-validate`, the API's own OpenAPI schemas), carries the
 //! settings, and a bad setting is refused before anything runs.
 
-mod common;
+use crate::common;
 
 use common::{Test, tool};
 

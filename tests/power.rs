@@ -6,7 +6,7 @@
 //! AWS does. The repair after a start needs the hosts: here it stops at SSH (nothing answers
 //! on the lab's addresses without the lab); tests/lab.rs runs it through to a converged stack.
 
-mod common;
+use crate::common;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use common::{Moto, Test, block_on};

@@ -7,7 +7,7 @@
 //! through every stage, the leftover pods removed through the tunnel, the next `up` unchanged —
 //! not that a real machine comes back from a stop (tests/power.rs has the moto side alone).
 
-mod common;
+use crate::common;
 
 use common::{Lab, Test, block_on};
 

@@ -1,7 +1,7 @@
 //! `jeeves render`: the rendered haproxy.cfg passes the real `haproxy -c`, and every Kubernetes
 //! document passes `kubernetes-validate` (built-in kinds).
 
-mod common;
+use crate::common;
 
 use common::{Test, tool};
 

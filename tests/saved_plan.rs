@@ -2,7 +2,7 @@
 //! configuration: what was approved is applied, and a plan the stack or the settings have moved
 //! away from is refused (exit 2) before anything changes.
 
-mod common;
+use crate::common;
 
 use common::Test;
 

@@ -2,7 +2,7 @@
 //! passed literally, atomic uploads, timeouts, strict host keys, retries and auth failures.
 //! One test function: the lab is one per machine.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! new agent connects with the pinned keys (strict checking) and restores the certificate from
 //! the bucket without a new ACME order.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Stdio};

@@ -1,7 +1,7 @@
 //! The terraform stage with the real terraform binary on the local configuration, plus what
 //! every run shares: state, lock, JSON events, JUnit, log file and redaction.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

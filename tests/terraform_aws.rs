@@ -9,7 +9,7 @@
 //! image gets published mid-test. Its only image at the start (`MOTO_AMIS_PATH`) is a Canonical
 //! jammy one: there is none for noble, the release the module looks up.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! HAProxy, Route 53 on moto for DNS first. Each test brings up its own lab; the lab is one per
 //! machine, so they take turns through its machine lock.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

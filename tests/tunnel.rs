@@ -3,7 +3,7 @@
 //! refused open failing alone, and nothing left listening after it closes.
 //! One test function: the lab is one per machine.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -3,7 +3,7 @@
 //! connections, and SIGTERM while connections are in flight.
 //! One test function: the lab is one per machine.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Lines, Write};
 use std::net::TcpStream;
