@@ -321,7 +321,8 @@ fn restrict(_: &Path) -> Result<()> {
 }
 
 /// `terraform output -json` → inventory. Both configurations (AWS and lab) define the outputs
-/// `controller` (an object) and `workers` (a list of objects) with the fields of `Host`.
+/// `controller` (an object) and `workers` (a list of objects) with the fields of `Host`, and
+/// `more_controllers` (a list, or null for none) past one controller.
 pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
     #[derive(Deserialize)]
     struct Output<T> {
@@ -330,6 +331,8 @@ pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
     #[derive(Deserialize)]
     struct Outputs {
         controller: Option<Output<Host>>,
+        /// Absent from configurations (and states) made before `[cluster] controllers`.
+        more_controllers: Option<Output<Option<Vec<Host>>>>,
         workers: Option<Output<Vec<Host>>>,
     }
     let hint = || {
@@ -348,6 +351,10 @@ pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
     };
     Ok(Inventory {
         controller: Some(controller.value),
+        more_controllers: outputs
+            .more_controllers
+            .and_then(|o| o.value)
+            .unwrap_or_default(),
         workers: workers.value,
     })
 }
@@ -368,6 +375,36 @@ mod tests {
         assert!(parse_outputs("{}", Path::new("x")).unwrap().is_empty());
         let err = parse_outputs(r#"{"controller": {"value": {"id": "a", "hostname": "b", "public_ip": "c", "private_ip": "d"}}}"#, Path::new("x")).unwrap_err();
         assert!(err.to_string().contains("`workers`"), "{err}");
+    }
+
+    #[test]
+    fn more_controllers_join_the_inventory_and_their_absence_is_one_controller() {
+        let host = |n: &str| {
+            format!(
+                r#"{{"id": "i-{n}", "hostname": "{n}", "public_ip": "p{n}", "private_ip": "10.0.0.{n}"}}"#
+            )
+        };
+        let json = format!(
+            r#"{{"controller": {{"value": {}}}, "more_controllers": {{"value": [{}, {}]}}, "workers": {{"value": []}}}}"#,
+            host("1"),
+            host("2"),
+            host("3")
+        );
+        let inv = parse_outputs(&json, Path::new("x")).unwrap();
+        let names: Vec<&str> = inv
+            .controllers()
+            .iter()
+            .map(|h| h.hostname.as_str())
+            .collect();
+        assert_eq!(names, ["1", "2", "3"]);
+        // terraform keeps no null output: a single-controller stack has none.
+        let json = format!(
+            r#"{{"controller": {{"value": {}}}, "workers": {{"value": []}}}}"#,
+            host("1")
+        );
+        let inv = parse_outputs(&json, Path::new("x")).unwrap();
+        assert!(inv.more_controllers.is_empty());
+        assert_eq!(inv.controllers().len(), 1);
     }
 
     #[test]
