@@ -44,8 +44,8 @@ fn pick(inv: &Inventory, name: &str) -> Result<Host> {
     {
         Some(inv.workers[n - 1].clone())
     } else {
-        inv.controller
-            .iter()
+        inv.controllers()
+            .into_iter()
             .chain(&inv.workers)
             .find(|h| {
                 [&h.hostname, &h.public_ip, &h.private_ip, &h.id].contains(&&name.to_string())
@@ -57,6 +57,7 @@ fn pick(inv: &Inventory, name: &str) -> Result<Host> {
             .controller
             .iter()
             .map(|h| format!("controller ({})", h.hostname))
+            .chain(inv.more_controllers.iter().map(|h| h.hostname.clone()))
             .chain(
                 inv.workers
                     .iter()

@@ -146,6 +146,11 @@ async fn check_all(
     };
     let hosts: Vec<(&str, crate::state::Host)> =
         std::iter::once(("controller", controller.clone()))
+            .chain(
+                inv.more_controllers
+                    .iter()
+                    .map(|c| ("controller", c.clone())),
+            )
             .chain(inv.workers.iter().map(|w| ("worker", w.clone())))
             .collect();
     // A host that does not answer within this long fails its check: `ssh.connect_timeout`
