@@ -48,9 +48,11 @@ variable "more_controllers" {
   default     = []
   description = "The lab's further controller hosts (`lab up --controllers N`), of which the stack takes controllers - 1."
 
+  # A validation, not a resource precondition: terraform keeps a precondition's result in the
+  # state under the resource's address even with no instance of it.
   validation {
-    condition     = length(var.more_controllers) <= 4
-    error_message = "the lab has at most 5 controllers."
+    condition     = length(var.more_controllers) >= var.controllers - 1
+    error_message = "controllers = ${var.controllers} needs ${var.controllers - 1} more controller host(s) and the lab has ${length(var.more_controllers)}: tests/lab/lab up --controllers ${var.controllers}."
   }
 }
 
@@ -77,11 +79,4 @@ resource "terraform_data" "worker" {
 resource "terraform_data" "controller_more" {
   count = var.controllers - 1
   input = merge(var.more_controllers[count.index], { role = "controller", project = var.project, tags = var.tags })
-
-  lifecycle {
-    precondition {
-      condition     = length(var.more_controllers) >= var.controllers - 1
-      error_message = "controllers = ${var.controllers} needs ${var.controllers - 1} more controller host(s) and the lab has ${length(var.more_controllers)}: tests/lab/lab up --controllers ${var.controllers}."
-    }
-  }
 }

@@ -69,7 +69,7 @@ pub(super) async fn check(
             Err(e) if i > 0 && *role == "controller" => out.push(Finding::fail(
                 format!("ssh/{name}"),
                 format!(
-                    "controller {name} ({}) does not answer over SSH (dead, or powered off): {e:#}; the control plane runs on the other {} controller(s), without room for another loss",
+                    "controller {name} ({}) does not answer over SSH (dead, or powered off): {e:#}; the control plane runs on the other {} controller(s) while a majority of the datastore's voters answers",
                     host.public_ip,
                     controllers - 1
                 ),
