@@ -5,7 +5,8 @@
 //! keeps it as a voter (go-dqlite promotes no one in its place when no other node can take it;
 //! tests/lab/standins/README.md, "Control-plane joins"), `check` names it with its repair, `up`
 //! names it and fails for it alone; booted again, it is a Ready voter and the next run is
-//! unchanged. One lab bring-up; the Lease duration and the grace period are shortened (8 s and
+//! unchanged. The first controller powered off: `jeeves ssh controller` and `jeeves tunnel` go
+//! to controller-2 and say so. One lab bring-up; the Lease duration and the grace period are shortened (8 s and
 //! 10 s) so that a powered-off node goes NotReady in seconds.
 
 mod common;
@@ -202,4 +203,38 @@ fn one_controller_becomes_three_full_nodes_and_survives_one_powered_off() {
     }
     assert_eq!(ha_status(&lab)[0], "high-availability: yes");
     assert_eq!(finding(&t, "ssh/controller-3").0, "ok");
+
+    // The first controller powered off: `jeeves ssh controller` and `jeeves tunnel` go to the
+    // first controller that answers, and say which (the API through the tunnel is the one on
+    // controller-2; the stand-in's cluster view there is its own: README, "Control-plane joins").
+    lab.must(&["power-off", "controller"]);
+    let out = t
+        .command(&["ssh", "controller", "--", "hostname"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "controller-2", "{stderr}");
+    assert!(stderr.contains("not answering: controller"), "{stderr}");
+    let mut tunnel = t
+        .command(&["tunnel"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(tunnel.stdout.take().unwrap()));
+    let open = lines
+        .find_map(|l| l.ok().filter(|l| l.starts_with("tunnel open: ")))
+        .expect("jeeves tunnel ended before it opened");
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
+    assert!(
+        open.ends_with(
+            "→ the MicroK8s API on controller-2 (10.77.0.102); not answering: controller"
+        ),
+        "{open}"
+    );
 }

@@ -19,20 +19,61 @@ pub async fn run(settings: &Settings) -> Result<u8> {
             pulled.join(", ")
         );
     }
-    let opened = api_tunnel::open(
-        &Fleet::new(&settings.ssh, HostKeyPolicy::Strict),
-        state_dir.load()?.inventory.controller()?,
-        ApiTunnelOptions::from_settings(settings)?,
-        state_dir.file("kubeconfig.probe"),
-        Box::new(|line| eprintln!("tunnel: {line}")),
-    )
-    .await?;
+    let inv = state_dir.load()?.inventory;
+    inv.controller()?;
+    let controllers = inv.controllers();
+    // With several controllers a dead one must not hold the tunnel for the whole
+    // ssh.connect_timeout (minutes, for booting instances): the next one is tried instead.
+    let mut ssh = settings.ssh.clone();
+    if controllers.len() > 1 {
+        ssh.connect_timeout = ssh.connect_timeout.min(super::check::CONNECT_TIMEOUT);
+    }
+    let fleet = Fleet::new(&ssh, HostKeyPolicy::Strict);
+    let mut passed = Vec::new();
+    let (opened, host) = loop {
+        let host = controllers[passed.len()];
+        let opened = api_tunnel::open(
+            &fleet,
+            host,
+            ApiTunnelOptions::from_settings(settings)?,
+            state_dir.file("kubeconfig.probe"),
+            Box::new(|line| eprintln!("tunnel: {line}")),
+        )
+        .await;
+        match opened {
+            Ok(opened) => break (opened, host),
+            Err(e) if passed.len() + 1 < controllers.len() => {
+                eprintln!(
+                    "tunnel: {} does not serve the API ({}); trying the next controller",
+                    host.hostname,
+                    format!("{e:#}").lines().next().unwrap_or_default()
+                );
+                passed.push(host.hostname.clone());
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let path = std::path::absolute(kubeconfig_path(settings))?;
     write_private(&path, opened.kubeconfig.as_bytes())?;
-    println!(
-        "tunnel open: {} → the MicroK8s API on the controller",
-        opened.tunnel.local
-    );
+    if controllers.len() == 1 {
+        println!(
+            "tunnel open: {} → the MicroK8s API on the controller",
+            opened.tunnel.local
+        );
+    } else {
+        // Which controller, and which were passed over: the first healthy one serves.
+        println!(
+            "tunnel open: {} → the MicroK8s API on {} ({}){}",
+            opened.tunnel.local,
+            host.hostname,
+            host.public_ip,
+            if passed.is_empty() {
+                String::new()
+            } else {
+                format!("; not answering: {}", passed.join(", "))
+            }
+        );
+    }
     println!("export KUBECONFIG={}", path.display());
     println!("Press Ctrl-C to close it.");
     let mut int = signal(SignalKind::interrupt())?;

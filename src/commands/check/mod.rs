@@ -40,7 +40,7 @@ use crate::ssh::HostKeyPolicy;
 use crate::state::{RunLock, StateDir};
 
 /// The longest a host may take to answer SSH (less when `ssh.connect_timeout` is).
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One check's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
