@@ -29,30 +29,18 @@ pub async fn run(settings: &Settings) -> Result<u8> {
         ssh.connect_timeout = ssh.connect_timeout.min(super::check::CONNECT_TIMEOUT);
     }
     let fleet = Fleet::new(&ssh, HostKeyPolicy::Strict);
-    let mut passed = Vec::new();
-    let (opened, host) = loop {
-        let host = controllers[passed.len()];
-        let opened = api_tunnel::open(
-            &fleet,
-            host,
-            ApiTunnelOptions::from_settings(settings)?,
-            state_dir.file("kubeconfig.probe"),
-            Box::new(|line| eprintln!("tunnel: {line}")),
-        )
-        .await;
-        match opened {
-            Ok(opened) => break (opened, host),
-            Err(e) if passed.len() + 1 < controllers.len() => {
-                eprintln!(
-                    "tunnel: {} does not serve the API ({}); trying the next controller",
-                    host.hostname,
-                    format!("{e:#}").lines().next().unwrap_or_default()
-                );
-                passed.push(host.hostname.clone());
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let (opened, host, passed) = api_tunnel::open_first(
+        &fleet,
+        &controllers,
+        ApiTunnelOptions::from_settings(settings)?,
+        state_dir.file("kubeconfig.probe"),
+        || Box::new(|line| eprintln!("tunnel: {line}")),
+    )
+    .await?;
+    for (name, why) in &passed {
+        eprintln!("tunnel: {name} does not serve the API ({why})");
+    }
+    let passed: Vec<&str> = passed.iter().map(|(name, _)| name.as_str()).collect();
     let path = std::path::absolute(kubeconfig_path(settings))?;
     write_private(&path, opened.kubeconfig.as_bytes())?;
     if controllers.len() == 1 {
