@@ -1,7 +1,8 @@
 //! Three controllers on the lab (`lab up --controllers 3 --workers 1`): a stack stood up with one
 //! controller goes to three as a planned change (terraform adds two, bootstrap joins them as full
 //! nodes; nothing replaced), the datastore then has three voters and `microk8s status` says
-//! `high-availability: yes`; the run after is unchanged. One controller powered off: the datastore
+//! `high-availability: yes`; the run after is unchanged. A new channel refreshes the first
+//! controller, then the others one at a time. One controller powered off: the datastore
 //! keeps it as a voter (go-dqlite promotes no one in its place when no other node can take it;
 //! tests/lab/standins/README.md, "Control-plane joins"), `check` names it with its repair, `up`
 //! names it and fails for it alone; booted again, it is a Ready voter and the next run is
@@ -45,13 +46,21 @@ fn wait_for_status(lab: &Lab, name: &str, status: &str) {
     }
 }
 
-/// `microk8s status` on the first controller: its `high-availability` and datastore lines.
+/// `microk8s status` on the first controller: its `high-availability` and datastore lines, the
+/// addresses of each in order (members are listed in the order they joined, which varies).
 fn ha_status(lab: &Lab) -> Vec<String> {
     on_controller(lab, "microk8s status")
         .lines()
         .skip(1)
         .take(3)
-        .map(str::to_string)
+        .map(|l| match l.split_once(": ") {
+            Some((what, list)) if what.contains("datastore") => {
+                let mut a: Vec<&str> = list.split(' ').collect();
+                a.sort();
+                format!("{what}: {}", a.join(" "))
+            }
+            _ => l.to_string(),
+        })
         .collect()
 }
 
@@ -149,7 +158,7 @@ fn one_controller_becomes_three_full_nodes_and_survives_one_powered_off() {
         ha_status(&lab),
         [
             "high-availability: yes",
-            "  datastore master nodes: 10.77.0.10:19001 10.77.0.102:19001 10.77.0.103:19001",
+            "  datastore master nodes: 10.77.0.102:19001 10.77.0.103:19001 10.77.0.10:19001",
             "  datastore standby nodes: none"
         ]
     );
@@ -165,6 +174,49 @@ fn one_controller_becomes_three_full_nodes_and_survives_one_powered_off() {
     let run = up(&t, 0);
     assert_eq!(run.planned("terraform"), Vec::<String>::new());
     assert_eq!(run.planned("bootstrap"), Vec::<String>::new());
+
+    // A new channel: the first controller refreshed, then the others one at a time, each
+    // ready before the next starts (each restarts a voter); the datastore keeps its voters.
+    t.env("JEEVES_MICROK8S_CHANNEL", "1.33/stable");
+    let run = up(&t, 0);
+    let bootstrap = run.planned("bootstrap");
+    for peer in ["controller", "controller-2", "controller-3"] {
+        let change = format!("refresh {peer}: microk8s 1.32/stable → 1.33/stable");
+        assert!(bootstrap.contains(&change), "{change}: {bootstrap:?}");
+    }
+    let progress: Vec<String> = run
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "host_progress")
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["host"].as_str().unwrap(),
+                e["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let at = |line: &str| {
+        progress
+            .iter()
+            .position(|p| p == line)
+            .unwrap_or_else(|| panic!("{line}: {progress:#?}"))
+    };
+    let refreshing = |h: &str| {
+        at(&format!(
+            "{h}: refreshing microk8s 1.32/stable → 1.33/stable"
+        ))
+    };
+    let ready = |h: &str| at(&format!("{h}: on 1.33/stable, ready"));
+    let (first, second) = if refreshing("controller-2") < refreshing("controller-3") {
+        ("controller-2", "controller-3")
+    } else {
+        ("controller-3", "controller-2")
+    };
+    assert!(at("controller: ready") < refreshing(first), "{progress:#?}");
+    assert!(ready(first) < refreshing(second), "{progress:#?}");
+    assert_eq!(ha_status(&lab)[0], "high-availability: yes");
+    assert_eq!(up(&t, 0).planned("bootstrap"), Vec::<String>::new());
 
     // controller-3 powered off: still a voter (no node can take its place), NotReady; check
     // names it with its repair; up names it and fails for it alone.

@@ -3,7 +3,8 @@
 //! without `--worker`), one at a time; then the run waits until the datastore is highly
 //! available.
 //!
-//! One join at a time: a joining node's k8s-dqlite asks the leader to add it, and raft takes
+//! A peer that is a member already and on another channel is refreshed after the first
+//! controller and one at a time (each restarts its voter). One join at a time: a joining node's k8s-dqlite asks the leader to add it, and raft takes
 //! one configuration change at a time (a second one while the first is uncommitted is refused,
 //! canonical/raft `src/client.c` `raft_add`/`raft_assign`: `RAFT_CANTCHANGE`). The wait follows
 //! go-dqlite's role management (canonical/go-dqlite `app/roles.go` `RolesChanges.Adjust`, with
@@ -87,6 +88,17 @@ fn converge(
         Snap::Install => {
             a.progress(name, &format!("installing microk8s {channel}"));
             a.run(&session, snap("install", channel))?;
+        }
+        // A member of the datastore: a refresh restarts its voter, so after the first
+        // controller's and one at a time, each awaited ready before the next, so that a
+        // majority of the voters is always up.
+        Snap::Refresh { from } | Snap::Upgrade { from } if !p.join => {
+            controller.wait(&Phase::Ready)?;
+            let _turn = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
+            a.progress(name, &format!("refreshing microk8s {from} → {channel}"));
+            a.run(&session, snap("refresh", channel))?;
+            a.run(&session, wait_ready(a.mk.ready_timeout))?;
+            a.progress(name, &format!("on {channel}, ready"));
         }
         Snap::Refresh { from } | Snap::Upgrade { from } => {
             a.progress(name, &format!("refreshing microk8s {from} → {channel}"));
