@@ -155,7 +155,12 @@ fn await_datastore(a: &Apply, plan: &Plan, all: usize, joined: &[String]) -> Res
         crate::interrupt::check()?;
         // Not answering yet (its API restarting as a node joins): asked again.
         let seen = datastore(a, &session)?.unwrap_or_default();
-        let voters = seen.values().filter(|r| *r == "voter").count();
+        // The inventory's voters only: a dead controller terraform replaced can stay listed
+        // (as a voter while no other node can take its place).
+        let voters = addresses
+            .iter()
+            .filter(|ip| seen.get(**ip).is_some_and(|r| r == "voter"))
+            .count();
         let missing: Vec<&str> = addresses
             .iter()
             .copied()
