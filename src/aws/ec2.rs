@@ -66,6 +66,23 @@ impl Ec2 {
             .await?;
         let selector =
             format!("{TAG_PROJECT}={project}, {TAG_ROLE}={ROLE_CONTROLLER}, state running");
+        // With `[cluster] controllers` 3 or 5 several match: the first is the one whose Name
+        // the terraform configuration gives the first controller.
+        let first = format!("{project}-controller");
+        let named: Vec<_> = found
+            .iter()
+            .filter(|i| {
+                i.tags()
+                    .iter()
+                    .any(|t| t.key() == Some("Name") && t.value() == Some(first.as_str()))
+            })
+            .cloned()
+            .collect();
+        let found = if found.len() > 1 && named.len() == 1 {
+            named
+        } else {
+            found
+        };
         match found.as_slice() {
             [] => bail!(
                 "no EC2 instance matches {selector}; run `jeeves up --only terraform` to create (or find) the controller"

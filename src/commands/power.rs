@@ -42,6 +42,7 @@ pub fn instances(state: &State, state_file: &str, settings: &Settings) -> Result
         .inventory
         .controller
         .iter()
+        .chain(&state.inventory.more_controllers)
         .chain(&state.inventory.workers)
         .cloned()
         .collect();
@@ -340,6 +341,7 @@ async fn ssh_answers(
         .inventory
         .controller
         .iter()
+        .chain(&state.inventory.more_controllers)
         .chain(&state.inventory.workers)
         .cloned()
         .collect();

@@ -15,7 +15,12 @@ pub async fn run(settings: &Settings, args: &SshArgs) -> Result<u8> {
     let state_dir = StateDir::open(&settings.state_dir)?;
     super::refresh_working_copy(settings, &state_dir, "ssh").await?;
     let inv = state_dir.load()?.inventory;
-    let host = pick(&inv, &args.host)?;
+    let host = match pick(&inv, &args.host)? {
+        host if args.host == "controller" && inv.controllers().len() > 1 => {
+            first_answering(settings, &inv).await?.unwrap_or(host)
+        }
+        host => host,
+    };
     let (target, mut opts) = fleet::login(&settings.ssh, &host, HostKeyPolicy::Strict)?;
     // Absolute, so the command line shown by `ps` or `ssh -v` names the files plainly.
     opts.key_path = std::path::absolute(&opts.key_path)?;
@@ -26,6 +31,37 @@ pub async fn run(settings: &Settings, args: &SshArgs) -> Result<u8> {
     // Replaces this process: the shell gets the terminal, signals and exit status as is.
     let err = std::process::Command::new("ssh").args(&ssh_args).exec();
     Err(err).context("cannot run `ssh` (install the OpenSSH client)")
+}
+
+/// With several controllers, `controller` is the first whose SSH answers (within the health
+/// check's connect timeout), said on stderr when it is not the first; `None` when none answers
+/// (the first is then logged in to, and ssh says why it cannot).
+async fn first_answering(settings: &Settings, inv: &Inventory) -> Result<Option<Host>> {
+    let mut ssh = settings.ssh.clone();
+    ssh.connect_timeout = ssh.connect_timeout.min(super::check::CONNECT_TIMEOUT);
+    let fleet = fleet::Fleet::new(&ssh, HostKeyPolicy::Strict);
+    let controllers: Vec<Host> = inv.controllers().into_iter().cloned().collect();
+    tokio::task::spawn_blocking(move || {
+        let mut passed = Vec::new();
+        for host in controllers {
+            match fleet.lease(&host) {
+                Ok(_) => {
+                    if !passed.is_empty() {
+                        eprintln!(
+                            "ssh: {} (the first controller that answers; not answering: {})",
+                            host.hostname,
+                            passed.join(", ")
+                        );
+                    }
+                    return Some(host);
+                }
+                Err(_) => passed.push(host.hostname.clone()),
+            }
+        }
+        None
+    })
+    .await
+    .context("the SSH thread panicked")
 }
 
 /// `controller`, `worker-N` (1-based) or a hostname, IP or instance id from the inventory.
@@ -44,8 +80,8 @@ fn pick(inv: &Inventory, name: &str) -> Result<Host> {
     {
         Some(inv.workers[n - 1].clone())
     } else {
-        inv.controller
-            .iter()
+        inv.controllers()
+            .into_iter()
             .chain(&inv.workers)
             .find(|h| {
                 [&h.hostname, &h.public_ip, &h.private_ip, &h.id].contains(&&name.to_string())
@@ -57,6 +93,7 @@ fn pick(inv: &Inventory, name: &str) -> Result<Host> {
             .controller
             .iter()
             .map(|h| format!("controller ({})", h.hostname))
+            .chain(inv.more_controllers.iter().map(|h| h.hostname.clone()))
             .chain(
                 inv.workers
                     .iter()

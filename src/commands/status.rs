@@ -88,6 +88,13 @@ pub async fn run(g: &GlobalArgs, settings: &Settings) -> Result<u8> {
             let rows = controller
                 .iter()
                 .map(|h| ("controller", h))
+                .chain(
+                    state
+                        .inventory
+                        .more_controllers
+                        .iter()
+                        .map(|h| ("controller", h)),
+                )
                 .chain(state.inventory.workers.iter().map(|h| ("worker", h)));
             for (role, h) in rows {
                 let state = match &power {
@@ -145,6 +152,7 @@ async fn power_states(
     let ids: Vec<String> = inventory
         .controller
         .iter()
+        .chain(&inventory.more_controllers)
         .chain(&inventory.workers)
         .map(|h| h.id.clone())
         .filter(|id| id.starts_with("i-"))

@@ -19,20 +19,49 @@ pub async fn run(settings: &Settings) -> Result<u8> {
             pulled.join(", ")
         );
     }
-    let opened = api_tunnel::open(
-        &Fleet::new(&settings.ssh, HostKeyPolicy::Strict),
-        state_dir.load()?.inventory.controller()?,
+    let inv = state_dir.load()?.inventory;
+    inv.controller()?;
+    let controllers = inv.controllers();
+    // With several controllers a dead one must not hold the tunnel for the whole
+    // ssh.connect_timeout (minutes, for booting instances): the next one is tried instead.
+    let mut ssh = settings.ssh.clone();
+    if controllers.len() > 1 {
+        ssh.connect_timeout = ssh.connect_timeout.min(super::check::CONNECT_TIMEOUT);
+    }
+    let fleet = Fleet::new(&ssh, HostKeyPolicy::Strict);
+    let (opened, host, passed) = api_tunnel::open_first(
+        &fleet,
+        &controllers,
         ApiTunnelOptions::from_settings(settings)?,
         state_dir.file("kubeconfig.probe"),
-        Box::new(|line| eprintln!("tunnel: {line}")),
+        || Box::new(|line| eprintln!("tunnel: {line}")),
     )
     .await?;
+    for (name, why) in &passed {
+        eprintln!("tunnel: {name} does not serve the API ({why})");
+    }
+    let passed: Vec<&str> = passed.iter().map(|(name, _)| name.as_str()).collect();
     let path = std::path::absolute(kubeconfig_path(settings))?;
     write_private(&path, opened.kubeconfig.as_bytes())?;
-    println!(
-        "tunnel open: {} → the MicroK8s API on the controller",
-        opened.tunnel.local
-    );
+    if controllers.len() == 1 {
+        println!(
+            "tunnel open: {} → the MicroK8s API on the controller",
+            opened.tunnel.local
+        );
+    } else {
+        // Which controller, and which were passed over: the first healthy one serves.
+        println!(
+            "tunnel open: {} → the MicroK8s API on {} ({}){}",
+            opened.tunnel.local,
+            host.hostname,
+            host.public_ip,
+            if passed.is_empty() {
+                String::new()
+            } else {
+                format!("; not answering: {}", passed.join(", "))
+            }
+        );
+    }
     println!("export KUBECONFIG={}", path.display());
     println!("Press Ctrl-C to close it.");
     let mut int = signal(SignalKind::interrupt())?;

@@ -22,9 +22,10 @@ pub use load::Purpose;
 pub use mongodb::{AntiAffinity, MongodbSettings};
 pub use pipeline::{Pipeline, Replicas, Tools, Traefik, Tunnel, default_backup_image};
 pub use settings::{
-    BackupBucket, BackupDestination, BackupSettings, CheckSettings, DnsSettings, HaproxySettings,
-    HelmSettings, JumpHost, MaintenanceSettings, Microk8sSettings, MongoUris, MongodbMode,
-    ProjectSettings, Settings, SshSettings, StateSettings, TerraformSettings, TlsSettings,
+    BackupBucket, BackupDestination, BackupSettings, CheckSettings, ClusterSettings, DnsSettings,
+    HaproxySettings, HelmSettings, JumpHost, MaintenanceSettings, Microk8sSettings, MongoUris,
+    MongodbMode, ProjectSettings, Settings, SshSettings, StateSettings, TerraformSettings,
+    TlsSettings,
 };
 
 #[cfg(test)]

@@ -150,6 +150,7 @@ fn section_defaults() -> BTreeMap<String, toml::Table> {
         ),
         ("ssh".to_string(), table(pipeline::Ssh::default())),
         ("microk8s".to_string(), table(pipeline::Microk8s::default())),
+        ("cluster".to_string(), table(pipeline::Cluster::default())),
         (
             "tls".to_string(),
             table(pipeline::Tls {

@@ -17,6 +17,8 @@ pub struct Pipeline {
     #[serde(default)]
     pub microk8s: Microk8s,
     #[serde(default)]
+    pub cluster: Cluster,
+    #[serde(default)]
     pub tls: Tls,
     #[serde(default)]
     pub haproxy: Haproxy,
@@ -129,6 +131,15 @@ pub struct Microk8s {
     /// How many workers are bootstrapped at once.
     #[serde(default = "d::concurrency")]
     pub concurrency: u32,
+}
+
+/// The cluster's shape: how many controllers carry the control plane.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// 1, 3 or 5: MicroK8s' datastore is highly available from three voters on.
+    #[serde(default = "d::controllers")]
+    pub controllers: u32,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -390,6 +401,7 @@ default_from_serde!(
     Terraform,
     Ssh,
     Microk8s,
+    Cluster,
     Haproxy,
     Tunnel,
     Traefik,

@@ -26,6 +26,7 @@ pub struct Settings {
     pub terraform: TerraformSettings,
     pub ssh: SshSettings,
     pub microk8s: Microk8sSettings,
+    pub cluster: ClusterSettings,
     pub tls: TlsSettings,
     pub haproxy: HaproxySettings,
     pub tunnel: pipeline::Tunnel,
@@ -123,6 +124,20 @@ pub struct Microk8sSettings {
     pub ready_timeout: Duration,
     pub drain_timeout: Duration,
     pub concurrency: u32,
+}
+
+/// `[cluster]`: how many controllers (1, 3 or 5) carry the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ClusterSettings {
+    pub controllers: u32,
+}
+
+impl ClusterSettings {
+    /// The one shape every stack had before `[cluster]`: its stages' inputs and plans are left
+    /// exactly as they were.
+    pub fn single(&self) -> bool {
+        self.controllers == 1
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

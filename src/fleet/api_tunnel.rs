@@ -16,6 +16,7 @@ use crate::ssh::{RemoteCommand, Tunnel, TunnelLog};
 use crate::state::{Host, write_private};
 
 /// Where the tunnel listens and forwards to, and how its readiness is checked.
+#[derive(Clone)]
 pub struct ApiTunnelOptions {
     /// The local port (`tunnel.local_port`).
     pub local_port: u16,
@@ -66,6 +67,36 @@ pub async fn open(
     tokio::task::spawn_blocking(move || open_blocking(&fleet, &controller, &opts, &scratch, log))
         .await
         .context("the tunnel thread panicked")?
+}
+
+/// `open` to each of `controllers` in turn until one serves the API: the first healthy one
+/// (`[cluster] controllers` 3 or 5). Returns the tunnel, the controller it reaches and the
+/// controllers passed over, each with why (its error's first line); the last one's error is the
+/// error. `log` makes each attempt's log. How long a dead controller holds the search is the
+/// fleet's connect timeout.
+pub async fn open_first(
+    fleet: &Fleet,
+    controllers: &[&Host],
+    opts: ApiTunnelOptions,
+    scratch: PathBuf,
+    log: impl Fn() -> TunnelLog,
+) -> Result<(Opened, Host, Vec<(String, String)>)> {
+    let mut passed = Vec::new();
+    for (i, host) in controllers.iter().enumerate() {
+        match open(fleet, host, opts.clone(), scratch.clone(), log()).await {
+            Ok(opened) => return Ok((opened, (*host).clone(), passed)),
+            Err(e) if i + 1 < controllers.len() => {
+                let why = format!("{e:#}")
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                passed.push((host.hostname.clone(), why));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    bail!("the inventory has no controller")
 }
 
 fn open_blocking(

@@ -46,11 +46,22 @@ pub fn inputs_named(name: StageName, s: &Settings) -> Vec<(&'static str, serde_j
     let v = |x: serde_json::Result<serde_json::Value>| x.unwrap_or(serde_json::Value::Null);
     use serde_json::to_value as j;
     match name {
-        StageName::Terraform => vec![
-            ("project", v(j(&s.project))),
-            ("terraform", v(j(&s.terraform))),
-        ],
-        StageName::Bootstrap => vec![("ssh", v(j(&s.ssh))), ("microk8s", v(j(&s.microk8s)))],
+        StageName::Terraform | StageName::Bootstrap => {
+            let mut inputs = if name == StageName::Terraform {
+                vec![
+                    ("project", v(j(&s.project))),
+                    ("terraform", v(j(&s.terraform))),
+                ]
+            } else {
+                vec![("ssh", v(j(&s.ssh))), ("microk8s", v(j(&s.microk8s)))]
+            };
+            // `[cluster]` counts once it says more than one controller (and leaves a
+            // single-controller stack's hash as it was).
+            if !s.cluster.single() {
+                inputs.push(("cluster", v(j(s.cluster))));
+            }
+            inputs
+        }
         StageName::Tls => vec![
             ("domain", v(j(&s.domain))),
             ("tls", v(j(&s.tls))),

@@ -64,6 +64,11 @@ pub fn terraform(settings: &Settings, state_dir: &StateDir) -> Result<Terraform>
         .or_insert_with(|| settings.project.name.clone().into());
     vars.entry("tags")
         .or_insert_with(|| serde_json::json!(settings.project.tags));
+    // Only past one: a single-controller stack's variables stay as they were (the
+    // configurations' default is 1).
+    if !settings.cluster.single() {
+        vars.insert("controllers".into(), settings.cluster.controllers.into());
+    }
     Ok(Terraform::new(Options {
         bin: process::find_tool(&settings.tools.terraform, "tools.terraform")?,
         dir: tf.dir.clone(),
@@ -179,8 +184,14 @@ impl Stage for TerraformStage {
         }
         cx.state.inventory = tf.outputs(|s| cx.tool_said(s, true)).await?;
         let inv = &cx.state.inventory;
+        // One controller: said as before; more: each of them.
+        let more: String = inv
+            .more_controllers
+            .iter()
+            .map(|h| format!(", {}", h.public_ip))
+            .collect();
         cx.info(format!(
-            "inventory: controller {}, {} worker(s)",
+            "inventory: controller {}{more}, {} worker(s)",
             inv.controller
                 .as_ref()
                 .map(|h| h.public_ip.as_str())

@@ -26,7 +26,13 @@ pub struct Host {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
+    /// The first controller: the one a single-controller stack has, and the cluster's origin.
     pub controller: Option<Host>,
+    /// The controllers after the first (`[cluster] controllers` 3 or 5), in terraform's order.
+    /// Written only when there are any, so that a single-controller state file reads and is
+    /// written exactly as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_controllers: Vec<Host>,
     #[serde(default)]
     pub workers: Vec<Host>,
     /// terraform's outputs `backup_bucket` and `backup_prefix` (terraform/aws makes the bucket):
@@ -39,7 +45,15 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn is_empty(&self) -> bool {
-        self.controller.is_none() && self.workers.is_empty()
+        self.controller.is_none() && self.more_controllers.is_empty() && self.workers.is_empty()
+    }
+
+    /// Every controller, the first one first.
+    pub fn controllers(&self) -> Vec<&Host> {
+        self.controller
+            .iter()
+            .chain(self.more_controllers.iter())
+            .collect()
     }
 
     /// The controller, or the error that says how to get one.
@@ -312,6 +326,13 @@ mod tests {
         );
         sd.save(&s).unwrap();
         assert_eq!(sd.load().unwrap(), s);
+        // One controller: the file says nothing of more, as files written before did not, and
+        // such a file loads as one controller.
+        let text = fs::read_to_string(dir.path().join("p/state.json")).unwrap();
+        assert!(!text.contains("more_controllers"), "{text}");
+        s.inventory.more_controllers = vec![s.inventory.controller.clone().unwrap()];
+        sd.save(&s).unwrap();
+        assert_eq!(sd.load().unwrap().inventory.controllers().len(), 2);
     }
 
     #[cfg(unix)]

@@ -3,7 +3,6 @@
 //! (from terraform's JSON UI) and outputs come back as data. Knows nothing of stages or of how
 //! progress is reported; the terraform stage and `jeeves down` both use it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +14,7 @@ use crate::state::{Host, Inventory, write_private};
 
 mod show;
 mod ui;
-use show::{plan_changes, plan_digests};
+
 use ui::UiLine;
 mod kept;
 pub use kept::KEPT_MODULE;
@@ -186,50 +185,6 @@ impl Terraform {
         self.abs(PLAN_FILE)
     }
 
-    /// The resource changes of a saved plan file (`show -json FILE`).
-    pub async fn show(&self, plan: &Path, on: impl FnMut(Said<'_>)) -> Result<Vec<PlannedChange>> {
-        plan_changes(&self.show_json(plan, on).await?)
-    }
-
-    /// Per resource address, a digest of what a plan file would make of it: two plans with the
-    /// same actions on the same addresses can still differ in what they create (a data source
-    /// that found a newer image).
-    pub async fn digests(&self, plan: &Path) -> Result<BTreeMap<String, String>> {
-        plan_digests(&self.show_json(plan, |_| {}).await?)
-    }
-
-    /// `show -json` of a plan file, read once per plan: a plan's changes and then its digests
-    /// (`plan --out`, `up --plan`) are one terraform run, not two. Each run starts every
-    /// provider to load its schema, 3 CPU-seconds for the AWS provider (docs/benchmarks.md).
-    /// What it read is kept beside the plan file (`<plan>.show.json`, private as the plan is: both
-    /// hold the variables' values) under the plan file's SHA-256, its first line.
-    async fn show_json(&self, plan: &Path, mut on: impl FnMut(Said<'_>)) -> Result<String> {
-        use sha2::{Digest, Sha256};
-        let bytes =
-            std::fs::read(plan).with_context(|| format!("cannot read {}", plan.display()))?;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        let kept = plan.with_extension("show.json");
-        if let Ok(text) = std::fs::read_to_string(&kept)
-            && let Some((seen, json)) = text.split_once('\n')
-            && seen == digest
-        {
-            return Ok(json.to_string());
-        }
-        let mut show = self.command("show");
-        show.arg("-json").arg(plan);
-        let out = process::run(&mut show, self.deadline(), |s| {
-            if !matches!(s, Said::Stdout(_)) {
-                on(s)
-            }
-        })
-        .await?;
-        if !out.status.success() {
-            bail!("`terraform show -json` failed:\n{}", out.tail(20));
-        }
-        write_private(&kept, format!("{digest}\n{}", out.stdout).as_bytes())?;
-        Ok(out.stdout)
-    }
-
     /// Applies a plan file another run saved (`jeeves up --plan`). Terraform refuses it when
     /// the state has moved on since: that is `Stale`, with terraform's words.
     pub async fn apply_saved(&self, plan: &Path, on: impl FnMut(Progress<'_>)) -> Result<()> {
@@ -338,7 +293,8 @@ fn restrict(_: &Path) -> Result<()> {
 }
 
 /// `terraform output -json` → inventory. Both configurations (AWS and lab) define the outputs
-/// `controller` (an object) and `workers` (a list of objects) with the fields of `Host`.
+/// `controller` (an object) and `workers` (a list of objects) with the fields of `Host`, and
+/// `more_controllers` (a list, or null for none) past one controller.
 pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
     #[derive(Deserialize)]
     struct Output<T> {
@@ -347,6 +303,8 @@ pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
     #[derive(Deserialize)]
     struct Outputs {
         controller: Option<Output<Host>>,
+        /// Absent from configurations (and states) made before `[cluster] controllers`.
+        more_controllers: Option<Output<Option<Vec<Host>>>>,
         workers: Option<Output<Vec<Host>>>,
         backup_bucket: Option<Output<String>>,
         backup_prefix: Option<Output<String>>,
@@ -367,6 +325,10 @@ pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
     };
     Ok(Inventory {
         controller: Some(controller.value),
+        more_controllers: outputs
+            .more_controllers
+            .and_then(|o| o.value)
+            .unwrap_or_default(),
         workers: workers.value,
         backup_bucket: outputs.backup_bucket.map(|o| o.value),
         backup_prefix: outputs.backup_prefix.map(|o| o.value),
@@ -408,13 +370,43 @@ mod tests {
     }
 
     #[test]
+    fn more_controllers_join_the_inventory_and_their_absence_is_one_controller() {
+        let host = |n: &str| {
+            format!(
+                r#"{{"id": "i-{n}", "hostname": "{n}", "public_ip": "p{n}", "private_ip": "10.0.0.{n}"}}"#
+            )
+        };
+        let json = format!(
+            r#"{{"controller": {{"value": {}}}, "more_controllers": {{"value": [{}, {}]}}, "workers": {{"value": []}}}}"#,
+            host("1"),
+            host("2"),
+            host("3")
+        );
+        let inv = parse_outputs(&json, Path::new("x")).unwrap();
+        let names: Vec<&str> = inv
+            .controllers()
+            .iter()
+            .map(|h| h.hostname.as_str())
+            .collect();
+        assert_eq!(names, ["1", "2", "3"]);
+        // terraform keeps no null output: a single-controller stack has none.
+        let json = format!(
+            r#"{{"controller": {{"value": {}}}, "workers": {{"value": []}}}}"#,
+            host("1")
+        );
+        let inv = parse_outputs(&json, Path::new("x")).unwrap();
+        assert!(inv.more_controllers.is_empty());
+        assert_eq!(inv.controllers().len(), 1);
+    }
+
+    #[test]
     fn plan_changes_skip_no_ops() {
         let json = r#"{"resource_changes": [
           {"address": "terraform_data.controller", "change": {"actions": ["create"]}},
           {"address": "terraform_data.worker[0]", "change": {"actions": ["no-op"]}},
           {"address": "aws_instance.worker[1]", "change": {"actions": ["delete", "create"]}}
         ]}"#;
-        let changes = plan_changes(json).unwrap();
+        let changes = show::plan_changes(json).unwrap();
         assert_eq!(
             changes,
             vec![

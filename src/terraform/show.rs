@@ -2,12 +2,15 @@
 //! digest of what it would make.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::PlannedChange;
+use super::{PlannedChange, Terraform};
+use crate::process::{self, Said};
+use crate::state::write_private;
 
 #[derive(Deserialize)]
 struct Plan {
@@ -66,4 +69,50 @@ pub(super) fn plan_digests(json: &str) -> Result<BTreeMap<String, String>> {
             (rc.address, digest)
         })
         .collect())
+}
+
+impl Terraform {
+    /// The resource changes of a saved plan file (`show -json FILE`).
+    pub async fn show(&self, plan: &Path, on: impl FnMut(Said<'_>)) -> Result<Vec<PlannedChange>> {
+        plan_changes(&self.show_json(plan, on).await?)
+    }
+
+    /// Per resource address, a digest of what a plan file would make of it: two plans with the
+    /// same actions on the same addresses can still differ in what they create (a data source
+    /// that found a newer image).
+    pub async fn digests(&self, plan: &Path) -> Result<BTreeMap<String, String>> {
+        plan_digests(&self.show_json(plan, |_| {}).await?)
+    }
+
+    /// `show -json` of a plan file, read once per plan: a plan's changes and then its digests
+    /// (`plan --out`, `up --plan`) are one terraform run, not two. Each run starts every
+    /// provider to load its schema, 3 CPU-seconds for the AWS provider (docs/benchmarks.md).
+    /// What it read is kept beside the plan file (`<plan>.show.json`, private as the plan is: both
+    /// hold the variables' values) under the plan file's SHA-256, its first line.
+    async fn show_json(&self, plan: &Path, mut on: impl FnMut(Said<'_>)) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let bytes =
+            std::fs::read(plan).with_context(|| format!("cannot read {}", plan.display()))?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let kept = plan.with_extension("show.json");
+        if let Ok(text) = std::fs::read_to_string(&kept)
+            && let Some((seen, json)) = text.split_once('\n')
+            && seen == digest
+        {
+            return Ok(json.to_string());
+        }
+        let mut show = self.command("show");
+        show.arg("-json").arg(plan);
+        let out = process::run(&mut show, self.deadline(), |s| {
+            if !matches!(s, Said::Stdout(_)) {
+                on(s)
+            }
+        })
+        .await?;
+        if !out.status.success() {
+            bail!("`terraform show -json` failed:\n{}", out.tail(20));
+        }
+        write_private(&kept, format!("{digest}\n{}", out.stdout).as_bytes())?;
+        Ok(out.stdout)
+    }
 }

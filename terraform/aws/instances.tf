@@ -62,6 +62,41 @@ resource "aws_instance" "controller" {
   }
 }
 
+# The controllers after the first (`controllers` 3 or 5), each in the next zone: they join the
+# first as full nodes of the control plane. The first keeps its address in the configuration
+# (aws_instance.controller), so going from 1 to 3 adds instances and replaces none.
+resource "aws_instance" "controller_more" {
+  count                  = var.controllers - 1
+  ami                    = local.ami
+  instance_type          = var.controller_instance_type
+  subnet_id              = local.controller_subnet_ids[(count.index + 1) % length(local.controller_subnet_ids)]
+  key_name               = aws_key_pair.this.key_name
+  vpc_security_group_ids = [aws_security_group.cluster.id, aws_security_group.web.id]
+
+  root_block_device {
+    volume_size = var.root_volume_gb
+    volume_type = "gp3"
+    encrypted   = true
+  }
+
+  iam_instance_profile = aws_iam_instance_profile.node.name
+
+  # As the first controller's (above).
+  metadata_options {
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 2
+  }
+
+  tags = {
+    Name = "${var.project}-controller-${count.index + 2}"
+    Role = "controller"
+  }
+
+  lifecycle {
+    ignore_changes = [ami]
+  }
+}
+
 resource "aws_instance" "worker" {
   count                  = var.worker_count
   ami                    = local.ami
@@ -102,6 +137,17 @@ resource "aws_eip" "controller" {
 
   tags = {
     Name = "${var.project}-controller"
+    Role = "controller"
+  }
+}
+
+resource "aws_eip" "controller_more" {
+  count    = var.controllers - 1
+  domain   = "vpc"
+  instance = aws_instance.controller_more[count.index].id
+
+  tags = {
+    Name = "${var.project}-controller-${count.index + 2}"
     Role = "controller"
   }
 }

@@ -26,6 +26,17 @@ variable "worker_count" {
   }
 }
 
+variable "controllers" {
+  type        = number
+  default     = 1
+  description = "Number of MicroK8s controllers (full nodes of the control plane): 1, 3 or 5. From 3 on the datastore is highly available; the controllers after the first are spread over the VPC's availability zones."
+
+  validation {
+    condition     = contains([1, 3, 5], var.controllers)
+    error_message = "controllers must be 1, 3 or 5."
+  }
+}
+
 variable "controller_instance_type" {
   type        = string
   default     = "t3.large"

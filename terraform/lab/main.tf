@@ -27,6 +27,35 @@ variable "controller" {
   description = "The lab's controller host; id (optional) stands for an EC2 instance id."
 }
 
+variable "controllers" {
+  type        = number
+  default     = 1
+  description = "How many of the lab's controller hosts are the stack's (1, 3 or 5), as terraform/aws makes that many instances: the first is `controller`, the others the first of `more_controllers`."
+
+  validation {
+    condition     = contains([1, 3, 5], var.controllers)
+    error_message = "controllers must be 1, 3 or 5."
+  }
+}
+
+variable "more_controllers" {
+  type = list(object({
+    id         = optional(string)
+    hostname   = string
+    public_ip  = string
+    private_ip = string
+  }))
+  default     = []
+  description = "The lab's further controller hosts (`lab up --controllers N`), of which the stack takes controllers - 1."
+
+  # A validation, not a resource precondition: terraform keeps a precondition's result in the
+  # state under the resource's address even with no instance of it.
+  validation {
+    condition     = length(var.more_controllers) >= var.controllers - 1
+    error_message = "controllers = ${var.controllers} needs ${var.controllers - 1} more controller host(s) and the lab has ${length(var.more_controllers)}: tests/lab/lab up --controllers ${var.controllers}."
+  }
+}
+
 variable "workers" {
   type = list(object({
     id         = optional(string)
@@ -45,4 +74,9 @@ resource "terraform_data" "controller" {
 resource "terraform_data" "worker" {
   count = length(var.workers)
   input = merge(var.workers[count.index], { role = "worker", project = var.project, tags = var.tags })
+}
+
+resource "terraform_data" "controller_more" {
+  count = var.controllers - 1
+  input = merge(var.more_controllers[count.index], { role = "controller", project = var.project, tags = var.tags })
 }

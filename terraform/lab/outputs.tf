@@ -8,6 +8,19 @@ output "controller" {
   }
 }
 
+# null with one controller, as terraform/aws's.
+output "more_controllers" {
+  description = "The controllers after the first, each with id, hostname, public_ip, private_ip; null with one."
+  value = var.controllers > 1 ? [
+    for c in terraform_data.controller_more : {
+      id         = coalesce(c.output.id, c.id)
+      hostname   = c.output.hostname
+      public_ip  = c.output.public_ip
+      private_ip = c.output.private_ip
+    }
+  ] : null
+}
+
 output "workers" {
   description = "The workers, each with id, hostname, public_ip, private_ip."
   value = [

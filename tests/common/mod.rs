@@ -421,8 +421,15 @@ impl Lab {
 
     /// A lab up in the first free slot, its network joined by this thread (`join`).
     pub fn up(workers: u32) -> Lab {
+        Lab::up_with(&["--workers", &workers.to_string()])
+    }
+
+    /// `up`, with `lab up`'s own options (`--controllers N --workers M`).
+    pub fn up_with(args: &[&str]) -> Lab {
         let lab = Lab::new();
-        let (code, out) = sh(&mut lab.cmd(&["up", "--workers", &workers.to_string()]));
+        let mut all = vec!["up"];
+        all.extend_from_slice(args);
+        let (code, out) = sh(&mut lab.cmd(&all));
         assert_eq!(code, 0, "lab up failed:\n{out}");
         lab.join();
         lab

@@ -51,11 +51,12 @@ async fn instances(settings: &Settings, inv: &Inventory, ec2: &Ec2) -> Vec<Findi
             .count()
     };
     let want_workers = inv.workers.len();
-    if running("controller") != 1 || running("worker") < want_workers {
+    let want_controllers = inv.controllers().len().max(1);
+    if running("controller") != want_controllers || running("worker") < want_workers {
         out.push(Finding::fail(
             "ec2/instances",
             format!(
-                "{} controller(s) and {} worker(s) running with Project={project}; the inventory has 1 and {want_workers}",
+                "{} controller(s) and {} worker(s) running with Project={project}; the inventory has {want_controllers} and {want_workers}",
                 running("controller"),
                 running("worker")
             ),

@@ -49,14 +49,26 @@ async fn gather(
     opts.local_port = std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
         .port();
-    let opened = api_tunnel::open(
+    inv.controller()?;
+    // The first controller that serves the API (one: that one, as before).
+    let (opened, host, passed) = api_tunnel::open_first(
         fleet,
-        inv.controller()?,
+        &inv.controllers(),
         opts,
         kubeconfig.path().with_extension("probe"),
-        reporter.warnings("tunnel"),
+        || reporter.warnings("tunnel"),
     )
     .await?;
+    for (name, why) in passed {
+        reporter.log(
+            None,
+            crate::report::Level::Warn,
+            format!(
+                "cluster: {name} does not serve the API ({why}); read through {}",
+                host.hostname
+            ),
+        );
+    }
     fleet.hold_tunnel(opened.tunnel);
     std::fs::write(kubeconfig.path(), &opened.kubeconfig)?;
     let tools = Tools::new(settings, kubeconfig.path().to_path_buf())?;

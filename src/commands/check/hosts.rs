@@ -56,13 +56,27 @@ pub(super) async fn check(
         })
         .collect();
     let mut out = Vec::new();
-    for ((role, host), task) in hosts.iter().zip(tasks) {
+    let controllers = hosts.iter().filter(|(r, _)| *r == "controller").count();
+    for (i, ((role, host), task)) in hosts.iter().zip(tasks).enumerate() {
         let name = &host.hostname;
         let result = task
             .await
             .context("the SSH thread panicked")
             .and_then(|r| r);
         match result {
+            // A controller after the first: the cluster carries on without it while a majority
+            // of the datastore's voters answers, but one more loss would stop it.
+            Err(e) if i > 0 && *role == "controller" => out.push(Finding::fail(
+                format!("ssh/{name}"),
+                format!(
+                    "controller {name} ({}) does not answer over SSH (dead, or powered off): {e:#}; the control plane runs on the other {} controller(s) while a majority of the datastore's voters answers",
+                    host.public_ip,
+                    controllers - 1
+                ),
+                format!(
+                    "start its instance (jeeves start; ec2/* checks) or let terraform replace it; then jeeves up, which joins it to the control plane again ({name} in bootstrap's plan)"
+                ),
+            )),
             Err(e) => out.push(Finding::fail(
                 format!("ssh/{name}"),
                 format!("{role} {name} ({}) does not answer over SSH: {e:#}", host.public_ip),

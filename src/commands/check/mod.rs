@@ -40,7 +40,7 @@ use crate::ssh::HostKeyPolicy;
 use crate::state::{RunLock, StateDir};
 
 /// The longest a host may take to answer SSH (less when `ssh.connect_timeout` is).
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One check's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +146,11 @@ async fn check_all(
     };
     let hosts: Vec<(&str, crate::state::Host)> =
         std::iter::once(("controller", controller.clone()))
+            .chain(
+                inv.more_controllers
+                    .iter()
+                    .map(|c| ("controller", c.clone())),
+            )
             .chain(inv.workers.iter().map(|w| ("worker", w.clone())))
             .collect();
     // A host that does not answer within this long fails its check: `ssh.connect_timeout`

@@ -10,6 +10,7 @@ use super::sources::Sources;
 use super::{ConfigError, ConfigErrors, Settings, validate};
 
 mod backup;
+mod cluster;
 mod dns;
 mod haproxy;
 mod health;
@@ -135,6 +136,7 @@ impl Checker {
         let terraform = terraform::check(c, raw.terraform, &base, region.as_deref());
         let ssh = ssh::check(c, raw.ssh, &base, &state_dir);
         let microk8s = microk8s::check(c, raw.microk8s);
+        let cluster = cluster::check(c, raw.cluster);
         let tls = tls::check(c, raw.tls);
         let haproxy = haproxy::check(c, raw.haproxy, domain.as_deref());
         let tunnel = tunnel::check(c, raw.tunnel);
@@ -173,6 +175,7 @@ impl Checker {
             terraform: terraform.expect(missing),
             ssh: ssh.expect(missing),
             microk8s: microk8s.expect(missing),
+            cluster: cluster.expect(missing),
             tls: tls.expect(missing),
             haproxy: haproxy.expect(missing),
             tunnel: tunnel.expect(missing),

@@ -48,6 +48,9 @@ pub fn drain_timeout() -> String {
 pub fn concurrency() -> u32 {
     16
 }
+pub fn controllers() -> u32 {
+    1
+}
 pub fn renew_before() -> String {
     "30days".into()
 }

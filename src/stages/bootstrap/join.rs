@@ -54,12 +54,15 @@ pub fn classify(status: i32, output: &str) -> JoinFailure {
     }
 }
 
-/// `microk8s join <url> --worker` on `worker`, again after any failure that passes (the module's
-/// comment): the controller waited for, then joined again with backoff, for at most
-/// `ready_timeout`; a refused token is replaced once. A final failure, or one that outlasts the
-/// bound, is the join's own message.
+/// `microk8s join <url> --worker` on `worker` (without `--worker` when `full`: a controller
+/// after the first), again after any failure that passes (the module's comment): the
+/// controller waited for, then joined again with backoff, for at most `ready_timeout`; a
+/// refused token is replaced once. A final failure, or one that outlasts the bound, is the
+/// join's own message.
+#[allow(clippy::too_many_arguments)]
 pub fn join(
     worker: &SshSession,
+    full: bool,
     sudo: bool,
     token: &std::sync::Mutex<JoinToken<'_>>,
     ready_timeout: Duration,
@@ -77,6 +80,7 @@ pub fn join(
         attempts += 1;
         let cmd = RemoteCommand::new("sh")
             .args(["-c", JOIN, "join"])
+            .arg(if full { "controller" } else { "worker" })
             .sudo(sudo)
             .stdin(format!("{url}\n").into_bytes());
         let out = exec_logged(worker, &cmd, reporter)?;

@@ -1,10 +1,11 @@
-//! The bootstrap stage: MicroK8s on the controller (`controller.rs`), the workers joined to it
-//! in parallel (`workers.rs`, `join.rs`), workers on another channel following the controller
-//! one at a time (`upgrade.rs`). The probe (`probe.rs`) costs one command per host, none on a
+//! The bootstrap stage: MicroK8s on the controller (`controller.rs`), the other controllers
+//! joined to it as full nodes (`peers.rs`), the workers joined to it in parallel (`workers.rs`,
+//! `join.rs`), workers on another channel following the controller one at a time (`upgrade.rs`). The probe (`probe.rs`) costs one command per host, none on a
 //! worker the cluster vouches for; the plan (`plan.rs`) is the data apply executes.
 
 mod controller;
 mod join;
+mod peers;
 mod plan;
 mod probe;
 mod upgrade;
@@ -98,8 +99,12 @@ pub struct BootstrapStage {
     plan: Option<Plan>,
 }
 
-fn inventory(inv: &Inventory) -> Result<(Host, Vec<Host>)> {
-    Ok((inv.controller()?.clone(), inv.workers.clone()))
+fn inventory(inv: &Inventory) -> Result<(Host, Vec<Host>, Vec<Host>)> {
+    Ok((
+        inv.controller()?.clone(),
+        inv.more_controllers.clone(),
+        inv.workers.clone(),
+    ))
 }
 
 #[async_trait]
@@ -109,8 +114,9 @@ impl Stage for BootstrapStage {
     }
 
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
-        let (controller, workers) = inventory(&cx.state.inventory)?;
+        let (controller, peers, workers) = inventory(&cx.state.inventory)?;
         let mut all = vec![controller.clone()];
+        all.extend(peers.iter().cloned());
         all.extend(workers.iter().cloned());
         cx.pin(&all).await?;
         let hosts = Hosts::new(cx);
@@ -127,7 +133,7 @@ impl Stage for BootstrapStage {
             .collect();
         let probe = tokio::task::spawn_blocking(move || {
             probe::probe_all(
-                &hosts, controller, workers, &recorded, &want, limit, wait, &reporter,
+                &hosts, controller, peers, workers, &recorded, &want, limit, wait, &reporter,
             )
         })
         .await
@@ -149,10 +155,14 @@ impl Stage for BootstrapStage {
         }
         // A channel on an older track than any node runs: refused before anything changes.
         let hosts = std::iter::once((&probe.controller, Some(&probe.facts))).chain(
-            probe.workers.iter().map(|(w, seen)| match seen {
-                Seen::Probed(f) => (w, Some(f)),
-                _ => (w, None),
-            }),
+            probe
+                .peers
+                .iter()
+                .chain(&probe.workers)
+                .map(|(w, seen)| match seen {
+                    Seen::Probed(f) => (w, Some(f)),
+                    _ => (w, None),
+                }),
         );
         let downgrades: Vec<String> = hosts
             .filter_map(|(h, f)| upgrade::downgrade(&h.hostname, f?.channel.as_deref()?, want))
@@ -203,14 +213,16 @@ impl Stage for BootstrapStage {
 /// controller, one at a time.
 fn apply(a: &Apply, plan: &Plan) -> Result<()> {
     let controller = Controller::new();
-    let (converged, (joined, mut failed)) = std::thread::scope(|scope| {
+    let (converged, (joined, mut failed), peers) = std::thread::scope(|scope| {
         let converged = scope.spawn(|| converge_controller(a, plan, &controller));
         if plan.needs_join() {
             scope.spawn(|| issue_token(a, plan, &controller));
         }
+        let peers = scope.spawn(|| peers::converge_all(a, plan, &controller));
         let workers = workers::converge_all(a, plan, &controller);
-        (converged.join(), workers)
+        (converged.join(), workers, peers.join())
     });
+    let peers = peers.map_err(|_| anyhow!("the controllers' thread panicked"))?;
     // Every join of this run is over: its tokens open nothing from now on. Failing to revoke
     // them leaves them valid until they expire (microk8s.token_ttl), as before: said, not fatal.
     if let Err(e) = controller.revoke_tokens() {
@@ -239,6 +251,24 @@ fn apply(a: &Apply, plan: &Plan) -> Result<()> {
     failed.extend(upgrades);
     failed.extend(workers::await_ready(a, &session, &joined)?);
     failed.sort_by(|a, b| a.0.cmp(&b.0));
+    if !peers.is_empty() {
+        let list: Vec<String> = peers.iter().map(|(h, e)| format!("{h}: {e:#}")).collect();
+        let workers: Vec<String> = failed.iter().map(|(h, e)| format!("{h}: {e:#}")).collect();
+        bail!(
+            "{} of {} controller(s) not in the control plane{}:\n  {}",
+            peers.len(),
+            1 + plan.peers.len(),
+            if workers.is_empty() {
+                String::new()
+            } else {
+                format!("; {} worker(s) failed too", workers.len())
+            },
+            list.into_iter()
+                .chain(workers)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
     if !failed.is_empty() {
         let list: Vec<String> = failed.iter().map(|(h, e)| format!("{h}: {e:#}")).collect();
         bail!(

@@ -116,11 +116,51 @@ impl WorkerPlan {
     }
 }
 
+/// A controller after the first (`[cluster] controllers`): a full node of the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPlan {
+    pub host: Host,
+    /// Never `Upgrade`: a peer is refreshed in place, as the first controller is.
+    pub snap: WorkerSnap,
+    pub add_to_group: Option<String>,
+    /// Not a member of the datastore the first controller lists (or a host without the snap):
+    /// `microk8s join` without `--worker`.
+    pub join: bool,
+}
+
+impl PeerPlan {
+    fn new(host: Host, seen: Seen, channel: &str, user: &str, facts: &HostFacts) -> PeerPlan {
+        let member = facts.datastore.contains_key(&host.private_ip);
+        let (snap, add_to_group, join) = match seen {
+            Seen::Probed(f) => (
+                WorkerSnap::Known(Snap::decide(f.channel.as_deref(), channel, false)),
+                (user != "root" && !f.in_group).then(|| user.to_string()),
+                !member || f.channel.is_none(),
+            ),
+            // Never vouched for (probe.rs): only reached or not.
+            Seen::Vouched => (WorkerSnap::Known(Snap::Current), None, !member),
+            Seen::Unreachable(reason) => (WorkerSnap::Unprobed { reason }, None, false),
+        };
+        PeerPlan {
+            host,
+            snap,
+            add_to_group,
+            join,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.host.hostname
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// The configured `microk8s.channel`.
     pub channel: String,
     pub controller: ControllerPlan,
+    /// Empty with one controller.
+    pub peers: Vec<PeerPlan>,
     pub workers: Vec<WorkerPlan>,
 }
 
@@ -141,11 +181,17 @@ impl Plan {
             hosts_entries: probe
                 .workers
                 .iter()
+                .chain(&probe.peers)
                 .filter(|(w, _)| !facts.resolves.contains(&w.hostname))
                 .map(|(w, _)| (w.private_ip.clone(), w.hostname.clone()))
                 .collect(),
             host: probe.controller.clone(),
         };
+        let peers = probe
+            .peers
+            .into_iter()
+            .map(|(host, seen)| PeerPlan::new(host, seen, &channel, user, facts))
+            .collect();
         let workers = probe
             .workers
             .into_iter()
@@ -188,13 +234,14 @@ impl Plan {
         Plan {
             channel,
             controller,
+            peers,
             workers,
         }
     }
 
-    /// Workers that are not Ready nodes of the cluster yet.
+    /// Workers that are not Ready nodes of the cluster yet, or peers not in its datastore.
     pub fn needs_join(&self) -> bool {
-        self.workers.iter().any(|w| w.join)
+        self.workers.iter().any(|w| w.join) || self.peers.iter().any(|p| p.join)
     }
 
     /// The plan in words, host by host (empty: nothing to do).
@@ -222,6 +269,9 @@ impl Plan {
         }
         for addon in &c.addons {
             changes.push(Change::new("enable", format!("{cname}: addon {addon}")));
+        }
+        for p in &self.peers {
+            self.peer_changes(p, &mut changes);
         }
         for w in &self.workers {
             let name = w.name();
@@ -289,6 +339,47 @@ impl Plan {
             }
         }
         changes
+    }
+
+    /// A peer's part of `changes`, in the order apply does it.
+    fn peer_changes(&self, p: &PeerPlan, changes: &mut Vec<Change>) {
+        let (c, name, channel) = (&self.controller, p.name(), &self.channel);
+        if let Some((ip, _)) = c.hosts_entries.iter().find(|(_, n)| n == name) {
+            let cname = &c.host.hostname;
+            changes.push(Change::new(
+                "add",
+                format!("{cname}: hosts entry {ip} {name}"),
+            ));
+        }
+        match &p.snap {
+            WorkerSnap::Unprobed { reason } => {
+                changes.push(Change::new(
+                    "repair",
+                    format!("{name}: unreachable ({reason})"),
+                ));
+                return;
+            }
+            WorkerSnap::Known(Snap::Install) => changes.push(Change::new(
+                "install",
+                format!("{name}: microk8s {channel}"),
+            )),
+            WorkerSnap::Known(Snap::Refresh { from } | Snap::Upgrade { from }) => changes.push(
+                Change::new("refresh", format!("{name}: microk8s {from} → {channel}")),
+            ),
+            WorkerSnap::Known(Snap::Current) => {}
+        }
+        if let Some(user) = &p.add_to_group {
+            changes.push(Change::new(
+                "add",
+                format!("{name}: user {user} to group microk8s"),
+            ));
+        }
+        if p.join {
+            changes.push(Change::new(
+                "join",
+                format!("{name} → {} (control plane)", c.host.hostname),
+            ));
+        }
     }
 }
 

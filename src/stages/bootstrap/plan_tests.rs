@@ -75,6 +75,7 @@ fn plan_with(
         Probe {
             controller: host("controller", "10.0.0.10"),
             facts: cf,
+            peers: vec![],
             workers: names
                 .iter()
                 .zip(workers)
@@ -94,6 +95,7 @@ fn a_fresh_cluster_installs_everything_and_joins_every_worker() {
         Probe {
             controller: host("controller", "10.0.0.10"),
             facts: facts(None),
+            peers: vec![],
             workers: vec![
                 (host("worker-1", "10.0.0.11"), Seen::Probed(facts(None))),
                 (
@@ -338,4 +340,65 @@ fn a_worker_probed_again_in_apply_is_decided_by_what_it_says() {
         join_or_start(&facts(Some("1.32/stable")), true),
         (false, false)
     );
+}
+
+/// Three controllers: controller-2 fresh (install, join), controller-3 a member already (nothing),
+/// controller-4 unreachable (named, left alone), controller-5 installed but not a member (join).
+#[test]
+fn peers_outside_the_datastore_join_as_full_nodes_and_members_are_left_alone() {
+    let s = settings();
+    let mut cf = facts(Some("1.32/stable"));
+    cf.addons = s.addons.iter().cloned().collect();
+    cf.in_group = true;
+    cf.datastore = [("10.0.0.10", "voter"), ("10.0.0.103", "voter")]
+        .iter()
+        .map(|(a, r)| (a.to_string(), r.to_string()))
+        .collect();
+    cf.resolves = [
+        "controller-2",
+        "controller-3",
+        "controller-4",
+        "controller-5",
+    ]
+    .iter()
+    .map(|n| n.to_string())
+    .collect();
+    let member = || {
+        let mut f = facts(Some("1.32/stable"));
+        f.in_group = true;
+        f
+    };
+    let plan = Plan::new(
+        &s,
+        "ubuntu",
+        Probe {
+            controller: host("controller", "10.0.0.10"),
+            facts: cf,
+            peers: vec![
+                (
+                    host("controller-2", "10.0.0.102"),
+                    Seen::Probed(facts(None)),
+                ),
+                (host("controller-3", "10.0.0.103"), Seen::Probed(member())),
+                (
+                    host("controller-4", "10.0.0.104"),
+                    Seen::Unreachable("refused".into()),
+                ),
+                (host("controller-5", "10.0.0.105"), Seen::Probed(member())),
+            ],
+            workers: vec![],
+        },
+    );
+    assert_eq!(
+        words(&plan),
+        [
+            "install controller-2: microk8s 1.32/stable",
+            "add controller-2: user ubuntu to group microk8s",
+            "join controller-2 → controller (control plane)",
+            "repair controller-4: unreachable (refused)",
+            "join controller-5 → controller (control plane)",
+        ]
+    );
+    assert!(plan.needs_join());
+    assert!(!plan.peers[1].join && !plan.peers[2].join);
 }

@@ -51,6 +51,10 @@ pub struct HostFacts {
     pub kubelite_stopped: bool,
     /// Worker names the host resolves to the right address.
     pub resolves: BTreeSet<String>,
+    /// The datastore's members as `microk8s status --format yaml` lists them (the first
+    /// controller only): IP → role (`voter`, `standby` or `spare`), canonical/microk8s 1.32
+    /// `scripts/wrappers/common/utils.py` `get_dqlite_info`.
+    pub datastore: BTreeMap<String, String>,
 }
 
 /// A node as the controller's `kubectl get nodes -o json` shows it.
@@ -105,6 +109,9 @@ pub enum Seen {
 pub struct Probe {
     pub controller: Host,
     pub facts: HostFacts,
+    /// The controllers after the first (`[cluster] controllers`), each probed (never vouched
+    /// for: they are few, and their own status tells what joining needs).
+    pub peers: Vec<(Host, Seen)>,
     pub workers: Vec<(Host, Seen)>,
 }
 
@@ -136,7 +143,33 @@ fn parse_facts(p: &Sections) -> HostFacts {
         clustered: p.lines("status").any(|l| l.contains("acting as a node")),
         kubelite_stopped: p.values("kubelite").any(|v| v == "inactive"),
         resolves: p.values("hosts").collect(),
+        datastore: parse_datastore(p.lines("status")),
     }
+}
+
+/// `microk8s status --format yaml` → the datastore's members (`parse_datastore`).
+pub fn parse_datastore_yaml(text: &str) -> BTreeMap<String, String> {
+    parse_datastore(text.lines())
+}
+
+/// The `high-availability: nodes:` of `microk8s status --format yaml` (status.py `print_yaml`:
+/// `- address: IP:PORT` then `role: ROLE` per node) → IP → role.
+fn parse_datastore<'a>(lines: impl Iterator<Item = &'a str>) -> BTreeMap<String, String> {
+    let mut nodes = BTreeMap::new();
+    let mut address: Option<String> = None;
+    for t in lines.map(str::trim) {
+        if let Some(a) = t.strip_prefix("- address: ") {
+            let a = a.trim();
+            // IPv6 addresses come bracketed ([::1]:19001).
+            let ip = a.rsplit_once(':').map_or(a, |(ip, _)| ip);
+            address = Some(ip.trim_matches(['[', ']']).to_string());
+        } else if let Some(role) = t.strip_prefix("role: ")
+            && let Some(a) = address.take()
+        {
+            nodes.insert(a, role.trim().to_string());
+        }
+    }
+    nodes
 }
 
 /// `kubectl get nodes,leases -n kube-node-lease -o json` (or nodes alone) → node name → its
@@ -196,10 +229,12 @@ pub fn parse_nodes(json: &str) -> BTreeMap<String, Node> {
         .collect()
 }
 
-/// Which host a probe runs on: the controller's also reads the node list.
+/// Which host a probe runs on: the controller's also reads the node list; a peer (a controller
+/// after the first) tells its snap and status, as a worker does, without its kubelite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Controller,
+    Peer,
     Worker,
 }
 
@@ -213,6 +248,7 @@ pub fn probe_host(
 ) -> Result<HostFacts> {
     let role = match role {
         Role::Controller => "controller",
+        Role::Peer => "peer",
         Role::Worker => "worker",
     };
     let mut cmd = RemoteCommand::new("sh")
@@ -249,12 +285,14 @@ fn cluster_vouches(facts: &HostFacts, controller: &Host, worker: &Host, want: &s
 /// The controller, and meanwhile the workers on at most `limit` threads (on fresh instances
 /// each probe first waits for cloud-init). The workers in `recorded` (found on `want` by an
 /// earlier run) wait for the controller's node list instead, and are probed only when the
-/// cluster does not vouch for them. A worker that cannot be reached only stops itself; an
-/// unreachable controller, or a host key that is not the pinned one, stops everything.
+/// cluster does not vouch for them. The peers (controllers after the first) are probed with the
+/// workers. A peer or worker that cannot be reached only stops itself; an unreachable
+/// controller, or a host key that is not the pinned one, stops everything.
 #[allow(clippy::too_many_arguments)]
 pub fn probe_all(
     hosts: &Hosts,
     controller: Host,
+    peers: Vec<Host>,
     workers: Vec<Host>,
     recorded: &BTreeSet<String>,
     want: &str,
@@ -262,20 +300,23 @@ pub fn probe_all(
     wait: Duration,
     reporter: &Reporter,
 ) -> Result<Probe> {
+    // The first controller resolves every other node by name (its API server reaches their
+    // kubelets by it).
     let pairs: Vec<(String, String)> = workers
         .iter()
+        .chain(&peers)
         .map(|w| (w.hostname.clone(), w.private_ip.clone()))
         .collect();
     let results = Mutex::new(BTreeMap::new());
-    let probe_workers = |list: &[Host]| {
+    let probe_workers = |list: &[(&Host, Role)]| {
         parallel(
             list,
             limit,
-            |w| w.hostname.clone(),
-            |w| {
+            |(w, _)| w.hostname.clone(),
+            |&(w, role)| {
                 let r = hosts
                     .connect(w)
-                    .and_then(|s| probe_host(&s, hosts.user(), wait, Role::Worker, &[]));
+                    .and_then(|s| probe_host(&s, hosts.user(), wait, role, &[]));
                 // A wrong or unknown host key stops the stage before anything runs anywhere; an
                 // unreachable worker only stops itself.
                 if let Err(e) = &r
@@ -308,7 +349,10 @@ pub fn probe_all(
             let session = hosts.connect(&controller)?;
             probe_host(&session, hosts.user(), wait, Role::Controller, &pairs)
         });
-        let fatal = probe_workers(&at_once);
+        let first: Vec<(&Host, Role)> = (peers.iter().map(|p| (p, Role::Peer)))
+            .chain(at_once.iter().map(|w| (w, Role::Worker)))
+            .collect();
+        let fatal = probe_workers(&first);
         (facts.join(), fatal)
     });
     let facts = facts.map_err(|_| anyhow!("the controller's probe panicked"))??;
@@ -316,6 +360,7 @@ pub fn probe_all(
         .into_iter()
         .partition(|w| cluster_vouches(&facts, &controller, w, want));
     if fatal.is_empty() {
+        let doubted: Vec<(&Host, Role)> = doubted.iter().map(|w| (w, Role::Worker)).collect();
         fatal = probe_workers(&doubted);
     }
     if let Some((host, e)) = fatal.into_iter().next() {
@@ -327,16 +372,22 @@ pub fn probe_all(
     for w in &vouched {
         results.insert(w.hostname.clone(), Seen::Vouched);
     }
-    let workers = workers.into_iter().map(|w| {
-        let r = results
-            .remove(&w.hostname)
-            .unwrap_or_else(|| Seen::Unreachable("not probed".into()));
-        (w, r)
-    });
+    let mut seen = |hosts: Vec<Host>| -> Vec<(Host, Seen)> {
+        hosts
+            .into_iter()
+            .map(|w| {
+                let r = results
+                    .remove(&w.hostname)
+                    .unwrap_or_else(|| Seen::Unreachable("not probed".into()));
+                (w, r)
+            })
+            .collect()
+    };
     Ok(Probe {
         controller,
         facts,
-        workers: workers.collect(),
+        peers: seen(peers),
+        workers: seen(workers),
     })
 }
 

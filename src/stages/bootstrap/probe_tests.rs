@@ -287,6 +287,7 @@ fn a_channel_is_recorded_only_as_probed_on_the_configured_one() {
     let probe = Probe {
         controller: host("i-controller"),
         facts: HostFacts::default(),
+        peers: vec![],
         workers: vec![
             (host("i-new"), on(Some(want))),
             (host("i-vouched"), Seen::Vouched),
@@ -303,5 +304,20 @@ fn a_channel_is_recorded_only_as_probed_on_the_configured_one() {
             ("i-vouched".to_string(), want.to_string())
         ],
         "the others: not in the inventory, found elsewhere, or not probed"
+    );
+}
+
+#[test]
+fn the_datastore_is_read_from_status_yaml() {
+    // canonical/microk8s 1.32 scripts/wrappers/status.py print_yaml.
+    let yaml = "microk8s:\n  running: True\nhigh-availability:\n  enabled: True\n  nodes:\n    - address: 10.77.0.10:19001\n      role: voter\n    - address: 10.77.0.102:19001\n      role: voter\n    - address: [fd00::3]:19001\n      role: spare\naddons:\n  - name: dns\n    repository: core\n    description: CoreDNS\n    version: 1.0\n    status: enabled\n";
+    let nodes = super::parse_datastore_yaml(yaml);
+    assert_eq!(
+        nodes.into_iter().collect::<Vec<_>>(),
+        [
+            ("10.77.0.10".to_string(), "voter".to_string()),
+            ("10.77.0.102".to_string(), "voter".to_string()),
+            ("fd00::3".to_string(), "spare".to_string()),
+        ]
     );
 }

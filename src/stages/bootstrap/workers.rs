@@ -155,6 +155,7 @@ fn converge(a: &Apply, w: &WorkerPlan, channel: &str, controller: &Controller) -
     a.progress(name, "joining");
     join::join(
         &session,
+        false,
         a.sudo(),
         token,
         a.mk.ready_timeout,

@@ -427,3 +427,73 @@ def daemon_running():
         return b"microk8s-daemon" in open(f"/proc/{pid}/cmdline", "rb").read()
     except (OSError, ValueError):
         return False
+
+
+# ---- the datastore (dqlite) ----------------------------------------------------------------
+# Roles as go-dqlite's app manages them (canonical/go-dqlite app/roles.go RolesChanges.Adjust,
+# app/options.go defaultOptions: 3 voters, 3 stand-bys); the cluster's members and their roles
+# are the first controller's state["dqlite"] (README, "Control-plane joins").
+DQLITE_PORT = 19001
+VOTERS, STANDBYS, MIN_VOTERS = 3, 3, 3
+
+
+def dqlite_members(state):
+    """The raft configuration: [{"address", "role"}], the first controller (the leader) first."""
+    return state.setdefault("dqlite", [{"address": f"{host_ip()}:{DQLITE_PORT}", "role": "voter"}])
+
+
+def dqlite_online(state, member, t):
+    """Whether the leader reaches a member: itself always; another while the daemon on it (its
+    kubelet stand-in) renewed its node's Lease within the Lease's duration (go-dqlite asks each
+    node for its metadata; a powered-off host or a stopped snap answers nothing)."""
+    ip = member["address"].rsplit(":", 1)[0]
+    if ip == host_ip():
+        return True
+    node = next((n for n in state["nodes"] if n["ip"] == ip), None)
+    return node is not None and t <= node.get("lease", 0) + node.get("lease_seconds", 40)
+
+
+def dqlite_adjust(state, t):
+    """RolesChanges.Adjust, applied until it changes nothing (the leader runs it every 30 s,
+    RolesAdjustmentFrequency; a node that joins asks for its promotion at once): computed when
+    read, as Node readiness is. Failure domains and weights are not modelled (all equal)."""
+    members = dqlite_members(state)
+    leader = members[0]["address"]
+    for _ in range(2 * len(members) + 2):
+        online = {m["address"]: dqlite_online(state, m, t) for m in members}
+
+        def pick(role, up):
+            return [m for m in members if m["role"] == role and online[m["address"]] == up]
+        if len(members) == 1:
+            return members
+        if len(members) < MIN_VOTERS:
+            extra = [m for m in members if m["address"] != leader and m["role"] == "voter"]
+            if not extra:
+                return members
+            extra[0]["role"] = "spare"
+            continue
+        voters_up, standbys_up = pick("voter", True), pick("standby", True)
+        voters_down, standbys_down = pick("voter", False), pick("standby", False)
+        if not voters_down and len(voters_up) == VOTERS and not standbys_down and len(standbys_up) == STANDBYS:
+            return members
+        if len(voters_up) < VOTERS:
+            candidates = standbys_up + pick("spare", True)
+            if not candidates:
+                return members
+            candidates[0]["role"] = "voter"
+        elif len(voters_up) > VOTERS:
+            next(m for m in voters_up if m["address"] != leader)["role"] = "spare"
+        elif voters_down:
+            voters_down[0]["role"] = "spare"
+        elif len(standbys_up) < STANDBYS:
+            spares = pick("spare", True)
+            if not spares:
+                return members
+            spares[0]["role"] = "standby"
+        elif len(standbys_up) > STANDBYS:
+            next(m for m in standbys_up if m["address"] != leader)["role"] = "spare"
+        elif standbys_down:
+            standbys_down[0]["role"] = "spare"
+        else:
+            return members
+    return members

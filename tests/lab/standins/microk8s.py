@@ -57,8 +57,23 @@ def iso(t):
 # ---- status (scripts/wrappers/status.py) ---------------------------------------------------
 
 def voters():
-    cps = [common.host_ip()] + [n["ip"] for n in state["nodes"] if not n["worker"]]
-    return [(f"{ip}:19001", "voter" if i < 3 else "standby") for i, ip in enumerate(cps)]
+    """get_dqlite_info: `dqlite … .cluster`, the raft configuration as the leader has it, each
+    member's role. The leader is the first controller (README, "Control-plane joins"); a node that
+    joined it as a full node asks it (`/lab/dqlite`, lab only), and gets nothing when it cannot
+    (get_dqlite_info returns [] once its retries are spent; the stand-in does not wait them)."""
+    if state["role"] == "control-plane":
+        import http.client, ssl
+        conn = http.client.HTTPSConnection(f"{state['controller']}:{common.AGENT_PORT}", timeout=4,
+                                           context=ssl._create_unverified_context())
+        try:
+            conn.request("GET", "/lab/dqlite")
+            resp = conn.getresponse()
+            members = json.loads(resp.read()) if resp.status == 200 else []
+        except (OSError, ValueError, http.client.HTTPException):
+            members = []
+    else:
+        members = common.update(lambda s: [dict(m) for m in common.dqlite_adjust(s, time.time())])
+    return [(m["address"], m["role"]) for m in members]
 
 
 def status():
