@@ -40,18 +40,62 @@ def code_of(path):
     return re.sub(r"//[^\n]*", "", path.read_text())
 
 
-def crate_paths(path):
-    """(line number, path) for every crate:: path, with `use crate::{a, b::c}` groups expanded."""
+SEGMENT = re.compile(r"\s*(\w+|\*|\{)")
+SEP = re.compile(r"\s*::")
+ALIAS = re.compile(r"\s+as\s+(\w+)")
+
+
+def use_tree(code, i, prefix):
+    """The paths of the use tree (or plain path) at `i` under `prefix`, as (segments, the name it
+    binds): groups expanded however deep (`{a, b::{c as d, self}}`), `self` as its parent,
+    `as` renames as the name bound."""
+    segs = list(prefix)
+    while True:
+        m = SEGMENT.match(code, i)
+        if not m:
+            return
+        if m.group(1) == "{":
+            depth, k, start = 0, m.end(), m.end()
+            while k < len(code):
+                c = code[k]
+                if c == "{":
+                    depth += 1
+                elif c == "}" and depth:
+                    depth -= 1
+                elif c in ",}" and not depth:
+                    yield from use_tree(code, start, segs)
+                    if c == "}":
+                        return
+                    start = k + 1
+                k += 1
+            return
+        segs.append(m.group(1))
+        i = m.end()
+        sep = SEP.match(code, i)
+        if sep:
+            i = sep.end()
+            continue
+        alias = ALIAS.match(code, i)
+        if segs[-1] == "self":
+            segs.pop()
+        if segs and segs[-1] != "*":
+            yield segs, alias.group(1) if alias else segs[-1]
+        return
+
+
+def crate_uses(path):
+    """(line number, segments, name bound) for every crate:: path of `path`."""
     code = code_of(path)
-    for m in re.finditer(r"crate::((?:\w+::)*)(\{[^;]*?\}|\w+)", code):
+    for m in re.finditer(r"crate::", code):
         line = code.count("\n", 0, m.start()) + 1
-        prefix, tail = m.group(1), m.group(2)
-        if tail.startswith("{"):
-            for item in re.split(r"[,\s]+", tail.strip("{}")):
-                if item:
-                    yield line, prefix + item.split("::{")[0]
-        else:
-            yield line, prefix + tail
+        for segs, name in use_tree(code, m.end(), []):
+            yield line, segs, name
+
+
+def crate_paths(path):
+    """(line number, path) for every crate:: path, use groups expanded."""
+    for line, segs, _ in crate_uses(path):
+        yield line, "::".join(segs)
 
 
 def inner_modules(stage):
@@ -78,13 +122,12 @@ def face_violations(f):
     """Paths of `f` into the stages that pass a stage's face: direct crate:: paths, and paths
     through a name a `use` bound to `crate::stages` or `crate::stages::<stage>`."""
     bound = {}
-    for line, p in crate_paths(f):
-        parts = p.split("::")
+    for line, parts, name in crate_uses(f):
         why = beyond_face(parts)
         if why:
-            yield line, p, why
+            yield line, "::".join(parts), why
         if parts[0] == "stages" and len(parts) <= 2:
-            bound[parts[-1]] = parts
+            bound[name] = parts
     code = code_of(f)
     for name, prefix in bound.items():
         for m in re.finditer(rf"(?<![\w:]){name}((?:::\w+)+)", code):

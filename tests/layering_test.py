@@ -29,6 +29,11 @@ BROKEN = [
     ("commands/d.rs", "use crate::stages::deploy;\nfn f() { deploy::maintenance::after_start() }\n", "inner module stages::deploy::maintenance"),
     ("commands/e.rs", "use crate::stages;\nfn f() { stages::deploy::maintenance::after_start() }\n", "inner module stages::deploy::maintenance"),
     ("commands/f.rs", "fn f() { crate::stages::deploy::reexported_module::g() }\n", "deeper than stages::deploy::reexported_module"),
+    # Found in review: a group inside a group, a rename, `self` in a group.
+    ("commands/g.rs", "use crate::stages::{deploy::{maintenance::after_start}};\n", "inner module stages::deploy::maintenance"),
+    ("commands/h.rs", "use crate::stages::deploy as d;\nfn f() { d::maintenance::after_start() }\n", "inner module stages::deploy::maintenance"),
+    ("commands/i.rs", "use crate::stages::deploy::{self};\nfn f() { deploy::maintenance::after_start() }\n", "inner module stages::deploy::maintenance"),
+    ("commands/j.rs", "use crate::stages::{deploy as x, dns};\nfn f() { x::maintenance::after_start() }\n", "inner module stages::deploy::maintenance"),
     ("runner.rs", "use crate::stages::deploy::maintenance;\n", "inner module stages::deploy::maintenance"),
     ("kube/a.rs", "use crate::stages::deploy::Face;\n", "an adapter must not reach crate::stages"),
     ("kube/b.rs", "use crate::fleet::Fleet;\n", "an adapter must not reach crate::fleet"),

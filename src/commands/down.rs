@@ -104,13 +104,26 @@ async fn teardown(
                 crate::terraform::KEPT_MODULE
             ));
         }
-        anyhow::Ok(())
+        anyhow::Ok(kept)
     }
     .await;
     match outcome {
-        Ok(()) => {
+        Ok(kept) => {
             step(StageName::Terraform, StageResult::Changed, started, None);
-            state.inventory = Inventory::default();
+            // The hosts are gone; a kept bucket is not: `backup --list` and `restore` read it
+            // from the inventory (config/backup_outputs.rs) when the pipeline names none.
+            let (backup_bucket, backup_prefix) = match kept {
+                true => (
+                    state.inventory.backup_bucket.take(),
+                    state.inventory.backup_prefix.take(),
+                ),
+                false => (None, None),
+            };
+            state.inventory = Inventory {
+                backup_bucket,
+                backup_prefix,
+                ..Inventory::default()
+            };
             state.stages.clear();
             state.worker_channels.clear();
             session.state_dir.save(state)?;

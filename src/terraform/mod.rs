@@ -317,8 +317,13 @@ pub fn parse_outputs(json: &str, dir: &Path) -> Result<Inventory> {
     };
     let outputs: Outputs = serde_json::from_str(json).with_context(hint)?;
     if outputs.controller.is_none() && outputs.workers.is_none() {
-        // No outputs at all: nothing applied yet (or destroyed).
-        return Ok(Inventory::default());
+        // No hosts: nothing applied yet, or destroyed by `down`, which keeps the backup bucket
+        // (kept.rs): its outputs stay, so `backup --list` and `restore` still find the archives.
+        return Ok(Inventory {
+            backup_bucket: outputs.backup_bucket.map(|o| o.value),
+            backup_prefix: outputs.backup_prefix.map(|o| o.value),
+            ..Inventory::default()
+        });
     }
     let (Some(controller), Some(workers)) = (outputs.controller, outputs.workers) else {
         bail!("{}", hint());
@@ -397,6 +402,15 @@ mod tests {
         let inv = parse_outputs(&json, Path::new("x")).unwrap();
         assert!(inv.more_controllers.is_empty());
         assert_eq!(inv.controllers().len(), 1);
+    }
+
+    #[test]
+    fn after_down_the_kept_buckets_outputs_stay_in_the_inventory() {
+        let json = r#"{"backup_bucket": {"value": "b-1"}, "backup_prefix": {"value": "p/"}}"#;
+        let inv = parse_outputs(json, Path::new("x")).unwrap();
+        assert!(inv.is_empty());
+        assert_eq!(inv.backup_bucket.as_deref(), Some("b-1"));
+        assert_eq!(inv.backup_prefix.as_deref(), Some("p/"));
     }
 
     #[test]

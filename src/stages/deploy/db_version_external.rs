@@ -76,17 +76,20 @@ pub fn job(settings: &Settings, name: &str) -> serde_json::Value {
     })
 }
 
-/// `<release>-mongodb-version-<seconds>`, within the 63 characters of a Job's name.
+/// `<release>-mongodb-version-<nonce>` (8 hex digits), within the 63 characters of a Job's name.
 fn job_name(release: &str) -> String {
-    let secs = SystemTime::now()
+    // Unique to the run, not the second: a scheduled `check` and an `up` that start in the same
+    // second must not share one Job (the first to finish would delete the other's).
+    let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() % 100_000)
+        .map(|d| d.subsec_nanos())
         .unwrap_or_default();
+    let nonce = nanos ^ std::process::id().rotate_left(16);
     let head: String = release
         .chars()
-        .take(63 - "-mongodb-version-00000".len())
+        .take(63 - "-mongodb-version-00000000".len())
         .collect();
-    format!("{head}-mongodb-version-{secs:05}")
+    format!("{head}-mongodb-version-{nonce:08x}")
 }
 
 /// The version the Job's log gives.
@@ -138,20 +141,20 @@ pub async fn read(
         &format!("creating {source} (mongosh db.version())"),
     )?;
     let outcome = wait(tools, ns, &name, &mut say).await;
+    // Read, then deleted whatever the read gave: an error here must not leave the Job behind.
     let logs = tools
         .kubectl_saying(&["logs", &format!("job/{name}"), "-n", ns], &mut say)
-        .await?;
+        .await;
+    let deleted = tools
+        .kubectl_saying(&["delete", "job", &name, "-n", ns], &mut say)
+        .await;
+    let logs = logs?;
+    succeeded(deleted?, &format!("deleting {source}"))?;
     let log = if logs.status.success() {
         logs.stdout
     } else {
         format!("(no log: {})", logs.tail(3))
     };
-    succeeded(
-        tools
-            .kubectl_saying(&["delete", "job", &name, "-n", ns], &mut say)
-            .await?,
-        &format!("deleting {source}"),
-    )?;
     match outcome? {
         true => parse(&log, &source),
         false => bail!(

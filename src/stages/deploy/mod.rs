@@ -285,8 +285,10 @@ impl Stage for DeployStage {
         }
         let upgrade = release.release != Release::Current || force;
         // External mode: nothing in the cluster names the server's version; a Job asks the
-        // server, in `up` only (plan starts no pod), after the Secret it reads is written.
-        let external = rolls && cx.settings.helm.mongodb == crate::config::MongodbMode::External;
+        // server, in `up` only (plan starts no pod), after the Secret it reads is written:
+        // before a roll, and before the restart a new URI makes (the new server may be older).
+        let external =
+            (rolls || restart) && cx.settings.helm.mongodb == crate::config::MongodbMode::External;
         let mut version_change = None;
         if external {
             steps.push(Step::ExternalVersion);
