@@ -326,12 +326,20 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     );
     let kept = archives(&volume);
 
-    // The database moves out of reach: the deploy stage updates the Secret, the next backup
-    // asks it for its topology with the new URI, fails with mongosh's own words, and removes
-    // nothing.
+    // The database moves out of reach: the deploy stage updates the Secret, then reads the new
+    // server's version before Rocket.Chat would restart onto it, and fails saying why (no
+    // restart); the next backup asks it for its topology with the new URI, fails with
+    // mongosh's own words, and removes nothing.
     let dumps_before = mongodumps(&t).len();
     t.env("MONGO_URI", UNREACHABLE);
-    t.run(&["up", "--only", "deploy"]).expect(0);
+    let run = t.run(&["up", "--only", "deploy"]).expect(1);
+    assert!(
+        run.stderr
+            .contains("cannot read the external MongoDB's version")
+            && run.stderr.contains("ENOTFOUND db.invalid"),
+        "{}",
+        run.stderr
+    );
     let run = t.run(&["backup"]).expect(1);
     eprintln!("--- jeeves backup (failing)\n{}{}", run.stderr, run.stdout);
     assert!(
