@@ -42,6 +42,23 @@ impl Settings {
                 ),
             ));
         };
+        // terraform/aws's instance profile may use only its own prefix (backup.tf): a prefix
+        // of the pipeline's own would be refused by S3 every night, unless the Job has keys of
+        // its own (credentials_secret).
+        let theirs = prefix.filter(|p| !p.is_empty());
+        if let Some(theirs) = theirs
+            && !s3.prefix.is_empty()
+            && s3.credentials_secret.is_empty()
+            && s3.prefix.trim_matches('/') != theirs.trim_matches('/')
+        {
+            return Err(self.config_error(
+                "backup.prefix",
+                format!(
+                    "is \"{}\", but the bucket is terraform's, whose instance profile may write only under \"{theirs}\" (output `backup_prefix`): leave backup.prefix empty, or give the Job keys of its own (backup.credentials_secret)",
+                    s3.prefix
+                ),
+            ));
+        }
         let mut out = self.clone();
         if let Some(BackupDestination::S3(s3)) = out.backup.as_mut().map(|b| &mut b.destination) {
             s3.bucket = bucket.to_string();
@@ -90,9 +107,27 @@ mod tests {
             .backup_from_outputs(Some("acme-backup-1234"), None)
             .unwrap();
         assert_eq!(bucket(&got).1, s.project.name);
-        // A prefix of the pipeline's own wins over terraform's.
-        let own = settings("", "mine");
-        let got = own.backup_from_outputs(Some("b-1"), Some("acme")).unwrap();
+        // A prefix of the pipeline's own, where the nodes' instance profile may not write: a
+        // configuration error naming it (with keys of the Job's own, allowed).
+        let mut own = settings("", "mine");
+        if let Some(BackupDestination::S3(s3)) = own.backup.as_mut().map(|b| &mut b.destination) {
+            s3.credentials_secret.clear(); // the lab's Job has keys: on AWS, the instance profile
+        }
+        let err = own
+            .backup_from_outputs(Some("b-1"), Some("acme"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("backup.prefix") && err.contains("\"acme\"") && err.contains("lab.toml"),
+            "{err}"
+        );
+        let same = settings("", "acme/");
+        let got = same.backup_from_outputs(Some("b-1"), Some("acme")).unwrap();
+        assert_eq!(bucket(&got), ("b-1".into(), "acme/".into()));
+        let keyed = settings("", "mine");
+        let got = keyed
+            .backup_from_outputs(Some("b-1"), Some("acme"))
+            .unwrap();
         assert_eq!(bucket(&got), ("b-1".into(), "mine".into()));
     }
 
