@@ -374,7 +374,7 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
     std::fs::write(&state_path, cluster.to_string()).unwrap();
     let waits = || kubectl_calls(&t).matches("--for=condition=").count();
     let before = waits();
-    let child = t
+    let mut child = t
         .command(&["backup"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -382,7 +382,20 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while waits() < before + 2 {
-        assert!(std::time::Instant::now() < deadline, "jeeves never waited");
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            // What jeeves said, and the stand-ins' last calls, to tell why it never waited.
+            let _ = child.kill(); // it may have exited already
+            let out = child.wait_with_output().unwrap();
+            let calls = kubectl_calls(&t);
+            let tail: Vec<&str> = calls.lines().rev().take(8).collect();
+            panic!(
+                "jeeves never waited ({} kubectl waits of 2):\n{}{}\nlast stand-in calls, newest first:\n{}",
+                waits() - before,
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout),
+                tail.join("\n")
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // The kubectl that waits, found by its command line (this workspace's kubeconfig).
