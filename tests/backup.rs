@@ -37,11 +37,24 @@ fn cluster_state(t: &Test) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(t.path("standin-cluster.json")).unwrap()).unwrap()
 }
 
-/// Changes the stand-in's stored objects (what `kubectl edit` would), returning what `f` does.
+/// Changes the stand-in's stored objects (what `kubectl edit` would), returning what `f` does:
+/// under the stand-ins' own lock (`common.load`: flock on `<state>.lock`), written beside the
+/// file and renamed over it as they write it, so a stand-in call never reads half of it.
 fn edit_cluster<R>(t: &Test, f: impl FnOnce(&mut serde_json::Value) -> R) -> R {
+    use std::os::fd::AsRawFd;
+    let lock = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(t.path("standin-cluster.json.lock"))
+        .unwrap();
+    // SAFETY: flock on a file this function holds open; released when it is closed.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
     let mut state = cluster_state(t);
     let r = f(&mut state["objects"]);
-    std::fs::write(t.path("standin-cluster.json"), state.to_string()).unwrap();
+    let tmp = t.path("standin-cluster.json.test-tmp");
+    std::fs::write(&tmp, state.to_string()).unwrap();
+    std::fs::rename(&tmp, t.path("standin-cluster.json")).unwrap();
+    drop(lock);
     r
 }
 
@@ -364,14 +377,12 @@ fn a_backup_dumps_with_the_secrets_uri_keeps_the_newest_and_lists_them() {
 
     // A Job that never finishes (the Secret gone, its pod cannot start) and a Ctrl-C while
     // Jeeves waits for it: kubectl is stopped, exit 130, the tunnel closed and the lock free.
-    let state_path = t.path("standin-cluster.json");
-    let mut cluster: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
-    cluster["objects"]
-        .as_object_mut()
-        .unwrap()
-        .remove("Secret/psautoinfra/rocketchat-mongodb");
-    std::fs::write(&state_path, cluster.to_string()).unwrap();
+    edit_cluster(&t, |objects| {
+        objects
+            .as_object_mut()
+            .unwrap()
+            .remove("Secret/psautoinfra/rocketchat-mongodb")
+    });
     let waits = || kubectl_calls(&t).matches("--for=condition=").count();
     let before = waits();
     let mut child = t
