@@ -3,8 +3,10 @@
 //! and one JUnit testcase, per check). Exit 0 when nothing failed (warnings allowed), 1 when
 //! something did; each warning or failure names what to run to repair it.
 //!
-//! It holds no run lock while it checks and changes nothing remote, so it may run beside an
-//! `up`: a scheduled check must never make a deploy fail with exit 3. With the S3 backend it
+//! It holds no run lock while it checks and changes nothing remote (one exception: with an
+//! external MongoDB it starts and deletes a short-lived Job of its own, named for the run, to
+//! read the server's version), so it may run beside an `up`: a scheduled check must never make
+//! a deploy fail with exit 3. With the S3 backend it
 //! first refreshes the working copy from the bucket, under a brief hold of the local lock
 //! (`RunLock::brief`), which an `up` starting in that moment waits for whatever its
 //! `--lock-timeout`; it skips the refresh when a run holds the lock. It writes its own log under
