@@ -156,6 +156,24 @@ def _openssl(*args, stdin=None):
                           text=True).stdout
 
 
+def _rsa_key(path):
+    """A 2048-bit RSA key at `path`, as `openssl genrsa -out path 2048` writes it (0600): taken
+    from the lab's pool (tests/lab/lab make_rsa_pool, each made by that same command) where the
+    lab gave one, else made here."""
+    import random, shutil
+    try:
+        pool = open("/var/snap/.lab-rsa-pool").read().strip()
+        keys = sorted(os.listdir(pool))
+    except OSError:
+        keys = []
+    if not keys:
+        _openssl("genrsa", "-out", path, "2048")
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out, open(f"{pool}/{random.choice(keys)}", "rb") as key:
+        shutil.copyfileobj(key, out)
+
+
 def produce_certs():
     """ca.crt (CN=10.152.183.1), server.crt signed by it with csr.conf's SANs and this host's
     IPs, client.crt (CN=admin, O=system:masters) signed by it, and the x509 client.config."""
@@ -164,8 +182,9 @@ def produce_certs():
     os.makedirs(CREDENTIALS, exist_ok=True)
     c = lambda name: f"{CERTS}/{name}"
     if not os.path.exists(c("ca.crt")):
-        _openssl("req", "-x509", "-new", "-sha256", "-nodes", "-days", "3650", "-newkey", "rsa:2048",
-                 "-keyout", c("ca.key"), "-subj", "/CN=10.152.183.1",
+        _rsa_key(c("ca.key"))
+        _openssl("req", "-x509", "-new", "-sha256", "-nodes", "-days", "3650", "-key", c("ca.key"),
+                 "-subj", "/CN=10.152.183.1",
                  "-addext", "basicConstraints=critical,CA:TRUE",
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
                  "-out", c("ca.crt"))
@@ -208,13 +227,13 @@ keyUsage=keyEncipherment,dataEncipherment,digitalSignature
 extendedKeyUsage=serverAuth,clientAuth
 subjectAltName=@alt_names
 """)
-        _openssl("genrsa", "-out", c("server.key"), "2048")
+        _rsa_key(c("server.key"))
         _openssl("req", "-new", "-sha256", "-key", c("server.key"), "-out", c("server.csr"), "-config", conf)
         _openssl("x509", "-req", "-sha256", "-in", c("server.csr"), "-CA", c("ca.crt"), "-CAkey", c("ca.key"),
                  "-CAcreateserial", "-out", c("server.crt"), "-days", "365", "-extensions", "v3_ext",
                  "-extfile", conf)
     if not os.path.exists(c("client.crt")):
-        _openssl("genrsa", "-out", c("client.key"), "2048")
+        _rsa_key(c("client.key"))
         csr = _openssl("req", "-new", "-sha256", "-subj", "/CN=admin/O=system:masters", "-key", c("client.key"))
         ext = c("client.ext")
         with open(ext, "w") as f:
