@@ -247,10 +247,19 @@ pub fn tool(program: &str, args: &[&str]) -> (i32, String) {
 }
 
 /// A moto server (AWS emulator, PyPI `moto[server]`) on a free loopback port, killed on drop.
-/// Started through `tests/moto/server.py`: moto_server with the fixes its README lists.
+/// Started through `tests/moto/server.py`: moto_server with the fixes its README lists; under
+/// `tests/run`, forked ready-imported by its zygote (`JEEVES_MOTO_ZYGOTE`, tests/moto/README.md).
 pub struct Moto {
-    child: std::process::Child,
+    server: MotoServer,
     pub port: u16,
+}
+
+enum MotoServer {
+    Child(std::process::Child),
+    /// Started by the zygote: not our child (the zygote reaps it), so known by its pid and its
+    /// start time (a pid outlives its process: a run starts ~30,000 and pid_max is 32,768);
+    /// its log in this file.
+    Forked(u32, Option<String>, tempfile::NamedTempFile),
 }
 
 impl Moto {
@@ -265,21 +274,34 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        // Its log (one line a request) goes to an unnamed file, read only if it fails to start.
-        let mut log = tempfile::tempfile().unwrap();
-        let mut child = Command::new("python3")
-            .arg(repo().join("tests/moto/server.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log.try_clone().unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start python3 tests/moto/server.py: {e}"));
+        let args = ["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from);
+        // Its log (one line a request) goes to a file read only if it fails to start.
+        let (mut server, log) = match std::env::var_os("JEEVES_MOTO_ZYGOTE") {
+            Some(zygote) => {
+                let log = tempfile::NamedTempFile::new().unwrap();
+                let pid = zygote_spawn(Path::new(&zygote), &args, env, log.path());
+                let file = log.reopen().unwrap();
+                (MotoServer::Forked(pid, start_time(pid), log), file)
+            }
+            None => {
+                let log = tempfile::tempfile().unwrap();
+                let child = Command::new("python3")
+                    .arg(repo().join("tests/moto/server.py"))
+                    .args(&args)
+                    .envs(env.iter().copied())
+                    .stdout(Stdio::null())
+                    .stderr(log.try_clone().unwrap())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot start python3 tests/moto/server.py: {e}"));
+                (MotoServer::Child(child), log)
+            }
+        };
         let started = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = server.exited() {
                 use std::io::{Read, Seek};
                 let mut err = String::new();
+                let mut log = log;
                 log.rewind().unwrap();
                 log.read_to_string(&mut err).unwrap();
                 panic!("moto did not start ({status}; pip install 'moto[server]'):\n{err}");
@@ -290,7 +312,7 @@ impl Moto {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Moto { child, port }
+        Moto { server, port }
     }
 
     pub fn endpoint(&self) -> String {
@@ -319,10 +341,64 @@ impl Moto {
     }
 }
 
+impl MotoServer {
+    /// How it ended, once it has.
+    fn exited(&mut self) -> Option<String> {
+        match self {
+            MotoServer::Child(child) => child.try_wait().unwrap().map(|s| s.to_string()),
+            MotoServer::Forked(pid, started, _) => {
+                (start_time(*pid) != *started || started.is_none()).then(|| "exited".to_string())
+            }
+        }
+    }
+}
+
+/// A process's start time (field 22 of /proc/PID/stat), while it runs.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19).map(String::from)
+}
+
+/// Asks the moto zygote (tests/moto/zygote.py) for a server in this process's network namespace;
+/// its pid. The request is one JSON line, the answer the pid or the zygote's error.
+fn zygote_spawn(zygote: &Path, args: &[String], env: &[(&str, &str)], log: &Path) -> u32 {
+    use std::io::{BufRead, Write};
+    let env: std::collections::BTreeMap<_, _> = env.iter().copied().collect();
+    let request = serde_json::json!({
+        "argv": args, "env": env, "log": log, "pid": std::process::id(),
+    });
+    let mut conn = std::os::unix::net::UnixStream::connect(zygote).unwrap_or_else(|e| {
+        panic!("the moto zygote {} does not answer: {e}", zygote.display())
+    });
+    writeln!(conn, "{request}").unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(conn).read_line(&mut answer).unwrap();
+    answer
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the moto zygote could not start moto: {answer:?}"))
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.server {
+            MotoServer::Child(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            MotoServer::Forked(pid, started, _) => {
+                // The zygote reaps it: gone from /proc once it has exited.
+                if started.is_none() || start_time(*pid) != *started {
+                    return;
+                }
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while start_time(*pid) == *started && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        }
     }
 }
 
