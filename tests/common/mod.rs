@@ -161,14 +161,20 @@ impl Test {
 
     /// The runner-side kubectl/helm stand-ins (tests/standins) first on PATH, recording their
     /// calls in `standin-calls.jsonl` and the cluster in `standin-cluster.json` of the workspace.
+    /// Under tests/run, their client (`JEEVES_STANDIN_BIN`), which has the stand-in server run
+    /// them (tests/standins/README.md, "The server"); else the scripts themselves.
     pub fn with_standins(&mut self) -> &mut Test {
-        let path = format!(
-            "{}:{}",
-            repo().join("tests/standins").display(),
-            std::env::var("PATH").unwrap()
-        );
+        let server = std::env::var("JEEVES_STANDIN_SERVER").ok();
+        let dir = match (&server, std::env::var("JEEVES_STANDIN_BIN")) {
+            (Some(_), Ok(bin)) => PathBuf::from(bin),
+            _ => repo().join("tests/standins"),
+        };
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
         let log = self.path("standin-calls.jsonl").display().to_string();
         let state = self.path("standin-cluster.json").display().to_string();
+        if let Some(server) = server {
+            self.env("JEEVES_STANDIN_SERVER", &server);
+        }
         self.env("PATH", &path)
             .env("LAB_STANDIN_LOG", &log)
             .env("LAB_STANDIN_STATE", &state)
@@ -368,12 +374,13 @@ fn zygote_spawn(zygote: &Path, args: &[String], env: &[(&str, &str)], log: &Path
     let request = serde_json::json!({
         "argv": args, "env": env, "log": log, "pid": std::process::id(),
     });
-    let mut conn = std::os::unix::net::UnixStream::connect(zygote).unwrap_or_else(|e| {
-        panic!("the moto zygote {} does not answer: {e}", zygote.display())
-    });
+    let mut conn = std::os::unix::net::UnixStream::connect(zygote)
+        .unwrap_or_else(|e| panic!("the moto zygote {} does not answer: {e}", zygote.display()));
     writeln!(conn, "{request}").unwrap();
     let mut answer = String::new();
-    std::io::BufReader::new(conn).read_line(&mut answer).unwrap();
+    std::io::BufReader::new(conn)
+        .read_line(&mut answer)
+        .unwrap();
     answer
         .trim()
         .parse()
