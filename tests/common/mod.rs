@@ -161,11 +161,11 @@ impl Test {
 
     /// The runner-side kubectl/helm stand-ins (tests/standins) first on PATH, recording their
     /// calls in `standin-calls.jsonl` and the cluster in `standin-cluster.json` of the workspace.
-    /// Under tests/run, their client (`JEEVES_STANDIN_BIN`), which has the stand-in server run
+    /// Under tests/run, their client (`LAB_STANDIN_BIN`), which has the stand-in server run
     /// them (tests/standins/README.md, "The server"); else the scripts themselves.
     pub fn with_standins(&mut self) -> &mut Test {
-        let server = std::env::var("JEEVES_STANDIN_SERVER").ok();
-        let dir = match (&server, std::env::var("JEEVES_STANDIN_BIN")) {
+        let server = std::env::var("LAB_STANDIN_SERVER").ok();
+        let dir = match (&server, std::env::var("LAB_STANDIN_BIN")) {
             (Some(_), Ok(bin)) => PathBuf::from(bin),
             _ => repo().join("tests/standins"),
         };
@@ -173,7 +173,7 @@ impl Test {
         let log = self.path("standin-calls.jsonl").display().to_string();
         let state = self.path("standin-cluster.json").display().to_string();
         if let Some(server) = server {
-            self.env("JEEVES_STANDIN_SERVER", &server);
+            self.env("LAB_STANDIN_SERVER", &server);
         }
         self.env("PATH", &path)
             .env("LAB_STANDIN_LOG", &log)
@@ -254,7 +254,7 @@ pub fn tool(program: &str, args: &[&str]) -> (i32, String) {
 
 /// A moto server (AWS emulator, PyPI `moto[server]`) on a free loopback port, killed on drop.
 /// Started through `tests/moto/server.py`: moto_server with the fixes its README lists; under
-/// `tests/run`, forked ready-imported by its zygote (`JEEVES_MOTO_ZYGOTE`, tests/moto/README.md).
+/// `tests/run`, forked ready-imported by its zygote (`LAB_MOTO_ZYGOTE`, tests/moto/README.md).
 pub struct Moto {
     server: MotoServer,
     pub port: u16,
@@ -282,7 +282,7 @@ impl Moto {
             .port();
         let args = ["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from);
         // Its log (one line a request) goes to a file read only if it fails to start.
-        let (mut server, log) = match std::env::var_os("JEEVES_MOTO_ZYGOTE") {
+        let (mut server, log) = match std::env::var_os("LAB_MOTO_ZYGOTE") {
             Some(zygote) => {
                 let log = tempfile::NamedTempFile::new().unwrap();
                 let pid = zygote_spawn(Path::new(&zygote), &args, env, log.path());
@@ -366,13 +366,15 @@ fn start_time(pid: u32) -> Option<String> {
     after.split_whitespace().nth(19).map(String::from)
 }
 
-/// Asks the moto zygote (tests/moto/zygote.py) for a server in this process's network namespace;
+/// Asks the moto zygote (tests/moto/zygote.py) for a server in this thread's network namespace;
 /// its pid. The request is one JSON line, the answer the pid or the zygote's error.
 fn zygote_spawn(zygote: &Path, args: &[String], env: &[(&str, &str)], log: &Path) -> u32 {
     use std::io::{BufRead, Write};
     let env: std::collections::BTreeMap<_, _> = env.iter().copied().collect();
     let request = serde_json::json!({
-        "argv": args, "env": env, "log": log, "pid": std::process::id(),
+        // This thread's id, not the process's: a test thread may have joined a lab slot's
+        // network namespace (`Lab::join`), and /proc/TID/ns/net is the thread's own.
+        "argv": args, "env": env, "log": log, "pid": unsafe { libc::gettid() },
     });
     let mut conn = std::os::unix::net::UnixStream::connect(zygote)
         .unwrap_or_else(|e| panic!("the moto zygote {} does not answer: {e}", zygote.display()));

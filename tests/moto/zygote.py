@@ -6,10 +6,10 @@ responses: about 1.3 of its 2 CPU-seconds, and a run of the tests starts about 3
 process imports all that once (and the fixes in fixes.py), then forks one moto server per request,
 each the same `moto.server.main` that `moto_server` runs, in the requester's network namespace.
 
-    python3 tests/moto/zygote.py SOCKET      # tests/run starts it and exports JEEVES_MOTO_ZYGOTE
+    python3 tests/moto/zygote.py SOCKET      # tests/run starts it and exports LAB_MOTO_ZYGOTE
 
 A request is one JSON line on the Unix socket: {"argv": [...moto_server's arguments...],
-"env": {...}, "log": PATH, "pid": REQUESTER}; the answer is the server's pid, or "error: …".
+"env": {...}, "log": PATH, "pid": REQUESTER (a process or a thread id)}; the answer is the server's pid, or "error: …".
 The server is its own session, named moto_server, and nothing of this process's but the imports:
 stdin /dev/null, stdout and stderr appended to PATH, the environment given, a random seed of its
 own. This process ends with its parent (tests/run) and then stops every server it started."""

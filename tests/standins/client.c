@@ -5,7 +5,7 @@
  * that process did: with its exit code, or killed by the same signal. When it is killed itself
  * (Jeeves' deadline, an interrupt), the server's process sees the connection close and ends too.
  *
- * Without JEEVES_STANDIN_SERVER it runs the script itself: python3 -S STANDINS/<name> ARGS.
+ * Without LAB_STANDIN_SERVER it runs the script itself: python3 -S STANDINS/<name> ARGS.
  * Built by tests/run: cc -O2 -DSTANDINS='"…/tests/standins"' -o DIR/kubectl client.c */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,7 +42,7 @@ static void put_str(const char *s) { put(s, strlen(s)); }
 int main(int argc, char **argv) {
     const char *slash = strrchr(argv[0], '/');
     const char *tool = slash ? slash + 1 : argv[0];
-    const char *path = getenv("JEEVES_STANDIN_SERVER");
+    const char *path = getenv("LAB_STANDIN_SERVER");
     if (!path || !*path) {
         char script[4096];
         snprintf(script, sizeof script, "%s/%s", STANDINS, tool);

@@ -1,6 +1,6 @@
 #!/usr/bin/env -S python3 -S
 """Runs the runner-side stand-ins (kubectl, helm) in processes forked ready-imported (README.md,
-"The server"); tests/run starts it and exports its socket as JEEVES_STANDIN_SERVER.
+"The server"); tests/run starts it and exports its socket as LAB_STANDIN_SERVER.
 
     python3 -S tests/standins/server.py SOCKET
 

@@ -25,15 +25,17 @@ pub struct Jobs<'a> {
 }
 
 /// A Job name: the CronJob's name (at most 52 characters) and an 11-character suffix, as the
-/// CronJob controller names its own (`<cronjob>-<minutes since the epoch>`); manual runs take
-/// the seconds, so they never meet a scheduled one's name.
+/// CronJob controller names its own (`<cronjob>-<minutes since the epoch>`, 8 digits); manual
+/// runs take the milliseconds in 10 characters, so they never meet a scheduled one's name, nor
+/// each other's when two start within one second (a re-run, two Jenkins jobs: the seconds did,
+/// and the second failed with "already exists").
 pub(super) fn job_name(cronjob: &str, tag: &str) -> String {
-    let secs = SystemTime::now()
+    let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis())
         .unwrap_or_default();
     let digits = 10 - tag.len();
-    let n = secs % 10u64.pow(digits as u32);
+    let n = millis % 10u128.pow(digits as u32);
     format!("{cronjob}-{tag}{n:0digits$}")
 }
 
