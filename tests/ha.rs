@@ -17,6 +17,91 @@ use std::time::{Duration, Instant};
 use common::{Lab, Run, Test};
 
 const CONTROLLER: &str = "10.77.0.10";
+const CONTROLLERS: [&str; 3] = [CONTROLLER, "10.77.0.102", "10.77.0.103"];
+const DOMAIN: &str = "chat.jeeves.test";
+
+/// Pebble's DNS (pebble-challtestsrv's management API) answers `ip` alone for the domain: the
+/// CA's HTTP-01 request goes to that controller.
+fn pebble_resolves_domain_to(ip: &str) {
+    let body = format!(r#"{{"host":"{DOMAIN}","addresses":["{ip}"]}}"#);
+    let (code, out) = common::tool(
+        "curl",
+        &["-sSf", "-d", &body, "http://127.0.0.1:8055/add-a"],
+    );
+    assert_eq!(code, 0, "challtestsrv add-a: {out}");
+}
+
+/// The SHA-256 fingerprint of the certificate served over HTTPS through `ip`, after a handshake
+/// verified against Pebble's root.
+fn served_fingerprint(lab: &Lab, ip: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {ip}:443 -servername {DOMAIN} -verify_return_error -CAfile '{}' </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+            lab.path("pebble/root.pem").display()
+        ))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        fp.contains("Fingerprint="),
+        "no verified certificate through {ip}: {out:?}"
+    );
+    fp
+}
+
+/// HAProxy on every controller (the tls stage with three): Pebble's DNS sends the domain to
+/// controller-2 alone, so the HTTP-01 validation reaches certbot on the first controller only
+/// through controller-2's HAProxy, which forwards /.well-known/acme-challenge/ to port 8402.
+/// Then HTTPS through each controller serves the same certificate; the next run is unchanged;
+/// and a renewal on the first controller (port 80 held by HAProxy, nothing stopped) validates
+/// through controller-2 again.
+fn ingress_on_every_controller(lab: &Lab, t: &Test) {
+    pebble_resolves_domain_to(CONTROLLERS[1]);
+    let run = t.run(&["-v", "--output", "json", "up", "--only", "tls"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let planned = run.planned("tls");
+    assert!(
+        planned.iter().any(|c| c.starts_with("issue ")
+            && c.contains(
+                "on 10.77.0.10:8402 behind every controller's haproxy (nothing stopped)"
+            )),
+        "{planned:?}"
+    );
+    for peer in ["controller-2", "controller-3"] {
+        let change =
+            format!("write {peer}: /etc/haproxy/certs/{DOMAIN}.pem (the first controller's)");
+        assert!(planned.contains(&change), "{change}: {planned:?}");
+    }
+    let served: Vec<String> = CONTROLLERS
+        .iter()
+        .map(|ip| served_fingerprint(lab, ip))
+        .collect();
+    assert!(served.iter().all(|f| *f == served[0]), "{served:?}");
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    assert_eq!(run.planned("tls"), Vec::<String>::new());
+
+    // certbot renews where HAProxy forwards: the pre hook stops nothing, and HAProxy holds
+    // port 80 throughout (a renewal on port 80 would fail to bind it).
+    assert_eq!(
+        on_controller(
+            lab,
+            &format!("grep -x -e 'http01_port = 8402' -e 'http01_address = {CONTROLLER}' /etc/letsencrypt/renewal/{DOMAIN}.conf"),
+        )
+        .lines()
+        .count(),
+        2
+    );
+    // --no-random-sleep-on-renew: certbot sleeps up to 8 minutes when not on a terminal.
+    on_controller(
+        lab,
+        "certbot renew --force-renewal --no-random-sleep-on-renew",
+    );
+    let renewed = served_fingerprint(lab, CONTROLLER);
+    assert_ne!(renewed, served[0], "the renewed certificate is served");
+}
 
 fn on_controller(lab: &Lab, cmd: &str) -> String {
     let (code, out) = lab.ssh(CONTROLLER, &lab.path("known_hosts"), cmd);
@@ -174,6 +259,7 @@ fn one_controller_becomes_three_full_nodes_and_survives_one_powered_off() {
     let run = up(&t, 0);
     assert_eq!(run.planned("terraform"), Vec::<String>::new());
     assert_eq!(run.planned("bootstrap"), Vec::<String>::new());
+    ingress_on_every_controller(&lab, &t);
 
     // A new channel: the first controller refreshed, then the others one at a time, each
     // ready before the next starts (each restarts a voter); the datastore keeps its voters.
