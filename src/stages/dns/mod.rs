@@ -1,5 +1,8 @@
 //! The dns stage: the domain's A record → the controller's public IP. `ensure_record` is also
-//! what the tls stage calls before asking for a certificate.
+//! what the tls stage calls before asking for a certificate. With controllers ≥ 3: one
+//! multivalue answer record per controller, each tied to a health check (`multivalue`).
+
+mod multivalue;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -13,8 +16,15 @@ use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::State;
 
-/// What the probe found: where the record lives, what it is, what it should be.
-pub struct RecordProbe {
+/// What the probe found: the one controller's simple record, or (controllers ≥ 3) one
+/// multivalue answer record per controller.
+pub enum RecordProbe {
+    Single(SingleRecord),
+    Multi(multivalue::Records),
+}
+
+/// Where the record lives, what it is, what it should be.
+pub struct SingleRecord {
     route53: Route53,
     zone: Zone,
     current: Option<ARecord>,
@@ -24,20 +34,55 @@ pub struct RecordProbe {
 impl RecordProbe {
     pub async fn run(settings: &Settings, state: &mut State) -> Result<RecordProbe> {
         let config = sdk_config().await;
+        if !settings.cluster.single() && state.inventory.controller.is_some() {
+            let controllers: Vec<crate::state::Host> =
+                state.inventory.controllers().into_iter().cloned().collect();
+            let route53 = Route53::new(&config);
+            let zone = route53
+                .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
+                .await?;
+            return Ok(RecordProbe::Multi(
+                multivalue::Records::probe(settings, &controllers, route53, zone).await?,
+            ));
+        }
         let ip = controller_ip(settings, state, &config).await?;
         let route53 = Route53::new(&config);
         let zone = route53
             .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
             .await?;
         let current = route53.a_record(&zone, &settings.domain).await?;
-        Ok(RecordProbe {
+        Ok(RecordProbe::Single(SingleRecord {
             route53,
             zone,
             current,
             ip,
-        })
+        }))
     }
 
+    pub fn changes(&self, settings: &Settings) -> Vec<Change> {
+        match self {
+            RecordProbe::Single(r) => r.changes(settings),
+            RecordProbe::Multi(r) => r.changes(settings),
+        }
+    }
+
+    pub async fn apply(&self, settings: &Settings, cx: &StageContext<'_>) -> Result<()> {
+        match self {
+            RecordProbe::Single(r) => r.apply(settings, cx).await,
+            RecordProbe::Multi(r) => r.apply(settings, cx).await,
+        }
+    }
+
+    /// What the domain answers after apply.
+    fn ips(&self) -> String {
+        match self {
+            RecordProbe::Single(r) => r.ip.clone(),
+            RecordProbe::Multi(r) => r.ips().join(", "),
+        }
+    }
+}
+
+impl SingleRecord {
     pub fn changes(&self, settings: &Settings) -> Vec<Change> {
         let ttl = i64::from(settings.dns.ttl);
         match &self.current {
@@ -142,7 +187,7 @@ impl Stage for DnsStage {
     async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
         let probe = self.probe.as_ref().context("apply without probe")?;
         probe.apply(cx.settings, cx).await?;
-        cx.host(&cx.settings.domain, format!("A → {}", probe.ip));
+        cx.host(&cx.settings.domain, format!("A → {}", probe.ips()));
         Ok(())
     }
 }
