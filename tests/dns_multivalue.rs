@@ -1,7 +1,8 @@
 //! The dns stage with three controllers, against moto's Route 53: one multivalue answer record
 //! per controller, each tied to a TCP health check of its HAProxy (port 443); the single
 //! controller's simple record replaced in the same batch; a re-run reuses every health check and
-//! changes nothing; a replaced controller's record and health check are deleted.
+//! changes nothing; a replaced controller's record and health check are deleted; `down` deletes
+//! the stack's records and health checks and leaves another's record.
 
 use crate::common;
 
@@ -173,4 +174,49 @@ fn three_controllers_get_one_health_checked_multivalue_record_each() {
     );
     assert_eq!(health_checks(&r53), 3);
     assert_eq!(planned(&up(&t)), Vec::<String>::new());
+
+    // down: this stack's records and health checks go; a record of another stack stays.
+    let other = aws_sdk_route53::types::ResourceRecordSet::builder()
+        .name(DOMAIN)
+        .r#type(RrType::A)
+        .set_identifier("elsewhere")
+        .multi_value_answer(true)
+        .ttl(60)
+        .resource_records(
+            aws_sdk_route53::types::ResourceRecord::builder()
+                .value("192.0.2.1")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    block_on(
+        r53.change_resource_record_sets()
+            .hosted_zone_id(&zone)
+            .change_batch(
+                aws_sdk_route53::types::ChangeBatch::builder()
+                    .changes(
+                        aws_sdk_route53::types::Change::builder()
+                            .action(aws_sdk_route53::types::ChangeAction::Create)
+                            .resource_record_set(other)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send(),
+    )
+    .unwrap();
+    t.run(&["down", "--yes"]).expect(0);
+    assert_eq!(
+        records(&r53, &zone),
+        [(
+            "elsewhere".to_string(),
+            vec!["192.0.2.1".to_string()],
+            true,
+            String::new()
+        )]
+    );
+    assert_eq!(health_checks(&r53), 0);
 }

@@ -156,6 +156,37 @@ async fn controller_ip(
     Ok(ip)
 }
 
+/// `jeeves down` with controllers ≥ 3: this stack's multivalue records and health checks
+/// deleted (records pointing elsewhere stay); what was done, as lines for the log.
+pub async fn remove_multivalue(
+    settings: &Settings,
+    controllers: &[crate::state::Host],
+) -> Result<Vec<String>> {
+    let route53 = Route53::new(&sdk_config().await);
+    let zone = route53
+        .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
+        .await?;
+    multivalue::remove(settings, controllers, &route53, &zone).await
+}
+
+/// `jeeves check` with controllers ≥ 3: what the dns stage would change (empty: each
+/// controller has its health-checked multivalue record, and nothing else is there).
+pub async fn multivalue_drift(
+    settings: &Settings,
+    controllers: &[crate::state::Host],
+) -> Result<Vec<String>> {
+    let route53 = Route53::new(&sdk_config().await);
+    let zone = route53
+        .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
+        .await?;
+    let records = multivalue::Records::probe(settings, controllers, route53, zone).await?;
+    Ok(records
+        .changes(settings)
+        .into_iter()
+        .map(|c| format!("{} {}", c.action, c.target))
+        .collect())
+}
+
 /// Makes sure the record points at the controller; true when it had to change it.
 pub async fn ensure_record(cx: &mut StageContext<'_>) -> Result<bool> {
     let probe = RecordProbe::run(cx.settings, cx.state).await?;

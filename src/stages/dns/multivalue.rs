@@ -200,8 +200,12 @@ impl Records {
     pub async fn apply(&self, settings: &Settings, cx: &StageContext<'_>) -> Result<()> {
         // Deletions first, in the one batch (all or nothing): the simple record goes as the
         // multivalue records come, since Route 53 refuses both kinds under one name and type.
-        let mut batch: Vec<RecordChange> =
-            self.deletes.iter().cloned().map(RecordChange::Delete).collect();
+        let mut batch: Vec<RecordChange> = self
+            .deletes
+            .iter()
+            .cloned()
+            .map(RecordChange::Delete)
+            .collect();
         for w in &self.wanted {
             let check = match &w.check {
                 Some(id) => id.clone(),
@@ -251,4 +255,51 @@ impl Records {
     pub fn ips(&self) -> Vec<String> {
         self.wanted.iter().map(|w| w.ip.clone()).collect()
     }
+}
+
+/// `jeeves down`: deletes this stack's records (a set named after one of `controllers` that
+/// holds exactly its address; others stay), then every health check of this stack. Returns what
+/// it did, as lines for the log.
+pub async fn remove(
+    settings: &Settings,
+    controllers: &[Host],
+    route53: &Route53,
+    zone: &Zone,
+) -> Result<Vec<String>> {
+    let d = &settings.domain;
+    let sets = route53.a_record_sets(zone, d).await?;
+    let ours: Vec<RecordChange> = sets
+        .iter()
+        .filter(|s| {
+            controllers.iter().any(|c| {
+                s.set_identifier.as_deref() == Some(c.hostname.as_str())
+                    && s.values == [c.public_ip.clone()]
+            })
+        })
+        .cloned()
+        .map(RecordChange::Delete)
+        .collect();
+    let mut said = Vec::new();
+    if !ours.is_empty() {
+        let comment = format!("jeeves {} down", settings.name);
+        let change = route53.change_a_sets(zone, d, &ours, &comment).await?;
+        route53
+            .wait_insync(&change, settings.dns.wait_timeout)
+            .await?;
+        said.push(format!("{} multivalue A record(s) deleted", ours.len()));
+    }
+    if sets.len() > ours.len() {
+        said.push(format!(
+            "{} A record set(s) of {d} left in place: they point at no controller of this stack",
+            sets.len() - ours.len()
+        ));
+    }
+    for h in route53.health_checks(&prefix(settings)).await? {
+        route53.delete_health_check(&h.id).await?;
+        said.push(format!(
+            "health check {} of {}:{} deleted",
+            h.id, h.ip, h.port
+        ));
+    }
+    Ok(said)
 }
