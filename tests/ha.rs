@@ -82,6 +82,20 @@ fn ingress_on_every_controller(lab: &Lab, t: &Test) {
         .run(&["--output", "json", "up", "--only", "tls"])
         .expect(0);
     assert_eq!(run.planned("tls"), Vec::<String>::new());
+    // DNS first made one health-checked multivalue record per controller (the lab's moto).
+    let (status, message, _) = finding(t, "dns/record");
+    assert_eq!(status, "ok", "{message}");
+    assert!(
+        message.contains("→ 10.77.0.10, 10.77.0.102, 10.77.0.103 (multivalue answer"),
+        "{message}"
+    );
+
+    // Drill: controller-2's HAProxy stopped; HTTPS still answers through the other two.
+    on_controller_at(lab, CONTROLLERS[1], "systemctl stop haproxy");
+    for ip in [CONTROLLERS[0], CONTROLLERS[2]] {
+        assert_eq!(served_fingerprint(lab, ip), served[0]);
+    }
+    on_controller_at(lab, CONTROLLERS[1], "systemctl start haproxy");
 
     // certbot renews where HAProxy forwards: the pre hook stops nothing, and HAProxy holds
     // port 80 throughout (a renewal on port 80 would fail to bind it).
@@ -104,8 +118,12 @@ fn ingress_on_every_controller(lab: &Lab, t: &Test) {
 }
 
 fn on_controller(lab: &Lab, cmd: &str) -> String {
-    let (code, out) = lab.ssh(CONTROLLER, &lab.path("known_hosts"), cmd);
-    assert_eq!(code, 0, "{cmd}: {out}");
+    on_controller_at(lab, CONTROLLER, cmd)
+}
+
+fn on_controller_at(lab: &Lab, ip: &str, cmd: &str) -> String {
+    let (code, out) = lab.ssh(ip, &lab.path("known_hosts"), cmd);
+    assert_eq!(code, 0, "{ip}: {cmd}: {out}");
     out
 }
 
