@@ -34,7 +34,9 @@ pub struct SingleRecord {
 impl RecordProbe {
     pub async fn run(settings: &Settings, state: &mut State) -> Result<RecordProbe> {
         let config = sdk_config().await;
-        if !settings.cluster.single() && state.inventory.controller.is_some() {
+        if !settings.cluster.single() {
+            // Each controller's record is its own; EC2's tags find only the first.
+            state.inventory.controller()?;
             let controllers: Vec<crate::state::Host> =
                 state.inventory.controllers().into_iter().cloned().collect();
             let route53 = Route53::new(&config);

@@ -153,16 +153,13 @@ pub(super) fn set_http01(
     acme: &AcmeForward,
 ) -> Result<bool> {
     let port = acme.port.to_string();
+    let conf = format!("{LE}/renewal/{}.conf", settings.domain);
     let out = super::run(
         session,
         super::script(
             SET_HTTP01,
             "set-http01",
-            [
-                settings.domain.as_str(),
-                port.as_str(),
-                acme.address.as_str(),
-            ],
+            [conf.as_str(), port.as_str(), acme.address.as_str()],
         ),
     )
     .with_context(|| format!("setting certbot's HTTP-01 listener for {}", settings.domain))?;
@@ -344,5 +341,38 @@ mod tests {
             .decode(&out.stdout)
             .unwrap();
         assert!(tar.starts_with(&[0x1f, 0x8b]), "a gzip archive");
+    }
+
+    /// The renewal listener script on this machine's `sh`: both keys set inside
+    /// [renewalparams] (replaced where they are), the mode kept, a right file left alone.
+    #[test]
+    fn the_renewal_listener_is_set_in_renewalparams_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("chat.example.com.conf");
+        std::fs::write(
+            &conf,
+            "version = 2.1.0\n\n[renewalparams]\nauthenticator = standalone\nhttp01_port = 80\n\n[[webroot_map]]\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let run = || {
+            let out = std::process::Command::new("sh")
+                .args(["-c", SET_HTTP01, "set-http01"])
+                .arg(&conf)
+                .args(["8402", "10.0.1.5"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(run(), "set\n");
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            "version = 2.1.0\n\n[renewalparams]\nauthenticator = standalone\n\nhttp01_port = 8402\nhttp01_address = 10.0.1.5\n[[webroot_map]]\n"
+        );
+        let mode = std::fs::metadata(&conf).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(run(), "", "already right: left alone");
     }
 }
