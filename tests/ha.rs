@@ -108,6 +108,21 @@ fn ingress_on_every_controller(lab: &Lab, t: &Test) {
         .count(),
         2
     );
+    // A lineage issued with one controller renews on port 80 (no http01 keys): the next run
+    // moves its listener behind every HAProxy.
+    on_controller(
+        lab,
+        &format!("sed -i '/^http01_/d' /etc/letsencrypt/renewal/{DOMAIN}.conf"),
+    );
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    assert_eq!(
+        run.planned("tls"),
+        [format!(
+            "set certbot's HTTP-01 listener for renewing {DOMAIN} to 10.77.0.10:8402 (behind every haproxy; now port 80, haproxy stopped for it)"
+        )]
+    );
     // --no-random-sleep-on-renew: certbot sleeps up to 8 minutes when not on a terminal.
     on_controller(
         lab,
@@ -115,6 +130,19 @@ fn ingress_on_every_controller(lab: &Lab, t: &Test) {
     );
     let renewed = served_fingerprint(lab, CONTROLLER);
     assert_ne!(renewed, served[0], "the renewed certificate is served");
+    // The other controllers get it at the next run (no channel without one yet).
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    let planned = run.planned("tls");
+    for peer in ["controller-2", "controller-3"] {
+        let change =
+            format!("write {peer}: /etc/haproxy/certs/{DOMAIN}.pem (the first controller's)");
+        assert!(planned.contains(&change), "{change}: {planned:?}");
+    }
+    for ip in CONTROLLERS {
+        assert_eq!(served_fingerprint(lab, ip), renewed, "{ip}");
+    }
 }
 
 fn on_controller(lab: &Lab, cmd: &str) -> String {
