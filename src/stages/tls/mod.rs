@@ -59,7 +59,7 @@ const ACME_PORT: u16 = 8402;
 
 /// With controllers ≥ 3: certbot's listener on the first controller, where every HAProxy
 /// forwards ACME HTTP-01 requests. None with one controller (its stack is unchanged).
-fn acme_forward(settings: &crate::config::Settings, first: &Host) -> Option<AcmeForward> {
+pub fn acme_forward(settings: &crate::config::Settings, first: &Host) -> Option<AcmeForward> {
     (!settings.cluster.single()).then(|| AcmeForward {
         address: first.private_ip.clone(),
         port: ACME_PORT,
