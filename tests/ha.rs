@@ -75,6 +75,9 @@ fn ingress_on_every_controller(lab: &Lab, t: &Test) -> String {
             format!("write {peer}: /etc/haproxy/certs/{DOMAIN}.pem (the first controller's)");
         assert!(planned.contains(&change), "{change}: {planned:?}");
     }
+    // The PEM went from the first controller to the others on stdin: its key is in no output
+    // and no log, even with -v.
+    no_private_key(t, &run);
     let served: Vec<String> = CONTROLLERS
         .iter()
         .map(|ip| served_fingerprint(lab, ip))
@@ -146,6 +149,22 @@ fn ingress_on_every_controller(lab: &Lab, t: &Test) -> String {
         assert_eq!(served_fingerprint(lab, ip), renewed, "{ip}");
     }
     renewed
+}
+
+fn no_private_key(t: &Test, run: &Run) {
+    assert!(
+        !run.stdout.contains("PRIVATE KEY") && !run.stderr.contains("PRIVATE KEY"),
+        "a private key in jeeves' output"
+    );
+    for log in std::fs::read_dir(t.path(".jeeves/lab/logs")).unwrap() {
+        let path = log.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "a private key in {}",
+            path.display()
+        );
+    }
 }
 
 fn on_controller(lab: &Lab, cmd: &str) -> String {
