@@ -210,6 +210,18 @@ pub struct HaproxyContext {
     pub pem_path: String,
     pub backend_address: String,
     pub backend_port: u16,
+    /// With controllers ≥ 3: where every HAProxy forwards ACME HTTP-01 requests (certbot on the
+    /// first controller, on a port of its own). None with one controller, whose config is
+    /// unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeForward>,
+}
+
+/// certbot's standalone listener on the first controller, behind every HAProxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcmeForward {
+    pub address: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Serialize)]

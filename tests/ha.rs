@@ -1,13 +1,15 @@
 //! Three controllers on the lab (`lab up --controllers 3 --workers 1`): a stack stood up with one
 //! controller goes to three as a planned change (terraform adds two, bootstrap joins them as full
 //! nodes; nothing replaced), the datastore then has three voters and `microk8s status` says
-//! `high-availability: yes`; the run after is unchanged. A new channel refreshes the first
+//! `high-availability: yes`; the run after is unchanged. The tls stage then puts HAProxy on all
+//! three with one certificate, validated through controller-2 (`ingress_on_every_controller`),
+//! and DNS first makes one health-checked multivalue record per controller. A new channel refreshes the first
 //! controller, then the others one at a time. One controller powered off: the datastore
 //! keeps it as a voter (go-dqlite promotes no one in its place when no other node can take it;
 //! tests/lab/standins/README.md, "Control-plane joins"), `check` names it with its repair, `up`
-//! names it and fails for it alone; booted again, it is a Ready voter and the next run is
-//! unchanged. The first controller powered off: `jeeves ssh controller` and `jeeves tunnel` go
-//! to controller-2 and say so. One lab bring-up; the Lease duration and the grace period are shortened (8 s and
+//! names it and fails for it alone; HTTPS answers through the two others; booted again, it is a Ready voter and the next run is
+//! unchanged. The first controller powered off: HTTPS answers through controller-2, and
+//! `jeeves ssh controller` and `jeeves tunnel` go to controller-2 and say so. One lab bring-up; the Lease duration and the grace period are shortened (8 s and
 //! 10 s) so that a powered-off node goes NotReady in seconds.
 
 use crate::common;
@@ -17,10 +19,161 @@ use std::time::{Duration, Instant};
 use common::{Lab, Run, Test};
 
 const CONTROLLER: &str = "10.77.0.10";
+const CONTROLLERS: [&str; 3] = [CONTROLLER, "10.77.0.102", "10.77.0.103"];
+const DOMAIN: &str = "chat.jeeves.test";
+
+/// Pebble's DNS (pebble-challtestsrv's management API) answers `ip` alone for the domain: the
+/// CA's HTTP-01 request goes to that controller.
+fn pebble_resolves_domain_to(ip: &str) {
+    let body = format!(r#"{{"host":"{DOMAIN}","addresses":["{ip}"]}}"#);
+    let (code, out) = common::tool(
+        "curl",
+        &["-sSf", "-d", &body, "http://127.0.0.1:8055/add-a"],
+    );
+    assert_eq!(code, 0, "challtestsrv add-a: {out}");
+}
+
+/// The SHA-256 fingerprint of the certificate served over HTTPS through `ip`, after a handshake
+/// verified against Pebble's root.
+fn served_fingerprint(lab: &Lab, ip: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {ip}:443 -servername {DOMAIN} -verify_return_error -CAfile '{}' </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+            lab.path("pebble/root.pem").display()
+        ))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        fp.contains("Fingerprint="),
+        "no verified certificate through {ip}: {out:?}"
+    );
+    fp
+}
+
+/// HAProxy on every controller (the tls stage with three): Pebble's DNS sends the domain to
+/// controller-2 alone, so the HTTP-01 validation reaches certbot on the first controller only
+/// through controller-2's HAProxy, which forwards /.well-known/acme-challenge/ to port 8402.
+/// Then HTTPS through each controller serves the same certificate; the next run is unchanged;
+/// and a renewal on the first controller (port 80 held by HAProxy, nothing stopped) validates
+/// through controller-2 again.
+fn ingress_on_every_controller(lab: &Lab, t: &Test) -> String {
+    pebble_resolves_domain_to(CONTROLLERS[1]);
+    let run = t.run(&["-v", "--output", "json", "up", "--only", "tls"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let planned = run.planned("tls");
+    assert!(
+        planned.iter().any(|c| c.starts_with("issue ")
+            && c.contains(
+                "on 10.77.0.10:8402 behind every controller's haproxy (nothing stopped)"
+            )),
+        "{planned:?}"
+    );
+    for peer in ["controller-2", "controller-3"] {
+        let change =
+            format!("write {peer}: /etc/haproxy/certs/{DOMAIN}.pem (the first controller's)");
+        assert!(planned.contains(&change), "{change}: {planned:?}");
+    }
+    // The PEM went from the first controller to the others on stdin: its key is in no output
+    // and no log, even with -v.
+    no_private_key(t, &run);
+    let served: Vec<String> = CONTROLLERS
+        .iter()
+        .map(|ip| served_fingerprint(lab, ip))
+        .collect();
+    assert!(served.iter().all(|f| *f == served[0]), "{served:?}");
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    assert_eq!(run.planned("tls"), Vec::<String>::new());
+    // DNS first made one health-checked multivalue record per controller (the lab's moto).
+    let (status, message, _) = finding(t, "dns/record");
+    assert_eq!(status, "ok", "{message}");
+    assert!(
+        message.contains("→ 10.77.0.10, 10.77.0.102, 10.77.0.103 (multivalue answer"),
+        "{message}"
+    );
+
+    // Drill: controller-2's HAProxy stopped; HTTPS still answers through the other two.
+    on_controller_at(lab, CONTROLLERS[1], "systemctl stop haproxy");
+    for ip in [CONTROLLERS[0], CONTROLLERS[2]] {
+        assert_eq!(served_fingerprint(lab, ip), served[0]);
+    }
+    on_controller_at(lab, CONTROLLERS[1], "systemctl start haproxy");
+
+    // certbot renews where HAProxy forwards: the pre hook stops nothing, and HAProxy holds
+    // port 80 throughout (a renewal on port 80 would fail to bind it).
+    assert_eq!(
+        on_controller(
+            lab,
+            &format!("grep -x -e 'http01_port = 8402' -e 'http01_address = {CONTROLLER}' /etc/letsencrypt/renewal/{DOMAIN}.conf"),
+        )
+        .lines()
+        .count(),
+        2
+    );
+    // A lineage issued with one controller renews on port 80 (no http01 keys): the next run
+    // moves its listener behind every HAProxy.
+    on_controller(
+        lab,
+        &format!("sed -i '/^http01_/d' /etc/letsencrypt/renewal/{DOMAIN}.conf"),
+    );
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    assert_eq!(
+        run.planned("tls"),
+        [format!(
+            "set certbot's HTTP-01 listener for renewing {DOMAIN} to 10.77.0.10:8402 (behind every haproxy; now port 80, haproxy stopped for it)"
+        )]
+    );
+    // --no-random-sleep-on-renew: certbot sleeps up to 8 minutes when not on a terminal.
+    on_controller(
+        lab,
+        "certbot renew --force-renewal --no-random-sleep-on-renew",
+    );
+    let renewed = served_fingerprint(lab, CONTROLLER);
+    assert_ne!(renewed, served[0], "the renewed certificate is served");
+    // The other controllers get it at the next run (no channel without one yet).
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    let planned = run.planned("tls");
+    for peer in ["controller-2", "controller-3"] {
+        let change =
+            format!("write {peer}: /etc/haproxy/certs/{DOMAIN}.pem (the first controller's)");
+        assert!(planned.contains(&change), "{change}: {planned:?}");
+    }
+    for ip in CONTROLLERS {
+        assert_eq!(served_fingerprint(lab, ip), renewed, "{ip}");
+    }
+    renewed
+}
+
+fn no_private_key(t: &Test, run: &Run) {
+    assert!(
+        !run.stdout.contains("PRIVATE KEY") && !run.stderr.contains("PRIVATE KEY"),
+        "a private key in jeeves' output"
+    );
+    for log in std::fs::read_dir(t.path(".jeeves/lab/logs")).unwrap() {
+        let path = log.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "a private key in {}",
+            path.display()
+        );
+    }
+}
 
 fn on_controller(lab: &Lab, cmd: &str) -> String {
-    let (code, out) = lab.ssh(CONTROLLER, &lab.path("known_hosts"), cmd);
-    assert_eq!(code, 0, "{cmd}: {out}");
+    on_controller_at(lab, CONTROLLER, cmd)
+}
+
+fn on_controller_at(lab: &Lab, ip: &str, cmd: &str) -> String {
+    let (code, out) = lab.ssh(ip, &lab.path("known_hosts"), cmd);
+    assert_eq!(code, 0, "{ip}: {cmd}: {out}");
     out
 }
 
@@ -174,6 +327,7 @@ fn one_controller_becomes_three_full_nodes_and_survives_one_powered_off() {
     let run = up(&t, 0);
     assert_eq!(run.planned("terraform"), Vec::<String>::new());
     assert_eq!(run.planned("bootstrap"), Vec::<String>::new());
+    let served = ingress_on_every_controller(&lab, &t);
 
     // A new channel: the first controller refreshed, then the others one at a time, each
     // ready before the next starts (each restarts a voter); the datastore keeps its voters.
@@ -221,6 +375,10 @@ fn one_controller_becomes_three_full_nodes_and_survives_one_powered_off() {
     // controller-3 powered off: still a voter (no node can take its place), NotReady; check
     // names it with its repair; up names it and fails for it alone.
     lab.must(&["power-off", "controller-3"]);
+    // HTTPS answers through the two others, with the same certificate.
+    for ip in [CONTROLLERS[0], CONTROLLERS[1]] {
+        assert_eq!(served_fingerprint(&lab, ip), served, "{ip}");
+    }
     wait_for_status(&lab, "controller-3", "NotReady");
     assert_eq!(ha_status(&lab)[0], "high-availability: yes");
     let (status, message, repair) = finding(&t, "ssh/controller-3");
@@ -260,6 +418,9 @@ fn one_controller_becomes_three_full_nodes_and_survives_one_powered_off() {
     // first controller that answers, and say which (the API through the tunnel is the one on
     // controller-2; the stand-in's cluster view there is its own: README, "Control-plane joins").
     lab.must(&["power-off", "controller"]);
+    // HTTPS still answers through controller-2. (controller-3's HAProxy is not back: the lab's
+    // power-on starts the snap's services, not the enabled haproxy unit.)
+    assert_eq!(served_fingerprint(&lab, CONTROLLERS[1]), served);
     let out = t
         .command(&["ssh", "controller", "--", "hostname"])
         .output()

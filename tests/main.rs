@@ -11,6 +11,7 @@ mod check;
 mod cli;
 mod deploy;
 mod dns;
+mod dns_multivalue;
 mod docs;
 mod drill;
 mod everyday;

@@ -342,3 +342,41 @@ print("ok")
         run.stderr
     );
 }
+
+/// With three controllers haproxy.cfg forwards ACME challenges to certbot on the first
+/// controller (read from the inventory, as the tls stage renders it), and passes `haproxy -c`.
+#[test]
+fn three_controllers_render_the_acme_forward_to_the_first() {
+    let mut t = Test::new();
+    let pem = throwaway_pem(&t);
+    t.env("JEEVES_HAPROXY_PEM_PATH", &pem);
+    let host = |n: &str, ip: &str| {
+        format!(r#"{{"hostname": "{n}", "public_ip": "{ip}", "private_ip": "{ip}"}}"#)
+    };
+    let vars = t.path("hosts.tfvars.json");
+    std::fs::write(
+        &vars,
+        format!(
+            r#"{{"more_controllers": [{}, {}]}}"#,
+            host("controller-2", "10.77.0.102"),
+            host("controller-3", "10.77.0.103")
+        ),
+    )
+    .unwrap();
+    t.env("JEEVES_TERRAFORM_VAR_FILES", &vars.display().to_string());
+    t.env("JEEVES_CLUSTER_CONTROLLERS", "3");
+    t.run(&["up", "--only", "terraform"]).expect(0);
+    t.run(&["render", "--out", "out"]).expect(0);
+    let cfg = t.path("out/haproxy.cfg");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    for needle in [
+        "acl acme_challenge path_beg /.well-known/acme-challenge/",
+        "http-request deny deny_status 404 if !acme_challenge",
+        "use_backend acme_backend if acme_challenge",
+        "server certbot 10.77.0.10:8402",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let (code, out) = tool("haproxy", &["-c", "-f", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "haproxy -c failed:\n{out}\n{text}");
+}

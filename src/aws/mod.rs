@@ -5,6 +5,7 @@
 
 pub mod dns_record;
 pub mod ec2;
+pub mod multivalue;
 pub mod power;
 pub mod route53;
 pub mod s3;

@@ -66,6 +66,11 @@ impl Route53 {
         Route53 { client }
     }
 
+    /// For the multivalue records and health checks (`aws::multivalue`).
+    pub(super) fn client(&self) -> &aws_sdk_route53::Client {
+        &self.client
+    }
+
     /// Every hosted zone, across all pages.
     pub async fn zones(&self, page_size: i32) -> Result<Vec<Zone>> {
         let mut zones = Vec::new();

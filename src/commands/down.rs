@@ -146,6 +146,13 @@ async fn teardown(
 /// Deletes the domain's record only while it points at this stack's controller (from the
 /// inventory, or found in EC2 by its tags when the state was lost).
 async fn remove_record(settings: &Settings, inv: &Inventory, log: StageLog<'_>) -> Result<()> {
+    if !settings.cluster.single() {
+        let controllers: Vec<_> = inv.controllers().into_iter().cloned().collect();
+        for line in crate::stages::dns::remove_multivalue(settings, &controllers).await? {
+            log.host(&settings.domain, line);
+        }
+        return Ok(());
+    }
     let config = sdk_config().await;
     let ip = match &inv.controller {
         Some(c) => c.public_ip.clone(),

@@ -30,7 +30,20 @@ pub fn run(settings: &Settings, args: &RenderArgs) -> Result<u8> {
         }
     }
     let settings = settings.as_ref();
-    let ctx = crate::stages::template_context(settings);
+    let mut ctx = crate::stages::template_context(settings);
+    // Controllers ≥ 3: haproxy.cfg forwards ACME challenges to the first controller, as the tls
+    // stage renders it, from the inventory of the last run.
+    if !settings.cluster.single() {
+        let inv = crate::state::StateDir::open(&settings.state_dir)?
+            .load()?
+            .inventory;
+        match &inv.controller {
+            Some(first) => ctx.haproxy.acme = crate::stages::tls::acme_forward(settings, first),
+            None => eprintln!(
+                "haproxy.cfg rendered without its ACME forward: the inventory has no controller yet (`jeeves up --only terraform` makes them)"
+            ),
+        }
+    }
     let mut files = templates.render_all(&ctx)?;
     if let Some(extra) = crate::stages::extra_values(settings)? {
         files.push((EXTRA_VALUES.into(), extra));

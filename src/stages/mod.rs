@@ -97,6 +97,8 @@ pub fn template_context(s: &Settings) -> TemplateContext {
             pem_path: s.haproxy.pem_path.clone(),
             backend_address: s.haproxy.backend_address.clone(),
             backend_port: s.traefik.web_nodeport,
+            // Needs the first controller's address: set by the tls stage (`tls::haproxy_config`).
+            acme: None,
         },
         traefik: TraefikContext {
             image: s.traefik.image.clone(),

@@ -72,6 +72,25 @@ async fn record(settings: &Settings, inv: &Inventory, route53: &Route53) -> Find
     let Some(ip) = inv.controller.as_ref().map(|c| c.public_ip.clone()) else {
         return Finding::fail(check, "the inventory has no controller", "jeeves up");
     };
+    if !settings.cluster.single() {
+        let controllers: Vec<_> = inv.controllers().into_iter().cloned().collect();
+        return match crate::stages::dns::multivalue_drift(settings, &controllers).await {
+            Err(e) => Finding::fail(check, format!("{e:#}"), repair),
+            Ok(drift) if drift.is_empty() => Finding::ok(
+                check,
+                format!(
+                    "A {} → {} (multivalue answer, one health-checked record per controller)",
+                    settings.domain,
+                    controllers
+                        .iter()
+                        .map(|c| c.public_ip.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Ok(drift) => Finding::fail(check, drift.join("; "), repair),
+        };
+    }
     let found = async {
         let zone = route53
             .find_zone(&settings.domain, settings.dns.zone_id.as_deref())

@@ -115,7 +115,7 @@ async fn haproxy(settings: &Settings, fleet: &Fleet, controller: &Host) -> Vec<F
     // Blocking SSH on this worker thread (as the tls stage's probe does): no copy of the settings.
     let health = tokio::task::block_in_place(|| {
         let session = fleet.lease(controller)?;
-        crate::stages::tls::haproxy_health(&session, settings)
+        crate::stages::tls::haproxy_health(&session, settings, controller)
     });
     let repair = "jeeves up --only tls";
     let h = match health {

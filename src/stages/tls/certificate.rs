@@ -13,6 +13,7 @@ use crate::ssh::{RemoteCommand, SshSession};
 use crate::stage::StageContext;
 use crate::stage_name::StageName;
 use crate::state::write_private;
+use crate::templates::AcmeForward;
 
 use super::LE;
 use super::facts::CertFacts;
@@ -22,6 +23,7 @@ use super::haproxy;
 const SAVE_CACHE: &str = include_str!("scripts/save-cache.sh");
 const RESTORE_CACHE: &str = include_str!("scripts/restore-cache.sh");
 const SET_WINDOW: &str = include_str!("scripts/set-window.sh");
+const SET_HTTP01: &str = include_str!("scripts/set-http01.sh");
 
 pub(super) fn now() -> i64 {
     std::time::SystemTime::now()
@@ -137,11 +139,44 @@ pub(super) fn set_window(session: &SshSession, settings: &Settings) -> Result<bo
     Ok(out.trim() == "set")
 }
 
+/// certbot's HTTP-01 listener for renewals, as the probe reads it ("port address").
+pub(super) fn http01(acme: &AcmeForward) -> String {
+    format!("{} {}", acme.port, acme.address)
+}
+
+/// Makes `certbot renew` listen where every HAProxy forwards the CA's HTTP-01 requests
+/// (controllers ≥ 3); a lineage issued with one controller listened on port 80. Returns whether
+/// it changed anything.
+pub(super) fn set_http01(
+    session: &SshSession,
+    settings: &Settings,
+    acme: &AcmeForward,
+) -> Result<bool> {
+    let port = acme.port.to_string();
+    let conf = format!("{LE}/renewal/{}.conf", settings.domain);
+    let out = super::run(
+        session,
+        super::script(
+            SET_HTTP01,
+            "set-http01",
+            [conf.as_str(), port.as_str(), acme.address.as_str()],
+        ),
+    )
+    .with_context(|| format!("setting certbot's HTTP-01 listener for {}", settings.domain))?;
+    Ok(out.trim() == "set")
+}
+
 /// A certificate from certbot (standalone) with haproxy stopped for port 80; the PEM is built
 /// from the new lineage before haproxy starts again, so that it serves the new certificate
-/// whether or not an old PEM was there. The domain must already point at the controller
-/// (`dns_first`).
-pub(super) fn issue(cx: &StageContext<'_>, session: &SshSession, host: &str) -> Result<()> {
+/// whether or not an old PEM was there. With `acme` (controllers ≥ 3) certbot listens there
+/// instead, behind every HAProxy, and nothing is stopped. The domain must already point at the
+/// controller (`dns_first`).
+pub(super) fn issue(
+    cx: &StageContext<'_>,
+    session: &SshSession,
+    host: &str,
+    acme: Option<&AcmeForward>,
+) -> Result<()> {
     let s = cx.settings;
     let mut certbot = RemoteCommand::new("certbot").args([
         "certonly",
@@ -162,7 +197,18 @@ pub(super) fn issue(cx: &StageContext<'_>, session: &SshSession, host: &str) -> 
     if s.tls.staging {
         certbot = certbot.arg("--staging");
     }
-    haproxy::stopped_for(cx, session, host, "certbot (port 80)", || {
+    // certbot 2.1, certbot/_internal/plugins/standalone.py: the standalone server binds
+    // (http01_address, http01_port); both are saved in the renewal config for `certbot renew`.
+    let port = acme.map(|a| a.port.to_string());
+    if let (Some(a), Some(port)) = (acme, &port) {
+        certbot = certbot.args([
+            "--http-01-port",
+            port.as_str(),
+            "--http-01-address",
+            a.address.as_str(),
+        ]);
+    }
+    let run_certbot = || {
         cx.host(
             host,
             format!("certbot: requesting a certificate for {}", s.domain),
@@ -189,7 +235,11 @@ pub(super) fn issue(cx: &StageContext<'_>, session: &SshSession, host: &str) -> 
         haproxy::build_pem(session, s)?;
         cx.host(host, format!("PEM written: {}", s.haproxy.pem_path));
         Ok(())
-    })
+    };
+    match acme {
+        Some(_) => run_certbot(),
+        None => haproxy::stopped_for(cx, session, host, "certbot (port 80)", run_certbot),
+    }
 }
 
 /// A certificate just issued that is already due would be renewed by every run.
@@ -291,5 +341,38 @@ mod tests {
             .decode(&out.stdout)
             .unwrap();
         assert!(tar.starts_with(&[0x1f, 0x8b]), "a gzip archive");
+    }
+
+    /// The renewal listener script on this machine's `sh`: both keys set inside
+    /// [renewalparams] (replaced where they are), the mode kept, a right file left alone.
+    #[test]
+    fn the_renewal_listener_is_set_in_renewalparams_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("chat.example.com.conf");
+        std::fs::write(
+            &conf,
+            "version = 2.1.0\n\n[renewalparams]\nauthenticator = standalone\nhttp01_port = 80\n\n[[webroot_map]]\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let run = || {
+            let out = std::process::Command::new("sh")
+                .args(["-c", SET_HTTP01, "set-http01"])
+                .arg(&conf)
+                .args(["8402", "10.0.1.5"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(run(), "set\n");
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            "version = 2.1.0\n\n[renewalparams]\nauthenticator = standalone\n\nhttp01_port = 8402\nhttp01_address = 10.0.1.5\n[[webroot_map]]\n"
+        );
+        let mode = std::fs::metadata(&conf).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(run(), "", "already right: left alone");
     }
 }

@@ -27,6 +27,9 @@ pub(super) struct CertFacts {
     pub pem: String,
     /// certbot's `renew_before_expiry` for the lineage (empty: its default, 30 days).
     pub window: String,
+    /// Where certbot's standalone server listens to renew it: "port address" from the renewal
+    /// config (empty: its defaults, port 80 on every address).
+    pub http01: String,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -77,6 +80,7 @@ fn parse(p: &Sections) -> Facts {
             Some(("fresh", v)) => cert.fresh = v.trim() == "yes",
             Some(("pem", v)) => cert.pem = v.trim().to_string(),
             Some(("window", v)) => cert.window = v.trim().to_string(),
+            Some(("http01", v)) => cert.http01 = v.trim().to_string(),
             _ => {}
         }
     }
@@ -109,7 +113,7 @@ mod tests {
 
     #[test]
     fn probe_output_becomes_facts() {
-        let out = "@tools\nhaproxy\nopenssl\n@cert\nnames chat.example.com \nnot_after 1790000000\nfresh yes\npem abc\n@files\nabc 1790000000123 /etc/haproxy/certs/chat.example.com.pem\ndef 1790000000456 /etc/haproxy/haproxy.cfg\n@service\nactive\nenabled\n@loaded\n1790000000200\n@end\n";
+        let out = "@tools\nhaproxy\nopenssl\n@cert\nnames chat.example.com \nnot_after 1790000000\nfresh yes\npem abc\nhttp01 8402 10.77.0.10\n@files\nabc 1790000000123 /etc/haproxy/certs/chat.example.com.pem\ndef 1790000000456 /etc/haproxy/haproxy.cfg\n@service\nactive\nenabled\n@loaded\n1790000000200\n@end\n";
         let f = parse(&Sections::parse(out, SECTIONS).unwrap());
         assert_eq!(
             f.tools,
@@ -119,6 +123,7 @@ mod tests {
         assert_eq!(c.names, vec!["chat.example.com".to_string()]);
         assert_eq!(c.not_after, 1_790_000_000);
         assert!(c.fresh);
+        assert_eq!(c.http01, "8402 10.77.0.10");
         assert_eq!(f.files["/etc/haproxy/haproxy.cfg"], "def");
         assert!(f.holds("/etc/haproxy/haproxy.cfg", "def"));
         assert!(!f.holds("/etc/haproxy/haproxy.cfg", "abc") && !f.holds("/nope", "def"));

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::config::Settings;
 use crate::ssh::SshSession;
-use crate::templates::{HAPROXY_CFG, Templates};
+use crate::state::Host;
 
 /// HAProxy on the controller as `check` judges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,10 +20,14 @@ pub struct HaproxyHealth {
     pub unloaded: Vec<String>,
 }
 
-/// Probes the controller (read-only). Blocking.
-pub fn haproxy_health(session: &SshSession, settings: &Settings) -> Result<HaproxyHealth> {
-    let templates = Templates::load(&settings.templates_dir)?;
-    let rendered = templates.render(HAPROXY_CFG, &crate::stages::template_context(settings))?;
+/// Probes the controller (read-only); `first`: the first controller, which the config names
+/// with controllers ≥ 3. Blocking.
+pub fn haproxy_health(
+    session: &SshSession,
+    settings: &Settings,
+    first: &Host,
+) -> Result<HaproxyHealth> {
+    let rendered = super::haproxy_config(settings, first)?;
     let paths = [
         settings.haproxy.config_path.as_str(),
         settings.haproxy.pem_path.as_str(),

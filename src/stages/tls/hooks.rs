@@ -21,6 +21,9 @@ const NAME: &str = "jeeves-haproxy.sh";
 const PRE: &str = include_str!("scripts/hook-pre.sh");
 const POST: &str = include_str!("scripts/hook-post.sh");
 const DEPLOY: &str = include_str!("scripts/hook-deploy.sh");
+/// The pre and post hooks with controllers ≥ 3: certbot listens behind every HAProxy on a port
+/// of its own, so a renewal stops nothing.
+const NOOP: &str = include_str!("scripts/hook-noop.sh");
 
 /// A file Jeeves installs for the hooks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,11 @@ impl HookFile {
 /// Every file the hooks need, shared scripts first: a hook never runs without what it calls.
 pub(super) fn files(settings: &Settings) -> Vec<HookFile> {
     let hooks = format!("{}/renewal-hooks", super::LE);
+    let (pre, post) = if settings.cluster.single() {
+        (PRE, POST)
+    } else {
+        (NOOP, NOOP)
+    };
     vec![
         HookFile::new(format!("{LIB}/haproxy.sh"), SERVICE_SH, 0o755),
         HookFile::new(format!("{LIB}/write-pem.sh"), WRITE_PEM_SH, 0o755),
@@ -53,8 +61,8 @@ pub(super) fn files(settings: &Settings) -> Vec<HookFile> {
             format!("{}\n{}\n", settings.domain, settings.haproxy.pem_path),
             0o644,
         ),
-        HookFile::new(format!("{hooks}/pre/{NAME}"), PRE, 0o755),
-        HookFile::new(format!("{hooks}/post/{NAME}"), POST, 0o755),
+        HookFile::new(format!("{hooks}/pre/{NAME}"), pre, 0o755),
+        HookFile::new(format!("{hooks}/post/{NAME}"), post, 0o755),
         HookFile::new(format!("{hooks}/deploy/{NAME}"), DEPLOY, 0o755),
     ]
 }

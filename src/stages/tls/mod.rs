@@ -13,16 +13,25 @@
 //! - The PEM (key + full chain, 0600) lives outside /etc/letsencrypt/live; haproxy.cfg is
 //!   checked with `haproxy -c` beside the live file before it replaces it; haproxy reloads only
 //!   when the config or the PEM changed, or the running process has not loaded them.
+//! - Controllers ≥ 3: HAProxy on every controller with the same config and PEM. The lineage
+//!   (one ACME account) stays on the first; every HAProxy forwards `/.well-known/acme-challenge/`
+//!   to certbot there, which listens on a port of its own (`ACME_PORT`), so issuance and
+//!   renewal stop no HAProxy. One controller: exactly as above.
 //!
-//! Parts: `facts` (the probe), `plan` (what to do, as data), `certificate`, `haproxy`, `hooks`,
+//! Parts: `facts` (the probe), `plan` (what to do, as data; `changes`, how it reads),
+//! `certificate`, `haproxy`, `hooks`, `peers` and `ha` (controllers ≥ 3: HAProxy on every
+//! controller, ACME challenges forwarded to certbot on the first),
 //! and `health` (what `jeeves check` reads of HAProxy, through the same probe).
 //! This file is the stage's glue and how it reaches the controller.
 
 mod certificate;
+mod changes;
 mod facts;
+mod ha;
 mod haproxy;
 mod health;
 mod hooks;
+mod peers;
 mod plan;
 
 pub use health::{HaproxyHealth, haproxy_health};
@@ -35,13 +44,46 @@ use crate::report::Change;
 use crate::ssh::{RemoteCommand, SshSession};
 use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
-use crate::templates::{HAPROXY_CFG, Templates};
+use crate::state::Host;
+use crate::templates::{AcmeForward, HAPROXY_CFG, Templates};
 
 use certificate::Cache;
 use haproxy::Service;
 use plan::{Certificate, Plan};
 
 const LE: &str = "/etc/letsencrypt";
+
+/// certbot's HTTP-01 port on the first controller with controllers ≥ 3, behind every HAProxy:
+/// one of its own, so that certbot and HAProxy (port 80) run side by side.
+const ACME_PORT: u16 = 8402;
+
+/// With controllers ≥ 3: certbot's listener on the first controller, where every HAProxy
+/// forwards ACME HTTP-01 requests. None with one controller (its stack is unchanged).
+pub fn acme_forward(settings: &crate::config::Settings, first: &Host) -> Option<AcmeForward> {
+    (!settings.cluster.single()).then(|| AcmeForward {
+        address: first.private_ip.clone(),
+        port: ACME_PORT,
+    })
+}
+
+/// haproxy.cfg as every controller gets it (`first`: the first controller).
+fn haproxy_config(settings: &crate::config::Settings, first: &Host) -> Result<String> {
+    let mut ctx = crate::stages::template_context(settings);
+    ctx.haproxy.acme = acme_forward(settings, first);
+    Templates::load(&settings.templates_dir)?.render(HAPROXY_CFG, &ctx)
+}
+
+/// Installs packages with apt-get (non-interactive).
+fn install(session: &SshSession, packages: &[&str]) -> Result<()> {
+    run(session, RemoteCommand::new("apt-get").arg("update"))?;
+    run(
+        session,
+        RemoteCommand::new("env")
+            .args(["DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y"])
+            .args(packages.iter().copied()),
+    )?;
+    Ok(())
+}
 
 /// Runs a privileged command on the controller, failing with its own output; returns stdout.
 fn run(session: &SshSession, cmd: RemoteCommand) -> Result<String> {
@@ -73,38 +115,54 @@ impl Stage for TlsStage {
     async fn probe(&mut self, cx: &mut StageContext<'_>) -> Result<Vec<Change>> {
         let settings = cx.settings.clone();
         let controller = cx.state.inventory.controller()?.clone();
-        cx.pin(std::slice::from_ref(&controller)).await?;
-        let templates = Templates::load(&settings.templates_dir)?;
-        let config = templates.render(HAPROXY_CFG, &crate::stages::template_context(&settings))?;
+        // One controller: the first alone, as ever (`more_controllers` is empty).
+        let more = cx.state.inventory.more_controllers.clone();
+        let all: Vec<Host> = std::iter::once(controller.clone())
+            .chain(more.iter().cloned())
+            .collect();
+        cx.pin(&all).await?;
+        let config = haproxy_config(&settings, &controller)?;
         let facts = block_in_place(|| {
             let session = cx.fleet.lease(&controller)?;
             facts::probe(&session, &settings, &plan::managed_paths(&settings))
         })?;
         let cached = Cache::new(&settings).read().map(|(meta, _)| meta);
-        let plan = Plan::decide(&settings, controller, &facts, cached.as_ref(), config);
+        let mut plan = Plan::decide(
+            &settings,
+            controller,
+            &facts,
+            cached.as_ref(),
+            config.clone(),
+        );
+        for peer in more {
+            let facts = block_in_place(|| {
+                let session = cx.fleet.lease(&peer)?;
+                peers::probe(&session, &settings)
+            })
+            .with_context(|| format!("probing HAProxy on {}", peer.hostname))?;
+            let first_pem = plan.settled_pem().map(String::from);
+            plan.peers.push(peers::PeerPlan::decide(
+                &settings,
+                peer,
+                &facts,
+                &config,
+                first_pem.as_deref(),
+            ));
+        }
         let changes = plan.changes(&settings);
         self.plan = Some(plan);
         Ok(changes)
     }
 
     async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
-        let plan = self.plan.take().context("apply without probe")?;
+        let mut plan = self.plan.take().context("apply without probe")?;
         let settings = cx.settings.clone();
         let host = plan.controller.hostname.clone();
         let session = block_in_place(|| cx.fleet.lease(&plan.controller))?;
 
         if !plan.install.is_empty() {
             cx.host(&host, format!("installing {}", plan.install.join(" ")));
-            block_in_place(|| -> Result<()> {
-                run(&session, RemoteCommand::new("apt-get").arg("update"))?;
-                run(
-                    &session,
-                    RemoteCommand::new("env")
-                        .args(["DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y"])
-                        .args(plan.install.iter().copied()),
-                )?;
-                Ok(())
-            })?;
+            block_in_place(|| install(&session, &plan.install))?;
         }
         if !plan.hooks.is_empty() {
             block_in_place(|| hooks::install(&session, &plan.hooks))?;
@@ -132,7 +190,11 @@ impl Stage for TlsStage {
             }
             Certificate::Issue(_) => {
                 certificate::dns_first(cx, &plan.controller.public_ip).await?;
-                block_in_place(|| certificate::issue(cx, &session, &host))?;
+                if plan.acme.is_some() {
+                    // Every HAProxy forwards the challenge before the CA is asked.
+                    block_in_place(|| ha::serve_port_80(cx, &session, &mut plan))?;
+                }
+                block_in_place(|| certificate::issue(cx, &session, &host, plan.acme.as_ref()))?;
                 // Safe point: certbot is done and haproxy serves again (with the new PEM).
                 crate::interrupt::check()?;
                 let issued = block_in_place(|| facts::probe(&session, &settings, &[]))?
@@ -151,6 +213,22 @@ impl Stage for TlsStage {
                 format!(
                     "certbot's renewal window set to {} (tls.renew_before)",
                     certificate::certbot_window(&settings)
+                ),
+            );
+        }
+        if let (
+            Certificate::Keep {
+                http01: Some(_), ..
+            },
+            Some(acme),
+        ) = (&plan.certificate, &plan.acme)
+            && block_in_place(|| certificate::set_http01(&session, &settings, acme))?
+        {
+            cx.host(
+                &host,
+                format!(
+                    "certbot renews on {}:{} behind every haproxy (no haproxy stop)",
+                    acme.address, acme.port
                 ),
             );
         }
@@ -182,6 +260,9 @@ impl Stage for TlsStage {
         }
         if plan.enable {
             block_in_place(|| haproxy::service(&session, Service::Enable))?;
+        }
+        if !plan.peers.is_empty() {
+            block_in_place(|| ha::converge_peers(cx, &session, &mut plan))?;
         }
         Ok(())
     }

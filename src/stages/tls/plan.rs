@@ -4,13 +4,14 @@
 use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
-use crate::report::Change;
 use crate::state::Host;
 
 use super::certificate::{self, CacheMeta};
 use super::facts::{CertFacts, Facts};
 use super::haproxy;
 use super::hooks::{self, HookFile};
+use super::peers::PeerPlan;
+use crate::templates::AcmeForward;
 
 /// What happens to the certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub(super) enum Certificate {
         pem: bool,
         /// certbot's renewal window differs from `tls.renew_before`: its current value.
         window: Option<String>,
+        /// Controllers ≥ 3: certbot's HTTP-01 listener for renewals is not where every HAProxy
+        /// forwards the challenges (a lineage from one controller): its current value.
+        http01: Option<String>,
     },
     /// The state dir's copy of the lineage, still fresh, unpacked on the host (no ACME order);
     /// then certbot's window and the PEM.
@@ -60,6 +64,13 @@ pub(super) struct Plan {
     pub unloaded: Vec<String>,
     /// haproxy does not start at boot.
     pub enable: bool,
+    /// Controllers ≥ 3: where every HAProxy forwards ACME HTTP-01 (certbot on this controller).
+    pub acme: Option<AcmeForward>,
+    /// Controllers ≥ 3, a certificate to issue and no PEM here: a placeholder lets haproxy run
+    /// (and forward the challenge) before certbot.
+    pub placeholder: bool,
+    /// The other controllers' HAProxy (set by the stage's probe after `decide`).
+    pub peers: Vec<PeerPlan>,
 }
 
 pub(super) fn sha256(data: &[u8]) -> String {
@@ -93,11 +104,16 @@ impl Plan {
             m.domain == settings.domain && certificate::usable(&m.names, m.not_after, settings)
         });
         let window = certificate::certbot_window(settings);
+        let acme = super::acme_forward(settings, &controller);
         let certificate = match (host_cert, cached) {
             (Some(c), _) => Certificate::Keep {
                 lineage: c.clone(),
                 pem: !facts.holds(&settings.haproxy.pem_path, &c.pem),
                 window: (c.window != window).then(|| c.window.clone()),
+                http01: acme
+                    .as_ref()
+                    .filter(|a| c.http01 != certificate::http01(a))
+                    .map(|_| c.http01.clone()),
             },
             (None, Some(_)) => Certificate::Restore,
             (None, None) => Certificate::Issue(match &facts.cert {
@@ -117,6 +133,9 @@ impl Plan {
         };
         let config = (!facts.holds(&settings.haproxy.config_path, &sha256(config.as_bytes())))
             .then_some(config);
+        let placeholder = acme.is_some()
+            && matches!(certificate, Certificate::Issue(_))
+            && !facts.files.contains_key(&settings.haproxy.pem_path);
         Plan {
             controller,
             install: ["haproxy", "certbot"]
@@ -139,6 +158,22 @@ impl Plan {
             .map(String::from)
             .collect(),
             enable: !facts.enabled,
+            acme,
+            placeholder,
+            peers: Vec::new(),
+        }
+    }
+
+    /// The SHA-256 the PEM here will have after this run when the run does not change it: what
+    /// a peer's PEM is compared with.
+    pub fn settled_pem(&self) -> Option<&str> {
+        match &self.certificate {
+            Certificate::Keep {
+                lineage,
+                pem: false,
+                ..
+            } => Some(lineage.pem.as_str()),
+            _ => None,
         }
     }
 
@@ -155,88 +190,6 @@ impl Plan {
             || self.config.is_some()
             || !self.unloaded.is_empty()
             || self.install.contains(&"haproxy")
-    }
-
-    /// The plan as the changes `plan` and `up` report (empty: the stage is unchanged).
-    pub fn changes(&self, settings: &Settings) -> Vec<Change> {
-        let mut changes = Vec::new();
-        if !self.install.is_empty() {
-            changes.push(Change::new("install", self.install.join(" ")));
-        }
-        let domain = &settings.domain;
-        match &self.certificate {
-            Certificate::Keep { .. } => {}
-            Certificate::Restore => changes.push(Change::new(
-                "restore",
-                format!("certificate for {domain} from the state dir's copy (no new ACME order)"),
-            )),
-            Certificate::Issue(replacing) => changes.push(Change::new(
-                "issue",
-                format!(
-                    "certificate for {domain} from {}: DNS first, then certbot --standalone with haproxy stopped{}",
-                    settings
-                        .tls
-                        .acme_server
-                        .as_deref()
-                        .unwrap_or("Let's Encrypt"),
-                    match replacing {
-                        Replacing::Nothing => String::new(),
-                        Replacing::Names(names) =>
-                            format!(" (the host's certificate names {})", names.join(",")),
-                        Replacing::Due =>
-                            " (the host's certificate is inside the renewal window)".into(),
-                    }
-                ),
-            )),
-        }
-        if !self.hooks.is_empty() {
-            changes.push(Change::new(
-                "write",
-                format!("{} certbot renewal hook file(s)", self.hooks.len()),
-            ));
-        }
-        if let Certificate::Keep {
-            window: Some(now), ..
-        } = &self.certificate
-        {
-            changes.push(Change::new(
-                "set",
-                format!(
-                    "certbot's renewal window for {domain} to {} (tls.renew_before; now {})",
-                    certificate::certbot_window(settings),
-                    if now.is_empty() {
-                        "certbot's default, 30 days"
-                    } else {
-                        now.as_str()
-                    }
-                ),
-            ));
-        }
-        if self.writes_pem() {
-            changes.push(Change::new("write", settings.haproxy.pem_path.clone()));
-        }
-        if self.config.is_some() {
-            changes.push(Change::new("update", settings.haproxy.config_path.clone()));
-        }
-        if self.start || self.enable {
-            changes.push(Change::new("start", "haproxy (enabled, active)"));
-        }
-        if !self.unloaded.is_empty() {
-            changes.push(Change::new(
-                "reload",
-                format!(
-                    "haproxy: the running process has not loaded {} (changed after it started: a reload that never happened)",
-                    self.unloaded.join(", ")
-                ),
-            ));
-        }
-        if self.cache {
-            changes.push(Change::new(
-                "cache",
-                format!("certificate lineage of {domain} in the state dir"),
-            ));
-        }
-        changes
     }
 }
 
@@ -263,6 +216,7 @@ mod tests {
             fresh: true,
             pem: "p".into(),
             window: certificate::certbot_window(s),
+            http01: String::new(),
         };
         let mut files = BTreeMap::from([
             (s.haproxy.pem_path.clone(), "p".to_string()),
@@ -388,5 +342,79 @@ mod tests {
         disabled.enabled = false;
         let plan = decide(&s, &disabled, Some(&cache));
         assert!(plan.enable && !plan.loads_haproxy());
+    }
+
+    /// Controllers ≥ 3: the renewal listener follows the forward, a fresh stack gets a
+    /// placeholder PEM before certbot, and each peer's PEM is the first controller's.
+    #[test]
+    fn three_controllers_forward_acme_and_share_the_pem() {
+        let s = Settings::load(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/lab.toml")),
+            &crate::config::Env::from_pairs([
+                ("MONGO_URI", "m"),
+                ("JEEVES_CLUSTER_CONTROLLERS", "3"),
+            ]),
+        )
+        .unwrap();
+        // A lineage issued with one controller (certbot on port 80): its renewal listener moves.
+        let mut facts = converged(&s);
+        let plan = decide(&s, &facts, Some(&cached(&s, &facts)));
+        let changes: Vec<String> = plan
+            .changes(&s)
+            .iter()
+            .map(|c| format!("{} {}", c.action, c.target))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "set certbot's HTTP-01 listener for renewing chat.jeeves.test to 10.77.0.10:8402 (behind every haproxy; now port 80, haproxy stopped for it)"
+            ],
+        );
+        facts.cert.as_mut().unwrap().http01 = "8402 10.77.0.10".into();
+        let plan = decide(&s, &facts, Some(&cached(&s, &facts)));
+        assert_eq!(plan.changes(&s), vec![], "{plan:?}");
+        assert_eq!(plan.settled_pem(), Some("p"));
+
+        // A fresh stack: a placeholder PEM lets haproxy forward before certbot; nothing stopped.
+        let mut bare = facts.clone();
+        bare.cert = None;
+        bare.files.clear();
+        let plan = decide(&s, &bare, None);
+        assert!(plan.placeholder && plan.settled_pem().is_none());
+        let issue = plan
+            .changes(&s)
+            .into_iter()
+            .find(|c| c.action == "issue")
+            .unwrap()
+            .target;
+        assert!(
+            issue
+                .contains("on 10.77.0.10:8402 behind every controller's haproxy (nothing stopped)"),
+            "{issue}"
+        );
+
+        // A peer: converged when its PEM is the first controller's and its config the rendered one.
+        let peer = Host {
+            id: "i-2".into(),
+            hostname: "controller-2".into(),
+            public_ip: "10.77.0.102".into(),
+            private_ip: "10.77.0.102".into(),
+        };
+        let p = PeerPlan::decide(&s, peer.clone(), &facts, CONFIG, Some("p"));
+        assert_eq!(p.changes(&s), vec![], "{p:?}");
+        let p = PeerPlan::decide(&s, peer.clone(), &facts, CONFIG, None);
+        let changes: Vec<String> = p
+            .changes(&s)
+            .iter()
+            .map(|c| format!("{} {}", c.action, c.target))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "write controller-2: /etc/haproxy/certs/chat.jeeves.test.pem (the first controller's)"
+            ]
+        );
+        let p = PeerPlan::decide(&s, peer, &Facts::default(), CONFIG, Some("p"));
+        assert!(p.install && p.no_pem && p.pem && p.config.is_some() && p.start && p.enable);
     }
 }

@@ -34,6 +34,10 @@ if [ -r "$live/cert.pem" ] && [ -r "$live/privkey.pem" ] && [ -r "$live/fullchai
   if [ -r "$conf" ]; then
     window=$(sed -n 's/^renew_before_expiry *= *//p' "$conf")
     echo "window $window"
+    # Where certbot's standalone server listens when it renews (empty: port 80, all addresses).
+    port=$(sed -n 's/^http01_port *= *//p' "$conf")
+    address=$(sed -n 's/^http01_address *= *//p' "$conf")
+    echo "http01 $port $address"
   fi
 fi
 echo "@files"

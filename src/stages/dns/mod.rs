@@ -1,5 +1,8 @@
 //! The dns stage: the domain's A record → the controller's public IP. `ensure_record` is also
-//! what the tls stage calls before asking for a certificate.
+//! what the tls stage calls before asking for a certificate. With controllers ≥ 3: one
+//! multivalue answer record per controller, each tied to a health check (`multivalue`).
+
+mod multivalue;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -13,8 +16,15 @@ use crate::stage::{Stage, StageContext};
 use crate::stage_name::StageName;
 use crate::state::State;
 
-/// What the probe found: where the record lives, what it is, what it should be.
-pub struct RecordProbe {
+/// What the probe found: the one controller's simple record, or (controllers ≥ 3) one
+/// multivalue answer record per controller.
+pub enum RecordProbe {
+    Single(SingleRecord),
+    Multi(multivalue::Records),
+}
+
+/// Where the record lives, what it is, what it should be.
+pub struct SingleRecord {
     route53: Route53,
     zone: Zone,
     current: Option<ARecord>,
@@ -24,20 +34,57 @@ pub struct RecordProbe {
 impl RecordProbe {
     pub async fn run(settings: &Settings, state: &mut State) -> Result<RecordProbe> {
         let config = sdk_config().await;
+        if !settings.cluster.single() {
+            // Each controller's record is its own; EC2's tags find only the first.
+            state.inventory.controller()?;
+            let controllers: Vec<crate::state::Host> =
+                state.inventory.controllers().into_iter().cloned().collect();
+            let route53 = Route53::new(&config);
+            let zone = route53
+                .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
+                .await?;
+            return Ok(RecordProbe::Multi(
+                multivalue::Records::probe(settings, &controllers, route53, zone).await?,
+            ));
+        }
         let ip = controller_ip(settings, state, &config).await?;
         let route53 = Route53::new(&config);
         let zone = route53
             .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
             .await?;
         let current = route53.a_record(&zone, &settings.domain).await?;
-        Ok(RecordProbe {
+        Ok(RecordProbe::Single(SingleRecord {
             route53,
             zone,
             current,
             ip,
-        })
+        }))
     }
 
+    pub fn changes(&self, settings: &Settings) -> Vec<Change> {
+        match self {
+            RecordProbe::Single(r) => r.changes(settings),
+            RecordProbe::Multi(r) => r.changes(settings),
+        }
+    }
+
+    pub async fn apply(&self, settings: &Settings, cx: &StageContext<'_>) -> Result<()> {
+        match self {
+            RecordProbe::Single(r) => r.apply(settings, cx).await,
+            RecordProbe::Multi(r) => r.apply(settings, cx).await,
+        }
+    }
+
+    /// What the domain answers after apply.
+    fn ips(&self) -> String {
+        match self {
+            RecordProbe::Single(r) => r.ip.clone(),
+            RecordProbe::Multi(r) => r.ips().join(", "),
+        }
+    }
+}
+
+impl SingleRecord {
     pub fn changes(&self, settings: &Settings) -> Vec<Change> {
         let ttl = i64::from(settings.dns.ttl);
         match &self.current {
@@ -111,6 +158,37 @@ async fn controller_ip(
     Ok(ip)
 }
 
+/// `jeeves down` with controllers ≥ 3: this stack's multivalue records and health checks
+/// deleted (records pointing elsewhere stay); what was done, as lines for the log.
+pub async fn remove_multivalue(
+    settings: &Settings,
+    controllers: &[crate::state::Host],
+) -> Result<Vec<String>> {
+    let route53 = Route53::new(&sdk_config().await);
+    let zone = route53
+        .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
+        .await?;
+    multivalue::remove(settings, controllers, &route53, &zone).await
+}
+
+/// `jeeves check` with controllers ≥ 3: what the dns stage would change (empty: each
+/// controller has its health-checked multivalue record, and nothing else is there).
+pub async fn multivalue_drift(
+    settings: &Settings,
+    controllers: &[crate::state::Host],
+) -> Result<Vec<String>> {
+    let route53 = Route53::new(&sdk_config().await);
+    let zone = route53
+        .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
+        .await?;
+    let records = multivalue::Records::probe(settings, controllers, route53, zone).await?;
+    Ok(records
+        .changes(settings)
+        .into_iter()
+        .map(|c| format!("{} {}", c.action, c.target))
+        .collect())
+}
+
 /// Makes sure the record points at the controller; true when it had to change it.
 pub async fn ensure_record(cx: &mut StageContext<'_>) -> Result<bool> {
     let probe = RecordProbe::run(cx.settings, cx.state).await?;
@@ -142,7 +220,7 @@ impl Stage for DnsStage {
     async fn apply(&mut self, cx: &mut StageContext<'_>) -> Result<()> {
         let probe = self.probe.as_ref().context("apply without probe")?;
         probe.apply(cx.settings, cx).await?;
-        cx.host(&cx.settings.domain, format!("A → {}", probe.ip));
+        cx.host(&cx.settings.domain, format!("A → {}", probe.ips()));
         Ok(())
     }
 }
