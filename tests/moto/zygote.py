@@ -42,6 +42,26 @@ libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_NAME, PR_SET_PDEATHSIG, CLONE_NEWNET = 15, 1, 0x40000000
 
 
+# The MOTO_* settings a server may be given, and how each takes effect in a fork of a process
+# that has imported moto without it. MOTO_ACCOUNT_ID is read at every request
+# (moto/core/responses.py) and MOTO_EC2_LOAD_DEFAULT_AMIS when an EC2 backend is made
+# (moto/settings.py ec2_load_default_amis, called by amis.py _load_amis): both as they are.
+# MOTO_AMIS_PATH is read when moto/ec2/models/amis.py is imported (its module-level AMIS), so the
+# fork reads it again as that import does. Any other is refused: it may be read at import.
+SETTINGS = ("MOTO_ACCOUNT_ID", "MOTO_EC2_LOAD_DEFAULT_AMIS", "MOTO_AMIS_PATH")
+
+
+def unknown_settings(env):
+    return [k for k in env if k.startswith("MOTO_") and k not in SETTINGS]
+
+
+def apply_settings():
+    if "MOTO_AMIS_PATH" in os.environ:
+        from moto.ec2.models import amis
+        with open(os.environ["MOTO_AMIS_PATH"], encoding="utf-8") as f:
+            amis.AMIS = json.load(f)
+
+
 def serve(request, netns):
     """In the forked child: becomes the moto server the request asks for. Never returns."""
     code = 1
@@ -61,6 +81,7 @@ def serve(request, netns):
         os.close(null)
         os.close(log)
         os.environ.update(request.get("env", {}))
+        apply_settings()
         libc.prctl(PR_SET_NAME, b"moto_server", 0, 0, 0)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
@@ -118,6 +139,9 @@ def main():
         with conn:
             try:
                 request = json.loads(conn.makefile("r").readline())
+                unknown = unknown_settings(request.get("env", {}))
+                if unknown:
+                    raise ValueError(f"the zygote cannot apply {', '.join(unknown)}: start moto_server")
                 # The requester waits for the answer, so its namespace is there to open.
                 netns = os.open(f"/proc/{int(request['pid'])}/ns/net", os.O_RDONLY)
             except (ValueError, KeyError, OSError) as e:
