@@ -5,7 +5,6 @@ See README.md beside this file for what each behaviour follows upstream."""
 # cost ~55 ms of CPU): modules only some commands need are imported where they are used.
 import json, os, re, sys, time
 from datetime import datetime, timezone
-sys.dont_write_bytecode = True
 sys.stdout.reconfigure(line_buffering=True)  # stdout and stderr lines in the order written, as Go's kubectl
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import common
