@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use jeeves::ssh::{HostKeyPolicy, RemoteCommand, SshOptions, SshSession, Target};
 
-mod russh_tunnel;
 mod tunnel;
 
 const COMMANDS: [&str; 10] = [

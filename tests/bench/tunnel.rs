@@ -3,8 +3,9 @@
 //! throughput over 16 connections, small round trips on one connection, and small requests on
 //! a connection each (which includes the channel open). Each measure takes turns between the
 //! two (a shared machine's load varies) and also reports the CPU the forwarder spent: the
-//! tunnel's thread in this process, the `ssh` process for OpenSSH. A third side, a prototype
-//! forwarder on russh (`russh_tunnel`), is measured with them (issue 26).
+//! tunnel's thread in this process, the `ssh` process for OpenSSH. Sides are a list, OpenSSH
+//! last, so that a candidate forwarder can be measured beside both (issue 26 measured one on
+//! russh this way: commit 3695066, docs/benchmarks.md "Tunnel").
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use jeeves::ssh::{RemoteCommand, SshSession, Tunnel};
 
-use super::{openssh, opts, russh_tunnel, target};
+use super::{openssh, opts, target};
 
 const ECHO_PORT: u16 = 17100;
 const ECHO: &str = r#"
@@ -88,7 +89,7 @@ fn transfer(port: u16, bytes: usize) -> f64 {
         }
         conn.shutdown(Shutdown::Write).unwrap();
         // A forwarder that loses bytes is a finding to print, not a reason to stop measuring
-        // the others (the russh prototype did, on 16 connections at once).
+        // the others (issue 26's russh prototype did, on 16 connections at once).
         let got = r.join().unwrap();
         if got != bytes {
             println!("tunnel: LOST DATA through port {port}: {got} of {bytes} bytes came back");
@@ -233,19 +234,12 @@ pub fn run(lab: &Path, mib: usize, rounds: usize) {
         .spawn()
         .unwrap();
     wait_for(sport);
-    let russh = russh_tunnel::open(lab, controller, ECHO_PORT);
-    wait_for(russh.port);
     // OpenSSH last: every ratio is a side against it.
     let sides = [
         Side {
             name: "jeeves",
             port: t.local.port(),
             stat: thread_stat("jeeves-tunnel"),
-        },
-        Side {
-            name: "russh",
-            port: russh.port,
-            stat: thread_stat("russh-tunnel"),
         },
         Side {
             name: "ssh -L",
@@ -348,7 +342,6 @@ pub fn run(lab: &Path, mib: usize, rounds: usize) {
 
     let _ = ssh.kill();
     let _ = ssh.wait();
-    drop(russh);
     drop(t);
     let _ = setup.run(&RemoteCommand::new("pkill").args(["-f", "echo-server"]));
 }
