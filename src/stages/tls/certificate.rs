@@ -56,6 +56,16 @@ pub(super) struct CacheMeta {
     pub not_after: i64,
 }
 
+impl CacheMeta {
+    pub fn of(settings: &Settings, cert: &CertFacts) -> CacheMeta {
+        CacheMeta {
+            domain: settings.domain.clone(),
+            names: cert.names.clone(),
+            not_after: cert.not_after,
+        }
+    }
+}
+
 pub(super) struct Cache {
     pub tar: PathBuf,
     meta: PathBuf,
@@ -89,7 +99,7 @@ impl Cache {
 pub(super) fn save_cache(
     session: &SshSession,
     settings: &Settings,
-    cert: &CertFacts,
+    meta: &CacheMeta,
 ) -> Result<()> {
     let d = &settings.domain;
     let out = super::run(
@@ -100,14 +110,7 @@ pub(super) fn save_cache(
     let tar = base64::engine::general_purpose::STANDARD
         .decode(out.trim())
         .context("the lineage archive came back garbled")?;
-    Cache::new(settings).write(
-        &CacheMeta {
-            domain: d.clone(),
-            names: cert.names.clone(),
-            not_after: cert.not_after,
-        },
-        &tar,
-    )
+    Cache::new(settings).write(meta, &tar)
 }
 
 /// Unpacks the cached lineage on the controller; returns its metadata.
