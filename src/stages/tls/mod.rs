@@ -177,19 +177,25 @@ impl Stage for TlsStage {
             config.clone(),
         );
         for peer in more {
-            let facts = block_in_place(|| {
+            let probed = block_in_place(|| {
                 let session = cx.fleet.lease(&peer)?;
                 peers::probe(&session, &settings)
-            })
-            .with_context(|| format!("probing HAProxy on {}", peer.hostname))?;
+            });
             let first_pem = plan.settled_pem().map(String::from);
-            plan.peers.push(peers::PeerPlan::decide(
-                &settings,
-                peer,
-                &facts,
-                &config,
-                first_pem.as_deref(),
-            ));
+            plan.peers.push(match probed {
+                Ok(facts) => {
+                    peers::PeerPlan::decide(&settings, peer, &facts, &config, first_pem.as_deref())
+                }
+                // A host key that is not the pinned one stops everything; an unreachable peer
+                // only itself (as in bootstrap): the stage goes on and fails at the end.
+                Err(e) if e.chain().any(|c| c.is::<crate::ssh::HostKeyRejected>()) => {
+                    return Err(e.context(format!("probing HAProxy on {}", peer.hostname)));
+                }
+                Err(e) => {
+                    cx.host(&peer.hostname, format!("probe failed: {e:#}"));
+                    peers::PeerPlan::unreachable(peer, format!("{e:#}"))
+                }
+            });
         }
         let changes = plan.changes(&settings);
         self.plan = Some(plan);
@@ -281,6 +287,6 @@ impl Stage for TlsStage {
         if !plan.peers.is_empty() {
             block_in_place(|| ha::converge_peers(cx, &session, &mut plan))?;
         }
-        Ok(())
+        ha::failed_peers(&plan)
     }
 }
