@@ -102,9 +102,10 @@ pub(super) fn save_cache(
     meta: &CacheMeta,
 ) -> Result<()> {
     let d = &settings.domain;
+    // Its output is the lineage, private key included: a failure quotes stderr alone.
     let out = super::run(
         session,
-        super::script(SAVE_CACHE, "cache", [LE, d.as_str()]),
+        super::script(SAVE_CACHE, "cache", [LE, d.as_str()]).secret_stdout(),
     )
     .context("reading the certificate lineage for the cache")?;
     let tar = base64::engine::general_purpose::STANDARD
