@@ -237,7 +237,8 @@ pub struct DownArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     pub yes: bool,
-    /// Leave the DNS record in place (e.g. when the zone is managed elsewhere).
+    /// Leave the DNS record in place (e.g. when the zone is managed elsewhere); with 3 or 5
+    /// controllers, their records and Route 53 health checks too.
     #[arg(long)]
     pub keep_dns: bool,
 }

@@ -1,12 +1,16 @@
 //! The dns stage with three controllers, against moto's Route 53: one multivalue answer record
 //! per controller, each tied to a TCP health check of its HAProxy (port 443); the single
 //! controller's simple record replaced in the same batch; a re-run reuses every health check and
-//! changes nothing; a replaced controller's record and health check are deleted; `down` deletes
-//! the stack's records and health checks and leaves another's record.
+//! changes nothing; a replaced controller's record and health check are deleted; a record set
+//! Jeeves did not make stops the stage and is left alone; `down` then `up` makes new health
+//! checks (Route 53 refuses a deleted one's CallerReference); `down` with the inventory lost
+//! deletes the stack's records and health checks and leaves another's record.
 
 use crate::common;
 
-use aws_sdk_route53::types::RrType;
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
 use common::{Moto, Test, block_on};
 
 const DOMAIN: &str = "chat.sub.example.com";
@@ -175,39 +179,41 @@ fn three_controllers_get_one_health_checked_multivalue_record_each() {
     assert_eq!(health_checks(&r53), 3);
     assert_eq!(planned(&up(&t)), Vec::<String>::new());
 
-    // down: this stack's records and health checks go; a record of another stack stays.
-    let other = aws_sdk_route53::types::ResourceRecordSet::builder()
-        .name(DOMAIN)
-        .r#type(RrType::A)
-        .set_identifier("elsewhere")
-        .multi_value_answer(true)
-        .ttl(60)
-        .resource_records(
-            aws_sdk_route53::types::ResourceRecord::builder()
-                .value("192.0.2.1")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    block_on(
-        r53.change_resource_record_sets()
-            .hosted_zone_id(&zone)
-            .change_batch(
-                aws_sdk_route53::types::ChangeBatch::builder()
-                    .changes(
-                        aws_sdk_route53::types::Change::builder()
-                            .action(aws_sdk_route53::types::ChangeAction::Create)
-                            .resource_record_set(other)
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send(),
-    )
-    .unwrap();
+    // A record set Jeeves did not make at the name stops the stage, named; nothing changes.
+    // UPSERT: moto refuses a CREATE it has seen before while any set of the name is there.
+    let elsewhere = |action| change(&r53, &zone, action, other_stack());
+    elsewhere(ChangeAction::Upsert);
+    let before = records(&r53, &zone);
+    let run = t.run(&["up", "--only", "dns"]).expect(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "the A records of {DOMAIN} hold record set(s) Jeeves did not make: set elsewhere (multivalue answer) → 192.0.2.1."
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(records(&r53, &zone), before);
+    assert_eq!(health_checks(&r53), 3);
+    elsewhere(ChangeAction::Delete);
+
+    // down, then up again: Route 53 refuses a deleted health check's CallerReference for days
+    // (tests/moto/fixes.py), so each new check has a reference of its own.
+    t.run(&["down", "--yes"]).expect(0);
+    assert_eq!(records(&r53, &zone), []);
+    assert_eq!(health_checks(&r53), 0);
+    up(&t);
+    assert_eq!(records(&r53, &zone).len(), 3);
+    assert_eq!(health_checks(&r53), 3);
+
+    // down with the inventory lost (EC2, moto's, knows no controller): the records that name
+    // this stack's health checks go with them, before terraform releases the addresses; a
+    // record of another stack stays.
+    let state = t.path(".jeeves/lab/state.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    json["inventory"] = serde_json::json!({});
+    std::fs::write(&state, json.to_string()).unwrap();
+    elsewhere(ChangeAction::Upsert);
     t.run(&["down", "--yes"]).expect(0);
     assert_eq!(
         records(&r53, &zone),
@@ -219,4 +225,43 @@ fn three_controllers_get_one_health_checked_multivalue_record_each() {
         )]
     );
     assert_eq!(health_checks(&r53), 0);
+}
+
+/// Another stack's multivalue record set at the domain.
+fn other_stack() -> ResourceRecordSet {
+    ResourceRecordSet::builder()
+        .name(DOMAIN)
+        .r#type(RrType::A)
+        .set_identifier("elsewhere")
+        .multi_value_answer(true)
+        .ttl(60)
+        .resource_records(
+            ResourceRecord::builder()
+                .value("192.0.2.1")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+fn change(r53: &aws_sdk_route53::Client, zone: &str, action: ChangeAction, set: ResourceRecordSet) {
+    block_on(
+        r53.change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(
+                ChangeBatch::builder()
+                    .changes(
+                        Change::builder()
+                            .action(action)
+                            .resource_record_set(set)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send(),
+    )
+    .unwrap();
 }

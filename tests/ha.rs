@@ -2,7 +2,8 @@
 //! controller goes to three as a planned change (terraform adds two, bootstrap joins them as full
 //! nodes; nothing replaced), the datastore then has three voters and `microk8s status` says
 //! `high-availability: yes`; the run after is unchanged. The tls stage then puts HAProxy on all
-//! three with one certificate, validated through controller-2 (`ingress_on_every_controller`),
+//! three with one certificate, validated through controller-2 (`ingress_on_every_controller`;
+//! a restored lineage renews behind every HAProxy from the run that restores it),
 //! and DNS first makes one health-checked multivalue record per controller. A new channel refreshes the first
 //! controller, then the others one at a time. One controller powered off: the datastore
 //! keeps it as a voter (go-dqlite promotes no one in its place when no other node can take it;
@@ -112,6 +113,60 @@ fn ingress_on_every_controller(lab: &Lab, t: &Test) -> String {
         .lines()
         .count(),
         2
+    );
+    // A rebuilt first controller gets the cached lineage, whose renewal config may still name
+    // port 80 (cached with one controller): the run that restores it moves its listener behind
+    // every HAProxy, and caches it so.
+    let cache = t.path(&format!(".jeeves/lab/tls/{DOMAIN}.tar.gz"));
+    let (code, out) = common::tool(
+        "sh",
+        &[
+            "-ec",
+            "d=$(mktemp -d); tar xzf \"$1\" -C \"$d\"; sed -i '/^http01_/d' \"$d/renewal/$2.conf\"; tar czf \"$1\" -C \"$d\" live archive renewal accounts; rm -r \"$d\"",
+            "sh",
+            &cache.display().to_string(),
+            DOMAIN,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    on_controller(
+        lab,
+        &format!(
+            "rm -r /etc/letsencrypt/live/{DOMAIN} /etc/letsencrypt/archive/{DOMAIN} /etc/letsencrypt/renewal/{DOMAIN}.conf"
+        ),
+    );
+    let run = t
+        .run(&["--output", "json", "up", "--only", "tls"])
+        .expect(0);
+    let restore = format!(
+        "restore certificate for {DOMAIN} from the state dir's copy (no new ACME order); certbot renews it on 10.77.0.10:8402 behind every haproxy"
+    );
+    assert!(
+        run.planned("tls").contains(&restore),
+        "{:?}",
+        run.planned("tls")
+    );
+    assert_eq!(
+        on_controller(
+            lab,
+            &format!("grep -x -e 'http01_port = 8402' -e 'http01_address = {CONTROLLER}' /etc/letsencrypt/renewal/{DOMAIN}.conf"),
+        )
+        .lines()
+        .count(),
+        2
+    );
+    let (code, cached) = common::tool(
+        "tar",
+        &[
+            "xzf",
+            &cache.display().to_string(),
+            "-O",
+            &format!("renewal/{DOMAIN}.conf"),
+        ],
+    );
+    assert!(
+        code == 0 && cached.contains("http01_port = 8402"),
+        "{cached}"
     );
     // A lineage issued with one controller renews on port 80 (no http01 keys): the next run
     // moves its listener behind every HAProxy.

@@ -87,24 +87,7 @@ impl Ec2 {
             [] => bail!(
                 "no EC2 instance matches {selector}; run `jeeves up --only terraform` to create (or find) the controller"
             ),
-            [one] => {
-                let id = one.instance_id().unwrap_or_default().to_string();
-                let public_ip = one
-                    .public_ip_address()
-                    .with_context(|| format!("the controller {id} has no public IP address"))?
-                    .to_string();
-                let private_dns = one.private_dns_name().unwrap_or_default();
-                Ok(Instance {
-                    hostname: private_dns
-                        .split('.')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                    private_ip: one.private_ip_address().unwrap_or_default().to_string(),
-                    public_ip,
-                    id,
-                })
-            }
+            [one] => instance(one),
             many => {
                 let ids: Vec<&str> = many.iter().filter_map(|i| i.instance_id()).collect();
                 bail!(
@@ -115,6 +98,53 @@ impl Ec2 {
             }
         }
     }
+}
+
+impl Ec2 {
+    /// Every running instance tagged `Project=<project>` and `Role=controller` (with
+    /// `[cluster] controllers` 3 or 5, all of them), the first controller first.
+    pub async fn find_controllers(&self, project: &str) -> Result<Vec<Instance>> {
+        let found = self
+            .describe_instances(&[
+                (&format!("tag:{TAG_PROJECT}"), project),
+                (&format!("tag:{TAG_ROLE}"), ROLE_CONTROLLER),
+                ("instance-state-name", "running"),
+            ])
+            .await?;
+        let first = format!("{project}-controller");
+        let mut named: Vec<(bool, Instance)> = found
+            .iter()
+            .map(|i| {
+                let is_first = i
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == Some("Name") && t.value() == Some(first.as_str()));
+                Ok((!is_first, instance(i)?))
+            })
+            .collect::<Result<_>>()?;
+        named.sort_by_key(|(later, _)| *later);
+        Ok(named.into_iter().map(|(_, i)| i).collect())
+    }
+}
+
+/// The facts Jeeves reads of a controller instance.
+fn instance(one: &aws_sdk_ec2::types::Instance) -> Result<Instance> {
+    let id = one.instance_id().unwrap_or_default().to_string();
+    let public_ip = one
+        .public_ip_address()
+        .with_context(|| format!("the controller {id} has no public IP address"))?
+        .to_string();
+    let private_dns = one.private_dns_name().unwrap_or_default();
+    Ok(Instance {
+        hostname: private_dns
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        private_ip: one.private_ip_address().unwrap_or_default().to_string(),
+        public_ip,
+        id,
+    })
 }
 
 /// An instance of the stack and its state, as DescribeInstances reports it.

@@ -12,7 +12,7 @@ use super::describe;
 use super::route53::{Route53, Zone};
 
 /// One A record set named the domain, as Route 53 holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ARecordSet {
     /// None: a simple record (the one a single controller has).
     pub set_identifier: Option<String>,
@@ -21,19 +21,75 @@ pub struct ARecordSet {
     pub multi_value: bool,
     pub health_check: Option<String>,
     pub alias: bool,
+    /// The set exactly as Route 53 listed it: what a DELETE sends (Route 53 deletes only a set
+    /// that matches in every field, alias target, weight, failover, location… included).
+    pub listed: ResourceRecordSet,
 }
 
-/// A Route 53 health check: a TCP connection to `ip:port`.
+impl ARecordSet {
+    pub fn of(s: &ResourceRecordSet) -> ARecordSet {
+        ARecordSet {
+            set_identifier: s.set_identifier().map(String::from),
+            values: s
+                .resource_records()
+                .iter()
+                .map(|r| r.value().to_string())
+                .collect(),
+            ttl: s.ttl(),
+            multi_value: s.multi_value_answer().unwrap_or(false),
+            health_check: s.health_check_id().map(String::from),
+            alias: s.alias_target().is_some(),
+            listed: s.clone(),
+        }
+    }
+
+    /// The set as a user finds it in the console: its identifier, routing policy and answer.
+    pub fn describe(&self) -> String {
+        let s = &self.listed;
+        let routing = if let Some(w) = s.weight() {
+            format!("weighted, weight {w}")
+        } else if let Some(f) = s.failover() {
+            format!("failover {}", f.as_str())
+        } else if s.geo_location().is_some() {
+            "geolocation".to_string()
+        } else if s.geo_proximity_location().is_some() {
+            "geoproximity".to_string()
+        } else if let Some(r) = s.region() {
+            format!("latency, region {}", r.as_str())
+        } else if s.cidr_routing_config().is_some() {
+            "IP-based".to_string()
+        } else if self.multi_value {
+            "multivalue answer".to_string()
+        } else {
+            "simple".to_string()
+        };
+        let answer = match s.alias_target() {
+            Some(a) => format!("alias to {}", a.dns_name()),
+            None => format!("→ {}", self.values.join(",")),
+        };
+        let mut text = match &self.set_identifier {
+            Some(id) => format!("set {id} ({routing}) {answer}"),
+            None => format!("{routing} record {answer}"),
+        };
+        if let Some(h) = &self.health_check {
+            text.push_str(&format!(", health check {h}"));
+        }
+        text
+    }
+}
+
+/// A Route 53 health check: a connection of `kind` (TCP, HTTPS…) to `ip:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
     pub id: String,
     pub caller_reference: String,
+    pub kind: String,
     pub ip: String,
     pub port: i32,
 }
 
 /// What one change does to a record set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RecordChange {
     /// A multivalue answer record: `set_identifier` → `ip`, tied to `health_check`.
     Upsert {
@@ -42,8 +98,8 @@ pub enum RecordChange {
         ttl: i64,
         health_check: String,
     },
-    /// The set exactly as it is now (Route 53 deletes only an exact match).
-    Delete(ARecordSet),
+    /// The set exactly as Route 53 listed it.
+    Delete(Box<ARecordSet>),
 }
 
 fn normalize(name: &str) -> String {
@@ -76,18 +132,7 @@ impl Route53 {
                     past = true;
                     break;
                 }
-                sets.push(ARecordSet {
-                    set_identifier: s.set_identifier().map(String::from),
-                    values: s
-                        .resource_records()
-                        .iter()
-                        .map(|r| r.value().to_string())
-                        .collect(),
-                    ttl: s.ttl(),
-                    multi_value: s.multi_value_answer().unwrap_or(false),
-                    health_check: s.health_check_id().map(String::from),
-                    alias: s.alias_target().is_some(),
-                });
+                sets.push(ARecordSet::of(s));
             }
             match (past, reply.is_truncated(), reply.next_record_name()) {
                 (false, true, Some(next)) => {
@@ -120,6 +165,9 @@ impl Route53 {
                 found.push(HealthCheck {
                     id: h.id().to_string(),
                     caller_reference: h.caller_reference().to_string(),
+                    kind: config
+                        .map(|c| c.r#type().as_str().to_string())
+                        .unwrap_or_default(),
                     ip: config
                         .and_then(|c| c.ip_address())
                         .unwrap_or_default()
@@ -158,10 +206,10 @@ impl Route53 {
             .await
             .map_err(describe)
             .with_context(|| format!("Route 53 refused a health check of {ip}:{port}"))?;
-        Ok(reply
-            .health_check()
-            .map(|h| h.id().to_string())
-            .unwrap_or_default())
+        let check = reply.health_check().with_context(|| {
+            format!("Route 53 answered CreateHealthCheck of {ip}:{port} without the health check")
+        })?;
+        Ok(check.id().to_string())
     }
 
     pub async fn delete_health_check(&self, id: &str) -> Result<()> {
@@ -203,21 +251,7 @@ impl Route53 {
                         .resource_records(ResourceRecord::builder().value(ip).build()?)
                         .build()?,
                 ),
-                RecordChange::Delete(now) => {
-                    let mut set = ResourceRecordSet::builder()
-                        .name(domain)
-                        .r#type(RrType::A)
-                        .set_set_identifier(now.set_identifier.clone())
-                        .set_ttl(now.ttl)
-                        .set_health_check_id(now.health_check.clone());
-                    if now.multi_value {
-                        set = set.multi_value_answer(true);
-                    }
-                    for v in &now.values {
-                        set = set.resource_records(ResourceRecord::builder().value(v).build()?);
-                    }
-                    (ChangeAction::Delete, set.build()?)
-                }
+                RecordChange::Delete(now) => (ChangeAction::Delete, now.listed.clone()),
             };
             batch = batch.changes(
                 Change::builder()
@@ -240,9 +274,9 @@ impl Route53 {
                     zone.name
                 )
             })?;
-        Ok(reply
-            .change_info()
-            .map(|c| c.id().to_string())
-            .unwrap_or_default())
+        let info = reply.change_info().with_context(|| {
+            format!("Route 53 answered the change of {domain}'s A records without its change id")
+        })?;
+        Ok(info.id().to_string())
     }
 }

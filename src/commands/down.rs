@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::Session;
 use crate::aws::dns_record::{self, Removal};
@@ -147,7 +147,23 @@ async fn teardown(
 /// inventory, or found in EC2 by its tags when the state was lost).
 async fn remove_record(settings: &Settings, inv: &Inventory, log: StageLog<'_>) -> Result<()> {
     if !settings.cluster.single() {
-        let controllers: Vec<_> = inv.controllers().into_iter().cloned().collect();
+        let mut controllers: Vec<_> = inv.controllers().into_iter().cloned().collect();
+        if controllers.is_empty() {
+            // The inventory lost: the controllers by their tags, so that their records go before
+            // terraform releases their addresses (a lookup that fails stops the teardown).
+            controllers = Ec2::new(&sdk_config().await)
+                .find_controllers(&settings.project.name)
+                .await
+                .context("the inventory has no controllers, and looking them up in EC2 failed")?
+                .into_iter()
+                .map(|i| crate::state::Host {
+                    id: i.id,
+                    hostname: i.hostname,
+                    public_ip: i.public_ip,
+                    private_ip: i.private_ip,
+                })
+                .collect();
+        }
         for line in crate::stages::dns::remove_multivalue(settings, &controllers).await? {
             log.host(&settings.domain, line);
         }

@@ -13,6 +13,8 @@ pub struct RemoteCommand {
     args: Vec<String>,
     sudo: bool,
     stdin: Option<Vec<u8>>,
+    /// Its standard output is a secret (a key, a PEM): no error message quotes it.
+    secret_stdout: bool,
 }
 
 impl RemoteCommand {
@@ -21,6 +23,7 @@ impl RemoteCommand {
             args: vec![program.into()],
             sudo: false,
             stdin: None,
+            secret_stdout: false,
         }
     }
 
@@ -48,6 +51,20 @@ impl RemoteCommand {
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> RemoteCommand {
         self.stdin = Some(data.into());
         self
+    }
+
+    /// Its standard output is a secret: a failure reports stderr alone, never a line of stdout
+    /// (which may hold part of what was read).
+    pub fn secret_stdout(mut self) -> RemoteCommand {
+        self.secret_stdout = true;
+        self
+    }
+
+    /// What a failure of this command may quote: the tail of stderr, or of stdout when stderr
+    /// is empty and stdout is no secret.
+    pub fn said(&self, stdout: &str, stderr: &str, lines: usize) -> String {
+        let stdout = if self.secret_stdout { "" } else { stdout };
+        crate::process::tail(stdout, stderr, lines)
     }
 
     pub fn input(&self) -> Option<&[u8]> {

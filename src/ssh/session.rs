@@ -239,17 +239,13 @@ impl SshSession {
         // command can exit 124 or be killed on its own, so only past the limit is it a timeout.
         let stopped = signal.as_deref() == Some("KILL") || (signal.is_none() && status == 124);
         if stopped && started.elapsed() >= limit {
-            bail!(
-                "{}:\n{}",
-                timed_out(),
-                crate::process::tail(&out.text, &err.text, 10)
-            );
+            bail!("{}:\n{}", timed_out(), cmd.said(&out.text, &err.text, 10));
         }
         if let Some(signal) = signal {
             bail!(
                 "{} was killed by signal SIG{signal} (no exit status):\n{}",
                 what(),
-                crate::process::tail(&out.text, &err.text, 10)
+                cmd.said(&out.text, &err.text, 10)
             );
         }
         Ok(ExecOutput {
@@ -268,7 +264,7 @@ impl SshSession {
                 cmd.describe(),
                 self.target.name,
                 out.status,
-                out.tail(20)
+                cmd.said(&out.stdout, &out.stderr, 20)
             );
         }
         Ok(out)

@@ -3,6 +3,7 @@
 //! multivalue answer record per controller, each tied to a health check (`multivalue`).
 
 mod multivalue;
+mod teardown;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -168,7 +169,7 @@ pub async fn remove_multivalue(
     let zone = route53
         .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
         .await?;
-    multivalue::remove(settings, controllers, &route53, &zone).await
+    teardown::remove(settings, controllers, &route53, &zone).await
 }
 
 /// `jeeves check` with controllers ≥ 3: what the dns stage would change (empty: each

@@ -56,6 +56,16 @@ pub(super) struct CacheMeta {
     pub not_after: i64,
 }
 
+impl CacheMeta {
+    pub fn of(settings: &Settings, cert: &CertFacts) -> CacheMeta {
+        CacheMeta {
+            domain: settings.domain.clone(),
+            names: cert.names.clone(),
+            not_after: cert.not_after,
+        }
+    }
+}
+
 pub(super) struct Cache {
     pub tar: PathBuf,
     meta: PathBuf,
@@ -89,25 +99,19 @@ impl Cache {
 pub(super) fn save_cache(
     session: &SshSession,
     settings: &Settings,
-    cert: &CertFacts,
+    meta: &CacheMeta,
 ) -> Result<()> {
     let d = &settings.domain;
+    // Its output is the lineage, private key included: a failure quotes stderr alone.
     let out = super::run(
         session,
-        super::script(SAVE_CACHE, "cache", [LE, d.as_str()]),
+        super::script(SAVE_CACHE, "cache", [LE, d.as_str()]).secret_stdout(),
     )
     .context("reading the certificate lineage for the cache")?;
     let tar = base64::engine::general_purpose::STANDARD
         .decode(out.trim())
         .context("the lineage archive came back garbled")?;
-    Cache::new(settings).write(
-        &CacheMeta {
-            domain: d.clone(),
-            names: cert.names.clone(),
-            not_after: cert.not_after,
-        },
-        &tar,
-    )
+    Cache::new(settings).write(meta, &tar)
 }
 
 /// Unpacks the cached lineage on the controller; returns its metadata.

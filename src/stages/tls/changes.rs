@@ -18,7 +18,17 @@ impl Plan {
             Certificate::Keep { .. } => {}
             Certificate::Restore => changes.push(Change::new(
                 "restore",
-                format!("certificate for {domain} from the state dir's copy (no new ACME order)"),
+                format!(
+                    "certificate for {domain} from the state dir's copy (no new ACME order){}",
+                    match &self.acme {
+                        None => String::new(),
+                        // The cached renewal config may name port 80 or an old first controller.
+                        Some(a) => format!(
+                            "; certbot renews it on {}:{} behind every haproxy",
+                            a.address, a.port
+                        ),
+                    }
+                ),
             )),
             Certificate::Issue(replacing) => changes.push(Change::new(
                 "issue",

@@ -47,7 +47,7 @@ use crate::stage_name::StageName;
 use crate::state::Host;
 use crate::templates::{AcmeForward, HAPROXY_CFG, Templates};
 
-use certificate::Cache;
+use certificate::{Cache, CacheMeta};
 use haproxy::Service;
 use plan::{Certificate, Plan};
 
@@ -101,6 +101,48 @@ where
     RemoteCommand::new("sh").args(["-c", text, name]).args(args)
 }
 
+/// Makes the lineage's renewal config right on the first controller: certbot's window
+/// `tls.renew_before` (a lineage not kept as it was), and with controllers ≥ 3 its HTTP-01
+/// listener where every HAProxy forwards (a kept lineage issued with one controller, or a
+/// restored one, whose cached config may name port 80 or an old first controller). Returns
+/// whether it changed the file.
+fn renewal_config(cx: &StageContext<'_>, session: &SshSession, plan: &Plan) -> Result<bool> {
+    let (settings, host) = (cx.settings, &plan.controller.hostname);
+    let mut changed = false;
+    if !matches!(plan.certificate, Certificate::Keep { window: None, .. })
+        && certificate::set_window(session, settings)?
+    {
+        cx.host(
+            host,
+            format!(
+                "certbot's renewal window set to {} (tls.renew_before)",
+                certificate::certbot_window(settings)
+            ),
+        );
+        changed = true;
+    }
+    let listener = matches!(
+        plan.certificate,
+        Certificate::Keep {
+            http01: Some(_),
+            ..
+        } | Certificate::Restore
+    );
+    if let Some(acme) = plan.acme.as_ref().filter(|_| listener)
+        && certificate::set_http01(session, settings, acme)?
+    {
+        cx.host(
+            host,
+            format!(
+                "certbot renews on {}:{} behind every haproxy (no haproxy stop)",
+                acme.address, acme.port
+            ),
+        );
+        changed = true;
+    }
+    Ok(changed)
+}
+
 #[derive(Default)]
 pub struct TlsStage {
     plan: Option<Plan>,
@@ -135,19 +177,25 @@ impl Stage for TlsStage {
             config.clone(),
         );
         for peer in more {
-            let facts = block_in_place(|| {
+            let probed = block_in_place(|| {
                 let session = cx.fleet.lease(&peer)?;
                 peers::probe(&session, &settings)
-            })
-            .with_context(|| format!("probing HAProxy on {}", peer.hostname))?;
+            });
             let first_pem = plan.settled_pem().map(String::from);
-            plan.peers.push(peers::PeerPlan::decide(
-                &settings,
-                peer,
-                &facts,
-                &config,
-                first_pem.as_deref(),
-            ));
+            plan.peers.push(match probed {
+                Ok(facts) => {
+                    peers::PeerPlan::decide(&settings, peer, &facts, &config, first_pem.as_deref())
+                }
+                // A host key that is not the pinned one stops everything; an unreachable peer
+                // only itself (as in bootstrap): the stage goes on and fails at the end.
+                Err(e) if e.chain().any(|c| c.is::<crate::ssh::HostKeyRejected>()) => {
+                    return Err(e.context(format!("probing HAProxy on {}", peer.hostname)));
+                }
+                Err(e) => {
+                    cx.host(&peer.hostname, format!("probe failed: {e:#}"));
+                    peers::PeerPlan::unreachable(peer, format!("{e:#}"))
+                }
+            });
         }
         let changes = plan.changes(&settings);
         self.plan = Some(plan);
@@ -176,7 +224,7 @@ impl Stage for TlsStage {
 
         // The lineage now on the host, for the cache.
         let lineage = match &plan.certificate {
-            Certificate::Keep { lineage, .. } => Some(lineage.clone()),
+            Certificate::Keep { lineage, .. } => Some(CacheMeta::of(&settings, lineage)),
             Certificate::Restore => {
                 let meta = block_in_place(|| certificate::restore(&session, &settings))?;
                 cx.host(
@@ -186,7 +234,7 @@ impl Stage for TlsStage {
                         (meta.not_after - certificate::now()) / 86_400
                     ),
                 );
-                None
+                Some(meta)
             }
             Certificate::Issue(_) => {
                 certificate::dns_first(cx, &plan.controller.public_ip).await?;
@@ -201,38 +249,13 @@ impl Stage for TlsStage {
                     .cert
                     .context("no certificate for the domain on the controller after certbot")?;
                 certificate::check_issued(&settings, &issued)?;
-                Some(issued)
+                Some(CacheMeta::of(&settings, &issued))
             }
         };
-        // A new lineage follows tls.renew_before too (the script leaves a right one alone).
-        if !matches!(plan.certificate, Certificate::Keep { window: None, .. })
-            && block_in_place(|| certificate::set_window(&session, &settings))?
-        {
-            cx.host(
-                &host,
-                format!(
-                    "certbot's renewal window set to {} (tls.renew_before)",
-                    certificate::certbot_window(&settings)
-                ),
-            );
-        }
-        if let (
-            Certificate::Keep {
-                http01: Some(_), ..
-            },
-            Some(acme),
-        ) = (&plan.certificate, &plan.acme)
-            && block_in_place(|| certificate::set_http01(&session, &settings, acme))?
-        {
-            cx.host(
-                &host,
-                format!(
-                    "certbot renews on {}:{} behind every haproxy (no haproxy stop)",
-                    acme.address, acme.port
-                ),
-            );
-        }
-        if plan.cache {
+        // The renewal config (window, HTTP-01 listener) made right on the host: the cache gets
+        // it too, so that the lineage a rebuilt controller restores renews without a second run.
+        let renewal_changed = block_in_place(|| renewal_config(cx, &session, &plan))?;
+        if plan.cache || (renewal_changed && plan.recache) {
             let lineage = lineage.context("no lineage on the controller to cache")?;
             block_in_place(|| certificate::save_cache(&session, &settings, &lineage))?;
             cx.info(format!(
@@ -264,6 +287,6 @@ impl Stage for TlsStage {
         if !plan.peers.is_empty() {
             block_in_place(|| ha::converge_peers(cx, &session, &mut plan))?;
         }
-        Ok(())
+        ha::failed_peers(&plan)
     }
 }

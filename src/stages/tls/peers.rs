@@ -33,6 +33,9 @@ pub(super) struct PeerPlan {
     pub start: bool,
     pub unloaded: Vec<String>,
     pub enable: bool,
+    /// Why it could not be probed, or why converging it failed: it is left as it is, the others
+    /// go on, and the stage fails at the end naming it.
+    pub failed: Option<String>,
 }
 
 /// The files a peer's probe hashes.
@@ -70,12 +73,34 @@ impl PeerPlan {
                 .map(String::from)
                 .collect(),
             enable: !facts.enabled,
+            failed: None,
+        }
+    }
+
+    /// A peer that could not be probed: nothing is done on it in this run.
+    pub fn unreachable(host: Host, reason: String) -> PeerPlan {
+        PeerPlan {
+            host,
+            install: false,
+            config: None,
+            no_pem: false,
+            pem: false,
+            start: false,
+            unloaded: Vec::new(),
+            enable: false,
+            failed: Some(format!("unreachable ({reason})")),
         }
     }
 
     pub fn changes(&self, settings: &Settings) -> Vec<Change> {
         let h = &self.host.hostname;
         let mut changes = Vec::new();
+        if let Some(why) = &self.failed {
+            changes.push(Change::new(
+                "repair",
+                format!("{h}: {why}; its HAProxy is left as it is"),
+            ));
+        }
         if self.install {
             changes.push(Change::new("install", format!("{h}: haproxy")));
         }
@@ -115,15 +140,19 @@ pub(super) fn probe(session: &SshSession, settings: &Settings) -> Result<Facts> 
     facts::probe(session, settings, &managed_paths(settings))
 }
 
-/// The first controller's PEM, to be sent to the peers on stdin. Never printed: a failure
-/// reports the command and its stderr, and `cat` prints the file only on success.
+/// The first controller's PEM, to be sent to the peers on stdin. Never printed: its read is
+/// `secret_stdout`, so a failure (an exit status, a timeout, a signal after part of the file)
+/// reports the command and its stderr alone.
 pub(super) fn read_pem(session: &SshSession, settings: &Settings) -> Result<Vec<u8>> {
-    let pem = super::run(
-        session,
-        RemoteCommand::new("cat").arg(settings.haproxy.pem_path.as_str()),
-    )
-    .context("reading the first controller's PEM for the other controllers")?;
+    let pem = super::run(session, pem_read(settings))
+        .context("reading the first controller's PEM for the other controllers")?;
     Ok(pem.into_bytes())
+}
+
+fn pem_read(settings: &Settings) -> RemoteCommand {
+    RemoteCommand::new("cat")
+        .arg(settings.haproxy.pem_path.as_str())
+        .secret_stdout()
 }
 
 /// Writes a self-signed PEM where none is (controllers ≥ 3, before the first certificate), so
@@ -206,10 +235,34 @@ pub(super) fn converge(
     Ok(())
 }
 
-/// The placeholder script on this machine's `sh`, as a controller runs it.
+/// The placeholder script on this machine's `sh`, as a controller runs it; what a failed PEM
+/// read may say.
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read that fails after part of the PEM (a timeout, a signal, a status) quotes stderr
+    /// alone; another command still falls back to its stdout when stderr is empty.
+    #[test]
+    fn a_failed_pem_read_never_quotes_the_pem() {
+        let s = Settings::load(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/lab.toml")),
+            &crate::config::Env::from_pairs([("MONGO_URI", "m")]),
+        )
+        .unwrap();
+        let partial = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n";
+        let read = pem_read(&s).sudo(true);
+        assert_eq!(read.said(partial, "", 20), "");
+        assert_eq!(
+            read.said(partial, "cat: x.pem: Permission denied\n", 20),
+            "cat: x.pem: Permission denied"
+        );
+        assert!(
+            RemoteCommand::new("cat")
+                .said(partial, "", 20)
+                .contains("PRIVATE KEY")
+        );
+    }
 
     #[test]
     fn a_placeholder_is_written_only_where_no_pem_is() {

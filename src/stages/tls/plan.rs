@@ -55,6 +55,9 @@ pub(super) struct Plan {
     pub certificate: Certificate,
     /// Save the host's lineage in the state dir (a new one, or one newer than the copy there).
     pub cache: bool,
+    /// The state dir's copy is this lineage (or older, or none): a renewal config this run
+    /// changes is cached again.
+    pub recache: bool,
     /// The rendered haproxy.cfg, when the host's differs.
     pub config: Option<String>,
     /// haproxy is stopped: start it.
@@ -131,6 +134,12 @@ impl Plan {
             (Certificate::Keep { .. }, Some(c)) => cached.is_none_or(|m| c.not_after > m.not_after),
             _ => false,
         };
+        let recache = match (&certificate, host_cert) {
+            (Certificate::Keep { .. }, Some(c)) => {
+                cached.is_none_or(|m| c.not_after >= m.not_after)
+            }
+            _ => true,
+        };
         let config = (!facts.holds(&settings.haproxy.config_path, &sha256(config.as_bytes())))
             .then_some(config);
         let placeholder = acme.is_some()
@@ -148,6 +157,7 @@ impl Plan {
                 .collect(),
             certificate,
             cache,
+            recache,
             config,
             start: !facts.active,
             unloaded: haproxy::unloaded(
@@ -392,6 +402,24 @@ mod tests {
                 .contains("on 10.77.0.10:8402 behind every controller's haproxy (nothing stopped)"),
             "{issue}"
         );
+
+        // A rebuilt first controller: the cached lineage, whose renewal config may name port 80
+        // or an old first controller: its listener is set, and cached, in the same run.
+        let plan = decide(&s, &bare, Some(&cached(&s, &facts)));
+        assert!(plan.certificate == Certificate::Restore && plan.recache);
+        let restore = &plan.changes(&s)[0].target;
+        assert!(
+            restore.ends_with("it on 10.77.0.10:8402 behind every haproxy"),
+            "{restore}"
+        );
+        // A host lineage older than the cached one: a listener set on it is not cached over it.
+        let mut newer = cached(&s, &facts);
+        newer.not_after += 86_400;
+        let mut port80 = facts.clone();
+        port80.cert.as_mut().unwrap().http01 = String::new();
+        let plan = decide(&s, &port80, Some(&newer));
+        assert!(!plan.recache && !plan.cache, "{plan:?}");
+        assert!(decide(&s, &port80, Some(&cached(&s, &facts))).recache);
 
         // A peer: converged when its PEM is the first controller's and its config the rendered one.
         let peer = Host {
