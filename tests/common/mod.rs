@@ -476,7 +476,7 @@ pub fn sh(cmd: &mut Command) -> (i32, String) {
 /// Slots `lab up` picks from when a test does not pin one (tests/lab/lab, "Slots"); LAB_SLOTS
 /// overrides it. Each slot is a whole lab in its own network namespace, so this many lab tests run
 /// at once (under `cargo nextest`; `cargo test` runs one test binary at a time).
-pub const LAB_SLOTS: u32 = 5;
+pub const LAB_SLOTS: u32 = 3;
 
 /// A lab in its own directory, taken down when dropped (even when the test fails).
 pub struct Lab {
