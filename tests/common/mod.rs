@@ -164,7 +164,9 @@ impl Test {
     /// Under tests/run, their client (`LAB_STANDIN_BIN`), which has the stand-in server run
     /// them (tests/standins/README.md, "The server"); else the scripts themselves.
     pub fn with_standins(&mut self) -> &mut Test {
-        let server = std::env::var("LAB_STANDIN_SERVER").ok();
+        let server = std::env::var("LAB_STANDIN_SERVER")
+            .ok()
+            .filter(|s| !s.is_empty());
         let dir = match (&server, std::env::var("LAB_STANDIN_BIN")) {
             (Some(_), Ok(bin)) => PathBuf::from(bin),
             _ => repo().join("tests/standins"),
@@ -287,7 +289,9 @@ impl Moto {
             .port();
         let args = ["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from);
         // Its log (one line a request) goes to a file read only if it fails to start.
-        let (mut server, log) = match std::env::var_os("LAB_MOTO_ZYGOTE") {
+        // Empty is unset, as for tests/lab/lab and the stand-in client.
+        let zygote = std::env::var_os("LAB_MOTO_ZYGOTE").filter(|z| !z.is_empty());
+        let (mut server, log) = match zygote {
             Some(zygote) => {
                 let log = tempfile::NamedTempFile::new().unwrap();
                 let pid = zygote_spawn(Path::new(&zygote), &args, env, log.path());

@@ -165,11 +165,17 @@ pub async fn remove_multivalue(
     settings: &Settings,
     controllers: &[crate::state::Host],
 ) -> Result<Vec<String>> {
+    let (route53, zone) = route53_zone(settings).await?;
+    teardown::remove(settings, controllers, &route53, &zone).await
+}
+
+/// Route 53 and the zone that holds the domain (`dns.zone_id`, else the longest suffix).
+async fn route53_zone(settings: &Settings) -> Result<(Route53, Zone)> {
     let route53 = Route53::new(&sdk_config().await);
     let zone = route53
         .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
         .await?;
-    teardown::remove(settings, controllers, &route53, &zone).await
+    Ok((route53, zone))
 }
 
 /// `jeeves check` with controllers ≥ 3: what the dns stage would change (empty: each
@@ -178,10 +184,7 @@ pub async fn multivalue_drift(
     settings: &Settings,
     controllers: &[crate::state::Host],
 ) -> Result<Vec<String>> {
-    let route53 = Route53::new(&sdk_config().await);
-    let zone = route53
-        .find_zone(&settings.domain, settings.dns.zone_id.as_deref())
-        .await?;
+    let (route53, zone) = route53_zone(settings).await?;
     let records = multivalue::Records::probe(settings, controllers, route53, zone).await?;
     Ok(records
         .changes(settings)
